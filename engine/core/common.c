@@ -1,0 +1,37 @@
+#include "st_common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+st_status st_errorf(st_error *err, st_status code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+int st_exit_code(st_status s) {
+    if (s == ST_OK) return 0;
+    if (s == ST_ERR_INPUT) return 2;
+    return 1;
+}
+
+void *st_alloc(size_t bytes) {
+    size_t n = (bytes + 63) & ~(size_t)63;
+    if (n == 0) n = 64;
+    return aligned_alloc(64, n);
+}
+
+void *st_calloc(size_t bytes) {
+    void *p = st_alloc(bytes);
+    if (p) memset(p, 0, (bytes + 63) & ~(size_t)63);
+    return p;
+}
+
+void st_free(void *p) { free(p); }

@@ -1,0 +1,35 @@
+/* Helpers shared by the test suites. */
+#ifndef ST_TEST_UTIL_H
+#define ST_TEST_UTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_rng.h"
+
+/* Fill with uniform values in [lo, hi). */
+void stt_fill_uniform(float *x, size_t n, float lo, float hi, st_rng *r);
+/* Max over i of |a-b| / (atol + rtol*|b|); <= 1 means "close". */
+double stt_max_rel_err(const float *a, const float *b, size_t n, double atol, double rtol);
+/* ck_assert with a message naming the first mismatch. */
+#define STT_ASSERT_CLOSE(a, b, n, atol, rtol)                                                  \
+    do {                                                                                       \
+        size_t stt_bad_ = stt_first_mismatch((a), (b), (n), (atol), (rtol));                   \
+        ck_assert_msg(stt_bad_ == (size_t)-1, "%s vs %s: mismatch at %zu: %.8g vs %.8g", #a,   \
+                      #b, stt_bad_, stt_bad_ == (size_t)-1 ? 0.0 : (double)(a)[stt_bad_],      \
+                      stt_bad_ == (size_t)-1 ? 0.0 : (double)(b)[stt_bad_]);                   \
+    } while (0)
+size_t stt_first_mismatch(const float *a, const float *b, size_t n, double atol, double rtol);
+
+/* Absolute path of a file under the source tree (static buffer per call site is not
+ * allowed: the caller passes one). */
+const char *stt_source_path(char *buf, size_t cap, const char *rel);
+/* A scratch directory unique to this process under the build tree; created. */
+const char *stt_tmpdir(char *buf, size_t cap, const char *tag);
+/* Print a clear skip note (Check has no skip; the test then returns as passed). */
+void stt_skip(const char *why);
+/* Run a shell command, return its exit status (or -1); output goes to out_path if given. */
+int stt_run(const char *cmd);
+
+#endif
