@@ -1,0 +1,47 @@
+/* Portable reference versions of the elementwise kernels; the SIMD files must agree
+ * with these (tests/test_kernels.c). */
+#include <math.h>
+
+#include "kernels_impl.h"
+#include "st_cpu.h"
+
+void st_axpy_scalar(float *y, float a, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void st_sgd_scalar(float *p, const float *g, float *buf, size_t n, float lr, float momentum,
+                   float wd, int nesterov, int first) {
+    for (size_t i = 0; i < n; i++) {
+        float d = g[i] + wd * p[i];
+        if (momentum != 0.0f) {
+            float b = first ? d : momentum * buf[i] + d;
+            buf[i] = b;
+            d = nesterov ? d + momentum * b : b;
+        }
+        p[i] -= lr * d;
+    }
+}
+
+void st_adamw_scalar(float *p, const float *g, float *m, float *v, size_t n, float lr,
+                     float b1, float b2, float eps, float wd, float bc1, float bc2) {
+    float sbc2 = sqrtf(bc2);
+    for (size_t i = 0; i < n; i++) {
+        p[i] *= 1.0f - lr * wd;
+        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        p[i] -= (lr / bc1) * m[i] / (sqrtf(v[i]) / sbc2 + eps);
+    }
+}
+
+void st_apply_mask_scalar(float *p, const unsigned char *mask, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!mask[i]) p[i] = 0.0f;
+}
+
+void st_kernels_scalar(st_kernels *k) {
+    k->isa = ST_ISA_SCALAR;
+    k->axpy = st_axpy_scalar;
+    k->sgd = st_sgd_scalar;
+    k->adamw = st_adamw_scalar;
+    k->apply_mask = st_apply_mask_scalar;
+}

@@ -1,0 +1,42 @@
+/* Runtime CPU dispatch. One binary runs on every x86-64: kernels come in scalar, AVX2
+ * and AVX-512 variants (files *_avx2.c / *_avx512.c get their own compiler flags) and
+ * st_kernels_init picks the best one the CPU supports. The environment variable
+ * ST_ISA=scalar|avx2|avx512 can only lower the choice (for tests and comparisons). */
+#ifndef ST_CPU_H
+#define ST_CPU_H
+
+#include <stddef.h>
+
+typedef enum { ST_ISA_SCALAR = 0, ST_ISA_AVX2 = 1, ST_ISA_AVX512 = 2 } st_isa;
+
+/* Best ISA this CPU supports (ignores ST_ISA). */
+st_isa st_cpu_best_isa(void);
+/* Best supported ISA, lowered by ST_ISA if set; unknown values are ignored. */
+st_isa st_cpu_select_isa(void);
+const char *st_isa_name(st_isa isa);
+
+/* Elementwise kernels hot in the optimizer and the graph. */
+typedef struct st_kernels {
+    st_isa isa;
+    /* y[i] += a * x[i] */
+    void (*axpy)(float *y, float a, const float *x, size_t n);
+    /* PyTorch SGD with momentum/Nesterov/decay; buf is the momentum buffer (may be NULL
+     * when momentum == 0). first != 0 initialises buf = d like torch's first step. */
+    void (*sgd)(float *p, const float *g, float *buf, size_t n, float lr, float momentum,
+                float weight_decay, int nesterov, int first);
+    /* AdamW (decoupled decay); bc1 = 1 - beta1^t, bc2 = 1 - beta2^t. */
+    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, float bc1, float bc2);
+    /* p[i] *= mask[i] (mask is 0/1 bytes) */
+    void (*apply_mask)(float *p, const unsigned char *mask, size_t n);
+} st_kernels;
+
+/* Fills k with the variants for isa (falls back to lower ISAs the CPU supports). */
+void st_kernels_init(st_kernels *k, st_isa isa);
+
+/* Per-ISA tables, defined in kernels_<isa>.c. */
+void st_kernels_scalar(st_kernels *k);
+void st_kernels_avx2(st_kernels *k);
+void st_kernels_avx512(st_kernels *k);
+
+#endif

@@ -1,0 +1,103 @@
+/* Every SIMD kernel variant the CPU supports agrees with the scalar one on odd lengths. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_cpu.h"
+#include "st_test_util.h"
+
+static const size_t lens[] = {0, 1, 3, 7, 15, 16, 17, 31, 33, 100, 1027};
+#define NLENS (sizeof lens / sizeof lens[0])
+
+static void check_isa(st_isa isa) {
+    st_kernels ref, k;
+    st_kernels_scalar(&ref);
+    st_kernels_init(&k, isa);
+    ck_assert_int_eq(k.isa, isa);
+    st_rng r;
+    st_rng_seed(&r, 3);
+    for (size_t li = 0; li < NLENS; li++) {
+        size_t n = lens[li], cap = n + 1; /* +1: a guard element that must not change */
+        float *a = malloc(cap * 4), *b = malloc(cap * 4), *x = malloc(cap * 4);
+        float *m1 = malloc(cap * 4), *m2 = malloc(cap * 4), *v1 = malloc(cap * 4),
+              *v2 = malloc(cap * 4);
+        unsigned char *mask = malloc(cap);
+        stt_fill_uniform(a, cap, -1, 1, &r);
+        stt_fill_uniform(x, cap, -1, 1, &r);
+        for (size_t i = 0; i < cap; i++) mask[i] = st_rng_uniform(&r) < 0.5f;
+
+        memcpy(b, a, cap * 4);
+        ref.axpy(a, 0.37f, x, n);
+        k.axpy(b, 0.37f, x, n);
+        STT_ASSERT_CLOSE(b, a, cap, 1e-6, 1e-6);
+
+        for (int nesterov = 0; nesterov < 2; nesterov++)
+            for (int first = 0; first < 2; first++) {
+                stt_fill_uniform(m1, cap, -1, 1, &r);
+                memcpy(m2, m1, cap * 4);
+                memcpy(b, a, cap * 4);
+                ref.sgd(a, x, m1, n, 0.1f, 0.9f, 1e-3f, nesterov, first);
+                k.sgd(b, x, m2, n, 0.1f, 0.9f, 1e-3f, nesterov, first);
+                ck_assert_mem_eq(a, b, cap * 4);
+                ck_assert_mem_eq(m1, m2, cap * 4);
+            }
+
+        stt_fill_uniform(m1, cap, -1, 1, &r);
+        stt_fill_uniform(v1, cap, 0, 1, &r);
+        memcpy(m2, m1, cap * 4);
+        memcpy(v2, v1, cap * 4);
+        memcpy(b, a, cap * 4);
+        ref.adamw(a, x, m1, v1, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.19f, 0.002f);
+        k.adamw(b, x, m2, v2, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.19f, 0.002f);
+        STT_ASSERT_CLOSE(b, a, cap, 1e-7, 1e-6);
+        STT_ASSERT_CLOSE(m2, m1, cap, 1e-7, 1e-6);
+        STT_ASSERT_CLOSE(v2, v1, cap, 1e-7, 1e-6);
+
+        memcpy(b, a, cap * 4);
+        k.apply_mask(b, mask, n);
+        for (size_t i = 0; i < cap; i++)
+            ck_assert_float_eq(b[i], (i < n && !mask[i]) ? 0.0f : a[i]);
+        free(a), free(b), free(x), free(m1), free(m2), free(v1), free(v2), free(mask);
+    }
+}
+
+START_TEST(test_kernels_all_isas_match_scalar) {
+    st_isa best = st_cpu_best_isa();
+    for (int isa = ST_ISA_SCALAR; isa <= (int)best; isa++) check_isa((st_isa)isa);
+}
+END_TEST
+
+START_TEST(test_sgd_matches_hand_computation) {
+    /* torch.optim.SGD(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True), two steps */
+    st_kernels k;
+    st_kernels_init(&k, st_cpu_select_isa());
+    float p[1] = {1.0f}, g[1] = {0.5f}, buf[1] = {0};
+    k.sgd(p, g, buf, 1, 0.1f, 0.9f, 0.01f, 1, 1);
+    /* d = 0.5 + 0.01 = 0.51; buf = 0.51; d = 0.51 + 0.9*0.51 = 0.969; p = 1 - 0.0969 */
+    ck_assert_float_eq_tol(p[0], 0.9031f, 1e-6);
+    k.sgd(p, g, buf, 1, 0.1f, 0.9f, 0.01f, 1, 0);
+    float d = 0.5f + 0.01f * 0.9031f, b = 0.9f * 0.51f + d;
+    ck_assert_float_eq_tol(p[0], 0.9031f - 0.1f * (d + 0.9f * b), 1e-6);
+}
+END_TEST
+
+START_TEST(test_isa_env_only_lowers) {
+    setenv("ST_ISA", "scalar", 1);
+    ck_assert_int_eq(st_cpu_select_isa(), ST_ISA_SCALAR);
+    setenv("ST_ISA", "avx512", 1);
+    ck_assert_int_le(st_cpu_select_isa(), st_cpu_best_isa());
+    unsetenv("ST_ISA");
+    ck_assert_int_eq(st_cpu_select_isa(), st_cpu_best_isa());
+}
+END_TEST
+
+Suite *kernels_suite(void) {
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("dispatch");
+    tcase_add_test(tc, test_kernels_all_isas_match_scalar);
+    tcase_add_test(tc, test_sgd_matches_hand_computation);
+    tcase_add_test(tc, test_isa_env_only_lowers);
+    suite_add_tcase(s, tc);
+    return s;
+}
