@@ -1,2 +1,161 @@
+/* sparsetrain: the command-line front end. Only this file prints usage and exits. */
+#include <cblas.h>
+#include <omp.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void) { fprintf(stderr, "sparsetrain: not built yet\n"); return 1; }
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "st_models.h"
+#include "st_optim.h"
+#include "st_train.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+    (void)sig;
+    if (interrupted) _exit(130); /* second Ctrl-C: leave now */
+    interrupted = 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: sparsetrain [train] --data DIR [options]\n"
+            "\n"
+            "Trains a model on a dataset folder, on the CPU.\n"
+            "\n"
+            "  --data DIR        dataset folder (Fashion-MNIST IDX files, e.g.\n"
+            "                    /usr/share/datasets/fashion-mnist)\n"
+            "  --model NAME      model to train (default cnn-small)\n"
+            "  --epochs N        epochs (default 5)\n"
+            "  --batch N         batch size (default 64)\n"
+            "  --lr X            base learning rate (default 0.05 for SGD, 0.001 for AdamW)\n"
+            "  --weight-decay X  weight decay on conv/linear weights (default 5e-4)\n"
+            "  --momentum X      SGD momentum (default 0.9, Nesterov)\n"
+            "  --optimizer NAME  sgd or adamw (default sgd)\n"
+            "  --threads N       threads (default: the number of CPUs)\n"
+            "  --seed N          random seed (default 1); same seed and threads, same result\n"
+            "  --out DIR         output folder (default runs/<model>, never overwritten)\n"
+            "  --overwrite       allow --out to name a folder that already holds a run\n"
+            "  --resume CKPT     continue a run from its last.ckpt\n"
+            "  --stop-after N    stop after N epochs (resume later with --resume)\n"
+            "  --train-limit N   use only the first N training images\n"
+            "  --test-limit N    use only the first N test images\n"
+            "  --progress / --no-progress   force the progress bar on or off\n"
+            "  -h, --help        this text\n"
+            "\n"
+            "Models:\n");
+    for (const st_model_info *m = st_models_list(); m->name; m++)
+        fprintf(f, "  %-12s %s\n", m->name, m->description);
+    fprintf(f,
+            "\nOutput folder: last.ckpt, best.ckpt, metrics.csv, summary.json.\n"
+            "Ctrl-C saves last.ckpt at the end of the current step; --resume continues it.\n"
+            "Exit codes: 0 done, 2 bad input (arguments, data, checkpoint), 1 other errors,\n"
+            "130 interrupted.\n");
+}
+
+static int bad_arg(const char *fmt, const char *a) {
+    fprintf(stderr, "sparsetrain: ");
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, "\n(see sparsetrain --help)\n");
+    return 2;
+}
+
+static int parse_int(const char *s, int lo, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == 0 || *end || v < lo || v > 1000000000L) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_float(const char *s, float *out) {
+    char *end;
+    float v = strtof(s, &end);
+    if (*s == 0 || *end || !(v == v)) return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    st_train_opts o;
+    st_train_opts_default(&o);
+    o.model = NULL; /* NULL: default, or the checkpoint's when resuming */
+    o.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int lr_given = 0;
+    int i = 1;
+    if (i < argc && strcmp(argv[i], "train") == 0) i++;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = 1, bad = 0;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--overwrite")) {
+            o.overwrite = 1, takes = 0;
+        } else if (!strcmp(a, "--progress")) {
+            o.progress = 1, takes = 0;
+        } else if (!strcmp(a, "--no-progress")) {
+            o.progress = 0, takes = 0;
+        } else if (a[0] != '-' || a[1] != '-') {
+            return bad_arg("unexpected argument '%s'", a);
+        } else if (!v) {
+            return bad_arg("%s needs a value", a);
+        } else if (!strcmp(a, "--data")) o.data = v;
+        else if (!strcmp(a, "--model")) o.model = v;
+        else if (!strcmp(a, "--out")) o.out_dir = v;
+        else if (!strcmp(a, "--resume")) o.resume = v;
+        else if (!strcmp(a, "--epochs")) bad = parse_int(v, 1, &o.epochs);
+        else if (!strcmp(a, "--batch")) bad = parse_int(v, 1, &o.batch);
+        else if (!strcmp(a, "--threads")) bad = parse_int(v, 1, &o.threads);
+        else if (!strcmp(a, "--stop-after")) bad = parse_int(v, 1, &o.stop_after);
+        else if (!strcmp(a, "--train-limit")) bad = parse_int(v, 1, &o.train_limit);
+        else if (!strcmp(a, "--test-limit")) bad = parse_int(v, 1, &o.test_limit);
+        else if (!strcmp(a, "--seed")) {
+            int s;
+            bad = parse_int(v, 0, &s);
+            o.seed = (uint64_t)s;
+        } else if (!strcmp(a, "--lr")) bad = parse_float(v, &o.lr) || o.lr <= 0, lr_given = 1;
+        else if (!strcmp(a, "--weight-decay")) bad = parse_float(v, &o.weight_decay) || o.weight_decay < 0;
+        else if (!strcmp(a, "--momentum")) bad = parse_float(v, &o.momentum) || o.momentum < 0 || o.momentum >= 1;
+        else if (!strcmp(a, "--optimizer")) {
+            o.optimizer = st_opt_parse(v);
+            bad = o.optimizer < 0;
+        } else {
+            return bad_arg("unknown option '%s'", a);
+        }
+        if (bad) {
+            fprintf(stderr, "sparsetrain: invalid value '%s' for %s\n", v, a);
+            return 2;
+        }
+        i += takes;
+    }
+    if (!o.data) return bad_arg("%s", "--data DIR is required");
+    if (o.optimizer == ST_OPT_ADAMW && !lr_given) o.lr = 0.001f;
+
+    /* One owner of the threads: OpenMP and OpenBLAS both sized to --threads. */
+    omp_set_num_threads(o.threads);
+    openblas_set_num_threads(o.threads);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    o.interrupt = &interrupted;
+
+    st_error err = {0};
+    st_train_result res;
+    st_status rc = st_train_classifier(&o, &res, &err);
+    if (rc != ST_OK) {
+        fprintf(stderr, "sparsetrain: error: %s\n", err.msg);
+        return st_exit_code(rc);
+    }
+    if (res.interrupted) return interrupted ? 130 : 0;
+    printf("done: %d epochs, test accuracy %.2f%% (best %.2f%%), %.1fs; results in %s\n",
+           res.epochs_done, 100 * res.final_accuracy, 100 * res.best_accuracy, res.seconds,
+           res.out_dir);
+    return 0;
+}

@@ -18,7 +18,7 @@ st_status st_errorf(st_error *err, st_status code, const char *fmt, ...) {
 
 int st_exit_code(st_status s) {
     if (s == ST_OK) return 0;
-    if (s == ST_ERR_INPUT) return 2;
+    if (s == ST_ERR_INPUT || s == ST_ERR_NUMERIC) return 2; /* bad data or settings */
     return 1;
 }
 

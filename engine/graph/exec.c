@@ -1,0 +1,287 @@
+/* Buffer planning and the forward/backward interpreter. Training keeps every activation
+ * alive for backward, so the plan is simply one buffer per value; Flatten aliases its
+ * input because it does not move data. */
+#include "st_exec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static st_conv2d conv_desc(const st_graph *g, const st_node *nd, int batch) {
+    st_shape in = g->values[nd->inputs[0]];
+    st_conv2d c = {.N = batch, .C = in.c, .H = in.h, .W = in.w, .K = nd->a.conv.k,
+                   .R = nd->a.conv.r, .S = nd->a.conv.s, .stride_h = nd->a.conv.stride_h,
+                   .stride_w = nd->a.conv.stride_w, .pad_h = nd->a.conv.pad_h,
+                   .pad_w = nd->a.conv.pad_w, .dil_h = nd->a.conv.dil_h,
+                   .dil_w = nd->a.conv.dil_w, .groups = nd->a.conv.groups};
+    st_conv2d_init(&c);
+    return c;
+}
+
+static st_pool pool_desc(const st_graph *g, const st_node *nd, int batch) {
+    st_shape in = g->values[nd->inputs[0]];
+    st_pool p = {.N = batch, .C = in.c, .H = in.h, .W = in.w, .kh = nd->a.pool.kh,
+                 .kw = nd->a.pool.kw, .stride_h = nd->a.pool.stride_h,
+                 .stride_w = nd->a.pool.stride_w, .pad_h = nd->a.pool.pad_h,
+                 .pad_w = nd->a.pool.pad_w, .ceil_mode = nd->a.pool.ceil_mode,
+                 .count_include_pad = nd->a.pool.count_include_pad};
+    st_pool_init(&p);
+    return p;
+}
+
+static size_t node_state_floats(const st_graph *g, const st_node *nd, int batch) {
+    size_t out = (size_t)batch * st_shape_numel(g->values[nd->output]);
+    switch (nd->op) {
+    case ST_OP_BATCHNORM: return pad16(2 * (size_t)g->values[nd->output].c);
+    case ST_OP_MAXPOOL:
+    case ST_OP_DROPOUT: return pad16(out);
+    default: return 0;
+    }
+}
+
+/* Layout: [activations][state][scratch][gradients]; sizes in floats. */
+static void plan_sizes(const st_graph *g, int batch, int with_grads, size_t *act, size_t *state,
+                       size_t *scratch, size_t *grads) {
+    *act = *state = *scratch = *grads = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const st_node *nd = &g->nodes[i];
+        size_t n = pad16((size_t)batch * st_shape_numel(g->values[nd->output]));
+        if (nd->op != ST_OP_FLATTEN) {
+            *act += n;
+            if (with_grads && nd->op != ST_OP_INPUT) *grads += n;
+        }
+        *state += node_state_floats(g, nd, batch);
+        if (nd->op == ST_OP_CONV2D) {
+            st_conv2d c = conv_desc(g, nd, batch);
+            size_t s = st_conv2d_scratch_floats(&c);
+            if (s > *scratch) *scratch = s;
+        }
+    }
+    *scratch = pad16(*scratch);
+}
+
+size_t st_exec_arena_floats(const st_graph *g, int max_batch, int with_grads) {
+    size_t a, s, sc, gr;
+    plan_sizes(g, max_batch, with_grads, &a, &s, &sc, &gr);
+    return a + s + sc + gr;
+}
+
+st_status st_exec_plan(st_exec *e, const st_graph *g, int max_batch, int with_grads,
+                       st_error *err) {
+    memset(e, 0, sizeof *e);
+    if (!g->finalized) return st_errorf(err, ST_ERR_INTERNAL, "plan of a graph not finalized");
+    if (max_batch < 1) return st_errorf(err, ST_ERR_INPUT, "batch size must be >= 1");
+    size_t a, s, sc, gr;
+    plan_sizes(g, max_batch, with_grads, &a, &s, &sc, &gr);
+    e->g = g;
+    e->max_batch = e->batch = max_batch;
+    e->with_grads = with_grads;
+    e->arena_floats = a + s + sc + gr;
+    e->grad_floats = gr;
+    e->scratch_floats = sc;
+    e->act = calloc((size_t)g->n_values, sizeof *e->act);
+    e->dact = calloc((size_t)g->n_values, sizeof *e->dact);
+    e->state = calloc((size_t)g->n_nodes, sizeof *e->state);
+    e->arena = st_calloc(e->arena_floats * sizeof(float));
+    if (!e->act || !e->dact || !e->state || !e->arena) {
+        st_exec_free(e);
+        return st_errorf(err, ST_ERR_NOMEM, "out of memory planning %.1f MB of activations",
+                         (a + s + sc + gr) * 4.0 / 1e6);
+    }
+    float *pa = e->arena, *ps = pa + a, *pg = ps + s + sc;
+    e->scratch = ps + s;
+    e->grad_begin = pg;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const st_node *nd = &g->nodes[i];
+        size_t n = pad16((size_t)max_batch * st_shape_numel(g->values[nd->output]));
+        if (nd->op == ST_OP_FLATTEN) {
+            e->act[nd->output] = e->act[nd->inputs[0]];
+            e->dact[nd->output] = e->dact[nd->inputs[0]];
+        } else {
+            e->act[nd->output] = pa;
+            pa += n;
+            if (with_grads && nd->op != ST_OP_INPUT) {
+                e->dact[nd->output] = pg;
+                pg += n;
+            }
+        }
+        size_t st = node_state_floats(g, nd, max_batch);
+        if (st) {
+            e->state[i] = ps;
+            ps += st;
+        }
+    }
+    return ST_OK;
+}
+
+void st_exec_free(st_exec *e) {
+    free(e->act);
+    free(e->dact);
+    free(e->state);
+    st_free(e->arena);
+    memset(e, 0, sizeof *e);
+}
+
+static const float *pdata(const st_exec *e, int p) {
+    return p >= 0 ? st_param_data(e->g, p) : NULL;
+}
+static float *pgrad(const st_exec *e, int p) {
+    return p >= 0 && e->g->params[p].group != ST_PG_BUFFER ? st_param_grad(e->g, p) : NULL;
+}
+
+static void forward_node(st_exec *e, int i, int N, int training) {
+    const st_graph *g = e->g;
+    const st_node *nd = &g->nodes[i];
+    float *y = e->act[nd->output];
+    const float *x = nd->n_inputs ? e->act[nd->inputs[0]] : NULL;
+    st_shape in = nd->n_inputs ? g->values[nd->inputs[0]] : g->values[nd->output];
+    size_t n_in = (size_t)N * st_shape_numel(in);
+    switch (nd->op) {
+    case ST_OP_INPUT:
+    case ST_OP_FLATTEN: break;
+    case ST_OP_CONV2D: {
+        st_conv2d c = conv_desc(g, nd, N);
+        st_conv2d_forward(&c, y, x, pdata(e, nd->params[0]), pdata(e, nd->params[1]), e->scratch);
+        break;
+    }
+    case ST_OP_BATCHNORM: {
+        st_batchnorm bn = {.N = N, .C = in.c, .HW = in.h * in.w, .eps = nd->a.bn.eps,
+                           .momentum = nd->a.bn.momentum};
+        float *st = e->state[i];
+        st_batchnorm_forward(&bn, y, x, pdata(e, nd->params[0]), pdata(e, nd->params[1]),
+                             st_param_data(g, nd->params[2]), st_param_data(g, nd->params[3]),
+                             st, st + in.c, training);
+        break;
+    }
+    case ST_OP_RELU: st_relu_forward(y, x, n_in); break;
+    case ST_OP_LEAKYRELU: st_leakyrelu_forward(y, x, n_in, nd->a.slope); break;
+    case ST_OP_SILU: st_silu_forward(y, x, n_in); break;
+    case ST_OP_SIGMOID: st_sigmoid_forward(y, x, n_in); break;
+    case ST_OP_MAXPOOL: {
+        st_pool p = pool_desc(g, nd, N);
+        st_maxpool_forward(&p, y, (int32_t *)e->state[i], x);
+        break;
+    }
+    case ST_OP_AVGPOOL: {
+        st_pool p = pool_desc(g, nd, N);
+        st_avgpool_forward(&p, y, x);
+        break;
+    }
+    case ST_OP_GLOBALAVGPOOL: st_global_avgpool_forward(y, x, N, in.c, in.h * in.w); break;
+    case ST_OP_LINEAR:
+        st_linear_forward(y, x, pdata(e, nd->params[0]), pdata(e, nd->params[1]), N, in.c,
+                          nd->a.features);
+        break;
+    case ST_OP_ADD: st_add_forward(y, x, e->act[nd->inputs[1]], n_in); break;
+    case ST_OP_MUL: st_mul_forward(y, x, e->act[nd->inputs[1]], n_in); break;
+    case ST_OP_CONCAT: {
+        const float *xs[ST_MAX_INPUTS];
+        int cs[ST_MAX_INPUTS];
+        for (int k = 0; k < nd->n_inputs; k++) {
+            xs[k] = e->act[nd->inputs[k]];
+            cs[k] = g->values[nd->inputs[k]].c;
+        }
+        st_concat_forward(y, xs, cs, nd->n_inputs, N, in.h * in.w);
+        break;
+    }
+    case ST_OP_UPSAMPLE:
+        st_upsample_nearest_forward(y, x, N, in.c, in.h, in.w, nd->a.factor);
+        break;
+    case ST_OP_DROPOUT:
+        if (training && nd->a.p > 0.0f)
+            st_dropout_forward(y, e->state[i], x, n_in, nd->a.p,
+                               e->dropout_seed ^ ((uint64_t)i << 48));
+        else
+            memcpy(y, x, n_in * sizeof(float));
+        break;
+    default: break;
+    }
+}
+
+void st_exec_forward(st_exec *e, int batch, int training) {
+    if (batch > e->max_batch) batch = e->max_batch;
+    e->batch = batch;
+    for (int i = 0; i < e->g->n_nodes; i++) forward_node(e, i, batch, training);
+}
+
+static void backward_node(st_exec *e, int i, int N) {
+    const st_graph *g = e->g;
+    const st_node *nd = &g->nodes[i];
+    const float *dy = e->dact[nd->output];
+    if (!dy || nd->op == ST_OP_INPUT || nd->op == ST_OP_FLATTEN) return;
+    const float *x = e->act[nd->inputs[0]];
+    float *dx = e->dact[nd->inputs[0]];
+    st_shape in = g->values[nd->inputs[0]];
+    size_t n_in = (size_t)N * st_shape_numel(in);
+    switch (nd->op) {
+    case ST_OP_CONV2D: {
+        st_conv2d c = conv_desc(g, nd, N);
+        st_conv2d_backward(&c, dx, pgrad(e, nd->params[0]), pgrad(e, nd->params[1]), dy, x,
+                           pdata(e, nd->params[0]), e->scratch);
+        break;
+    }
+    case ST_OP_BATCHNORM: {
+        st_batchnorm bn = {.N = N, .C = in.c, .HW = in.h * in.w, .eps = nd->a.bn.eps,
+                           .momentum = nd->a.bn.momentum};
+        const float *st = e->state[i];
+        st_batchnorm_backward(&bn, dx, pgrad(e, nd->params[0]), pgrad(e, nd->params[1]), dy, x,
+                              pdata(e, nd->params[0]), st, st + in.c, 1);
+        break;
+    }
+    case ST_OP_RELU: if (dx) st_relu_backward(dx, dy, x, n_in); break;
+    case ST_OP_LEAKYRELU: if (dx) st_leakyrelu_backward(dx, dy, x, n_in, nd->a.slope); break;
+    case ST_OP_SILU: if (dx) st_silu_backward(dx, dy, x, n_in); break;
+    case ST_OP_SIGMOID: if (dx) st_sigmoid_backward(dx, dy, e->act[nd->output], n_in); break;
+    case ST_OP_MAXPOOL: {
+        st_pool p = pool_desc(g, nd, N);
+        if (dx) st_maxpool_backward(&p, dx, dy, (const int32_t *)e->state[i]);
+        break;
+    }
+    case ST_OP_AVGPOOL: {
+        st_pool p = pool_desc(g, nd, N);
+        if (dx) st_avgpool_backward(&p, dx, dy);
+        break;
+    }
+    case ST_OP_GLOBALAVGPOOL: if (dx) st_global_avgpool_backward(dx, dy, N, in.c, in.h * in.w); break;
+    case ST_OP_LINEAR:
+        st_linear_backward(dx, pgrad(e, nd->params[0]), pgrad(e, nd->params[1]), dy, x,
+                           pdata(e, nd->params[0]), N, in.c, nd->a.features);
+        break;
+    case ST_OP_ADD: st_add_backward(dx, e->dact[nd->inputs[1]], dy, n_in); break;
+    case ST_OP_MUL:
+        st_mul_backward(dx, e->dact[nd->inputs[1]], dy, x, e->act[nd->inputs[1]], n_in);
+        break;
+    case ST_OP_CONCAT: {
+        float *dxs[ST_MAX_INPUTS];
+        int cs[ST_MAX_INPUTS];
+        for (int k = 0; k < nd->n_inputs; k++) {
+            dxs[k] = e->dact[nd->inputs[k]];
+            cs[k] = g->values[nd->inputs[k]].c;
+        }
+        st_concat_backward(dxs, dy, cs, nd->n_inputs, N, in.h * in.w);
+        break;
+    }
+    case ST_OP_UPSAMPLE:
+        if (dx) st_upsample_nearest_backward(dx, dy, N, in.c, in.h, in.w, nd->a.factor);
+        break;
+    case ST_OP_DROPOUT:
+        if (!dx) break;
+        if (nd->a.p > 0.0f) st_dropout_backward(dx, dy, e->state[i], n_in);
+        else
+            for (size_t k = 0; k < n_in; k++) dx[k] += dy[k];
+        break;
+    default: break;
+    }
+}
+
+void st_exec_backward(st_exec *e) {
+    if (!e->with_grads) return;
+    /* The output gradient is the caller's; every other one is accumulated from zero. */
+    float *dout = e->dact[e->g->output];
+    size_t keep = (size_t)e->max_batch * st_shape_numel(e->g->values[e->g->output]);
+    float *end = e->grad_begin + e->grad_floats;
+    if (dout > e->grad_begin) memset(e->grad_begin, 0, (size_t)(dout - e->grad_begin) * sizeof(float));
+    if (dout + keep < end) memset(dout + keep, 0, (size_t)(end - dout - keep) * sizeof(float));
+    for (int i = e->g->n_nodes - 1; i >= 0; i--) backward_node(e, i, e->batch);
+}

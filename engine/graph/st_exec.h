@@ -1,0 +1,42 @@
+/* Executing a graph for a batch size: buffers planned once (st_exec_plan), then forward
+ * and backward any number of times with no allocation. Prepare-then-run: the caller can
+ * ask st_exec_arena_floats for the memory a plan needs before making it. */
+#ifndef ST_EXEC_H
+#define ST_EXEC_H
+
+#include "st_graph.h"
+
+typedef struct st_exec {
+    const st_graph *g;
+    int max_batch;      /* planned batch size */
+    int batch;          /* batch of the last forward (<= max_batch) */
+    int with_grads;     /* buffers for backward were planned */
+    float **act;        /* [n_values] -> [max_batch * numel] */
+    float **dact;       /* [n_values] -> same, or NULL (no gradient needed) */
+    float **state;      /* [n_nodes]: BN mean/invstd, maxpool argmax, dropout mask */
+    float *scratch;     /* conv im2col and staging */
+    float *arena;       /* everything above lives here */
+    size_t arena_floats, grad_floats, scratch_floats;
+    float *grad_begin;  /* the gradient part of the arena, zeroed before backward */
+    uint64_t dropout_seed; /* set by the caller for each step */
+} st_exec;
+
+/* Floats of arena a plan for this graph and batch needs. */
+size_t st_exec_arena_floats(const st_graph *g, int max_batch, int with_grads);
+st_status st_exec_plan(st_exec *e, const st_graph *g, int max_batch, int with_grads,
+                       st_error *err);
+void st_exec_free(st_exec *e);
+
+static inline float *st_exec_input(const st_exec *e) { return e->act[e->g->input]; }
+static inline float *st_exec_output(const st_exec *e) { return e->act[e->g->output]; }
+/* Gradient buffer of the output; fill it, then call st_exec_backward. */
+static inline float *st_exec_doutput(const st_exec *e) { return e->dact[e->g->output]; }
+
+/* Runs the graph on the first `batch` samples of the input buffer. training selects
+ * batch statistics for BN and active dropout. */
+void st_exec_forward(st_exec *e, int batch, int training);
+/* Zeroes the activation gradients except the output's, then backpropagates; parameter
+ * gradients ACCUMULATE into the graph's grad arena (zero them with st_graph_zero_grad). */
+void st_exec_backward(st_exec *e);
+
+#endif

@@ -1,0 +1,384 @@
+/* Training loop for image classifiers on IDX data (Fashion-MNIST). One plan of buffers for
+ * the whole run; every epoch's data order is derived from (seed, epoch), so a run stopped
+ * anywhere and resumed from its checkpoint repeats the uninterrupted run exactly (same
+ * thread count). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_ckpt.h"
+#include "st_cpu.h"
+#include "st_exec.h"
+#include "st_idx.h"
+#include "st_models.h"
+#include "st_optim.h"
+#include "st_progress.h"
+#include "st_rng.h"
+#include "st_run_files.h"
+#include "st_train.h"
+#include "st_train_state.h"
+
+/* Fashion-MNIST pixel statistics: inputs are standardised with them. */
+#define FMNIST_MEAN 0.2860f
+#define FMNIST_STD 0.3530f
+
+static const char *const metric_header[ST_M_COLS] = {
+    "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_sec",
+    "epoch_seconds", "data_wait_seconds", "sparsity"};
+
+void st_train_opts_default(st_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->model = "cnn-small";
+    o->epochs = 5;
+    o->batch = 64;
+    o->threads = 2;
+    o->seed = 1;
+    o->lr = 0.05f;
+    o->weight_decay = 5e-4f;
+    o->momentum = 0.9f;
+    o->optimizer = ST_OPT_SGD;
+    o->progress = -1;
+    o->log = stdout;
+}
+
+/* Default schedule: linear warm-up from 10% over the first tenth of the run (at most
+ * 500 steps), then cosine decay to 1% of the base rate. */
+static float schedule_lr(float base, int64_t step, int64_t total) {
+    int64_t warm = total / 10 < 500 ? total / 10 : 500;
+    if (step < warm) return base * (0.1f + 0.9f * (float)step / (float)warm);
+    double x = (double)(step - warm) / (double)(total - warm > 0 ? total - warm : 1);
+    return base * (float)(0.01 + 0.99 * 0.5 * (1.0 + cos(M_PI * (x > 1 ? 1 : x))));
+}
+
+static void fill_batch(float *x, int32_t *labels, const uint8_t *images, const uint8_t *ys,
+                       const int32_t *idx, int n, int pixels) {
+    for (int b = 0; b < n; b++) {
+        const uint8_t *src = images + (size_t)idx[b] * pixels;
+        float *dst = x + (size_t)b * pixels;
+        for (int i = 0; i < pixels; i++) dst[i] = ((float)src[i] / 255.0f - FMNIST_MEAN) / FMNIST_STD;
+        labels[b] = ys[idx[b]];
+    }
+}
+
+static int count_correct(const float *logits, const int32_t *labels, int n, int c) {
+    int correct = 0;
+    for (int b = 0; b < n; b++) {
+        const float *row = logits + (size_t)b * c;
+        int best = 0;
+        for (int k = 1; k < c; k++)
+            if (row[k] > row[best]) best = k;
+        correct += best == labels[b];
+    }
+    return correct;
+}
+
+typedef struct {
+    st_mnist data;
+    st_graph *g;
+    st_exec ex;
+    st_optim opt;
+    st_kernels k;
+    st_train_state st;
+    st_meta meta;
+    float *probs;
+    int32_t *labels, *order;
+    char dir[512];
+    char model[64];
+} run_ctx;
+
+static void run_free(run_ctx *r) {
+    st_mnist_free(&r->data);
+    st_exec_free(&r->ex);
+    st_optim_free(&r->opt);
+    st_graph_free(r->g);
+    st_train_state_free(&r->st);
+    free(r->probs);
+    free(r->labels);
+    free(r->order);
+}
+
+static void evaluate(run_ctx *r, int n_test, float *loss, float *acc) {
+    const st_mnist *d = &r->data;
+    int B = r->ex.max_batch, C = r->data.n_classes, pixels = d->rows * d->cols;
+    double loss_sum = 0;
+    int correct = 0;
+    for (int i = 0; i < n_test; i += B) {
+        int n = ST_MIN(B, n_test - i);
+        for (int b = 0; b < n; b++) r->order[b] = i + b;
+        fill_batch(st_exec_input(&r->ex), r->labels, d->test_x, d->test_y, r->order, n, pixels);
+        st_exec_forward(&r->ex, n, 0);
+        const float *logits = st_exec_output(&r->ex);
+        loss_sum += (double)st_softmax_xent_forward(r->probs, logits, r->labels, n, C) * n;
+        correct += count_correct(logits, r->labels, n, C);
+    }
+    *loss = (float)(loss_sum / n_test);
+    *acc = (float)correct / (float)n_test;
+}
+
+static st_status save(run_ctx *r, const char *name, st_error *err) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", r->dir, name);
+    return st_train_state_save(path, r->g, &r->opt, &r->st, &r->meta, NULL, err);
+}
+
+static st_status write_outputs(run_ctx *r, const st_train_opts *o, double seconds, st_error *err) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.csv", r->dir);
+    st_status rc = st_write_metrics_csv(path, metric_header, r->st.history, r->st.history_rows,
+                                        ST_M_COLS, err);
+    if (rc != ST_OK) return rc;
+    snprintf(path, sizeof path, "%s/summary.json", r->dir);
+    float acc = r->st.history_rows ? r->st.history[(r->st.history_rows - 1) * ST_M_COLS + ST_M_TEST_ACC] : 0;
+    return st_write_summary_json(path, "classify", o->model, "accuracy", acc, r->g,
+                                 r->st.history_rows, seconds, err);
+}
+
+/* Settings that decide the result are taken from the checkpoint when resuming. */
+static void apply_resumed_settings(st_train_opts *o, const st_meta *m, FILE *log) {
+    const char *v;
+    if ((v = st_meta_get(m, "epochs")) && atoi(v) != o->epochs) {
+        fprintf(log, "note: resuming a %s-epoch run (the checkpoint's setting wins over --epochs %d)\n", v, o->epochs);
+        o->epochs = atoi(v);
+    }
+    if ((v = st_meta_get(m, "batch"))) o->batch = atoi(v);
+    if ((v = st_meta_get(m, "lr"))) o->lr = strtof(v, NULL);
+    if ((v = st_meta_get(m, "weight_decay"))) o->weight_decay = strtof(v, NULL);
+    if ((v = st_meta_get(m, "momentum"))) o->momentum = strtof(v, NULL);
+    if ((v = st_meta_get(m, "seed"))) o->seed = strtoull(v, NULL, 10);
+    if ((v = st_meta_get(m, "train_limit"))) o->train_limit = atoi(v);
+    if ((v = st_meta_get(m, "test_limit"))) o->test_limit = atoi(v);
+    if ((v = st_meta_get(m, "threads")) && atoi(v) != o->threads)
+        fprintf(log, "note: the run was started with %s threads, now %d: results will not be "
+                     "bit-identical to an uninterrupted run\n", v, o->threads);
+}
+
+static st_status setup(run_ctx *r, st_train_opts *o, st_error *err) {
+    st_status rc;
+    if (o->resume) {
+        /* The checkpoint names its model; an explicit --model must agree (checked on load). */
+        st_ckpt *c = NULL;
+        if ((rc = st_ckpt_read(o->resume, &c, err)) != ST_OK) return rc;
+        const char *m = st_ckpt_string(c, "model"), *task = st_ckpt_string(c, "task");
+        if (!m || !task || strcmp(task, "classify") != 0) {
+            st_ckpt_free(c);
+            return st_errorf(err, ST_ERR_INPUT, "%s: not a classifier training checkpoint", o->resume);
+        }
+        snprintf(r->model, sizeof r->model, "%s", o->model ? o->model : m);
+        st_ckpt_free(c);
+    } else {
+        snprintf(r->model, sizeof r->model, "%s", o->model ? o->model : "cnn-small");
+    }
+    o->model = r->model;
+    if ((rc = st_mnist_load(o->data, &r->data, err)) != ST_OK) return rc;
+    const st_mnist *d = &r->data;
+    if ((rc = st_model_build(o->model, 1, d->rows, d->cols, d->n_classes, &r->g, err)) != ST_OK)
+        return rc;
+    if ((rc = st_graph_finalize(r->g, o->seed, err)) != ST_OK) return rc;
+    st_kernels_init(&r->k, st_cpu_select_isa());
+    if ((rc = st_optim_init(&r->opt, r->g, (st_opt_kind)o->optimizer, err)) != ST_OK) return rc;
+    if (o->resume) {
+        if ((rc = st_train_state_load(o->resume, o->model, r->g, &r->opt, &r->st, &r->meta, err)) != ST_OK)
+            return rc;
+        apply_resumed_settings(o, &r->meta, o->log);
+    }
+    if (o->batch < 1) return st_errorf(err, ST_ERR_INPUT, "--batch must be >= 1");
+    if (o->epochs < 1) return st_errorf(err, ST_ERR_INPUT, "--epochs must be >= 1");
+    r->opt.momentum = o->momentum;
+    for (int gi = 0; gi < ST_NUM_PG; gi++) r->opt.weight_decay[gi] = gi == ST_PG_WEIGHT ? o->weight_decay : 0.0f;
+    if ((rc = st_exec_plan(&r->ex, r->g, o->batch, 1, err)) != ST_OK) return rc;
+    r->probs = malloc((size_t)o->batch * d->n_classes * sizeof(float));
+    r->labels = malloc((size_t)o->batch * sizeof(int32_t));
+    r->order = malloc((size_t)(d->n_train > o->batch ? d->n_train : o->batch) * sizeof(int32_t));
+    if (!r->probs || !r->labels || !r->order) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+    if (o->resume && !o->out_dir) {
+        /* continue in the folder the checkpoint lives in */
+        snprintf(r->dir, sizeof r->dir, "%s", o->resume);
+        char *slash = strrchr(r->dir, '/');
+        if (slash) *slash = 0;
+        else snprintf(r->dir, sizeof r->dir, ".");
+        rc = st_mkdirs(r->dir, err);
+    } else {
+        rc = st_run_dir_choose(r->dir, sizeof r->dir, o->out_dir, o->model, o->overwrite,
+                               o->resume != NULL, err);
+    }
+    if (rc != ST_OK) return rc;
+    st_meta_set(&r->meta, "model", "%s", o->model);
+    st_meta_set(&r->meta, "task", "classify");
+    st_meta_set(&r->meta, "epochs", "%d", o->epochs);
+    st_meta_set(&r->meta, "batch", "%d", o->batch);
+    st_meta_set(&r->meta, "lr", "%.9g", o->lr);
+    st_meta_set(&r->meta, "weight_decay", "%.9g", o->weight_decay);
+    st_meta_set(&r->meta, "momentum", "%.9g", o->momentum);
+    st_meta_set(&r->meta, "seed", "%llu", (unsigned long long)o->seed);
+    st_meta_set(&r->meta, "threads", "%d", o->threads);
+    st_meta_set(&r->meta, "train_limit", "%d", o->train_limit);
+    st_meta_set(&r->meta, "test_limit", "%d", o->test_limit);
+    st_meta_set(&r->meta, "num_classes", "%d", d->n_classes);
+    st_meta_set(&r->meta, "input", "1x%dx%d", d->rows, d->cols);
+    if (!r->st.history) {
+        r->st.history_cols = ST_M_COLS;
+        r->st.history = calloc((size_t)o->epochs * ST_M_COLS, sizeof(float));
+    } else if (r->st.history_cols != ST_M_COLS || r->st.history_rows > o->epochs) {
+        return st_errorf(err, ST_ERR_INPUT, "%s: history does not fit this run", o->resume);
+    } else {
+        float *h = realloc(r->st.history, (size_t)o->epochs * ST_M_COLS * sizeof(float));
+        if (!h) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+        r->st.history = h;
+    }
+    if (!r->st.history) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+    return ST_OK;
+}
+
+/* One epoch of optimizer steps, starting at step `first` of the epoch (non-zero after a
+ * mid-epoch resume). Returns 1 when interrupted. */
+static int train_epoch(run_ctx *r, const st_train_opts *o, int epoch, int n_train, int steps,
+                       st_error *err, st_status *rc) {
+    const st_mnist *d = &r->data;
+    int B = o->batch, C = d->n_classes, pixels = d->rows * d->cols;
+    int64_t total = (int64_t)steps * o->epochs;
+    st_rng rng;
+    st_rng_seed(&rng, o->seed * 1000003ULL + (uint64_t)epoch);
+    for (int i = 0; i < n_train; i++) r->order[i] = i;
+    st_rng_shuffle(&rng, r->order, n_train);
+    char label[32], extra[64];
+    snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, o->epochs);
+    st_progress pb;
+    st_progress_start(&pb, stderr, o->progress, label, steps);
+    double *part = r->st.part; /* loss, correct, seen, seconds, data wait */
+    for (int s = r->st.epoch_step; s < steps; s++) {
+        double t0 = st_now();
+        fill_batch(st_exec_input(&r->ex), r->labels, d->train_x, d->train_y, r->order + (size_t)s * B,
+                   B, pixels);
+        double t1 = st_now();
+        r->ex.dropout_seed = st_hash64(o->seed ^ st_hash64((uint64_t)r->st.step));
+        st_exec_forward(&r->ex, B, 1);
+        const float *logits = st_exec_output(&r->ex);
+        float loss = st_softmax_xent_forward(r->probs, logits, r->labels, B, C);
+        if (!isfinite(loss)) {
+            *rc = st_errorf(err, ST_ERR_NUMERIC,
+                            "loss became %g at epoch %d step %d; lower --lr (now %g) or check the data",
+                            (double)loss, epoch + 1, s + 1, (double)o->lr);
+            st_progress_end(&pb);
+            return 0;
+        }
+        part[1] += count_correct(logits, r->labels, B, C);
+        float *dlogits = st_exec_doutput(&r->ex);
+        memset(dlogits, 0, (size_t)B * C * sizeof(float));
+        st_softmax_xent_backward(dlogits, r->probs, r->labels, B, C, 1.0f);
+        st_graph_zero_grad(r->g);
+        st_exec_backward(&r->ex);
+        float lr = schedule_lr(o->lr, r->st.step, total);
+        for (int gi = 0; gi < ST_NUM_PG; gi++) r->opt.lr[gi] = lr;
+        st_optim_step(&r->opt, r->g, &r->k);
+        r->st.step++;
+        r->st.epoch_step = s + 1;
+        part[0] += loss * B;
+        part[2] += B;
+        part[3] += st_now() - t0;
+        part[4] += t1 - t0;
+        snprintf(extra, sizeof extra, "loss %.4f", part[0] / part[2]);
+        st_progress_update(&pb, s + 1, extra);
+        if (o->interrupt && *o->interrupt && s + 1 < steps) {
+            st_progress_end(&pb);
+            return 1;
+        }
+    }
+    st_progress_end(&pb);
+    return 0;
+}
+
+st_status st_train_classifier(const st_train_opts *opts, st_train_result *res, st_error *err) {
+    st_train_opts o = *opts;
+    run_ctx r;
+    memset(&r, 0, sizeof r);
+    memset(res, 0, sizeof *res);
+    double t_start = st_now();
+    st_status rc = setup(&r, &o, err);
+    if (rc != ST_OK) {
+        run_free(&r);
+        return rc;
+    }
+    const st_mnist *d = &r.data;
+    int n_train = o.train_limit > 0 ? ST_MIN(o.train_limit, d->n_train) : d->n_train;
+    int n_test = o.test_limit > 0 ? ST_MIN(o.test_limit, d->n_test) : d->n_test;
+    int steps = n_train / o.batch;
+    if (steps < 1) {
+        run_free(&r);
+        return st_errorf(err, ST_ERR_INPUT, "%d training images are fewer than one batch of %d", n_train, o.batch);
+    }
+    snprintf(res->out_dir, sizeof res->out_dir, "%s", r.dir);
+    FILE *log = o.log;
+    fprintf(log, "data: %s: %d train / %d test images of %dx%d, %d classes\n", o.data, n_train,
+            n_test, d->rows, d->cols, d->n_classes);
+    fprintf(log, "model: %s, %zu parameters; batch %d, %d threads, kernels %s; output %s\n",
+            o.model, st_graph_num_trainable(r.g), o.batch, o.threads, st_isa_name(r.k.isa), r.dir);
+    if (o.resume)
+        fprintf(log, "resuming from %s at epoch %d, step %d of %d\n", o.resume, r.st.epoch + 1,
+                r.st.epoch_step, steps);
+    double prior_seconds = 0;
+    for (int i = 0; i < r.st.history_rows; i++) prior_seconds += r.st.history[i * ST_M_COLS + ST_M_EPOCH_S];
+    while (r.st.epoch < o.epochs && rc == ST_OK) {
+        int epoch = r.st.epoch;
+        if (train_epoch(&r, &o, epoch, n_train, steps, err, &rc)) {
+            res->interrupted = 1;
+            rc = save(&r, "last.ckpt", err);
+            if (rc == ST_OK)
+                fprintf(log, "interrupted at epoch %d step %d; saved %s/last.ckpt (continue with "
+                             "--resume %s/last.ckpt)\n", epoch + 1, r.st.epoch_step, r.dir, r.dir);
+            break;
+        }
+        if (rc != ST_OK) break;
+        float test_loss, test_acc;
+        evaluate(&r, n_test, &test_loss, &test_acc);
+        double *part = r.st.part;
+        float *row = r.st.history + (size_t)epoch * ST_M_COLS;
+        row[ST_M_EPOCH] = (float)(epoch + 1);
+        row[ST_M_TRAIN_LOSS] = (float)(part[0] / part[2]);
+        row[ST_M_TRAIN_ACC] = (float)(part[1] / part[2]);
+        row[ST_M_TEST_LOSS] = test_loss;
+        row[ST_M_TEST_ACC] = test_acc;
+        row[ST_M_LR] = r.opt.lr[0];
+        row[ST_M_IMG_PER_S] = (float)(part[2] / part[3]);
+        row[ST_M_EPOCH_S] = (float)part[3];
+        row[ST_M_DATA_WAIT_S] = (float)part[4];
+        row[ST_M_SPARSITY] = (float)st_graph_prunable_sparsity(r.g);
+        r.st.history_rows = epoch + 1;
+        r.st.epoch = epoch + 1;
+        r.st.epoch_step = 0;
+        memset(r.st.part, 0, sizeof r.st.part);
+        int best = test_acc > r.st.best_metric;
+        if (best) r.st.best_metric = test_acc;
+        prior_seconds += row[ST_M_EPOCH_S];
+        char el[32];
+        st_format_duration(el, sizeof el, st_now() - t_start);
+        fprintf(log,
+                "epoch %d/%d  train_loss %.4f  train_acc %.2f%%  test_loss %.4f  test_acc %.2f%%"
+                "  lr %.5f  %.0f img/s  epoch %.1fs  data %.2fs  elapsed %s%s\n",
+                epoch + 1, o.epochs, row[ST_M_TRAIN_LOSS], 100 * row[ST_M_TRAIN_ACC], test_loss,
+                100 * test_acc, row[ST_M_LR], row[ST_M_IMG_PER_S], row[ST_M_EPOCH_S],
+                row[ST_M_DATA_WAIT_S], el, best ? "  (best)" : "");
+        fflush(log);
+        rc = save(&r, "last.ckpt", err);
+        if (rc == ST_OK && best) rc = save(&r, "best.ckpt", err);
+        if (rc == ST_OK) rc = write_outputs(&r, &o, prior_seconds, err);
+        if (o.stop_after > 0 && r.st.epoch >= o.stop_after && r.st.epoch < o.epochs) {
+            res->interrupted = 1;
+            fprintf(log, "stopping after epoch %d as asked; continue with --resume %s/last.ckpt\n",
+                    r.st.epoch, r.dir);
+            break;
+        }
+        if (o.interrupt && *o.interrupt && r.st.epoch < o.epochs) {
+            res->interrupted = 1;
+            fprintf(log, "interrupted after epoch %d; continue with --resume %s/last.ckpt\n",
+                    r.st.epoch, r.dir);
+            break;
+        }
+    }
+    res->epochs_done = r.st.epoch;
+    res->best_accuracy = r.st.best_metric;
+    res->final_accuracy = r.st.history_rows ? r.st.history[(r.st.history_rows - 1) * ST_M_COLS + ST_M_TEST_ACC] : 0;
+    res->seconds = prior_seconds;
+    run_free(&r);
+    return rc;
+}

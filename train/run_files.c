@@ -1,0 +1,130 @@
+#include "st_run_files.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+st_status st_mkdirs(const char *path, st_error *err) {
+    char buf[1024];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return st_errorf(err, ST_ERR_INPUT, "path too long: %s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return st_errorf(err, ST_ERR_IO, "cannot create %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return st_errorf(err, ST_ERR_IO, "cannot create %s: %s", buf, strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return st_errorf(err, ST_ERR_INPUT, "%s exists and is not a folder", buf);
+    return ST_OK;
+}
+
+static int holds_run(const char *dir) {
+    char p[1100];
+    snprintf(p, sizeof p, "%s/last.ckpt", dir);
+    return access(p, F_OK) == 0;
+}
+
+st_status st_run_dir_choose(char *out, size_t cap, const char *explicit_dir, const char *name,
+                            int overwrite, int resuming, st_error *err) {
+    if (explicit_dir) {
+        if (holds_run(explicit_dir) && !overwrite && !resuming)
+            return st_errorf(err, ST_ERR_INPUT,
+                             "%s already holds a run (last.ckpt); continue it with --resume "
+                             "%s/last.ckpt, pick another --out, or pass --overwrite",
+                             explicit_dir, explicit_dir);
+        snprintf(out, cap, "%s", explicit_dir);
+    } else {
+        snprintf(out, cap, "runs/%s", name);
+        for (int i = 2; holds_run(out) && i < 10000; i++) snprintf(out, cap, "runs/%s-%d", name, i);
+    }
+    return st_mkdirs(out, err);
+}
+
+st_status st_write_text_atomic(const char *path, const char *text, size_t len, st_error *err) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return st_errorf(err, ST_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    int ok = fwrite(text, 1, len, f) == len;
+    ok &= fflush(f) == 0;
+    ok &= fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return st_errorf(err, ST_ERR_IO, "cannot write %s: %s", path, strerror(e));
+    }
+    return ST_OK;
+}
+
+/* A growable string for building small text files. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) { b->oom = 1; return; }
+        if (b->s && b->len + (size_t)n < b->cap) { b->len += (size_t)n; return; }
+        size_t nc = (b->cap + (size_t)n + 1) * 2;
+        char *q = realloc(b->s, nc);
+        if (!q) { b->oom = 1; return; }
+        b->s = q;
+        b->cap = nc;
+    }
+}
+
+st_status st_write_metrics_csv(const char *path, const char *const *header, const float *rows,
+                               int n_rows, int n_cols, st_error *err) {
+    sbuf b = {0};
+    for (int c = 0; c < n_cols; c++) sb_printf(&b, "%s%s", c ? "," : "", header[c]);
+    sb_printf(&b, "\n");
+    for (int r = 0; r < n_rows; r++) {
+        for (int c = 0; c < n_cols; c++) sb_printf(&b, "%s%.6g", c ? "," : "", rows[r * n_cols + c]);
+        sb_printf(&b, "\n");
+    }
+    st_status rc = b.oom ? st_errorf(err, ST_ERR_NOMEM, "out of memory")
+                         : st_write_text_atomic(path, b.s, b.len, err);
+    free(b.s);
+    return rc;
+}
+
+st_status st_write_summary_json(const char *path, const char *task, const char *model,
+                                const char *metric_key, double metric, const st_graph *g,
+                                int epochs, double seconds, st_error *err) {
+    sbuf b = {0};
+    sb_printf(&b, "{\n  \"task\": \"%s\",\n  \"model\": \"%s\",\n", task, model);
+    sb_printf(&b, "  \"metrics\": {\"%s\": %.6f},\n", metric_key, metric);
+    sb_printf(&b, "  \"sparsity\": {\n    \"overall\": %.6f,\n    \"layers\": {",
+              st_graph_prunable_sparsity(g));
+    int first = 1;
+    for (int i = 0; i < g->n_params; i++) {
+        if (!g->params[i].prunable) continue;
+        /* parameter names are [A-Za-z0-9._]: nothing to escape */
+        sb_printf(&b, "%s\n      \"%s\": %.6f", first ? "" : ",", g->params[i].name,
+                  st_param_sparsity(g, i));
+        first = 0;
+    }
+    sb_printf(&b, "\n    }\n  },\n  \"epochs\": %d,\n  \"seconds\": %.3f\n}\n", epochs, seconds);
+    st_status rc = b.oom ? st_errorf(err, ST_ERR_NOMEM, "out of memory")
+                         : st_write_text_atomic(path, b.s, b.len, err);
+    free(b.s);
+    return rc;
+}

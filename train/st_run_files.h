@@ -1,0 +1,28 @@
+/* The files of a run's output folder: choosing the folder, metrics.csv, summary.json. */
+#ifndef ST_RUN_FILES_H
+#define ST_RUN_FILES_H
+
+#include <stddef.h>
+
+#include "st_common.h"
+#include "st_graph.h"
+
+/* explicit_dir NULL: "runs/<name>", then "runs/<name>-2", ... the first that holds no
+ * run. explicit_dir given: used as is, but refused when it holds a run (last.ckpt)
+ * unless overwrite or resuming. The folder is created (with parents). */
+st_status st_run_dir_choose(char *out, size_t cap, const char *explicit_dir, const char *name,
+                            int overwrite, int resuming, st_error *err);
+/* mkdir -p */
+st_status st_mkdirs(const char *path, st_error *err);
+/* Rewrites path atomically with a header and rows x cols values. */
+st_status st_write_metrics_csv(const char *path, const char *const *header, const float *rows,
+                               int n_rows, int n_cols, st_error *err);
+/* Writes a whole text file atomically (temp file + rename). */
+st_status st_write_text_atomic(const char *path, const char *text, size_t len, st_error *err);
+/* summary.json: {"task", "model", "metrics": {metric_key: metric}, "sparsity": {"overall",
+ * "layers": {name: s}}, "epochs", "seconds"} */
+st_status st_write_summary_json(const char *path, const char *task, const char *model,
+                                const char *metric_key, double metric, const st_graph *g,
+                                int epochs, double seconds, st_error *err);
+
+#endif

@@ -1,0 +1,46 @@
+/* The training loop for classifiers (Fashion-MNIST and friends). */
+#ifndef ST_TRAIN_H
+#define ST_TRAIN_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "st_common.h"
+
+typedef struct st_train_opts {
+    const char *data;      /* dataset folder */
+    const char *model;     /* built-in model name */
+    const char *out_dir;   /* NULL: runs/<model>, runs/<model>-2, ... (never overwrites) */
+    int overwrite;         /* allow an explicit out_dir that already holds a run */
+    const char *resume;    /* checkpoint to continue from, or NULL */
+    int epochs, batch, threads;
+    uint64_t seed;
+    float lr, weight_decay, momentum;
+    int optimizer;         /* st_opt_kind */
+    int train_limit, test_limit; /* use only the first N images (0: all) */
+    int stop_after;        /* stop (as if interrupted) after this many epochs; 0: no */
+    int progress;          /* -1 auto, 0 off, 1 on */
+    FILE *log;             /* per-epoch lines (stdout) */
+    const volatile sig_atomic_t *interrupt; /* set by a signal handler: save and stop */
+} st_train_opts;
+
+void st_train_opts_default(st_train_opts *o);
+
+/* Columns of one epoch's row in metrics.csv (and in the checkpoint's history). */
+enum {
+    ST_M_EPOCH, ST_M_TRAIN_LOSS, ST_M_TRAIN_ACC, ST_M_TEST_LOSS, ST_M_TEST_ACC, ST_M_LR,
+    ST_M_IMG_PER_S, ST_M_EPOCH_S, ST_M_DATA_WAIT_S, ST_M_SPARSITY, ST_M_COLS
+};
+
+typedef struct st_train_result {
+    char out_dir[512];
+    int epochs_done;
+    int interrupted;
+    float final_accuracy, best_accuracy;
+    double seconds;
+} st_train_result;
+
+st_status st_train_classifier(const st_train_opts *o, st_train_result *res, st_error *err);
+
+#endif
