@@ -39,15 +39,15 @@ void st_conv2d_backward_ref(const st_conv2d *c, float *dx, float *dw, float *db,
                             const float *dy, const float *x, const float *w);
 
 /* ---------------------------------------------------------------- Linear */
-/* y[N, O] = x[N, I] * w[O, I]^T + b[O] */
-void st_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int I,
-                       int O);
+/* y[N, out_f] = x[N, in_f] * w[out_f, in_f]^T + b[out_f] (no single-letter names: complex.h, pulled in by cblas.h, defines I) */
+void st_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int in_f,
+                       int out_f);
 void st_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                        const float *w, int N, int I, int O);
+                        const float *w, int N, int in_f, int out_f);
 void st_linear_forward_ref(float *y, const float *x, const float *w, const float *b, int N,
-                           int I, int O);
+                           int in_f, int out_f);
 void st_linear_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
-                            const float *w, int N, int I, int O);
+                            const float *w, int N, int in_f, int out_f);
 
 /* ---------------------------------------------------------------- BatchNorm2d */
 /* PyTorch semantics. Training: normalise with the batch mean and biased variance,
