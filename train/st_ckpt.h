@@ -37,7 +37,8 @@ st_status st_ckpt_put_tensor(st_ckpt_writer *w, const char *name, st_dtype dt, i
 st_status st_ckpt_put_string(st_ckpt_writer *w, const char *key, const char *value, st_error *err);
 /* Writes path.tmp-<pid>, fsyncs it, renames it over path, fsyncs the directory. On any
  * failure the temporary file is removed and an existing `path` is untouched. System
- * failures are ST_ERR_IO with strerror text. */
+ * failures are ST_ERR_IO with strerror text. The temporary name is per process, so two
+ * threads of one process must not write the same path at once. */
 st_status st_ckpt_write(const st_ckpt_writer *w, const char *path, st_error *err);
 void st_ckpt_writer_free(st_ckpt_writer *w);
 
