@@ -30,8 +30,7 @@ static st_status idx_open(const char *path, gzFile *out, st_error *err) {
     if (stat(path, &sb) != 0)
         return st_errorf(err, ST_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISREG(sb.st_mode))
-        return st_errorf(err, ST_ERR_INPUT, "%s: not a regular file; expected an IDX file",
-                         path);
+        return st_errorf(err, ST_ERR_INPUT, "%s: not a regular file; expected an IDX file", path);
     gzFile f = gzopen(path, "rb");
     if (!f)
         return st_errorf(err, ST_ERR_INPUT, "%s: cannot open: %s", path,
@@ -53,8 +52,7 @@ static st_status gz_fill(gzFile f, const char *path, uint8_t *buf, size_t want, 
             int code = Z_OK;
             const char *zmsg = gzerror(f, &code);
             if (code == Z_ERRNO)
-                return st_errorf(err, ST_ERR_INPUT, "%s: read failed: %s", path,
-                                 strerror(errno));
+                return st_errorf(err, ST_ERR_INPUT, "%s: read failed: %s", path, strerror(errno));
             /* zlib prefixes its message with the path, which ours already names. */
             size_t pl = strlen(path);
             if (zmsg && strncmp(zmsg, path, pl) == 0 && zmsg[pl] == ':') zmsg += pl + 2;
@@ -77,8 +75,8 @@ static int gz_was_cut(gzFile f) {
 
 /* Header of hsize bytes with the given magic; a missing or wrong header gets a message
  * saying what the file looks like instead. */
-static st_status read_header(gzFile f, const char *path, uint32_t magic, uint8_t *hdr,
-                             size_t hsize, st_error *err) {
+static st_status read_header(gzFile f, const char *path, uint32_t magic, uint8_t *hdr, size_t hsize,
+                             st_error *err) {
     size_t got = 0;
     st_status s = gz_fill(f, path, hdr, hsize, &got, err);
     if (s != ST_OK) return s;
@@ -98,8 +96,8 @@ static st_status read_header(gzFile f, const char *path, uint32_t magic, uint8_t
     }
     if (got < hsize)
         return st_errorf(err, ST_ERR_INPUT,
-                         "%s: truncated IDX header: expected %zu bytes, got %zu%s; " IDX_HINT,
-                         path, hsize, got, gz_was_cut(f) ? " (gzip stream ends early)" : "");
+                         "%s: truncated IDX header: expected %zu bytes, got %zu%s; " IDX_HINT, path,
+                         hsize, got, gz_was_cut(f) ? " (gzip stream ends early)" : "");
     return ST_OK;
 }
 
@@ -222,8 +220,8 @@ void st_idx_images_free(st_idx_images *im) {
 
 /* ---- MNIST-style directory ---- */
 
-#define MNIST_HINT                                                                        \
-    "install Fashion-MNIST with `apt-get install dataset-fashion-mnist` (it lands in "    \
+#define MNIST_HINT                                                                                 \
+    "install Fashion-MNIST with `apt-get install dataset-fashion-mnist` (it lands in "             \
     "/usr/share/datasets/fashion-mnist) or point to a directory holding the four IDX files"
 
 /* Finds dir/base or dir/base.gz (plain preferred) into buf. */
@@ -236,8 +234,9 @@ static st_status find_file(const char *dir, const char *base, char *buf, size_t 
     if (stat(buf, &sb) == 0) return ST_OK;
     strcat(buf, ".gz");
     if (stat(buf, &sb) == 0) return ST_OK;
-    return st_errorf(err, ST_ERR_INPUT, "%s: missing %s (looked for %s/%s and %s/%s.gz); " MNIST_HINT,
-                     dir, base, dir, base, dir, base);
+    return st_errorf(err, ST_ERR_INPUT,
+                     "%s: missing %s (looked for %s/%s and %s/%s.gz); " MNIST_HINT, dir, base, dir,
+                     base, dir, base);
 }
 
 /* Loads one split's images and labels and checks they belong together. */
@@ -269,11 +268,10 @@ st_status st_mnist_load(const char *dir, st_mnist *out, st_error *err) {
 
     st_idx_images tr = {0}, te = {0};
     uint8_t *tr_y = NULL, *te_y = NULL;
-    st_status s = load_split(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", &tr,
-                             &tr_y, err);
+    st_status s =
+        load_split(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", &tr, &tr_y, err);
     if (s == ST_OK)
-        s = load_split(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", &te, &te_y,
-                       err);
+        s = load_split(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", &te, &te_y, err);
     if (s == ST_OK && (tr.rows != te.rows || tr.cols != te.cols))
         s = st_errorf(err, ST_ERR_INPUT,
                       "%s: training images are %dx%d but test images are %dx%d; the files come "
@@ -288,8 +286,10 @@ st_status st_mnist_load(const char *dir, st_mnist *out, st_error *err) {
     }
     /* Labels are u8, so max + 1 <= 256 holds by construction. */
     int maxl = 0;
-    for (int i = 0; i < tr.n; i++) maxl = ST_MAX(maxl, tr_y[i]);
-    for (int i = 0; i < te.n; i++) maxl = ST_MAX(maxl, te_y[i]);
+    for (int i = 0; i < tr.n; i++)
+        maxl = ST_MAX(maxl, tr_y[i]);
+    for (int i = 0; i < te.n; i++)
+        maxl = ST_MAX(maxl, te_y[i]);
     out->n_train = tr.n;
     out->n_test = te.n;
     out->rows = tr.rows;

@@ -24,9 +24,9 @@ void st_idx_images_free(st_idx_images *im);
 
 typedef struct {
     int n_train, n_test, rows, cols;
-    int n_classes;                    /* max label over both splits + 1 (<= 256) */
-    uint8_t *train_x, *train_y;       /* [n_train][rows][cols], [n_train] */
-    uint8_t *test_x, *test_y;         /* [n_test][rows][cols], [n_test] */
+    int n_classes;              /* max label over both splits + 1 (<= 256) */
+    uint8_t *train_x, *train_y; /* [n_train][rows][cols], [n_train] */
+    uint8_t *test_x, *test_y;   /* [n_test][rows][cols], [n_test] */
 } st_mnist;
 
 /* dir holds train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],

@@ -37,8 +37,8 @@ static void write_file(const char *path, const void *data, size_t n, int gz) {
 
 /* An image file of n images rows x cols; pixel i is (i * 7) & 255; `keep` bytes of the
  * encoded (uncompressed) file are written, or all when keep is (size_t)-1. */
-static void write_images(const char *path, uint32_t magic, uint32_t n, uint32_t rows,
-                         uint32_t cols, size_t keep, int gz) {
+static void write_images(const char *path, uint32_t magic, uint32_t n, uint32_t rows, uint32_t cols,
+                         size_t keep, int gz) {
     /* Lying headers claim far more than is written, so build only the kept prefix. */
     uint64_t np = (uint64_t)n * rows * cols;
     size_t len = (size_t)ST_MIN((uint64_t)keep, 16 + np);
@@ -47,7 +47,8 @@ static void write_images(const char *path, uint32_t magic, uint32_t n, uint32_t 
     put_be32(b + 4, n);
     put_be32(b + 8, rows);
     put_be32(b + 12, cols);
-    for (size_t i = 16; i < len; i++) b[i] = (uint8_t)((i - 16) * 7);
+    for (size_t i = 16; i < len; i++)
+        b[i] = (uint8_t)((i - 16) * 7);
     write_file(path, b, len, gz);
     free(b);
 }
@@ -56,7 +57,8 @@ static void write_labels(const char *path, uint32_t n, uint32_t claimed, int gz)
     uint8_t *b = malloc(8 + n);
     put_be32(b, 0x801);
     put_be32(b + 4, claimed);
-    for (uint32_t i = 0; i < n; i++) b[8 + i] = (uint8_t)(i % 10);
+    for (uint32_t i = 0; i < n; i++)
+        b[8 + i] = (uint8_t)(i % 10);
     write_file(path, b, 8 + n, gz);
     free(b);
 }
@@ -96,7 +98,8 @@ START_TEST(test_idx_plain_and_gz) {
         ck_assert_int_eq(im.n, 3);
         ck_assert_int_eq(im.rows, 4);
         ck_assert_int_eq(im.cols, 5);
-        for (int i = 0; i < 60; i++) ck_assert_uint_eq(im.pixels[i], (uint8_t)(i * 7));
+        for (int i = 0; i < 60; i++)
+            ck_assert_uint_eq(im.pixels[i], (uint8_t)(i * 7));
         st_idx_images_free(&im);
         ck_assert_ptr_null(im.pixels);
 
@@ -106,7 +109,8 @@ START_TEST(test_idx_plain_and_gz) {
         int n;
         ck_assert_int_eq(st_idx_load_labels(path, &lab, &n, &err), ST_OK);
         ck_assert_int_eq(n, 13);
-        for (int i = 0; i < 13; i++) ck_assert_uint_eq(lab[i], (uint8_t)(i % 10));
+        for (int i = 0; i < 13; i++)
+            ck_assert_uint_eq(lab[i], (uint8_t)(i % 10));
         free(lab);
     }
 }
@@ -175,7 +179,8 @@ START_TEST(test_idx_cut_and_corrupt_gzip) {
     }
     /* A gzip header followed by garbage. */
     uint8_t junk[64] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
-    for (int i = 10; i < 64; i++) junk[i] = (uint8_t)(i * 37 + 11);
+    for (int i = 10; i < 64; i++)
+        junk[i] = (uint8_t)(i * 37 + 11);
     snprintf(path, sizeof path, "%s/junk.gz", dir);
     write_file(path, junk, sizeof junk, 0);
     expect_image_error(path, "gzip");
@@ -220,7 +225,8 @@ START_TEST(test_idx_random_bytes_and_missing) {
     uint8_t buf[4096];
     size_t sizes[] = {1, 3, 7, 8, 15, 16, 17, 100, 4096};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        for (size_t i = 0; i < sizes[k]; i++) buf[i] = (uint8_t)st_rng_next(&r);
+        for (size_t i = 0; i < sizes[k]; i++)
+            buf[i] = (uint8_t)st_rng_next(&r);
         snprintf(path, sizeof path, "%s/rand%zu", dir, k);
         write_file(path, buf, sizes[k], (int)(k & 1));
         expect_image_error(path, NULL);
@@ -278,8 +284,7 @@ START_TEST(test_mnist_dir_fixture) {
     ck_assert_int_eq(st_mnist_load(dir, &m, &err), ST_ERR_INPUT);
     ck_assert_msg(strstr(err.msg, p) != NULL, "%s", err.msg);
     ck_assert_msg(strstr(err.msg, "t10k-labels-idx1-ubyte.gz") != NULL, "%s", err.msg);
-    ck_assert_msg(strstr(err.msg, "apt-get install dataset-fashion-mnist") != NULL, "%s",
-                  err.msg);
+    ck_assert_msg(strstr(err.msg, "apt-get install dataset-fashion-mnist") != NULL, "%s", err.msg);
 
     /* A broken member file: the error names that file. */
     write_labels(p, 4, 4, 0);
@@ -316,8 +321,10 @@ START_TEST(test_fashion_mnist_real) {
     ck_assert_int_eq(m.cols, 28);
     ck_assert_int_eq(m.n_classes, 10);
     int count[10] = {0}, tcount[10] = {0};
-    for (int i = 0; i < m.n_train; i++) count[m.train_y[i]]++;
-    for (int i = 0; i < m.n_test; i++) tcount[m.test_y[i]]++;
+    for (int i = 0; i < m.n_train; i++)
+        count[m.train_y[i]]++;
+    for (int i = 0; i < m.n_test; i++)
+        tcount[m.test_y[i]]++;
     for (int c = 0; c < 10; c++) {
         ck_assert_int_eq(count[c], 6000);
         ck_assert_int_eq(tcount[c], 1000);

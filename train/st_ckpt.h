@@ -17,10 +17,10 @@ typedef enum { ST_DT_F32 = 0, ST_DT_U8 = 1, ST_DT_I32 = 2, ST_DT_U64 = 3 } st_dt
 typedef struct {
     const char *name;
     st_dtype dtype;
-    int ndim;                         /* 0..8; 0 is a scalar (one element) */
-    int64_t shape[ST_CKPT_MAX_NDIM];  /* entries past ndim are 0 */
-    const void *data;                 /* 64-byte aligned in a read checkpoint */
-    size_t nbytes;                    /* elements * dtype size, always consistent */
+    int ndim;                        /* 0..8; 0 is a scalar (one element) */
+    int64_t shape[ST_CKPT_MAX_NDIM]; /* entries past ndim are 0 */
+    const void *data;                /* 64-byte aligned in a read checkpoint */
+    size_t nbytes;                   /* elements * dtype size, always consistent */
 } st_ckpt_tensor;
 
 /* Size in bytes of one element, or 0 for an unknown dtype. */
@@ -34,11 +34,11 @@ st_ckpt_writer *st_ckpt_writer_new(void);
 st_status st_ckpt_put_tensor(st_ckpt_writer *w, const char *name, st_dtype dt, int ndim,
                              const int64_t *shape, const void *data, st_error *err);
 /* Copies key and value. A duplicate or empty key is rejected (ST_ERR_INPUT). */
-st_status st_ckpt_put_string(st_ckpt_writer *w, const char *key, const char *value,
-                             st_error *err);
+st_status st_ckpt_put_string(st_ckpt_writer *w, const char *key, const char *value, st_error *err);
 /* Writes path.tmp-<pid>, fsyncs it, renames it over path, fsyncs the directory. On any
  * failure the temporary file is removed and an existing `path` is untouched. System
- * failures are ST_ERR_IO with strerror text. */
+ * failures are ST_ERR_IO with strerror text. The temporary name is per process, so two
+ * threads of one process must not write the same path at once. */
 st_status st_ckpt_write(const st_ckpt_writer *w, const char *path, st_error *err);
 void st_ckpt_writer_free(st_ckpt_writer *w);
 
