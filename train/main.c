@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "st_cli.h"
 #include "st_models.h"
 #include "st_optim.h"
 #include "st_train.h"
@@ -79,6 +80,7 @@ static int parse_float(const char *s, float *out) {
 }
 
 int main(int argc, char **argv) {
+    st_cli_prefer_passive_wait(argc, argv);
     st_train_opts o;
     st_train_opts_default(&o);
     o.model = NULL; /* NULL: default, or the checkpoint's when resuming */
