@@ -6,7 +6,11 @@
 void st_cli_prefer_passive_wait(int argc, char **argv) {
     (void)argc;
     if (getenv("OMP_WAIT_POLICY")) return;
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return;
+    self[n] = 0;
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv);
+    execv(self, argv);
     /* exec failed (no /proc): carry on with the default policy */
 }
