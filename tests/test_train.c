@@ -1,0 +1,256 @@
+/* The training loop end to end on a small synthetic IDX dataset: outputs, resume
+ * equivalence (epoch boundary and mid-epoch), and the command line's errors. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "st_ckpt.h"
+#include "st_optim.h"
+#include "st_test_util.h"
+#include "st_train.h"
+
+static void put_be32(FILE *f, uint32_t v) {
+    unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
+    fwrite(b, 1, 4, f);
+}
+
+/* Images whose class decides a bright horizontal band, plus noise: learnable quickly. */
+static void write_idx_split(const char *dir, const char *prefix, int n, uint64_t seed) {
+    char p[600];
+    st_rng r;
+    st_rng_seed(&r, seed);
+    snprintf(p, sizeof p, "%s/%s-images-idx3-ubyte", dir, prefix);
+    FILE *fi = fopen(p, "wb");
+    snprintf(p, sizeof p, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    FILE *fl = fopen(p, "wb");
+    ck_assert(fi && fl);
+    put_be32(fi, 0x803), put_be32(fi, (uint32_t)n), put_be32(fi, 28), put_be32(fi, 28);
+    put_be32(fl, 0x801), put_be32(fl, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        unsigned char lab = (unsigned char)st_rng_below(&r, 10), img[784];
+        for (int k = 0; k < 784; k++) {
+            int row = k / 28;
+            int on = row / 3 == lab;
+            img[k] = (unsigned char)(on ? 160 + st_rng_below(&r, 90) : st_rng_below(&r, 90));
+        }
+        fwrite(img, 1, 784, fi);
+        fwrite(&lab, 1, 1, fl);
+    }
+    fclose(fi);
+    fclose(fl);
+}
+
+static const char *make_dataset(char *buf, size_t cap) {
+    stt_tmpdir(buf, cap, "idxdata");
+    write_idx_split(buf, "train", 320, 1);
+    write_idx_split(buf, "t10k", 96, 2);
+    return buf;
+}
+
+static st_train_opts small_opts(const char *data, const char *out) {
+    st_train_opts o;
+    st_train_opts_default(&o);
+    o.data = data;
+    o.out_dir = out;
+    o.overwrite = 1;
+    o.epochs = 3;
+    o.batch = 32;
+    o.threads = 1;
+    o.progress = 0;
+    o.log = fopen("/dev/null", "w");
+    return o;
+}
+
+/* Compares every parameter, mask and optimizer tensor of two checkpoints bit for bit. */
+static void assert_same_ckpt(const char *a, const char *b) {
+    st_ckpt *ca = NULL, *cb = NULL;
+    st_error err = {0};
+    ck_assert_int_eq(st_ckpt_read(a, &ca, &err), ST_OK);
+    ck_assert_int_eq(st_ckpt_read(b, &cb, &err), ST_OK);
+    int n = st_ckpt_num_tensors(ca), compared = 0;
+    ck_assert_int_eq(n, st_ckpt_num_tensors(cb));
+    for (int i = 0; i < n; i++) {
+        const st_ckpt_tensor *ta = st_ckpt_tensor_at(ca, i);
+        const st_ckpt_tensor *tb = st_ckpt_find(cb, ta->name);
+        ck_assert_msg(tb != NULL, "missing %s", ta->name);
+        ck_assert_uint_eq(ta->nbytes, tb->nbytes);
+        if (strcmp(ta->name, "state/history") == 0) continue; /* holds timings */
+        ck_assert_msg(memcmp(ta->data, tb->data, ta->nbytes) == 0, "%s differs", ta->name);
+        compared++;
+    }
+    ck_assert_int_gt(compared, 20);
+    st_ckpt_free(ca);
+    st_ckpt_free(cb);
+}
+
+START_TEST(test_train_outputs_and_learning) {
+    char data[512], out[600];
+    make_dataset(data, sizeof data);
+    snprintf(out, sizeof out, "%s/run", data);
+    st_train_opts o = small_opts(data, out);
+    st_train_result res;
+    st_error err = {0};
+    ck_assert_int_eq(st_train_classifier(&o, &res, &err), ST_OK);
+    ck_assert_int_eq(res.epochs_done, 3);
+    ck_assert_msg(res.final_accuracy > 0.8f, "accuracy %f on an easy synthetic task", res.final_accuracy);
+    const char *files[] = {"last.ckpt", "best.ckpt", "metrics.csv", "summary.json"};
+    for (int i = 0; i < 4; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", out, files[i]);
+        FILE *f = fopen(p, "r");
+        ck_assert_msg(f != NULL, "%s missing", p);
+        if (i == 2) { /* header + one row per epoch */
+            int lines = 0, ch;
+            while ((ch = fgetc(f)) != EOF) lines += ch == '\n';
+            ck_assert_int_eq(lines, 4);
+        }
+        if (i == 3) {
+            char buf[4096];
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            buf[n] = 0;
+            ck_assert_ptr_nonnull(strstr(buf, "\"task\": \"classify\""));
+            ck_assert_ptr_nonnull(strstr(buf, "\"accuracy\""));
+            ck_assert_ptr_nonnull(strstr(buf, "\"model.5.weight\""));
+            ck_assert_ptr_nonnull(strstr(buf, "\"overall\""));
+        }
+        fclose(f);
+    }
+    fclose(o.log);
+}
+END_TEST
+
+START_TEST(test_resume_matches_uninterrupted_run) {
+    char data[512], a[600], b[600], pa[700], pb[700];
+    make_dataset(data, sizeof data);
+    snprintf(a, sizeof a, "%s/full", data);
+    snprintf(b, sizeof b, "%s/split", data);
+    st_train_result res;
+    st_error err = {0};
+    st_train_opts o = small_opts(data, a);
+    ck_assert_int_eq(st_train_classifier(&o, &res, &err), ST_OK);
+    float acc_full = res.final_accuracy;
+
+    /* stopped after epoch 1, then resumed */
+    st_train_opts o1 = small_opts(data, b);
+    o1.stop_after = 1;
+    ck_assert_int_eq(st_train_classifier(&o1, &res, &err), ST_OK);
+    ck_assert_int_eq(res.epochs_done, 1);
+    ck_assert(res.interrupted);
+    snprintf(pb, sizeof pb, "%s/last.ckpt", b);
+    st_train_opts o2 = small_opts(data, NULL);
+    o2.resume = pb;
+    o2.epochs = 99; /* the checkpoint's epoch count wins */
+    ck_assert_int_eq(st_train_classifier(&o2, &res, &err), ST_OK);
+    ck_assert_int_eq(res.epochs_done, 3);
+    ck_assert_float_eq(res.final_accuracy, acc_full);
+    snprintf(pa, sizeof pa, "%s/last.ckpt", a);
+    assert_same_ckpt(pa, pb);
+
+    /* interrupted in the middle of the first epoch, then resumed */
+    volatile sig_atomic_t stop = 1;
+    st_train_opts o3 = small_opts(data, b);
+    o3.interrupt = &stop;
+    ck_assert_int_eq(st_train_classifier(&o3, &res, &err), ST_OK);
+    ck_assert(res.interrupted);
+    ck_assert_int_eq(res.epochs_done, 0);
+    st_train_opts o4 = small_opts(data, NULL);
+    o4.resume = pb;
+    ck_assert_int_eq(st_train_classifier(&o4, &res, &err), ST_OK);
+    ck_assert_float_eq(res.final_accuracy, acc_full);
+    assert_same_ckpt(pa, pb);
+    fclose(o.log), fclose(o1.log), fclose(o2.log), fclose(o3.log), fclose(o4.log);
+}
+END_TEST
+
+/* Runs the real binary; returns its exit code and leaves stderr in *msg. */
+static int run_cli(const char *args, char *msg, size_t cap) {
+    char cmd[2048], errf[600], tmp[512];
+    stt_tmpdir(tmp, sizeof tmp, "cli");
+    snprintf(errf, sizeof errf, "%s/stderr.txt", tmp);
+    snprintf(cmd, sizeof cmd, "%s/sparsetrain %s >/dev/null 2>%s", ST_BINARY_DIR, args, errf);
+    int rc = stt_run(cmd);
+    FILE *f = fopen(errf, "r");
+    size_t n = f ? fread(msg, 1, cap - 1, f) : 0;
+    msg[n] = 0;
+    if (f) fclose(f);
+    return rc;
+}
+
+START_TEST(test_cli_bad_input_exit_2) {
+    char msg[4096], args[2048], data[512];
+    ck_assert_int_eq(run_cli("--data /nonexistent/fmnist", msg, sizeof msg), 2);
+    ck_assert_ptr_nonnull(strstr(msg, "/nonexistent/fmnist"));
+    ck_assert_int_eq(run_cli("--epochs", msg, sizeof msg), 2);
+    ck_assert_int_eq(run_cli("--data x --batch zero", msg, sizeof msg), 2);
+    ck_assert_ptr_nonnull(strstr(msg, "--batch"));
+    ck_assert_int_eq(run_cli("--data x --frobnicate 1", msg, sizeof msg), 2);
+    ck_assert_ptr_nonnull(strstr(msg, "--frobnicate"));
+    ck_assert_int_eq(run_cli("--help", msg, sizeof msg), 0);
+
+    /* truncated IDX file */
+    make_dataset(data, sizeof data);
+    char p[700];
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", data);
+    ck_assert_int_eq(truncate(p, 16 + 784 * 100 + 5), 0);
+    snprintf(args, sizeof args, "--data %s --out %s/r", data, data);
+    ck_assert_int_eq(run_cli(args, msg, sizeof msg), 2);
+    ck_assert_ptr_nonnull(strstr(msg, "train-images-idx3-ubyte"));
+}
+END_TEST
+
+START_TEST(test_cli_bad_checkpoints_exit_2) {
+    char data[512], out[600], msg[4096], args[2048], ck[700];
+    make_dataset(data, sizeof data);
+    snprintf(out, sizeof out, "%s/run", data);
+    st_train_opts o = small_opts(data, out);
+    o.epochs = 1;
+    st_train_result res;
+    st_error err = {0};
+    ck_assert_int_eq(st_train_classifier(&o, &res, &err), ST_OK);
+    fclose(o.log);
+    snprintf(ck, sizeof ck, "%s/last.ckpt", out);
+
+    /* a flipped byte fails the checksum */
+    FILE *f = fopen(ck, "r+b");
+    fseek(f, 100, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 100, SEEK_SET);
+    fputc(c ^ 0x5a, f);
+    fclose(f);
+    snprintf(args, sizeof args, "--data %s --resume %s", data, ck);
+    ck_assert_int_eq(run_cli(args, msg, sizeof msg), 2);
+    ck_assert_ptr_nonnull(strstr(msg, "checksum"));
+
+    /* a checkpoint of another model */
+    st_ckpt_writer *w = st_ckpt_writer_new();
+    st_ckpt_put_string(w, "format", "sparsetrain-checkpoint-1", &err);
+    st_ckpt_put_string(w, "model", "yolov5n", &err);
+    st_ckpt_put_string(w, "task", "classify", &err);
+    ck_assert_int_eq(st_ckpt_write(w, ck, &err), ST_OK);
+    st_ckpt_writer_free(w);
+    snprintf(args, sizeof args, "--data %s --model cnn-small --resume %s", data, ck);
+    ck_assert_int_eq(run_cli(args, msg, sizeof msg), 2);
+    ck_assert_ptr_nonnull(strstr(msg, "yolov5n"));
+
+    /* a file that is no checkpoint at all */
+    f = fopen(ck, "wb");
+    fputs("hello", f);
+    fclose(f);
+    ck_assert_int_eq(run_cli(args, msg, sizeof msg), 2);
+    ck_assert_ptr_nonnull(strstr(msg, ck));
+}
+END_TEST
+
+Suite *train_suite(void) {
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("loop");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_train_outputs_and_learning);
+    tcase_add_test(tc, test_resume_matches_uninterrupted_run);
+    tcase_add_test(tc, test_cli_bad_input_exit_2);
+    tcase_add_test(tc, test_cli_bad_checkpoints_exit_2);
+    suite_add_tcase(s, tc);
+    return s;
+}
