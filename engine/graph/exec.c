@@ -123,6 +123,12 @@ void st_exec_free(st_exec *e) {
     memset(e, 0, sizeof *e);
 }
 
+st_tensor st_exec_value(const st_exec *e, int v) {
+    st_shape s = e->g->values[v];
+    int64_t shape[4] = {e->batch, s.c, s.h, s.w};
+    return st_tensor_contiguous(e->act[v], 4, shape);
+}
+
 static const float *pdata(const st_exec *e, int p) {
     return p >= 0 ? st_param_data(e->g, p) : NULL;
 }

@@ -5,6 +5,7 @@
 #define ST_EXEC_H
 
 #include "st_graph.h"
+#include "st_tensor.h"
 
 typedef struct st_exec {
     const st_graph *g;
@@ -31,6 +32,9 @@ static inline float *st_exec_input(const st_exec *e) { return e->act[e->g->input
 static inline float *st_exec_output(const st_exec *e) { return e->act[e->g->output]; }
 /* Gradient buffer of the output; fill it, then call st_exec_backward. */
 static inline float *st_exec_doutput(const st_exec *e) { return e->dact[e->g->output]; }
+
+/* View of value v's activation buffer as [batch, C, H, W] for the current batch. */
+st_tensor st_exec_value(const st_exec *e, int v);
 
 /* Runs the graph on the first `batch` samples of the input buffer. training selects
  * batch statistics for BN and active dropout. */
