@@ -23,8 +23,12 @@ typedef struct {
 
 /* Fills P and Q; returns 0, or -1 when the shape is invalid (e.g. output size < 1). */
 int st_conv2d_init(st_conv2d *c);
-/* Floats of scratch the fast forward/backward need (same buffer serves both). */
+/* Floats of scratch the fast forward/backward need (same buffer serves both). When it
+ * returns 0 (depthwise, or a 1x1 conv one image at a time) scratch may be NULL. */
 size_t st_conv2d_scratch_floats(const st_conv2d *c);
+/* Samples the fast path packs into one im2col buffer and one sgemm (1 <= chunk <= N).
+ * Exposed so tests can build shapes that exercise several chunks and a short last one. */
+int st_conv2d_batch_chunk(const st_conv2d *c);
 void st_conv2d_forward(const st_conv2d *c, float *y, const float *x, const float *w,
                        const float *b /* may be NULL */, float *scratch);
 void st_conv2d_backward(const st_conv2d *c, float *dx, float *dw, float *db, const float *dy,

@@ -1,0 +1,58 @@
+/* Pointwise activations. Threads only pay off on large tensors, hence the if() clauses.
+ * Gradients at the kink follow PyTorch: relu'(0) = 0, leakyrelu'(0) = slope. */
+#include <math.h>
+
+#include "st_ops.h"
+
+#define ST_ACT_OMP_MIN 32768
+
+/* Never evaluates exp of a large positive number, so it cannot overflow to inf/inf. */
+static inline float sigmoidf(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+void st_relu_forward(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void st_relu_backward(float *dx, const float *dy, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void st_leakyrelu_forward(float *y, const float *x, size_t n, float slope) {
+#pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : x[i] * slope;
+}
+
+void st_leakyrelu_backward(float *dx, const float *dy, const float *x, size_t n, float slope) {
+#pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : dy[i] * slope;
+}
+
+void st_silu_forward(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * sigmoidf(x[i]);
+}
+
+void st_silu_backward(float *dx, const float *dy, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float s = sigmoidf(x[i]);
+        /* d/dx x*s(x) = s + x*s*(1-s); the form below stays finite at |x| = 100. */
+        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+void st_sigmoid_forward(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) y[i] = sigmoidf(x[i]);
+}
+
+void st_sigmoid_backward(float *dx, const float *dy, const float *y, size_t n) {
+#pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+}

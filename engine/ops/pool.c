@@ -1,0 +1,165 @@
+/* Max and average pooling, PyTorch semantics (dilation 1). Work is split over
+ * (sample, channel) planes: each plane of y, and in backward of dx, belongs to one thread,
+ * so the scatter-adds of backward need no atomics and run in a fixed order. */
+#include <math.h>
+
+#include "st_common.h"
+#include "st_ops.h"
+
+#define ST_POOL_OMP_MIN 32768
+
+/* Floor division that is correct for negative numerators. */
+static long floor_div(long a, long b) {
+    long q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) q--;
+    return q;
+}
+
+/* PyTorch's pooling_output_shape: in ceil mode the last window must start inside the
+ * input or the left padding, never wholly in the right padding. */
+static int pool_out(int in, int k, int pad, int stride, int ceil_mode) {
+    long out = floor_div((long)in + 2L * pad - k + (ceil_mode ? stride - 1 : 0), stride) + 1;
+    if (ceil_mode && (out - 1) * stride >= (long)in + pad) out--;
+    return out < 1 ? -1 : (int)out;
+}
+
+int st_pool_init(st_pool *p) {
+    if (!p) return -1;
+    if (p->N < 1 || p->C < 1 || p->H < 1 || p->W < 1 || p->kh < 1 || p->kw < 1 ||
+        p->stride_h < 1 || p->stride_w < 1 || p->pad_h < 0 || p->pad_w < 0)
+        return -1;
+    /* PyTorch's rule; it also guarantees every window overlaps the input. */
+    if (p->pad_h > p->kh / 2 || p->pad_w > p->kw / 2) return -1;
+    int P = pool_out(p->H, p->kh, p->pad_h, p->stride_h, p->ceil_mode);
+    int Q = pool_out(p->W, p->kw, p->pad_w, p->stride_w, p->ceil_mode);
+    if (P < 1 || Q < 1) return -1;
+    p->P = P;
+    p->Q = Q;
+    return 0;
+}
+
+void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float *x) {
+    const int H = p->H, W = p->W, P = p->P, Q = p->Q;
+    const long planes = (long)p->N * p->C;
+    const size_t HW = (size_t)H * W, PQ = (size_t)P * Q;
+#pragma omp parallel for schedule(static) if ((size_t)planes * PQ * p->kh * p->kw > ST_POOL_OMP_MIN)
+    for (long pl = 0; pl < planes; pl++) {
+        const float *xp = x + (size_t)pl * HW;
+        float *yp = y + (size_t)pl * PQ;
+        int32_t *ap = argmax + (size_t)pl * PQ;
+        for (int oh = 0; oh < P; oh++) {
+            int hs = oh * p->stride_h - p->pad_h;
+            int he = ST_MIN(hs + p->kh, H);
+            if (hs < 0) hs = 0;
+            for (int ow = 0; ow < Q; ow++) {
+                int ws = ow * p->stride_w - p->pad_w;
+                int we = ST_MIN(ws + p->kw, W);
+                if (ws < 0) ws = 0;
+                float m = -INFINITY;
+                int32_t idx = hs * W + ws;
+                for (int h = hs; h < he; h++)
+                    for (int w = ws; w < we; w++) {
+                        float v = xp[h * W + w];
+                        /* Strict > keeps the first of equal maxima; NaN wins like PyTorch. */
+                        if (v > m || isnan(v)) {
+                            m = v;
+                            idx = h * W + w;
+                        }
+                    }
+                yp[(size_t)oh * Q + ow] = m;
+                ap[(size_t)oh * Q + ow] = idx;
+            }
+        }
+    }
+}
+
+void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax) {
+    const long planes = (long)p->N * p->C;
+    const size_t HW = (size_t)p->H * p->W, PQ = (size_t)p->P * p->Q;
+#pragma omp parallel for schedule(static) if ((size_t)planes * PQ > ST_POOL_OMP_MIN)
+    for (long pl = 0; pl < planes; pl++) {
+        float *gp = dx + (size_t)pl * HW;
+        const float *dp = dy + (size_t)pl * PQ;
+        const int32_t *ap = argmax + (size_t)pl * PQ;
+        for (size_t i = 0; i < PQ; i++) gp[ap[i]] += dp[i];
+    }
+}
+
+/* One window of average pooling: the clipped input range and the divisor. */
+typedef struct {
+    int hs, he, ws, we;
+    float inv;
+} avg_win;
+
+static avg_win avg_window(const st_pool *p, int oh, int ow) {
+    avg_win a;
+    int hs = oh * p->stride_h - p->pad_h, ws = ow * p->stride_w - p->pad_w;
+    /* The padded extent (used by count_include_pad) stops at the right padding edge. */
+    int he = ST_MIN(hs + p->kh, p->H + p->pad_h), we = ST_MIN(ws + p->kw, p->W + p->pad_w);
+    int padded = (he - hs) * (we - ws);
+    a.hs = hs < 0 ? 0 : hs;
+    a.ws = ws < 0 ? 0 : ws;
+    a.he = ST_MIN(he, p->H);
+    a.we = ST_MIN(we, p->W);
+    int count = p->count_include_pad ? padded : (a.he - a.hs) * (a.we - a.ws);
+    a.inv = 1.0f / (float)count;
+    return a;
+}
+
+void st_avgpool_forward(const st_pool *p, float *y, const float *x) {
+    const int W = p->W, P = p->P, Q = p->Q;
+    const long planes = (long)p->N * p->C;
+    const size_t HW = (size_t)p->H * W, PQ = (size_t)P * Q;
+#pragma omp parallel for schedule(static) if ((size_t)planes * PQ * p->kh * p->kw > ST_POOL_OMP_MIN)
+    for (long pl = 0; pl < planes; pl++) {
+        const float *xp = x + (size_t)pl * HW;
+        float *yp = y + (size_t)pl * PQ;
+        for (int oh = 0; oh < P; oh++)
+            for (int ow = 0; ow < Q; ow++) {
+                avg_win a = avg_window(p, oh, ow);
+                float s = 0.0f;
+                for (int h = a.hs; h < a.he; h++)
+                    for (int w = a.ws; w < a.we; w++) s += xp[h * W + w];
+                yp[(size_t)oh * Q + ow] = s * a.inv;
+            }
+    }
+}
+
+void st_avgpool_backward(const st_pool *p, float *dx, const float *dy) {
+    const int W = p->W, P = p->P, Q = p->Q;
+    const long planes = (long)p->N * p->C;
+    const size_t HW = (size_t)p->H * W, PQ = (size_t)P * Q;
+#pragma omp parallel for schedule(static) if ((size_t)planes * PQ * p->kh * p->kw > ST_POOL_OMP_MIN)
+    for (long pl = 0; pl < planes; pl++) {
+        float *gp = dx + (size_t)pl * HW;
+        const float *dp = dy + (size_t)pl * PQ;
+        for (int oh = 0; oh < P; oh++)
+            for (int ow = 0; ow < Q; ow++) {
+                avg_win a = avg_window(p, oh, ow);
+                float g = dp[(size_t)oh * Q + ow] * a.inv;
+                for (int h = a.hs; h < a.he; h++)
+                    for (int w = a.ws; w < a.we; w++) gp[h * W + w] += g;
+            }
+    }
+}
+
+void st_global_avgpool_forward(float *y, const float *x, int N, int C, int HW) {
+    const long planes = (long)N * C;
+#pragma omp parallel for schedule(static) if ((size_t)planes * HW > ST_POOL_OMP_MIN)
+    for (long pl = 0; pl < planes; pl++) {
+        const float *xp = x + (size_t)pl * HW;
+        double s = 0.0;
+        for (int i = 0; i < HW; i++) s += xp[i];
+        y[pl] = (float)(s / HW);
+    }
+}
+
+void st_global_avgpool_backward(float *dx, const float *dy, int N, int C, int HW) {
+    const long planes = (long)N * C;
+#pragma omp parallel for schedule(static) if ((size_t)planes * HW > ST_POOL_OMP_MIN)
+    for (long pl = 0; pl < planes; pl++) {
+        float *gp = dx + (size_t)pl * HW;
+        const float g = dy[pl] / (float)HW;
+        for (int i = 0; i < HW; i++) gp[i] += g;
+    }
+}
