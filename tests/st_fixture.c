@@ -119,8 +119,8 @@ static st_status parse(st_fixture *fx, cursor *c, const char *path, st_error *er
 
 st_status st_fixture_load(st_fixture *fx, const char *path, st_error *err) {
     memset(fx, 0, sizeof *fx);
-    unsigned char *buf;
-    size_t len;
+    unsigned char *buf = NULL;
+    size_t len = 0;
     st_status s = read_file(path, &buf, &len, err);
     if (s != ST_OK) return s;
     cursor c = {buf, len, 0};
