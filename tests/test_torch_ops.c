@@ -1,5 +1,5 @@
-/* Every op in st_ops.h against PyTorch references (the .stfx files in tests/fixtures/torch, written
- * by tools/gen_torch_fixtures.py). Forward outputs and all gradients are compared with
+/* Every op in st_ops.h against PyTorch references: the .stfx files in tests/fixtures/torch,
+ * written by tools/gen_torch_fixtures.py. Forward outputs and all gradients are compared with
  * rtol 1e-4 plus an atol of 1e-5 x max|reference| (float32 sums that cancel can be small
  * next to their terms). Ops with a *_ref twin run both versions. Gradient buffers are
  * zeroed before backward because backward accumulates. The cnn-small network fixture is
