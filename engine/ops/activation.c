@@ -19,6 +19,7 @@ void st_relu_forward(float *y, const float *x, size_t n) {
 }
 
 void st_relu_backward(float *dx, const float *dy, const float *x, size_t n) {
+    if (!dx) return;
 #pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
     for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
 }
@@ -29,6 +30,7 @@ void st_leakyrelu_forward(float *y, const float *x, size_t n, float slope) {
 }
 
 void st_leakyrelu_backward(float *dx, const float *dy, const float *x, size_t n, float slope) {
+    if (!dx) return;
 #pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
     for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : dy[i] * slope;
 }
@@ -39,6 +41,7 @@ void st_silu_forward(float *y, const float *x, size_t n) {
 }
 
 void st_silu_backward(float *dx, const float *dy, const float *x, size_t n) {
+    if (!dx) return;
 #pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float s = sigmoidf(x[i]);
@@ -53,6 +56,7 @@ void st_sigmoid_forward(float *y, const float *x, size_t n) {
 }
 
 void st_sigmoid_backward(float *dx, const float *dy, const float *y, size_t n) {
+    if (!dx) return;
 #pragma omp parallel for schedule(static) if (n > ST_ACT_OMP_MIN)
     for (size_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
 }

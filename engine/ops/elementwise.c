@@ -91,6 +91,7 @@ void st_upsample_nearest_forward(float *y, const float *x, int N, int C, int H, 
 
 void st_upsample_nearest_backward(float *dx, const float *dy, int N, int C, int H, int W,
                                   int f) {
+    if (!dx) return;
     const long planes = (long)N * C;
     const int Wo = W * f;
     const size_t HW = (size_t)H * W, HWo = HW * f * f;
@@ -125,6 +126,7 @@ void st_dropout_forward(float *y, float *mask, const float *x, size_t n, float p
 }
 
 void st_dropout_backward(float *dx, const float *dy, const float *mask, size_t n) {
+    if (!dx) return;
 #pragma omp parallel for schedule(static) if (n > ST_EW_OMP_MIN)
     for (size_t i = 0; i < n; i++) dx[i] += dy[i] * mask[i];
 }

@@ -29,6 +29,7 @@ float st_softmax_xent_forward(float *probs, const float *logits, const int32_t *
 
 void st_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int N,
                               int C, float scale) {
+    if (!dlogits) return;
     const float k = scale / (float)N;
     for (int n = 0; n < N; n++) {
         const float *pr = probs + (size_t)n * C;

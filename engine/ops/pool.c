@@ -74,6 +74,7 @@ void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float
 }
 
 void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax) {
+    if (!dx) return;
     const long planes = (long)p->N * p->C;
     const size_t HW = (size_t)p->H * p->W, PQ = (size_t)p->P * p->Q;
 #pragma omp parallel for schedule(static) if ((size_t)planes * PQ > ST_POOL_OMP_MIN)
@@ -126,6 +127,7 @@ void st_avgpool_forward(const st_pool *p, float *y, const float *x) {
 }
 
 void st_avgpool_backward(const st_pool *p, float *dx, const float *dy) {
+    if (!dx) return;
     const int W = p->W, P = p->P, Q = p->Q;
     const long planes = (long)p->N * p->C;
     const size_t HW = (size_t)p->H * W, PQ = (size_t)P * Q;
@@ -155,6 +157,7 @@ void st_global_avgpool_forward(float *y, const float *x, int N, int C, int HW) {
 }
 
 void st_global_avgpool_backward(float *dx, const float *dy, int N, int C, int HW) {
+    if (!dx) return;
     const long planes = (long)N * C;
 #pragma omp parallel for schedule(static) if ((size_t)planes * HW > ST_POOL_OMP_MIN)
     for (long pl = 0; pl < planes; pl++) {

@@ -1,0 +1,616 @@
+/* Linear and BatchNorm (fast vs reference, hand-computed statistics), activations,
+ * pooling, elementwise/shape ops, dropout and the softmax cross-entropy loss, each against
+ * an independent hand-written check. Finite-difference checks live in test_gradcheck.c. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "st_ops.h"
+#include "st_ops_test_util.h"
+
+/* ------------------------------------------------------------------ Linear */
+
+START_TEST(test_linear_fast_matches_ref) {
+    const int shapes[][3] = {{1, 1, 1}, {3, 7, 17}, {5, 33, 10}, {17, 64, 3}, {1, 17, 7}};
+    for (int t = 0; t < 5; t++) {
+        const int N = shapes[t][0], I = shapes[t][1], O = shapes[t][2];
+        st_rng r;
+        st_rng_seed(&r, 100 + t);
+        float *x = ot_rand((size_t)N * I, -1, 1, &r), *w = ot_rand((size_t)O * I, -1, 1, &r);
+        float *b = ot_rand(O, -1, 1, &r), *dy = ot_rand((size_t)N * O, -1, 1, &r);
+        float *y = ot_alloc((size_t)N * O), *yr = ot_alloc((size_t)N * O);
+        st_linear_forward(y, x, w, b, N, I, O);
+        st_linear_forward_ref(yr, x, w, b, N, I, O);
+        OT_ASSERT_NEAR(y, yr, (size_t)N * O, 1e-5, 1e-4, "linear forward");
+        st_linear_forward(y, x, w, NULL, N, I, O);
+        st_linear_forward_ref(yr, x, w, NULL, N, I, O);
+        OT_ASSERT_NEAR(y, yr, (size_t)N * O, 1e-5, 1e-4, "linear forward, no bias");
+        /* Gradients start non-zero: backward must add to them. */
+        float *dx = ot_rand((size_t)N * I, -1, 1, &r), *dw = ot_rand((size_t)O * I, -1, 1, &r);
+        float *db = ot_rand(O, -1, 1, &r);
+        float *dxr = ot_copy(dx, (size_t)N * I), *dwr = ot_copy(dw, (size_t)O * I);
+        float *dbr = ot_copy(db, O);
+        st_linear_backward(dx, dw, db, dy, x, w, N, I, O);
+        st_linear_backward_ref(dxr, dwr, dbr, dy, x, w, N, I, O);
+        OT_ASSERT_NEAR(dx, dxr, (size_t)N * I, 1e-5, 1e-4, "linear dx");
+        OT_ASSERT_NEAR(dw, dwr, (size_t)O * I, 1e-5, 1e-4, "linear dw");
+        OT_ASSERT_NEAR(db, dbr, (size_t)O, 1e-5, 1e-4, "linear db");
+        /* NULL gradients: nothing is touched and nothing crashes. */
+        st_linear_backward(NULL, NULL, NULL, dy, x, w, N, I, O);
+        st_linear_backward_ref(NULL, NULL, NULL, dy, x, w, N, I, O);
+        free(x), free(w), free(b), free(dy), free(y), free(yr);
+        free(dx), free(dw), free(db), free(dxr), free(dwr), free(dbr);
+    }
+}
+END_TEST
+
+START_TEST(test_linear_hand_computed) {
+    /* x = [1 2; 3 4], w = [1 0; 0 1; 1 -1], b = [0.5 0 -1] */
+    const float x[4] = {1, 2, 3, 4}, w[6] = {1, 0, 0, 1, 1, -1}, b[3] = {0.5f, 0, -1};
+    const float expect[6] = {1.5f, 2, -2, 3.5f, 4, -2};
+    float y[6];
+    st_linear_forward(y, x, w, b, 2, 2, 3);
+    for (int i = 0; i < 6; i++) ck_assert_float_eq_tol(y[i], expect[i], 1e-6);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ BatchNorm */
+
+typedef struct {
+    int N, C, HW;
+} bn_shape;
+
+START_TEST(test_batchnorm_fast_matches_ref) {
+    const bn_shape shapes[] = {{3, 7, 17 * 17}, {1, 3, 7 * 7}, {4, 17, 1}, {2, 1, 3}, {1, 1, 1}};
+    for (int t = 0; t < 5; t++) {
+        for (int training = 0; training <= 1; training++) {
+            st_batchnorm bn = {shapes[t].N, shapes[t].C, shapes[t].HW, 1e-5f, 0.1f};
+            const int C = bn.C;
+            const size_t n = (size_t)bn.N * C * bn.HW;
+            st_rng r;
+            st_rng_seed(&r, 200 + t);
+            /* An offset mean checks the centring is done before scaling. */
+            float *x = ot_rand(n, 2, 4, &r), *dy = ot_rand(n, -1, 1, &r);
+            float *gamma = ot_rand(C, 0.5f, 1.5f, &r), *beta = ot_rand(C, -1, 1, &r);
+            float *rm = ot_rand(C, -1, 1, &r), *rv = ot_rand(C, 0.5f, 2, &r);
+            float *rmr = ot_copy(rm, C), *rvr = ot_copy(rv, C);
+            float *y = ot_alloc(n), *yr = ot_alloc(n);
+            float *sm = ot_alloc(C), *si = ot_alloc(C), *smr = ot_alloc(C), *sir = ot_alloc(C);
+            st_batchnorm_forward(&bn, y, x, gamma, beta, rm, rv, sm, si, training);
+            st_batchnorm_forward_ref(&bn, yr, x, gamma, beta, rmr, rvr, smr, sir, training);
+            const char *what = training ? "bn train" : "bn eval";
+            OT_ASSERT_NEAR(y, yr, n, 1e-5, 1e-4, what);
+            OT_ASSERT_NEAR(rm, rmr, (size_t)C, 1e-6, 1e-6, what);
+            OT_ASSERT_NEAR(rv, rvr, (size_t)C, 1e-6, 1e-6, what);
+            OT_ASSERT_NEAR(sm, smr, (size_t)C, 1e-6, 1e-6, what);
+            OT_ASSERT_NEAR(si, sir, (size_t)C, 1e-6, 1e-5, what);
+            float *dx = ot_rand(n, -1, 1, &r), *dg = ot_rand(C, -1, 1, &r);
+            float *dbt = ot_rand(C, -1, 1, &r);
+            float *dxr = ot_copy(dx, n), *dgr = ot_copy(dg, C), *dbtr = ot_copy(dbt, C);
+            st_batchnorm_backward(&bn, dx, dg, dbt, dy, x, gamma, sm, si, training);
+            st_batchnorm_backward_ref(&bn, dxr, dgr, dbtr, dy, x, gamma, smr, sir, training);
+            OT_ASSERT_NEAR(dx, dxr, n, 1e-5, 1e-4, what);
+            OT_ASSERT_NEAR(dg, dgr, (size_t)C, 1e-5, 1e-4, what);
+            OT_ASSERT_NEAR(dbt, dbtr, (size_t)C, 1e-5, 1e-4, what);
+            st_batchnorm_backward(&bn, NULL, NULL, NULL, dy, x, gamma, sm, si, training);
+            free(x), free(dy), free(gamma), free(beta), free(rm), free(rv), free(rmr), free(rvr);
+            free(y), free(yr), free(sm), free(si), free(smr), free(sir);
+            free(dx), free(dg), free(dbt), free(dxr), free(dgr), free(dbtr);
+        }
+    }
+}
+END_TEST
+
+/* N=2, C=2, HW=2. Channel 0 holds 1,2,3,4 (mean 2.5, biased var 1.25, unbiased 5/3);
+ * channel 1 holds 10,20,30,40 (mean 25, biased var 125, unbiased 500/3). */
+START_TEST(test_batchnorm_running_stats_by_hand) {
+    st_batchnorm bn = {2, 2, 2, 1e-5f, 0.1f};
+    const float x[8] = {1, 2, 10, 20, 3, 4, 30, 40};
+    const float gamma[2] = {2, 0.5f}, beta[2] = {1, -1};
+    for (int fast = 0; fast <= 1; fast++) {
+        float rm[2] = {0.5f, -1}, rv[2] = {2, 3};
+        float y[8], sm[2], si[2];
+        if (fast) st_batchnorm_forward(&bn, y, x, gamma, beta, rm, rv, sm, si, 1);
+        else st_batchnorm_forward_ref(&bn, y, x, gamma, beta, rm, rv, sm, si, 1);
+        ck_assert_float_eq_tol(rm[0], 0.9 * 0.5 + 0.1 * 2.5, 1e-6);
+        ck_assert_float_eq_tol(rm[1], 0.9 * -1 + 0.1 * 25, 1e-5);
+        ck_assert_float_eq_tol(rv[0], 0.9 * 2 + 0.1 * (5.0 / 3.0), 1e-6);
+        ck_assert_float_eq_tol(rv[1], 0.9 * 3 + 0.1 * (500.0 / 3.0), 1e-4);
+        ck_assert_float_eq_tol(sm[0], 2.5, 1e-6);
+        ck_assert_float_eq_tol(sm[1], 25, 1e-5);
+        ck_assert_float_eq_tol(si[0], 1 / sqrt(1.25 + 1e-5), 1e-6);
+        ck_assert_float_eq_tol(si[1], 1 / sqrt(125 + 1e-5), 1e-7);
+        /* y for x = 1 (channel 0) and x = 40 (channel 1). */
+        ck_assert_float_eq_tol(y[0], (1 - 2.5) / sqrt(1.25 + 1e-5) * 2 + 1, 1e-5);
+        ck_assert_float_eq_tol(y[7], (40 - 25) / sqrt(125 + 1e-5) * 0.5 - 1, 1e-5);
+
+        /* Eval: the running statistics are used and left alone. */
+        float rm2[2] = {1, 20}, rv2[2] = {4, 100};
+        if (fast) st_batchnorm_forward(&bn, y, x, gamma, beta, rm2, rv2, sm, si, 0);
+        else st_batchnorm_forward_ref(&bn, y, x, gamma, beta, rm2, rv2, sm, si, 0);
+        ck_assert_float_eq(rm2[0], 1);
+        ck_assert_float_eq(rv2[1], 100);
+        ck_assert_float_eq_tol(y[0], (1 - 1) / sqrt(4 + 1e-5) * 2 + 1, 1e-6);
+        ck_assert_float_eq_tol(y[1], (2 - 1) / sqrt(4 + 1e-5) * 2 + 1, 1e-6);
+        ck_assert_float_eq_tol(y[7], (40 - 20) / sqrt(100 + 1e-5) * 0.5 - 1, 1e-6);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------ Activations */
+
+START_TEST(test_activations_against_formulas) {
+    enum { n = 257 };
+    float x[n], y[n], dx[n], dy[n];
+    st_rng r;
+    st_rng_seed(&r, 300);
+    stt_fill_uniform(x, n, -8, 8, &r);
+    stt_fill_uniform(dy, n, -1, 1, &r);
+    x[0] = 0.0f; /* the kink */
+    const float slope = 0.1f;
+
+    st_relu_forward(y, x, n);
+    for (int i = 0; i < n; i++) ck_assert_float_eq(y[i], x[i] > 0 ? x[i] : 0);
+    for (int i = 0; i < n; i++) dx[i] = 1.0f;
+    st_relu_backward(dx, dy, x, n);
+    for (int i = 0; i < n; i++) ck_assert_float_eq_tol(dx[i], 1 + (x[i] > 0 ? dy[i] : 0), 1e-6);
+
+    st_leakyrelu_forward(y, x, n, slope);
+    for (int i = 0; i < n; i++) ck_assert_float_eq_tol(y[i], fmax(x[i], slope * x[i]), 1e-6);
+    for (int i = 0; i < n; i++) dx[i] = 1.0f;
+    st_leakyrelu_backward(dx, dy, x, n, slope);
+    for (int i = 0; i < n; i++)
+        ck_assert_float_eq_tol(dx[i], 1 + (x[i] > 0 ? dy[i] : slope * dy[i]), 1e-6);
+
+    /* sigmoid(x) = (1 + tanh(x/2)) / 2 is an independent formula. */
+    st_sigmoid_forward(y, x, n);
+    for (int i = 0; i < n; i++) ck_assert_float_eq_tol(y[i], 0.5 * (1 + tanh(x[i] / 2.0)), 1e-6);
+    for (int i = 0; i < n; i++) dx[i] = 1.0f;
+    st_sigmoid_backward(dx, dy, y, n);
+    for (int i = 0; i < n; i++) {
+        double s = 0.5 * (1 + tanh(x[i] / 2.0));
+        ck_assert_float_eq_tol(dx[i], 1 + dy[i] * s * (1 - s), 1e-6);
+    }
+
+    st_silu_forward(y, x, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_float_eq_tol(y[i], x[i] * 0.5 * (1 + tanh(x[i] / 2.0)), 1e-5);
+    for (int i = 0; i < n; i++) dx[i] = 1.0f;
+    st_silu_backward(dx, dy, x, n);
+    for (int i = 0; i < n; i++) {
+        double s = 0.5 * (1 + tanh(x[i] / 2.0));
+        ck_assert_float_eq_tol(dx[i], 1 + dy[i] * (s + x[i] * s * (1 - s)), 1e-5);
+    }
+}
+END_TEST
+
+START_TEST(test_activations_extreme_inputs) {
+    const float x[6] = {-1000, -100, -88.8f, 88.8f, 100, 1000};
+    const float dy[6] = {1, 1, 1, 1, 1, 1};
+    float y[6], dx[6] = {0};
+    st_sigmoid_forward(y, x, 6);
+    for (int i = 0; i < 6; i++) {
+        ck_assert(isfinite(y[i]));
+        ck_assert_float_eq_tol(y[i], x[i] > 0 ? 1.0f : 0.0f, 1e-30);
+    }
+    st_sigmoid_backward(dx, dy, y, 6);
+    for (int i = 0; i < 6; i++) ck_assert(isfinite(dx[i]) && fabsf(dx[i]) < 1e-30f);
+    st_silu_forward(y, x, 6);
+    for (int i = 0; i < 6; i++) {
+        ck_assert(isfinite(y[i]));
+        ck_assert_float_eq_tol(y[i], x[i] > 0 ? x[i] : 0.0f, 1e-30);
+    }
+    for (int i = 0; i < 6; i++) dx[i] = 0;
+    st_silu_backward(dx, dy, x, 6);
+    for (int i = 0; i < 6; i++) {
+        ck_assert(isfinite(dx[i]));
+        ck_assert_float_eq_tol(dx[i], x[i] > 0 ? 1.0f : 0.0f, 1e-30);
+    }
+}
+END_TEST
+
+START_TEST(test_activations_large_tensor_threads) {
+    /* Above the threading threshold: same answers as element by element. */
+    const size_t n = 100003;
+    st_rng r;
+    st_rng_seed(&r, 301);
+    float *x = ot_rand(n, -5, 5, &r), *y = ot_alloc(n), *dx = ot_zeros(n);
+    float *dy = ot_rand(n, -1, 1, &r);
+    st_silu_forward(y, x, n);
+    st_silu_backward(dx, dy, x, n);
+    for (size_t i = 0; i < n; i += 997) {
+        double s = 1 / (1 + exp(-(double)x[i]));
+        ck_assert_float_eq_tol(y[i], x[i] * s, 1e-5);
+        ck_assert_float_eq_tol(dx[i], dy[i] * (s + x[i] * s * (1 - s)), 1e-5);
+    }
+    free(x), free(y), free(dx), free(dy);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ Pooling */
+
+/* Straight from the definition: walk every kernel tap of every window in padded
+ * coordinates. Max: padding is -inf, first maximum wins. Avg: the divisor counts the taps
+ * inside the padded input (count_include_pad) or inside the real input. */
+static void naive_pool(const st_pool *p, float *ymax, int32_t *amax, float *yavg, const float *x) {
+    for (int pl = 0; pl < p->N * p->C; pl++)
+        for (int oh = 0; oh < p->P; oh++)
+            for (int ow = 0; ow < p->Q; ow++) {
+                float m = -INFINITY;
+                int32_t mi = -1;
+                double s = 0;
+                int in_padded = 0, in_real = 0;
+                for (int i = 0; i < p->kh; i++)
+                    for (int j = 0; j < p->kw; j++) {
+                        int h = oh * p->stride_h - p->pad_h + i, w = ow * p->stride_w - p->pad_w + j;
+                        if (h < -p->pad_h || h >= p->H + p->pad_h || w < -p->pad_w ||
+                            w >= p->W + p->pad_w)
+                            continue;
+                        in_padded++;
+                        if (h < 0 || h >= p->H || w < 0 || w >= p->W) continue;
+                        in_real++;
+                        float v = x[(size_t)pl * p->H * p->W + h * p->W + w];
+                        s += v;
+                        if (mi < 0 || v > m) m = v, mi = h * p->W + w;
+                    }
+                size_t o = ((size_t)pl * p->P + oh) * p->Q + ow;
+                ymax[o] = m;
+                amax[o] = mi;
+                yavg[o] = (float)(s / (p->count_include_pad ? in_padded : in_real));
+            }
+}
+
+START_TEST(test_pool_output_shapes_match_pytorch) {
+    /* {H, k, s, pad, ceil, expected}; the ceil cases include one where PyTorch drops a
+     * last window that would start in the right padding. */
+    const int t[][6] = {{5, 2, 2, 0, 0, 2}, {5, 2, 2, 0, 1, 3}, {6, 3, 2, 1, 0, 3},
+                        {6, 3, 2, 1, 1, 4}, {5, 2, 2, 1, 1, 3}, {5, 2, 2, 1, 0, 3},
+                        {13, 5, 1, 2, 0, 13}, {2, 3, 2, 0, 1, 1}, {1, 1, 1, 0, 0, 1}};
+    for (int i = 0; i < 9; i++) {
+        st_pool p = {.N = 1, .C = 1, .H = t[i][0], .W = t[i][0], .kh = t[i][1], .kw = t[i][1],
+                     .stride_h = t[i][2], .stride_w = t[i][2], .pad_h = t[i][3],
+                     .pad_w = t[i][3], .ceil_mode = t[i][4], .count_include_pad = 1};
+        ck_assert_int_eq(st_pool_init(&p), 0);
+        ck_assert_msg(p.P == t[i][5] && p.Q == t[i][5], "case %d: got %d expected %d", i, p.P,
+                      t[i][5]);
+    }
+    st_pool bad = {.N = 1, .C = 1, .H = 5, .W = 5, .kh = 2, .kw = 2, .stride_h = 1,
+                   .stride_w = 1, .pad_h = 2, .pad_w = 0};
+    ck_assert_int_eq(st_pool_init(&bad), -1); /* pad > k/2 */
+    bad.pad_h = 0, bad.kh = 6, bad.kw = 6;
+    ck_assert_int_eq(st_pool_init(&bad), -1); /* kernel bigger than the input */
+    bad.kh = 2, bad.kw = 2, bad.stride_w = 0;
+    ck_assert_int_eq(st_pool_init(&bad), -1);
+}
+END_TEST
+
+START_TEST(test_pool_hand_computed) {
+    /* PyTorch: AvgPool2d(2, 2, ceil_mode=True) on arange(9).view(3,3) = [[2, 3.5], [6.5, 8]];
+     * MaxPool2d(2, 2, ceil_mode=True) gives [[4, 5], [7, 8]]. */
+    float x[9];
+    for (int i = 0; i < 9; i++) x[i] = (float)i;
+    st_pool p = {.N = 1, .C = 1, .H = 3, .W = 3, .kh = 2, .kw = 2, .stride_h = 2, .stride_w = 2,
+                 .ceil_mode = 1, .count_include_pad = 1};
+    ck_assert_int_eq(st_pool_init(&p), 0);
+    float y[4];
+    int32_t am[4];
+    st_avgpool_forward(&p, y, x);
+    const float ea[4] = {2, 3.5f, 6.5f, 8};
+    for (int i = 0; i < 4; i++) ck_assert_float_eq_tol(y[i], ea[i], 1e-6);
+    st_maxpool_forward(&p, y, am, x);
+    const float em[4] = {4, 5, 7, 8};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_float_eq(y[i], em[i]);
+        ck_assert_int_eq(am[i], (int)em[i]);
+    }
+    /* AvgPool2d(3, 2, padding=1) on the same: corner window sees 0+1+3+4 over 9 taps with
+     * count_include_pad, over 4 without. */
+    st_pool q = {.N = 1, .C = 1, .H = 3, .W = 3, .kh = 3, .kw = 3, .stride_h = 2, .stride_w = 2,
+                 .pad_h = 1, .pad_w = 1, .count_include_pad = 1};
+    ck_assert_int_eq(st_pool_init(&q), 0);
+    ck_assert_int_eq(q.P, 2);
+    st_avgpool_forward(&q, y, x);
+    ck_assert_float_eq_tol(y[0], 8.0f / 9, 1e-6);
+    ck_assert_float_eq_tol(y[3], (4 + 5 + 7 + 8) / 9.0f, 1e-6);
+    q.count_include_pad = 0;
+    st_avgpool_forward(&q, y, x);
+    ck_assert_float_eq_tol(y[0], 2.0f, 1e-6);
+    ck_assert_float_eq_tol(y[3], 6.0f, 1e-6);
+}
+END_TEST
+
+START_TEST(test_maxpool_ties_and_negative_padding) {
+    /* Ties: first index of the window wins, as in PyTorch. */
+    float x[16];
+    for (int i = 0; i < 16; i++) x[i] = 1.0f;
+    st_pool p = {.N = 1, .C = 1, .H = 4, .W = 4, .kh = 2, .kw = 2, .stride_h = 2, .stride_w = 2};
+    ck_assert_int_eq(st_pool_init(&p), 0);
+    float y[9];
+    int32_t am[9];
+    st_maxpool_forward(&p, y, am, x);
+    const int32_t first[4] = {0, 2, 8, 10};
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(am[i], first[i]);
+    /* All-negative input with padding: padding is -inf, so it never wins over -5. */
+    for (int i = 0; i < 16; i++) x[i] = -5.0f - i;
+    st_pool q = {.N = 1, .C = 1, .H = 4, .W = 4, .kh = 3, .kw = 3, .stride_h = 2, .stride_w = 2,
+                 .pad_h = 1, .pad_w = 1};
+    ck_assert_int_eq(st_pool_init(&q), 0);
+    st_maxpool_forward(&q, y, am, x);
+    ck_assert_float_eq(y[0], -5.0f);
+    ck_assert_int_eq(am[0], 0);
+    /* A tie that spans the window: the scan is row-major, first hit kept. */
+    for (int i = 0; i < 16; i++) x[i] = 0.0f;
+    x[5] = 3.0f, x[6] = 3.0f, x[9] = 3.0f;
+    st_maxpool_forward(&q, y, am, x);
+    ck_assert_int_eq(am[0], 5); /* window rows 0..1, cols 0..1 */
+    ck_assert_int_eq(am[1], 5); /* window rows 0..1, cols 1..3 */
+    ck_assert_int_eq(am[2], 5); /* rows 1..3, cols 0..1 */
+}
+END_TEST
+
+START_TEST(test_pool_against_naive) {
+    /* {N, C, H, W, kh, kw, sh, sw, ph, pw, ceil, include_pad} */
+    const int t[][12] = {{1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1},   {3, 7, 17, 17, 3, 3, 2, 2, 1, 1, 0, 1},
+                         {3, 7, 17, 17, 3, 3, 2, 2, 1, 1, 1, 0}, {1, 3, 7, 17, 2, 2, 2, 2, 0, 0, 1, 1},
+                         {3, 1, 7, 7, 5, 5, 1, 1, 2, 2, 0, 1},   {3, 3, 7, 7, 5, 5, 1, 1, 2, 2, 0, 0},
+                         {1, 17, 3, 7, 3, 2, 2, 3, 1, 1, 1, 1},  {3, 3, 7, 7, 2, 3, 3, 2, 1, 1, 1, 0},
+                         {1, 1, 2, 2, 3, 3, 2, 2, 0, 0, 1, 1},   {3, 3, 17, 17, 3, 3, 3, 3, 1, 1, 1, 1}};
+    for (int i = 0; i < 10; i++) {
+        st_pool p = {.N = t[i][0], .C = t[i][1], .H = t[i][2], .W = t[i][3], .kh = t[i][4],
+                     .kw = t[i][5], .stride_h = t[i][6], .stride_w = t[i][7], .pad_h = t[i][8],
+                     .pad_w = t[i][9], .ceil_mode = t[i][10], .count_include_pad = t[i][11]};
+        ck_assert_int_eq(st_pool_init(&p), 0);
+        const size_t nx = (size_t)p.N * p.C * p.H * p.W, ny = (size_t)p.N * p.C * p.P * p.Q;
+        st_rng r;
+        st_rng_seed(&r, 400 + i);
+        float *x = ot_rand(nx, -3, 1, &r);
+        float *y = ot_alloc(ny), *ye = ot_alloc(ny), *ya = ot_alloc(ny);
+        int32_t *am = malloc(ny * sizeof(int32_t)), *ame = malloc(ny * sizeof(int32_t));
+        naive_pool(&p, ye, ame, ya, x);
+        st_maxpool_forward(&p, y, am, x);
+        for (size_t o = 0; o < ny; o++) {
+            ck_assert_float_eq(y[o], ye[o]);
+            ck_assert_int_eq(am[o], ame[o]);
+        }
+        st_avgpool_forward(&p, y, x);
+        OT_ASSERT_NEAR(y, ya, ny, 1e-6, 1e-5, "avgpool");
+
+        /* Backward: maxpool routes dy to argmax; avgpool spreads dy/divisor over the
+         * window. Checked against the adjoint identity <dy, A x> = <A^T dy, x>, since
+         * both are linear in x for fixed argmax. */
+        float *dy = ot_rand(ny, -1, 1, &r), *dx = ot_zeros(nx);
+        st_avgpool_backward(&p, dx, dy);
+        double lhs = 0, rhs = 0;
+        for (size_t o = 0; o < ny; o++) lhs += (double)dy[o] * ya[o];
+        for (size_t j = 0; j < nx; j++) rhs += (double)dx[j] * x[j];
+        ck_assert_double_eq_tol(lhs, rhs, 1e-4 * (1 + fabs(lhs)));
+        memset(dx, 0, nx * sizeof(float));
+        st_maxpool_backward(&p, dx, dy, am);
+        lhs = rhs = 0;
+        for (size_t o = 0; o < ny; o++) lhs += (double)dy[o] * ye[o];
+        for (size_t j = 0; j < nx; j++) rhs += (double)dx[j] * x[j];
+        ck_assert_double_eq_tol(lhs, rhs, 1e-4 * (1 + fabs(lhs)));
+        free(x), free(y), free(ye), free(ya), free(am), free(ame), free(dy), free(dx);
+    }
+}
+END_TEST
+
+START_TEST(test_global_avgpool) {
+    const float x[12] = {1, 2, 3, 6, /* n0 c0 */ -1, -1, 1, 1, /* n0 c1 */ 4, 4, 4, 4};
+    float y[3], dx[12];
+    st_global_avgpool_forward(y, x, 1, 3, 4);
+    ck_assert_float_eq(y[0], 3);
+    ck_assert_float_eq(y[1], 0);
+    ck_assert_float_eq(y[2], 4);
+    for (int i = 0; i < 12; i++) dx[i] = 1;
+    const float dy[3] = {4, -8, 2};
+    st_global_avgpool_backward(dx, dy, 1, 3, 4);
+    for (int i = 0; i < 12; i++) ck_assert_float_eq(dx[i], 1 + dy[i / 4] / 4);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ Elementwise */
+
+START_TEST(test_add_mul) {
+    const float a[4] = {1, -2, 3, 0.5f}, b[4] = {4, 5, -6, 2}, dy[4] = {1, 2, 3, 4};
+    float y[4], da[4] = {1, 1, 1, 1}, db[4] = {0};
+    st_add_forward(y, a, b, 4);
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(y[i], a[i] + b[i]);
+    st_add_backward(da, db, dy, 4);
+    st_add_backward(NULL, db, dy, 4);
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(da[i], 1 + dy[i]);
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(db[i], 2 * dy[i]);
+    st_mul_forward(y, a, b, 4);
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(y[i], a[i] * b[i]);
+    for (int i = 0; i < 4; i++) da[i] = 1, db[i] = 0;
+    st_mul_backward(da, db, dy, a, b, 4);
+    st_mul_backward(da, NULL, dy, a, b, 4);
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(da[i], 1 + 2 * dy[i] * b[i]);
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(db[i], dy[i] * a[i]);
+}
+END_TEST
+
+START_TEST(test_concat) {
+    /* N=2, HW=2; inputs with 1, 2 and 1 channels. */
+    const float a[4] = {1, 2, 3, 4}, b[8] = {10, 11, 12, 13, 14, 15, 16, 17}, c[4] = {-1, -2, -3, -4};
+    const float *in[3] = {a, b, c};
+    const int cs[3] = {1, 2, 1};
+    float y[16];
+    st_concat_forward(y, in, cs, 3, 2, 2);
+    const float e[16] = {1, 2, 10, 11, 12, 13, -1, -2, 3, 4, 14, 15, 16, 17, -3, -4};
+    for (int i = 0; i < 16; i++) ck_assert_float_eq(y[i], e[i]);
+    float dy[16], da[4] = {0}, dc[4] = {100, 100, 100, 100};
+    for (int i = 0; i < 16; i++) dy[i] = (float)i;
+    float *din[3] = {da, NULL, dc};
+    st_concat_backward(din, dy, cs, 3, 2, 2);
+    const float eda[4] = {0, 1, 8, 9}, edc[4] = {106, 107, 114, 115};
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(da[i], eda[i]);
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(dc[i], edc[i]);
+}
+END_TEST
+
+START_TEST(test_upsample_nearest) {
+    /* N=1, C=2, 2x3, factor 2. */
+    const float x[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    float y[48];
+    st_upsample_nearest_forward(y, x, 1, 2, 2, 3, 2);
+    for (int c = 0; c < 2; c++)
+        for (int h = 0; h < 4; h++)
+            for (int w = 0; w < 6; w++)
+                ck_assert_float_eq(y[(c * 4 + h) * 6 + w], x[(c * 2 + h / 2) * 3 + w / 2]);
+    float dy[48], dx[12];
+    for (int i = 0; i < 48; i++) dy[i] = (float)i;
+    for (int i = 0; i < 12; i++) dx[i] = 1;
+    st_upsample_nearest_backward(dx, dy, 1, 2, 2, 3, 2);
+    for (int c = 0; c < 2; c++)
+        for (int h = 0; h < 2; h++)
+            for (int w = 0; w < 3; w++) {
+                float s = 1;
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) s += dy[(c * 4 + 2 * h + a) * 6 + 2 * w + b];
+                ck_assert_float_eq(dx[(c * 2 + h) * 3 + w], s);
+            }
+    /* Factor 1 is the identity. */
+    st_upsample_nearest_forward(y, x, 1, 2, 2, 3, 1);
+    for (int i = 0; i < 12; i++) ck_assert_float_eq(y[i], x[i]);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ Dropout */
+
+START_TEST(test_dropout_statistics_and_determinism) {
+    const size_t n = 200000;
+    const float p = 0.3f;
+    st_rng r;
+    st_rng_seed(&r, 500);
+    float *x = ot_rand(n, 0.5f, 1.5f, &r), *y = ot_alloc(n), *mask = ot_alloc(n);
+    float *y2 = ot_alloc(n), *m2 = ot_alloc(n);
+    st_dropout_forward(y, mask, x, n, p, 1234);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (mask[i] != 0.0f) {
+            kept++;
+            ck_assert_float_eq_tol(mask[i], 1 / 0.7f, 1e-6);
+            ck_assert_float_eq_tol(y[i], x[i] / 0.7f, 1e-5);
+        } else {
+            ck_assert_float_eq(y[i], 0.0f);
+        }
+    }
+    /* Binomial sd = sqrt(n p (1-p)) / n ~ 0.001; 5 sd. */
+    ck_assert_double_eq_tol((double)kept / n, 0.7, 0.005);
+    /* The mean is preserved in expectation. */
+    double sx = 0, sy = 0;
+    for (size_t i = 0; i < n; i++) sx += x[i], sy += y[i];
+    ck_assert_double_eq_tol(sy / sx, 1.0, 0.01);
+    /* Same seed: identical; other seed: a different mask. */
+    st_dropout_forward(y2, m2, x, n, p, 1234);
+    ck_assert(memcmp(y, y2, n * sizeof(float)) == 0);
+    ck_assert(memcmp(mask, m2, n * sizeof(float)) == 0);
+    st_dropout_forward(y2, m2, x, n, p, 1235);
+    size_t differ = 0;
+    for (size_t i = 0; i < n; i++) differ += (mask[i] != 0) != (m2[i] != 0);
+    /* Independent masks disagree with probability 2 p (1-p) = 0.42. */
+    ck_assert_double_eq_tol((double)differ / n, 0.42, 0.01);
+    /* Backward applies the stored mask and accumulates. */
+    float *dx = ot_alloc(n), *dy = ot_rand(n, -1, 1, &r);
+    for (size_t i = 0; i < n; i++) dx[i] = 1;
+    st_dropout_backward(dx, dy, mask, n);
+    for (size_t i = 0; i < n; i += 101) ck_assert_float_eq_tol(dx[i], 1 + dy[i] * mask[i], 1e-6);
+    free(x), free(y), free(mask), free(y2), free(m2), free(dx), free(dy);
+}
+END_TEST
+
+START_TEST(test_dropout_edge_probabilities) {
+    const float x[5] = {1, -2, 3, 4, 5};
+    float y[5], mask[5];
+    st_dropout_forward(y, mask, x, 5, 0.0f, 9);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_float_eq(y[i], x[i]);
+        ck_assert_float_eq(mask[i], 1);
+    }
+    st_dropout_forward(y, mask, x, 5, 1.0f, 9);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_float_eq(y[i], 0);
+        ck_assert_float_eq(mask[i], 0);
+    }
+    /* The mask depends on (seed, index) only: a prefix is the prefix of a longer call. */
+    float yl[64], ml[64], xl[64];
+    for (int i = 0; i < 64; i++) xl[i] = 1;
+    st_dropout_forward(yl, ml, xl, 64, 0.5f, 77);
+    st_dropout_forward(y, mask, xl, 5, 0.5f, 77);
+    for (int i = 0; i < 5; i++) ck_assert_float_eq(mask[i], ml[i]);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ Loss */
+
+START_TEST(test_softmax_xent_hand_computed) {
+    const float logits[6] = {1, 2, 3, /* label 2 */ 0, 0, 0 /* label 0 */};
+    const int32_t labels[2] = {2, 0};
+    float probs[6];
+    float loss = st_softmax_xent_forward(probs, logits, labels, 2, 3);
+    double lse = log(exp(1.0) + exp(2.0) + exp(3.0));
+    double expect = ((lse - 3) + log(3.0)) / 2;
+    ck_assert_double_eq_tol(loss, expect, 1e-6);
+    for (int c = 0; c < 3; c++) {
+        ck_assert_float_eq_tol(probs[c], exp(c + 1.0 - lse), 1e-6);
+        ck_assert_float_eq_tol(probs[3 + c], 1.0 / 3, 1e-6);
+    }
+    float d[6] = {1, 1, 1, 1, 1, 1};
+    st_softmax_xent_backward(d, probs, labels, 2, 3, 2.0f);
+    /* dlogits += (p - onehot) / N * scale, N = 2, scale = 2 */
+    for (int i = 0; i < 6; i++) {
+        double onehot = (i == 2 || i == 3) ? 1 : 0;
+        ck_assert_float_eq_tol(d[i], 1 + (probs[i] - onehot), 1e-6);
+    }
+}
+END_TEST
+
+START_TEST(test_softmax_xent_large_logits) {
+    const float logits[3] = {1000, 0, -1000};
+    float probs[3];
+    int32_t lab = 0;
+    float loss = st_softmax_xent_forward(probs, logits, &lab, 1, 3);
+    ck_assert(isfinite(loss));
+    ck_assert_float_eq_tol(loss, 0.0f, 1e-6);
+    ck_assert_float_eq_tol(probs[0], 1.0f, 1e-6);
+    lab = 2;
+    loss = st_softmax_xent_forward(probs, logits, &lab, 1, 3);
+    ck_assert_float_eq_tol(loss, 2000.0f, 1e-2);
+    for (int i = 0; i < 3; i++) ck_assert(isfinite(probs[i]));
+}
+END_TEST
+
+Suite *ops_basic_suite(void) {
+    Suite *s = suite_create("ops_basic");
+    TCase *tl = tcase_create("linear_bn");
+    tcase_add_test(tl, test_linear_fast_matches_ref);
+    tcase_add_test(tl, test_linear_hand_computed);
+    tcase_add_test(tl, test_batchnorm_fast_matches_ref);
+    tcase_add_test(tl, test_batchnorm_running_stats_by_hand);
+    suite_add_tcase(s, tl);
+    TCase *ta = tcase_create("activations");
+    tcase_add_test(ta, test_activations_against_formulas);
+    tcase_add_test(ta, test_activations_extreme_inputs);
+    tcase_add_test(ta, test_activations_large_tensor_threads);
+    suite_add_tcase(s, ta);
+    TCase *tp = tcase_create("pooling");
+    tcase_add_test(tp, test_pool_output_shapes_match_pytorch);
+    tcase_add_test(tp, test_pool_hand_computed);
+    tcase_add_test(tp, test_maxpool_ties_and_negative_padding);
+    tcase_add_test(tp, test_pool_against_naive);
+    tcase_add_test(tp, test_global_avgpool);
+    suite_add_tcase(s, tp);
+    TCase *te = tcase_create("elementwise");
+    tcase_add_test(te, test_add_mul);
+    tcase_add_test(te, test_concat);
+    tcase_add_test(te, test_upsample_nearest);
+    tcase_add_test(te, test_dropout_statistics_and_determinism);
+    tcase_add_test(te, test_dropout_edge_probabilities);
+    suite_add_tcase(s, te);
+    TCase *tx = tcase_create("loss");
+    tcase_add_test(tx, test_softmax_xent_hand_computed);
+    tcase_add_test(tx, test_softmax_xent_large_logits);
+    suite_add_tcase(s, tx);
+    return s;
+}
