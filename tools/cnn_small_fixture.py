@@ -3,7 +3,9 @@ and the network fixture (tests/fixtures/torch/cnn_small.stfx) with its self-chec
 
 conv(1->32, 3x3, pad 1, no bias) + BN(32) + ReLU, MaxPool(2)
 conv(32->64, 3x3, pad 1, no bias) + BN(64) + ReLU, MaxPool(2)
-flatten, Linear(3136->128) + ReLU, Linear(128->10); softmax cross-entropy (mean).
+flatten, Linear(64*(hw/4)^2 -> 128) + ReLU, Linear(128->10); softmax cross-entropy (mean).
+hw is 28 for Fashion-MNIST (Linear 3136->128); the fixture uses 12x12 inputs (Linear
+576->128) to keep the committed file small while exercising the same code paths.
 The module layout makes state_dict() produce exactly the names the C graph uses.
 """
 import numpy as np
@@ -20,6 +22,7 @@ BN_MOM, BN_EPS = 0.1, 1e-5
 SGD = dict(lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4)
 ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
 BATCH = 4
+FIXTURE_HW = 12
 # Smallest allowed distance of any ReLU input from 0, and of any positive max-pool winner
 # from its runner-up, in both forward passes. float32 (our C code) lands ~1e-6 from the
 # float64 reference; closer than that, the C side could take the other branch and its
@@ -39,10 +42,11 @@ class ConvBNReLU(nn.Module):
 
 
 class CnnSmall(nn.Module):
-    def __init__(self):
+    def __init__(self, hw=28):
         super().__init__()
+        flat = 64 * (hw // 4) ** 2
         self.model = nn.Sequential(ConvBNReLU(1, 32), nn.MaxPool2d(2), ConvBNReLU(32, 64),
-                                   nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 128),
+                                   nn.MaxPool2d(2), nn.Flatten(), nn.Linear(flat, 128),
                                    nn.ReLU(), nn.Linear(128, 10))
 
     def forward(self, x):
@@ -99,10 +103,10 @@ def init_state(seed):
         P["model.%d.bn.bias" % i] = 0.1 * torch.randn(c2, generator=g)
         S["model.%d.bn.running_mean" % i] = 0.1 * torch.randn(c2, generator=g)
         S["model.%d.bn.running_var" % i] = 0.5 + torch.rand(c2, generator=g)
-    for i, (fi, fo) in ((5, (3136, 128)), (7, (128, 10))):
+    for i, (fi, fo) in ((5, (64 * (FIXTURE_HW // 4) ** 2, 128)), (7, (128, 10))):
         P["model.%d.weight" % i] = uni((fo, fi), fi)
         P["model.%d.bias" % i] = uni((fo,), fi)
-    x = torch.rand(BATCH, 1, 28, 28, generator=g)
+    x = torch.rand(BATCH, 1, FIXTURE_HW, FIXTURE_HW, generator=g)
     labels = torch.randint(0, 10, (BATCH,), generator=g)
     return P, S, x, labels
 
@@ -135,7 +139,7 @@ def run64(P0, S0, x, labels, opt_name):
 def module_check(P0, S0, x, labels, ref):
     """The nn.Module version, loaded through state_dict names, must match the functional
     forward exactly (float64): proves the names map to the right tensors."""
-    m = CnnSmall().double().train()
+    m = CnnSmall(FIXTURE_HW).double().train()
     sd = m.state_dict()
     want = set(PARAMS) | set(STATS)
     got = {k for k in sd if not k.endswith("num_batches_tracked")}
