@@ -76,7 +76,7 @@ def main():
     xte, yte = load_split(args.data, "t10k")
     if args.limit:
         xtr, ytr = xtr[:args.limit], ytr[:args.limit]
-    model = CnnSmall().train()
+    model = CnnSmall(dropout=0.25).train()  # the same model sparsetrain trains
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                           weight_decay=args.weight_decay)
     print("pytorch %s, %d threads, batch %d, %d train / %d test images"

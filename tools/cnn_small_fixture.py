@@ -42,12 +42,15 @@ class ConvBNReLU(nn.Module):
 
 
 class CnnSmall(nn.Module):
-    def __init__(self, hw=28):
+    def __init__(self, hw=28, dropout=0.0):
         super().__init__()
         flat = 64 * (hw // 4) ** 2
+        # sparsetrain's cnn-small has Dropout(0.25) after the hidden ReLU; it sits inside
+        # module 6 here so the last Linear keeps the name model.7 either way.
+        act = nn.Sequential(nn.ReLU(), nn.Dropout(dropout)) if dropout else nn.ReLU()
         self.model = nn.Sequential(ConvBNReLU(1, 32), nn.MaxPool2d(2), ConvBNReLU(32, 64),
                                    nn.MaxPool2d(2), nn.Flatten(), nn.Linear(flat, 128),
-                                   nn.ReLU(), nn.Linear(128, 10))
+                                   act, nn.Linear(128, 10))
 
     def forward(self, x):
         return self.model(x)
