@@ -139,14 +139,16 @@ START_TEST(test_conv_init_rejects_bad_shapes) {
 }
 END_TEST
 
-/* Shapes big enough that one sgemm cannot take the whole batch: several chunks and a short
- * last one (of 1 sample for the 5x5 case, which then takes the unstaged path). */
+/* Batches that one sgemm does not take whole: several chunks and a short last one. The
+ * first two are limited by the target gemm width (the 5x5 one ends in a chunk of 1 sample,
+ * which takes the unstaged path); the last by the scratch budget (C/g*R*S = 12800 rows). */
 START_TEST(test_conv_multi_chunk) {
     const conv_case big[] = {
-        {10, 64, 17, 17, 4, 5, 5, 1, 1, 2, 2, 1, 1, 1, "5x5 conv split into chunks"},
-        {57, 256, 17, 17, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise conv split into chunks"},
+        {9, 64, 17, 17, 4, 5, 5, 1, 1, 2, 2, 1, 1, 1, "5x5 conv split into chunks"},
+        {19, 256, 17, 17, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise conv split into chunks"},
+        {6, 512, 9, 9, 4, 5, 5, 1, 1, 2, 2, 1, 1, 1, "budget-limited chunks"},
     };
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         st_conv2d c = make_conv(&big[i]);
         int nb = st_conv2d_batch_chunk(&c);
         ck_assert_msg(nb > 1 && nb < c.N && c.N % nb != 0, "%s: chunk %d of N=%d", big[i].what,
@@ -245,6 +247,7 @@ Suite *conv2d_suite(void) {
     tcase_add_test(tc, test_conv_multi_chunk);
     suite_add_tcase(s, tc);
     TCase *tb = tcase_create("api");
+    tcase_set_timeout(tb, 60);
     tcase_add_test(tb, test_conv_init_shapes);
     tcase_add_test(tb, test_conv_init_rejects_bad_shapes);
     tcase_add_test(tb, test_conv_scratch_sizes);

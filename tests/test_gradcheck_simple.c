@@ -257,6 +257,7 @@ END_TEST
 Suite *gradcheck_simple_suite(void) {
     Suite *s = suite_create("gradcheck_simple");
     TCase *tc = tcase_create("parameter_free");
+    tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_gradcheck_activation, 0, ACT_COUNT);
     tcase_add_loop_test(tc, test_gradcheck_pool, 0,
                         2 * (int)(sizeof pool_shapes / sizeof pool_shapes[0]));
