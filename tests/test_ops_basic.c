@@ -3,6 +3,7 @@
  * an independent hand-written check. Finite-difference checks live in test_gradcheck.c. */
 #include <check.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "st_ops.h"
@@ -134,6 +135,34 @@ START_TEST(test_batchnorm_running_stats_by_hand) {
         ck_assert_float_eq_tol(y[1], (2 - 1) / sqrt(4 + 1e-5) * 2 + 1, 1e-6);
         ck_assert_float_eq_tol(y[7], (40 - 20) / sqrt(100 + 1e-5) * 0.5 - 1, 1e-6);
     }
+}
+END_TEST
+
+/* One thread per channel, fixed order: the same bits for 1 and 2 threads. */
+START_TEST(test_batchnorm_thread_count_invariant) {
+    st_batchnorm bn = {3, 9, 13 * 13, 1e-5f, 0.1f};
+    const size_t n = (size_t)bn.N * bn.C * bn.HW;
+    st_rng r;
+    st_rng_seed(&r, 250);
+    float *x = ot_rand(n, -2, 2, &r), *dy = ot_rand(n, -1, 1, &r);
+    float *gamma = ot_rand(bn.C, 0.5f, 1.5f, &r), *beta = ot_rand(bn.C, -1, 1, &r);
+    float *y[2], *dx[2], dg[2][9] = {{0}}, dbt[2][9] = {{0}}, rm[2][9] = {{0}}, rv[2][9];
+    float sm[9], si[9];
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        for (int c = 0; c < 9; c++) rv[t][c] = 1;
+        y[t] = ot_alloc(n), dx[t] = ot_zeros(n);
+        st_batchnorm_forward(&bn, y[t], x, gamma, beta, rm[t], rv[t], sm, si, 1);
+        st_batchnorm_backward(&bn, dx[t], dg[t], dbt[t], dy, x, gamma, sm, si, 1);
+    }
+    ck_assert(memcmp(y[0], y[1], n * sizeof(float)) == 0);
+    ck_assert(memcmp(dx[0], dx[1], n * sizeof(float)) == 0);
+    ck_assert(memcmp(dg[0], dg[1], sizeof dg[0]) == 0);
+    ck_assert(memcmp(dbt[0], dbt[1], sizeof dbt[0]) == 0);
+    ck_assert(memcmp(rm[0], rm[1], sizeof rm[0]) == 0);
+    ck_assert(memcmp(rv[0], rv[1], sizeof rv[0]) == 0);
+    for (int t = 0; t < 2; t++) free(y[t]), free(dx[t]);
+    free(x), free(dy), free(gamma), free(beta);
 }
 END_TEST
 
@@ -589,6 +618,7 @@ Suite *ops_basic_suite(void) {
     tcase_add_test(tl, test_linear_hand_computed);
     tcase_add_test(tl, test_batchnorm_fast_matches_ref);
     tcase_add_test(tl, test_batchnorm_running_stats_by_hand);
+    tcase_add_test(tl, test_batchnorm_thread_count_invariant);
     suite_add_tcase(s, tl);
     TCase *ta = tcase_create("activations");
     tcase_set_timeout(ta, 60);
