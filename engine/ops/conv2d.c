@@ -1,8 +1,9 @@
 /* Conv2d fast path: im2col + OpenBLAS sgemm.
  *
  * Several samples share one col buffer [C/g*R*S, nb*P*Q], so late layers with small
- * P*Q still give sgemm a wide matrix; nb is bounded so col + staging stay within a
- * fixed budget. One image at a time the gemm writes straight into y / reads dy in place
+ * P*Q still give sgemm a wide matrix; nb is the fewest samples that reach a target gemm
+ * width, capped so col + staging stay within a fixed budget. With a single image the
+ * gemm writes straight into y / reads dy in place
  * (its [K/g, P*Q] block is contiguous), so the staging buffer is skipped. Depthwise
  * convolutions go to a direct kernel (conv2d_dw.c).
  *
@@ -36,7 +37,7 @@
 typedef struct {
     int Cg, Kg, RS, rows; /* rows = C/g * R * S: the gemm inner dimension */
     size_t HW, PQ;
-    int pointwise;        /* 1x1, stride 1, pad 0: col is x itself */
+    int pointwise;        /* 1x1, stride 1, pad 0: for one sample, col is x itself */
 } geom;
 
 static geom make_geom(const st_conv2d *c) {
