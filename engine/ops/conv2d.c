@@ -3,9 +3,9 @@
  * Several samples share one col buffer [C/g*R*S, nb*P*Q], so late layers with small
  * P*Q still give sgemm a wide matrix; nb is the fewest samples that reach a target gemm
  * width, capped so col + staging stay within a fixed budget. With a single image the
- * gemm writes straight into y / reads dy in place
- * (its [K/g, P*Q] block is contiguous), so the staging buffer is skipped. Depthwise
- * convolutions go to a direct kernel (conv2d_dw.c).
+ * gemm writes straight into y / reads dy in place (its [K/g, P*Q] block is contiguous),
+ * so the staging buffer is skipped. Depthwise convolutions go to a direct kernel
+ * (conv2d_dw.c).
  *
  * The copy loops use OpenMP and sgemm uses OpenBLAS's own pthreads. With libgomp's
  * default active wait the idle OpenMP workers spin while OpenBLAS runs and can halve
