@@ -2,6 +2,7 @@
  * reference on many odd shapes, plus shape validation, batching into chunks, NULL
  * gradients and accumulation. Finite-difference checks live in test_gradcheck.c. */
 #include <check.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "st_ops.h"
@@ -139,14 +140,16 @@ START_TEST(test_conv_init_rejects_bad_shapes) {
 }
 END_TEST
 
-/* Shapes big enough that one sgemm cannot take the whole batch: several chunks and a short
- * last one (of 1 sample for the 5x5 case, which then takes the unstaged path). */
+/* Batches that one sgemm does not take whole: several chunks and a short last one. The
+ * first two are limited by the target gemm width (the 5x5 one ends in a chunk of 1 sample,
+ * which takes the unstaged path); the last by the scratch budget (C/g*R*S = 12800 rows). */
 START_TEST(test_conv_multi_chunk) {
     const conv_case big[] = {
-        {10, 64, 17, 17, 4, 5, 5, 1, 1, 2, 2, 1, 1, 1, "5x5 conv split into chunks"},
-        {57, 256, 17, 17, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise conv split into chunks"},
+        {9, 64, 17, 17, 4, 5, 5, 1, 1, 2, 2, 1, 1, 1, "5x5 conv split into chunks"},
+        {19, 256, 17, 17, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise conv split into chunks"},
+        {6, 512, 9, 9, 4, 5, 5, 1, 1, 2, 2, 1, 1, 1, "budget-limited chunks"},
     };
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         st_conv2d c = make_conv(&big[i]);
         int nb = st_conv2d_batch_chunk(&c);
         ck_assert_msg(nb > 1 && nb < c.N && c.N % nb != 0, "%s: chunk %d of N=%d", big[i].what,
@@ -237,6 +240,33 @@ START_TEST(test_conv_hand_computed) {
 }
 END_TEST
 
+/* The depthwise kernel and the bias gradient reduce in a fixed order owned by one thread
+ * per output, so their results do not depend on the thread count at all. */
+START_TEST(test_conv_depthwise_thread_count_invariant) {
+    const conv_case cc = {4, 16, 17, 17, 16, 3, 3, 1, 1, 1, 1, 1, 1, 16, "depthwise"};
+    st_conv2d c = make_conv(&cc);
+    st_rng r;
+    st_rng_seed(&r, 55);
+    const size_t nx = (size_t)c.N * c.C * c.H * c.W, nw = (size_t)c.K * c.R * c.S;
+    const size_t ny = (size_t)c.N * c.K * c.P * c.Q;
+    float *x = ot_rand(nx, -1, 1, &r), *w = ot_rand(nw, -1, 1, &r), *b = ot_rand(c.K, -1, 1, &r);
+    float *dy = ot_rand(ny, -1, 1, &r);
+    float *y[2], *dx[2], *dw[2], *db[2];
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        y[t] = ot_alloc(ny), dx[t] = ot_zeros(nx), dw[t] = ot_zeros(nw), db[t] = ot_zeros(c.K);
+        st_conv2d_forward(&c, y[t], x, w, b, NULL);
+        st_conv2d_backward(&c, dx[t], dw[t], db[t], dy, x, w, NULL);
+    }
+    ck_assert(memcmp(y[0], y[1], ny * sizeof(float)) == 0);
+    ck_assert(memcmp(dx[0], dx[1], nx * sizeof(float)) == 0);
+    ck_assert(memcmp(dw[0], dw[1], nw * sizeof(float)) == 0);
+    ck_assert(memcmp(db[0], db[1], c.K * sizeof(float)) == 0);
+    for (int t = 0; t < 2; t++) free(y[t]), free(dx[t]), free(dw[t]), free(db[t]);
+    free(x), free(w), free(b), free(dy);
+}
+END_TEST
+
 Suite *conv2d_suite(void) {
     Suite *s = suite_create("conv2d");
     TCase *tc = tcase_create("fast_vs_ref");
@@ -245,11 +275,13 @@ Suite *conv2d_suite(void) {
     tcase_add_test(tc, test_conv_multi_chunk);
     suite_add_tcase(s, tc);
     TCase *tb = tcase_create("api");
+    tcase_set_timeout(tb, 60);
     tcase_add_test(tb, test_conv_init_shapes);
     tcase_add_test(tb, test_conv_init_rejects_bad_shapes);
     tcase_add_test(tb, test_conv_scratch_sizes);
     tcase_add_test(tb, test_conv_null_grads_and_accumulation);
     tcase_add_test(tb, test_conv_hand_computed);
+    tcase_add_test(tb, test_conv_depthwise_thread_count_invariant);
     suite_add_tcase(s, tb);
     return s;
 }

@@ -1,10 +1,15 @@
 /* Conv2d fast path: im2col + OpenBLAS sgemm.
  *
  * Several samples share one col buffer [C/g*R*S, nb*P*Q], so late layers with small
- * P*Q still give sgemm a wide matrix; nb is bounded so col + staging stay within a
- * fixed budget. One image at a time the gemm writes straight into y / reads dy in place
- * (its [K/g, P*Q] block is contiguous), so the staging buffer is skipped. Depthwise
- * convolutions go to a direct kernel (conv2d_dw.c).
+ * P*Q still give sgemm a wide matrix; nb is the fewest samples that reach a target gemm
+ * width, capped so col + staging stay within a fixed budget. With a single image the
+ * gemm writes straight into y / reads dy in place (its [K/g, P*Q] block is contiguous),
+ * so the staging buffer is skipped. Depthwise convolutions go to a direct kernel
+ * (conv2d_dw.c).
+ *
+ * The copy loops use OpenMP and sgemm uses OpenBLAS's own pthreads. With libgomp's
+ * default active wait the idle OpenMP workers spin while OpenBLAS runs and can halve
+ * throughput on few cores; front ends should run with OMP_WAIT_POLICY=passive.
  *
  * Determinism: every output element is written by one thread in a fixed order; weight
  * gradients accumulate chunk by chunk through sgemm with beta = 1. */
@@ -21,13 +26,18 @@
  * up, small enough not to matter next to activations. */
 #define ST_CONV_SCRATCH_BUDGET ((size_t)1 << 22)
 
+/* Output columns (samples x P*Q) one sgemm should get before batching stops paying. */
+#ifndef ST_CONV_GEMM_WIDTH
+#define ST_CONV_GEMM_WIDTH 2048
+#endif
+
 /* Below this many floats of work a parallel region costs more than it saves. */
 #define ST_CONV_OMP_MIN 32768
 
 typedef struct {
     int Cg, Kg, RS, rows; /* rows = C/g * R * S: the gemm inner dimension */
     size_t HW, PQ;
-    int pointwise;        /* 1x1, stride 1, pad 0: col is x itself */
+    int pointwise;        /* 1x1, stride 1, pad 0: for one sample, col is x itself */
 } geom;
 
 static geom make_geom(const st_conv2d *c) {
@@ -69,8 +79,11 @@ int st_conv2d_init(st_conv2d *c) {
 int st_conv2d_batch_chunk(const st_conv2d *c) {
     if (st__conv2d_is_depthwise(c)) return c->N;
     geom g = make_geom(c);
+    /* Only as many samples as it takes to make the gemm wide enough: packing more costs
+     * copies and cache for no gain, and a single image skips staging altogether. */
+    size_t nb = (ST_CONV_GEMM_WIDTH + g.PQ - 1) / g.PQ;
     size_t per = ((size_t)g.rows + (size_t)g.Kg) * g.PQ;
-    size_t nb = ST_CONV_SCRATCH_BUDGET / per;
+    if (nb > ST_CONV_SCRATCH_BUDGET / per) nb = ST_CONV_SCRATCH_BUDGET / per;
     if (nb < 1) nb = 1;
     if (nb > (size_t)c->N) nb = (size_t)c->N;
     return (int)nb;

@@ -6,6 +6,10 @@
 #include <string.h>
 
 #include "conv2d_internal.h"
+#include "st_common.h"
+
+/* Weight-gradient accumulators per pass; covers kernels up to 8x8 in one pass. */
+#define DW_TAP_BLOCK 64
 
 void st__conv2d_dw_forward(const st_conv2d *c, float *y, const float *x, const float *w,
                            const float *b) {
@@ -31,6 +35,8 @@ void st__conv2d_dw_forward(const st_conv2d *c, float *y, const float *x, const f
                         const float *xr = xp + (size_t)ih * W;
                         const float wv = wc[r * S + s];
                         if (sw == 1) {
+                            /* Forced: -O2's cost model will not vectorise this by itself. */
+#pragma omp simd
                             for (int q = qlo; q < qhi; q++) yr[q] += wv * xr[q + iw0];
                         } else {
                             for (int q = qlo; q < qhi; q++) yr[q] += wv * xr[q * sw + iw0];
@@ -63,26 +69,32 @@ void st__conv2d_dw_backward(const st_conv2d *c, float *dx, float *dw, float *db,
                 db[ch] += (float)acc;
             }
             if (!dw) continue;
-            for (int r = 0; r < R; r++) {
-                for (int s = 0; s < S; s++) {
-                    int iw0 = s * c->dil_w - c->pad_w, qlo, qhi;
-                    st__valid_range(Q, sw, iw0, W, &qlo, &qhi);
-                    double acc = 0.0;
-                    for (int n = 0; n < N; n++) {
-                        const float *xp = x + ((size_t)n * C + ch) * HW;
-                        const float *dp = dy + ((size_t)n * C + ch) * PQ;
+            /* Sample-major so each (x, dy) plane pair is read while it is in cache, with
+             * the taps' sums kept in a small block of accumulators. */
+            for (int t0 = 0; t0 < R * S; t0 += DW_TAP_BLOCK) {
+                const int t1 = ST_MIN(t0 + DW_TAP_BLOCK, R * S);
+                double acc[DW_TAP_BLOCK] = {0};
+                for (int n = 0; n < N; n++) {
+                    const float *xp = x + ((size_t)n * C + ch) * HW;
+                    const float *dp = dy + ((size_t)n * C + ch) * PQ;
+                    for (int t = t0; t < t1; t++) {
+                        const int r = t / S, s = t % S;
+                        int iw0 = s * c->dil_w - c->pad_w, qlo, qhi;
+                        st__valid_range(Q, sw, iw0, W, &qlo, &qhi);
                         for (int p = 0; p < P; p++) {
                             int ih = p * sh + r * c->dil_h - c->pad_h;
                             if (ih < 0 || ih >= H) continue;
                             const float *xr = xp + (size_t)ih * W;
                             const float *dr = dp + (size_t)p * Q;
                             float row = 0.0f;
+                            /* Lane-wise partial sums: a fixed order, still deterministic. */
+#pragma omp simd reduction(+ : row)
                             for (int q = qlo; q < qhi; q++) row += dr[q] * xr[q * sw + iw0];
-                            acc += row;
+                            acc[t - t0] += row;
                         }
                     }
-                    dw[((size_t)ch * R + r) * S + s] += (float)acc;
                 }
+                for (int t = t0; t < t1; t++) dw[(size_t)ch * R * S + t] += (float)acc[t - t0];
             }
         }
     }
@@ -105,6 +117,7 @@ void st__conv2d_dw_backward(const st_conv2d *c, float *dx, float *dw, float *db,
                         st__valid_range(Q, sw, iw0, W, &qlo, &qhi);
                         float *xr = dxp + (size_t)ih * W;
                         const float wv = wc[r * S + s];
+#pragma omp simd
                         for (int q = qlo; q < qhi; q++) xr[q * sw + iw0] += wv * dr[q];
                     }
                 }
