@@ -187,6 +187,9 @@ static st_status setup(run_ctx *r, st_train_opts *o, st_error *err) {
     r->opt.momentum = o->momentum;
     for (int gi = 0; gi < ST_NUM_PG; gi++) r->opt.weight_decay[gi] = gi == ST_PG_WEIGHT ? o->weight_decay : 0.0f;
     if ((rc = st_exec_plan(&r->ex, r->g, o->batch, 1, err)) != ST_OK) return rc;
+    /* ST_PROFILE=1: per-node timing, printed after each epoch (for performance work) */
+    if (getenv("ST_PROFILE") && (rc = st_exec_profile(&r->ex, 1)) != ST_OK)
+        return st_errorf(err, rc, "out of memory");
     r->probs = malloc((size_t)o->batch * d->n_classes * sizeof(float));
     r->labels = malloc((size_t)o->batch * sizeof(int32_t));
     r->order = malloc((size_t)(d->n_train > o->batch ? d->n_train : o->batch) * sizeof(int32_t));
@@ -358,6 +361,7 @@ st_status st_train_classifier(const st_train_opts *opts, st_train_result *res, s
                 epoch + 1, o.epochs, row[ST_M_TRAIN_LOSS], 100 * row[ST_M_TRAIN_ACC], test_loss,
                 100 * test_acc, row[ST_M_LR], row[ST_M_IMG_PER_S], row[ST_M_EPOCH_S],
                 row[ST_M_DATA_WAIT_S], el, best ? "  (best)" : "");
+        st_exec_profile_print(&r.ex, log, 12);
         fflush(log);
         rc = save(&r, "last.ckpt", err);
         if (rc == ST_OK && best) rc = save(&r, "best.ckpt", err);

@@ -3,6 +3,7 @@
  * input because it does not move data. */
 #include "st_exec.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,6 +117,7 @@ st_status st_exec_plan(st_exec *e, const st_graph *g, int max_batch, int with_gr
 }
 
 void st_exec_free(st_exec *e) {
+    free(e->node_seconds);
     free(e->act);
     free(e->dact);
     free(e->state);
@@ -208,7 +210,11 @@ static void forward_node(st_exec *e, int i, int N, int training) {
 void st_exec_forward(st_exec *e, int batch, int training) {
     if (batch > e->max_batch) batch = e->max_batch;
     e->batch = batch;
-    for (int i = 0; i < e->g->n_nodes; i++) forward_node(e, i, batch, training);
+    for (int i = 0; i < e->g->n_nodes; i++) {
+        double t0 = e->node_seconds ? omp_get_wtime() : 0;
+        forward_node(e, i, batch, training);
+        if (e->node_seconds) e->node_seconds[2 * i] += omp_get_wtime() - t0;
+    }
 }
 
 static void backward_node(st_exec *e, int i, int N) {
@@ -289,5 +295,38 @@ void st_exec_backward(st_exec *e) {
     float *end = e->grad_begin + e->grad_floats;
     if (dout > e->grad_begin) memset(e->grad_begin, 0, (size_t)(dout - e->grad_begin) * sizeof(float));
     if (dout + keep < end) memset(dout + keep, 0, (size_t)(end - dout - keep) * sizeof(float));
-    for (int i = e->g->n_nodes - 1; i >= 0; i--) backward_node(e, i, e->batch);
+    for (int i = e->g->n_nodes - 1; i >= 0; i--) {
+        double t0 = e->node_seconds ? omp_get_wtime() : 0;
+        backward_node(e, i, e->batch);
+        if (e->node_seconds) e->node_seconds[2 * i + 1] += omp_get_wtime() - t0;
+    }
+}
+
+st_status st_exec_profile(st_exec *e, int on) {
+    free(e->node_seconds);
+    e->node_seconds = on ? calloc(2 * (size_t)e->g->n_nodes, sizeof(double)) : NULL;
+    return on && !e->node_seconds ? ST_ERR_NOMEM : ST_OK;
+}
+
+void st_exec_profile_print(const st_exec *e, FILE *f, int top) {
+    if (!e->node_seconds) return;
+    const st_graph *g = e->g;
+    double total = 0;
+    for (int i = 0; i < 2 * g->n_nodes; i++) total += e->node_seconds[i];
+    fprintf(f, "%-4s %-14s %-20s %10s %10s %6s\n", "node", "op", "name", "fwd s", "bwd s", "share");
+    char *done = calloc((size_t)g->n_nodes, 1);
+    for (int k = 0; k < top && k < g->n_nodes && done; k++) {
+        int best = -1;
+        for (int i = 0; i < g->n_nodes; i++)
+            if (!done[i] && (best < 0 || e->node_seconds[2 * i] + e->node_seconds[2 * i + 1] >
+                                             e->node_seconds[2 * best] + e->node_seconds[2 * best + 1]))
+                best = i;
+        done[best] = 1;
+        double s = e->node_seconds[2 * best] + e->node_seconds[2 * best + 1];
+        fprintf(f, "%-4d %-14s %-20s %10.3f %10.3f %5.1f%%\n", best, st_op_name(g->nodes[best].op),
+                g->nodes[best].name, e->node_seconds[2 * best], e->node_seconds[2 * best + 1],
+                total > 0 ? 100 * s / total : 0);
+    }
+    free(done);
+    fprintf(f, "total %.3f s in graph nodes\n", total);
 }

@@ -4,6 +4,8 @@
 #ifndef ST_EXEC_H
 #define ST_EXEC_H
 
+#include <stdio.h>
+
 #include "st_graph.h"
 #include "st_tensor.h"
 
@@ -20,7 +22,13 @@ typedef struct st_exec {
     size_t arena_floats, grad_floats, scratch_floats;
     float *grad_begin;  /* the gradient part of the arena, zeroed before backward */
     uint64_t dropout_seed; /* set by the caller for each step */
+    double *node_seconds;  /* [2 * n_nodes] forward, backward time per node, or NULL */
 } st_exec;
+
+/* Starts (or with on == 0 stops and frees) per-node timing. */
+st_status st_exec_profile(st_exec *e, int on);
+/* Prints a table of the slowest nodes (forward and backward seconds, share). */
+void st_exec_profile_print(const st_exec *e, FILE *f, int top);
 
 /* Floats of arena a plan for this graph and batch needs. */
 size_t st_exec_arena_floats(const st_graph *g, int max_batch, int with_grads);
