@@ -1,7 +1,7 @@
 /* Datasets as users bring them, found by looking at the folder:
  *   IDX        MNIST / Fashion-MNIST files (train-images-idx3-ubyte[.gz], ...)
- *   ImageFolder DATA/train/<class>/*.png and DATA/val/<class>/*.png (classes sorted)
- *   YOLO       DATA/images/{train,val}/*.png + DATA/labels/{train,val}/*.txt, each line
+ *   ImageFolder DATA/train/CLASS/NAME.png and DATA/val/CLASS/NAME.png (classes sorted)
+ *   YOLO       DATA/images/{train,val}/NAME.png + DATA/labels/{train,val}/NAME.txt, each line
  *              "class cx cy w h" normalised to [0, 1]; optional DATA/data.yaml (nc, names)
  * Opening a dataset indexes it and validates every file once (images are decoded; the
  * decoded pixels may be kept as a RAM cache). Broken files are reported once each with

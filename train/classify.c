@@ -1,7 +1,7 @@
-/* Training loop for image classifiers on IDX data (Fashion-MNIST). One plan of buffers for
- * the whole run; every epoch's data order is derived from (seed, epoch), so a run stopped
- * anywhere and resumed from its checkpoint repeats the uninterrupted run exactly (same
- * thread count). */
+/* Training loop for image classifiers (IDX, ImageFolder). One plan of buffers for the
+ * whole run; the loader derives every epoch's order and augmentation from (seed, epoch),
+ * so a run stopped anywhere and resumed from its checkpoint repeats the uninterrupted
+ * run exactly (same thread count). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,8 @@
 #include "st_ckpt.h"
 #include "st_cpu.h"
 #include "st_exec.h"
-#include "st_idx.h"
+#include "st_dataset.h"
+#include "st_loader.h"
 #include "st_models.h"
 #include "st_optim.h"
 #include "st_progress.h"
@@ -19,9 +20,12 @@
 #include "st_train.h"
 #include "st_train_state.h"
 
-/* Fashion-MNIST pixel statistics: inputs are standardised with them. */
-#define FMNIST_MEAN 0.2860f
-#define FMNIST_STD 0.3530f
+/* Inputs are standardised: Fashion-MNIST's pixel statistics for gray data, ImageNet-like
+ * ones for colour. Stored in the checkpoint so inference can repeat them. */
+#define GRAY_MEAN 0.2860f
+#define GRAY_STD 0.3530f
+#define RGB_MEAN 0.45f
+#define RGB_STD 0.225f
 
 static const char *const metric_header[ST_M_COLS] = {
     "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_sec",
@@ -39,6 +43,7 @@ void st_train_opts_default(st_train_opts *o) {
     o->momentum = 0.9f;
     o->optimizer = ST_OPT_SGD;
     o->progress = -1;
+    o->workers = 1;
     o->log = stdout;
 }
 
@@ -49,16 +54,6 @@ static float schedule_lr(float base, int64_t step, int64_t total) {
     if (step < warm) return base * (0.1f + 0.9f * (float)step / (float)warm);
     double x = (double)(step - warm) / (double)(total - warm > 0 ? total - warm : 1);
     return base * (float)(0.01 + 0.99 * 0.5 * (1.0 + cos(M_PI * (x > 1 ? 1 : x))));
-}
-
-static void fill_batch(float *x, int32_t *labels, const uint8_t *images, const uint8_t *ys,
-                       const int32_t *idx, int n, int pixels) {
-    for (int b = 0; b < n; b++) {
-        const uint8_t *src = images + (size_t)idx[b] * pixels;
-        float *dst = x + (size_t)b * pixels;
-        for (int i = 0; i < pixels; i++) dst[i] = ((float)src[i] / 255.0f - FMNIST_MEAN) / FMNIST_STD;
-        labels[b] = ys[idx[b]];
-    }
 }
 
 static int count_correct(const float *logits, const int32_t *labels, int n, int c) {
@@ -74,7 +69,11 @@ static int count_correct(const float *logits, const int32_t *labels, int n, int 
 }
 
 typedef struct {
-    st_mnist data;
+    st_dataset data;
+    st_split train, val; /* the dataset's splits, cut to --train-limit / --test-limit */
+    st_loader *train_loader, *val_loader;
+    int channels, height, width;
+    float mean, std;
     st_graph *g;
     st_exec ex;
     st_optim opt;
@@ -82,38 +81,37 @@ typedef struct {
     st_train_state st;
     st_meta meta;
     float *probs;
-    int32_t *labels, *order;
     char dir[512];
     char model[64];
 } run_ctx;
 
 static void run_free(run_ctx *r) {
-    st_mnist_free(&r->data);
+    st_loader_free(r->train_loader);
+    st_loader_free(r->val_loader);
+    st_dataset_free(&r->data);
     st_exec_free(&r->ex);
     st_optim_free(&r->opt);
     st_graph_free(r->g);
     st_train_state_free(&r->st);
     free(r->probs);
-    free(r->labels);
-    free(r->order);
 }
 
-static void evaluate(run_ctx *r, int n_test, float *loss, float *acc) {
-    const st_mnist *d = &r->data;
-    int B = r->ex.max_batch, C = r->data.n_classes, pixels = d->rows * d->cols;
-    double loss_sum = 0;
-    int correct = 0;
-    for (int i = 0; i < n_test; i += B) {
-        int n = ST_MIN(B, n_test - i);
-        for (int b = 0; b < n; b++) r->order[b] = i + b;
-        fill_batch(st_exec_input(&r->ex), r->labels, d->test_x, d->test_y, r->order, n, pixels);
-        st_exec_forward(&r->ex, n, 0);
+static st_status evaluate(run_ctx *r, float *loss, float *acc, st_error *err) {
+    int C = r->data.n_classes, seen = 0, correct = 0;
+    double loss_sum = 0, wait;
+    st_status rc = st_loader_start_epoch(r->val_loader, 0, 0, err);
+    const st_batch *b;
+    while (rc == ST_OK && (b = st_loader_next(r->val_loader, &wait, &rc, err))) {
+        memcpy(st_exec_input(&r->ex), b->images, (size_t)b->n * r->channels * r->height * r->width * sizeof(float));
+        st_exec_forward(&r->ex, b->n, 0);
         const float *logits = st_exec_output(&r->ex);
-        loss_sum += (double)st_softmax_xent_forward(r->probs, logits, r->labels, n, C) * n;
-        correct += count_correct(logits, r->labels, n, C);
+        loss_sum += (double)st_softmax_xent_forward(r->probs, logits, b->labels, b->n, C) * b->n;
+        correct += count_correct(logits, b->labels, b->n, C);
+        seen += b->n;
     }
-    *loss = (float)(loss_sum / n_test);
-    *acc = (float)correct / (float)n_test;
+    *loss = seen ? (float)(loss_sum / seen) : 0;
+    *acc = seen ? (float)correct / (float)seen : 0;
+    return rc;
 }
 
 static st_status save(run_ctx *r, const char *name, st_error *err) {
@@ -132,6 +130,54 @@ static st_status write_outputs(run_ctx *r, const st_train_opts *o, double second
     float acc = r->st.history_rows ? r->st.history[(r->st.history_rows - 1) * ST_M_COLS + ST_M_TEST_ACC] : 0;
     return st_write_summary_json(path, "classify", o->model, "accuracy", acc, r->g,
                                  r->st.history_rows, seconds, err);
+}
+
+static st_status open_data(run_ctx *r, const st_train_opts *o, st_error *err) {
+    st_ds_opts dso;
+    st_ds_opts_default(&dso);
+    dso.strict = o->strict;
+    dso.cache = o->cache;
+    dso.log = stderr;
+    st_status rc = st_dataset_open(o->data, &dso, &r->data, err);
+    if (rc != ST_OK) return rc;
+    st_dataset_print_summary(&r->data, o->log);
+    if (r->data.kind == ST_DS_YOLO)
+        return st_errorf(err, ST_ERR_INPUT, "%s is a detection dataset; model %s is a classifier",
+                         o->data, o->model);
+    r->train = r->data.train;
+    r->val = r->data.val;
+    if (o->train_limit > 0 && o->train_limit < r->train.n) r->train.n = o->train_limit;
+    if (o->test_limit > 0 && o->test_limit < r->val.n) r->val.n = o->test_limit;
+    if (r->val.n < 1) return st_errorf(err, ST_ERR_INPUT, "%s: no validation images", o->data);
+    /* input geometry: IDX is 1x28x28; image folders use the first image's size unless
+     * --imgsz says otherwise, in colour */
+    st_image first;
+    int borrowed = 0;
+    r->channels = r->data.kind == ST_DS_IDX ? 1 : 3;
+    if ((rc = st_dataset_load_image(&r->data, &r->train, 0, r->channels, &first, &borrowed, err)) != ST_OK)
+        return rc;
+    r->height = o->imgsz > 0 ? o->imgsz : first.h;
+    r->width = o->imgsz > 0 ? o->imgsz : first.w;
+    if (!borrowed) st_image_free(&first);
+    r->mean = r->channels == 1 ? GRAY_MEAN : RGB_MEAN;
+    r->std = r->channels == 1 ? GRAY_STD : RGB_STD;
+    return ST_OK;
+}
+
+static st_status open_loaders(run_ctx *r, const st_train_opts *o, st_error *err) {
+    st_loader_opts lo;
+    st_loader_opts_default(&lo);
+    lo.batch = o->batch;
+    lo.channels = r->channels, lo.height = r->height, lo.width = r->width;
+    lo.mean = r->mean, lo.std = r->std;
+    lo.seed = o->seed;
+    lo.workers = o->workers;
+    lo.augment = o->fliplr > 0;
+    lo.aug.fliplr = o->fliplr;
+    st_status rc = st_loader_open(&r->data, &r->train, &lo, &r->train_loader, err);
+    if (rc != ST_OK) return rc;
+    lo.shuffle = lo.drop_last = lo.augment = 0;
+    return st_loader_open(&r->data, &r->val, &lo, &r->val_loader, err);
 }
 
 /* Settings that decide the result are taken from the checkpoint when resuming. */
@@ -170,9 +216,9 @@ static st_status setup(run_ctx *r, st_train_opts *o, st_error *err) {
         snprintf(r->model, sizeof r->model, "%s", o->model ? o->model : "cnn-small");
     }
     o->model = r->model;
-    if ((rc = st_mnist_load(o->data, &r->data, err)) != ST_OK) return rc;
-    const st_mnist *d = &r->data;
-    if ((rc = st_model_build(o->model, 1, d->rows, d->cols, d->n_classes, &r->g, err)) != ST_OK)
+    if ((rc = open_data(r, o, err)) != ST_OK) return rc;
+    const st_dataset *d = &r->data;
+    if ((rc = st_model_build(o->model, r->channels, r->height, r->width, d->n_classes, &r->g, err)) != ST_OK)
         return rc;
     if ((rc = st_graph_finalize(r->g, o->seed, err)) != ST_OK) return rc;
     st_kernels_init(&r->k, st_cpu_select_isa());
@@ -187,13 +233,12 @@ static st_status setup(run_ctx *r, st_train_opts *o, st_error *err) {
     r->opt.momentum = o->momentum;
     for (int gi = 0; gi < ST_NUM_PG; gi++) r->opt.weight_decay[gi] = gi == ST_PG_WEIGHT ? o->weight_decay : 0.0f;
     if ((rc = st_exec_plan(&r->ex, r->g, o->batch, 1, err)) != ST_OK) return rc;
+    if ((rc = open_loaders(r, o, err)) != ST_OK) return rc;
     /* ST_PROFILE=1: per-node timing, printed after each epoch (for performance work) */
     if (getenv("ST_PROFILE") && (rc = st_exec_profile(&r->ex, 1)) != ST_OK)
         return st_errorf(err, rc, "out of memory");
     r->probs = malloc((size_t)o->batch * d->n_classes * sizeof(float));
-    r->labels = malloc((size_t)o->batch * sizeof(int32_t));
-    r->order = malloc((size_t)(d->n_train > o->batch ? d->n_train : o->batch) * sizeof(int32_t));
-    if (!r->probs || !r->labels || !r->order) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+    if (!r->probs) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
     if (o->resume && !o->out_dir) {
         /* continue in the folder the checkpoint lives in */
         snprintf(r->dir, sizeof r->dir, "%s", o->resume);
@@ -218,7 +263,8 @@ static st_status setup(run_ctx *r, st_train_opts *o, st_error *err) {
     st_meta_set(&r->meta, "train_limit", "%d", o->train_limit);
     st_meta_set(&r->meta, "test_limit", "%d", o->test_limit);
     st_meta_set(&r->meta, "num_classes", "%d", d->n_classes);
-    st_meta_set(&r->meta, "input", "1x%dx%d", d->rows, d->cols);
+    st_meta_set(&r->meta, "input", "%dx%dx%d", r->channels, r->height, r->width);
+    st_meta_set(&r->meta, "normalize", "%.6g %.6g", r->mean, r->std);
     if (!r->st.history) {
         r->st.history_cols = ST_M_COLS;
         r->st.history = calloc((size_t)o->epochs * ST_M_COLS, sizeof(float));
@@ -235,29 +281,31 @@ static st_status setup(run_ctx *r, st_train_opts *o, st_error *err) {
 
 /* One epoch of optimizer steps, starting at step `first` of the epoch (non-zero after a
  * mid-epoch resume). Returns 1 when interrupted. */
-static int train_epoch(run_ctx *r, const st_train_opts *o, int epoch, int n_train, int steps,
-                       st_error *err, st_status *rc) {
-    const st_mnist *d = &r->data;
-    int B = o->batch, C = d->n_classes, pixels = d->rows * d->cols;
+static int train_epoch(run_ctx *r, const st_train_opts *o, int epoch, int steps, st_error *err,
+                       st_status *rc) {
+    int B = o->batch, C = r->data.n_classes;
+    size_t in_floats = (size_t)B * r->channels * r->height * r->width;
     int64_t total = (int64_t)steps * o->epochs;
-    st_rng rng;
-    st_rng_seed(&rng, o->seed * 1000003ULL + (uint64_t)epoch);
-    for (int i = 0; i < n_train; i++) r->order[i] = i;
-    st_rng_shuffle(&rng, r->order, n_train);
+    if ((*rc = st_loader_start_epoch(r->train_loader, epoch, r->st.epoch_step, err)) != ST_OK) return 0;
     char label[32], extra[64];
     snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, o->epochs);
     st_progress pb;
     st_progress_start(&pb, stderr, o->progress, label, steps);
     double *part = r->st.part; /* loss, correct, seen, seconds, data wait */
     for (int s = r->st.epoch_step; s < steps; s++) {
-        double t0 = st_now();
-        fill_batch(st_exec_input(&r->ex), r->labels, d->train_x, d->train_y, r->order + (size_t)s * B,
-                   B, pixels);
-        double t1 = st_now();
+        double t0 = st_now(), wait;
+        const st_batch *b = st_loader_next(r->train_loader, &wait, rc, err);
+        if (!b) {
+            if (*rc == ST_OK) *rc = st_errorf(err, ST_ERR_INTERNAL, "loader ended early at step %d", s);
+            st_progress_end(&pb);
+            return 0;
+        }
+        memcpy(st_exec_input(&r->ex), b->images, in_floats * sizeof(float));
+        const int32_t *labels = b->labels;
         r->ex.dropout_seed = st_hash64(o->seed ^ st_hash64((uint64_t)r->st.step));
         st_exec_forward(&r->ex, B, 1);
         const float *logits = st_exec_output(&r->ex);
-        float loss = st_softmax_xent_forward(r->probs, logits, r->labels, B, C);
+        float loss = st_softmax_xent_forward(r->probs, logits, labels, B, C);
         if (!isfinite(loss)) {
             *rc = st_errorf(err, ST_ERR_NUMERIC,
                             "loss became %g at epoch %d step %d; lower --lr (now %g) or check the data",
@@ -265,10 +313,10 @@ static int train_epoch(run_ctx *r, const st_train_opts *o, int epoch, int n_trai
             st_progress_end(&pb);
             return 0;
         }
-        part[1] += count_correct(logits, r->labels, B, C);
+        part[1] += count_correct(logits, labels, B, C);
         float *dlogits = st_exec_doutput(&r->ex);
         memset(dlogits, 0, (size_t)B * C * sizeof(float));
-        st_softmax_xent_backward(dlogits, r->probs, r->labels, B, C, 1.0f);
+        st_softmax_xent_backward(dlogits, r->probs, labels, B, C, 1.0f);
         st_graph_zero_grad(r->g);
         st_exec_backward(&r->ex);
         float lr = schedule_lr(o->lr, r->st.step, total);
@@ -279,7 +327,7 @@ static int train_epoch(run_ctx *r, const st_train_opts *o, int epoch, int n_trai
         part[0] += loss * B;
         part[2] += B;
         part[3] += st_now() - t0;
-        part[4] += t1 - t0;
+        part[4] += wait;
         snprintf(extra, sizeof extra, "loss %.4f", part[0] / part[2]);
         st_progress_update(&pb, s + 1, extra);
         if (o->interrupt && *o->interrupt && s + 1 < steps) {
@@ -302,20 +350,12 @@ st_status st_train_classifier(const st_train_opts *opts, st_train_result *res, s
         run_free(&r);
         return rc;
     }
-    const st_mnist *d = &r.data;
-    int n_train = o.train_limit > 0 ? ST_MIN(o.train_limit, d->n_train) : d->n_train;
-    int n_test = o.test_limit > 0 ? ST_MIN(o.test_limit, d->n_test) : d->n_test;
-    int steps = n_train / o.batch;
-    if (steps < 1) {
-        run_free(&r);
-        return st_errorf(err, ST_ERR_INPUT, "%d training images are fewer than one batch of %d", n_train, o.batch);
-    }
+    int steps = st_loader_num_batches(r.train_loader);
     snprintf(res->out_dir, sizeof res->out_dir, "%s", r.dir);
     FILE *log = o.log;
-    fprintf(log, "data: %s: %d train / %d test images of %dx%d, %d classes\n", o.data, n_train,
-            n_test, d->rows, d->cols, d->n_classes);
-    fprintf(log, "model: %s, %zu parameters; batch %d, %d threads, kernels %s; output %s\n",
-            o.model, st_graph_num_trainable(r.g), o.batch, o.threads, st_isa_name(r.k.isa), r.dir);
+    fprintf(log, "model: %s, %zu parameters, input %dx%dx%d; batch %d, %d threads, kernels %s; "
+                 "output %s\n", o.model, st_graph_num_trainable(r.g), r.channels, r.height, r.width,
+            o.batch, o.threads, st_isa_name(r.k.isa), r.dir);
     if (o.resume)
         fprintf(log, "resuming from %s at epoch %d, step %d of %d\n", o.resume, r.st.epoch + 1,
                 r.st.epoch_step, steps);
@@ -323,7 +363,7 @@ st_status st_train_classifier(const st_train_opts *opts, st_train_result *res, s
     for (int i = 0; i < r.st.history_rows; i++) prior_seconds += r.st.history[i * ST_M_COLS + ST_M_EPOCH_S];
     while (r.st.epoch < o.epochs && rc == ST_OK) {
         int epoch = r.st.epoch;
-        if (train_epoch(&r, &o, epoch, n_train, steps, err, &rc)) {
+        if (train_epoch(&r, &o, epoch, steps, err, &rc)) {
             res->interrupted = 1;
             rc = save(&r, "last.ckpt", err);
             if (rc == ST_OK)
@@ -333,7 +373,7 @@ st_status st_train_classifier(const st_train_opts *opts, st_train_result *res, s
         }
         if (rc != ST_OK) break;
         float test_loss, test_acc;
-        evaluate(&r, n_test, &test_loss, &test_acc);
+        if ((rc = evaluate(&r, &test_loss, &test_acc, err)) != ST_OK) break;
         double *part = r.st.part;
         float *row = r.st.history + (size_t)epoch * ST_M_COLS;
         row[ST_M_EPOCH] = (float)(epoch + 1);

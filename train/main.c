@@ -26,8 +26,8 @@ static void usage(FILE *f) {
             "\n"
             "Trains a model on a dataset folder, on the CPU.\n"
             "\n"
-            "  --data DIR        dataset folder (Fashion-MNIST IDX files, e.g.\n"
-            "                    /usr/share/datasets/fashion-mnist)\n"
+            "  --data DIR        dataset folder: IDX files (e.g. /usr/share/datasets/fashion-mnist)\n"
+            "                    or an ImageFolder tree (DIR/train/CLASS/*.png, DIR/val/CLASS/*.png)\n"
             "  --model NAME      model to train (default cnn-small)\n"
             "  --epochs N        epochs (default 5)\n"
             "  --batch N         batch size (default 64)\n"
@@ -41,6 +41,11 @@ static void usage(FILE *f) {
             "  --overwrite       allow --out to name a folder that already holds a run\n"
             "  --resume CKPT     continue a run from its last.ckpt\n"
             "  --stop-after N    stop after N epochs (resume later with --resume)\n"
+            "  --imgsz N         input size for image folders (default: the images' own size)\n"
+            "  --workers N       data loading threads (default 1)\n"
+            "  --cache           keep decoded images in RAM\n"
+            "  --strict          any broken image or label file is an error (default: skip it)\n"
+            "  --fliplr P        random horizontal flip probability (default 0)\n"
             "  --train-limit N   use only the first N training images\n"
             "  --test-limit N    use only the first N test images\n"
             "  --progress / --no-progress   force the progress bar on or off\n"
@@ -97,6 +102,10 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--overwrite")) {
             o.overwrite = 1, takes = 0;
+        } else if (!strcmp(a, "--cache")) {
+            o.cache = 1, takes = 0;
+        } else if (!strcmp(a, "--strict")) {
+            o.strict = 1, takes = 0;
         } else if (!strcmp(a, "--progress")) {
             o.progress = 1, takes = 0;
         } else if (!strcmp(a, "--no-progress")) {
@@ -113,6 +122,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) bad = parse_int(v, 1, &o.batch);
         else if (!strcmp(a, "--threads")) bad = parse_int(v, 1, &o.threads);
         else if (!strcmp(a, "--stop-after")) bad = parse_int(v, 1, &o.stop_after);
+        else if (!strcmp(a, "--imgsz")) bad = parse_int(v, 8, &o.imgsz);
+        else if (!strcmp(a, "--workers")) bad = parse_int(v, 1, &o.workers);
+        else if (!strcmp(a, "--fliplr")) bad = parse_float(v, &o.fliplr) || o.fliplr < 0 || o.fliplr > 1;
         else if (!strcmp(a, "--train-limit")) bad = parse_int(v, 1, &o.train_limit);
         else if (!strcmp(a, "--test-limit")) bad = parse_int(v, 1, &o.test_limit);
         else if (!strcmp(a, "--seed")) {

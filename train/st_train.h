@@ -20,6 +20,11 @@ typedef struct st_train_opts {
     int optimizer;         /* st_opt_kind */
     int train_limit, test_limit; /* use only the first N images (0: all) */
     int stop_after;        /* stop (as if interrupted) after this many epochs; 0: no */
+    int imgsz;             /* model input size for image folders (0: the images' size) */
+    int workers;           /* data loader threads */
+    int cache;             /* keep decoded images in RAM */
+    int strict;            /* any broken file in the dataset is an error */
+    float fliplr;          /* horizontal-flip probability (augmentation; 0: off) */
     int progress;          /* -1 auto, 0 off, 1 on */
     FILE *log;             /* per-epoch lines (stdout) */
     const volatile sig_atomic_t *interrupt; /* set by a signal handler: save and stop */
