@@ -1,7 +1,7 @@
 /* Datasets as users bring them, found by looking at the folder:
  *   IDX        MNIST / Fashion-MNIST files (train-images-idx3-ubyte[.gz], ...)
- *   ImageFolder DATA/train/<class>/*.png and DATA/val/<class>/*.png (classes sorted)
- *   YOLO       DATA/images/{train,val}/*.png + DATA/labels/{train,val}/*.txt, each line
+ *   ImageFolder DATA/train/<class>/<image>.png and DATA/val/<class>/<image>.png (classes sorted)
+ *   YOLO       DATA/images/{train,val}/<stem>.png + DATA/labels/{train,val}/<stem>.txt, each line
  *              "class cx cy w h" normalised to [0, 1]; optional DATA/data.yaml (nc, names)
  * Opening a dataset indexes it and validates every file once (images are decoded; the
  * decoded pixels may be kept as a RAM cache). Broken files are reported once each with
@@ -70,6 +70,7 @@ typedef struct st_dataset {
     st_split train, val;
     st_mnist idx;        /* IDX data in memory (kind == ST_DS_IDX) */
     st_ds_report report;
+    char *about;         /* where classes and splits came from, for the summary (owned) */
 } st_dataset;
 
 void st_ds_opts_default(st_ds_opts *o);
