@@ -243,13 +243,13 @@ void ds_note(const st_ds_opts *o, const char *fmt, ...) {
  * ("<path>: <what> (<hint>)") that users grep for. */
 static void img_what(st_img_problem p, const char **what, const char **hint) {
     switch (p) {
-    case ST_IMG_EMPTY: *what = "empty file (0 bytes)"; *hint = "re-export the image or delete it"; break;
+    case ST_IMG_EMPTY: *what = "empty file: 0 bytes"; *hint = "re-export the image or delete it"; break;
     case ST_IMG_TRUNCATED:
         *what = "truncated PNG: the file ends before the image data does";
         *hint = "the copy or download was cut short; copy it again";
         break;
     case ST_IMG_NOT_PNG:
-        *what = "not a PNG file (no PNG signature)";
+        *what = "not a PNG file: no PNG signature";
         *hint = "convert it to PNG or delete it";
         break;
     case ST_IMG_CRC:
