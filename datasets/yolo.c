@@ -384,9 +384,10 @@ st_status ds_open_yolo(const char *root, const st_ds_opts *o, st_dataset *d, st_
         goto done;
     }
     /* The summary prints it as "N classes (<about>)". */
-    const char *names_from = meta.names ? "from data.yaml"
-                             : has_yaml ? "nc from data.yaml, names are the ids"
-                                        : "no data.yaml: nc = largest class id + 1, names are the ids";
+    const char *names_from = meta.names   ? "from data.yaml"
+                             : meta.nc >= 0 ? "nc from data.yaml, names are the ids"
+                             : has_yaml     ? "data.yaml without nc: nc = largest class id + 1, names are the ids"
+                                            : "no data.yaml: nc = largest class id + 1, names are the ids";
     d->about = ds_printf("%s%s", names_from, has_val ? "" : "; no val split (images/val absent)");
     if (!d->about) s = oom(err);
 done:
