@@ -192,7 +192,8 @@ void st_dataset_print_summary(const st_dataset *d, FILE *f) {
 }
 
 /* Gray <-> RGB for pixels that are already decoded (IDX arrays, cached images). Gray
- * from RGB uses the integer BT.601 weights, rounded. */
+ * from RGB is the decoder's formula (OpenCV's 14-bit fixed-point BT.601, png.c), so a
+ * cached RGB image converted here equals the same file decoded straight to gray. */
 static st_status convert(const uint8_t *src, int sc, int h, int w, int dc, st_image *out, st_error *err) {
     if (st_image_alloc(out, dc, h, w) != ST_OK)
         return st_errorf(err, ST_ERR_NOMEM, "out of memory for a %dx%d image", w, h);
@@ -203,7 +204,7 @@ static st_status convert(const uint8_t *src, int sc, int h, int w, int dc, st_im
         for (size_t i = 0; i < np; i++) d[3 * i] = d[3 * i + 1] = d[3 * i + 2] = src[i];
     else
         for (size_t i = 0; i < np; i++)
-            d[i] = (uint8_t)((299u * src[3 * i] + 587u * src[3 * i + 1] + 114u * src[3 * i + 2] + 500u) / 1000u);
+            d[i] = (uint8_t)((src[3 * i] * 4899u + src[3 * i + 1] * 9617u + src[3 * i + 2] * 1868u + 8192u) >> 14);
     return ST_OK;
 }
 

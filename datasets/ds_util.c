@@ -238,39 +238,52 @@ void ds_note(const st_ds_opts *o, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* What went wrong and what to do, per decoding problem. The decoder's own message is not
- * used for the line: its wording is free, while these lines are the documented format
- * ("<path>: <what> (<hint>)") that users grep for. */
-static void img_what(st_img_problem p, const char **what, const char **hint) {
+/* The default detail and the hint for each decoding problem. The report line is
+ * "<path>: <problem name>: <detail> (<hint>)"; the detail comes from the decoder's message
+ * when it has one (see decoder_detail), these are the fallbacks. */
+static void img_default(st_img_problem p, const char **detail, const char **hint) {
     switch (p) {
-    case ST_IMG_EMPTY: *what = "empty file: 0 bytes"; *hint = "re-export the image or delete it"; break;
+    case ST_IMG_EMPTY: *detail = "0 bytes"; *hint = "re-export the image or delete it"; break;
     case ST_IMG_TRUNCATED:
-        *what = "truncated PNG: the file ends before the image data does";
+        *detail = "the file ends before the image data does";
         *hint = "the copy or download was cut short; copy it again";
         break;
-    case ST_IMG_NOT_PNG:
-        *what = "not a PNG file: no PNG signature";
-        *hint = "convert it to PNG or delete it";
-        break;
-    case ST_IMG_CRC:
-        *what = "a PNG chunk fails its CRC check";
-        *hint = "the file is damaged; copy it again";
-        break;
+    case ST_IMG_NOT_PNG: *detail = "no PNG signature"; *hint = "convert it to PNG or delete it"; break;
+    case ST_IMG_CRC: *detail = "a chunk fails its CRC check"; *hint = "the file is damaged; copy it again"; break;
     case ST_IMG_UNREADABLE:
-        *what = "cannot read the file";
+        *detail = "cannot open or read it";
         *hint = "check that it is a readable regular file, not a folder or a dangling link";
         break;
-    case ST_IMG_UNSUPPORTED: *what = "JPEG is not supported"; *hint = "convert to PNG"; break;
-    case ST_IMG_TOO_LARGE: *what = "image over 16384 pixels a side"; *hint = "downscale it"; break;
-    default: *what = "corrupt PNG data"; *hint = "re-export the image"; break;
+    case ST_IMG_UNSUPPORTED: *detail = "not a PNG inside"; *hint = "convert it to PNG"; break;
+    case ST_IMG_TOO_LARGE: *detail = "over 16384 pixels a side"; *hint = "downscale it"; break;
+    default: *detail = "bad image data"; *hint = "re-export the image"; break;
     }
+}
+
+/* The decoder words its messages "<path>: <problem name> (<detail>); <hint>" (png.c's
+ * img_fail). Its detail is worth keeping (which chunk failed, why a file cannot be
+ * opened); the rest is replaced by this module's format. Returns the detail in buf, or
+ * NULL when the message does not have that shape (then the default detail is used). */
+static const char *decoder_detail(const char *msg, const char *path, st_img_problem p, char *buf,
+                                  size_t cap) {
+    size_t pl = strlen(path);
+    if (!msg || strncmp(msg, path, pl) != 0 || strncmp(msg + pl, ": ", 2) != 0) return NULL;
+    const char *rest = msg + pl + 2, *name = st_img_problem_name(p);
+    size_t nl = strlen(name);
+    if (strncmp(rest, name, nl) != 0 || strncmp(rest + nl, " (", 2) != 0) return NULL;
+    rest += nl + 2;
+    const char *end = NULL;
+    for (const char *q = strstr(rest, "); "); q; q = strstr(q + 1, "); ")) end = q;
+    if (!end) return NULL;
+    snprintf(buf, cap, "%.*s", (int)ST_MIN((size_t)(end - rest), cap - 1), rest);
+    return buf;
 }
 
 typedef struct {
     st_img_problem problem; /* ST_IMG_OK: decoded fine */
     st_status status;       /* a failure that is not the file's fault (out of memory) */
     st_image im;
-    char msg[160];
+    char *msg;              /* the decoder's message on failure (owned) */
 } decode_result;
 
 st_status ds_finish_split(ds_items *items, const st_ds_opts *o, st_split *out, st_ds_report *rep,
@@ -297,11 +310,10 @@ st_status ds_finish_split(ds_items *items, const st_ds_opts *o, st_split *out, s
         st_img_problem p = ST_IMG_OK;
         st_image im = {0};
         st_status r = st_png_read(it->path, want_c, &im, &p, &e);
-        if (r == ST_ERR_INPUT) {
-            res[i].problem = p != ST_IMG_OK ? p : ST_IMG_CORRUPT;
-        } else if (r != ST_OK) {
-            res[i].status = r;
-            snprintf(res[i].msg, sizeof res[i].msg, "%.150s", e.msg);
+        if (r != ST_OK) {
+            res[i].msg = ds_strdup(e.msg); /* NULL when out of memory: the default is used */
+            if (r == ST_ERR_INPUT) res[i].problem = p != ST_IMG_OK ? p : ST_IMG_CORRUPT;
+            else res[i].status = r;
         } else if (cache) {
             res[i].im = im;
         } else {
@@ -310,7 +322,7 @@ st_status ds_finish_split(ds_items *items, const st_ds_opts *o, st_split *out, s
     }
     for (int i = 0; i < n; i++)
         if (res[i].status != ST_OK) {
-            s = st_errorf(err, res[i].status, "%s", res[i].msg);
+            s = st_errorf(err, res[i].status, "%s", res[i].msg ? res[i].msg : "out of memory");
             goto done;
         }
 
@@ -329,15 +341,21 @@ st_status ds_finish_split(ds_items *items, const st_ds_opts *o, st_split *out, s
             else rep->lbl_problems[pr->kind]++;
         }
         if (res[i].problem != ST_IMG_OK) {
-            const char *what, *hint;
-            img_what(res[i].problem, &what, &hint);
+            const char *detail, *hint, *name = st_img_problem_name(res[i].problem);
+            char dbuf[512];
+            img_default(res[i].problem, &detail, &hint);
+            const char *dd = decoder_detail(res[i].msg, it->path, res[i].problem, dbuf, sizeof dbuf);
             char *shown = ds_shown(it->path);
-            if (!shown) {
+            char *shown_detail = ds_shown(dd ? dd : detail); /* it may quote the path */
+            if (!shown || !shown_detail) {
+                free(shown);
+                free(shown_detail);
                 s = st_errorf(err, ST_ERR_NOMEM, "out of memory");
                 goto done;
             }
-            if (o->strict) s = st_errorf(err, ST_ERR_INPUT, "%s: %s (%s)", shown, what, hint);
-            else if (o->log) fprintf(o->log, "skip: %s: %s (%s)\n", shown, what, hint);
+            if (o->strict) s = st_errorf(err, ST_ERR_INPUT, "%s: %s: %s (%s)", shown, name, shown_detail, hint);
+            else if (o->log) fprintf(o->log, "skip: %s: %s: %s (%s)\n", shown, name, shown_detail, hint);
+            free(shown_detail);
             free(shown);
             if (o->strict) goto done;
             rep->img_problems[res[i].problem]++;
@@ -359,7 +377,10 @@ st_status ds_finish_split(ds_items *items, const st_ds_opts *o, st_split *out, s
     }
 done:
     if (res)
-        for (int i = 0; i < n; i++) st_image_free(&res[i].im);
+        for (int i = 0; i < n; i++) {
+            st_image_free(&res[i].im);
+            free(res[i].msg);
+        }
     free(res);
     ds_items_free(items);
     if (s != ST_OK) {

@@ -150,8 +150,8 @@ static st_status parse_line(ds_item *it, const char *shown_lbl, int lineno, cons
         BAD(ST_LBL_CLASS_RANGE, "class id %g is out of range [0, %d) set by nc in data.yaml", v[0], nc);
     if (nc < 0 && v[0] < 0) BAD(ST_LBL_CLASS_RANGE, "class id %g is negative", v[0]);
     if (nc < 0 && v[0] >= DS_MAX_CLASSES)
-        BAD(ST_LBL_CLASS_RANGE, "class id %g is over %d (no data.yaml: classes are numbered from the labels)",
-            v[0], DS_MAX_CLASSES);
+        BAD(ST_LBL_CLASS_RANGE, "class id %g is over %d, the most accepted without data.yaml", v[0],
+            DS_MAX_CLASSES);
     for (int k = 1; k < 5; k++)
         if (v[k] < 0 || v[k] > 1)
             BAD(ST_LBL_COORD_RANGE, "%s = %g is outside [0, 1]; coordinates are fractions of the image size",
@@ -176,8 +176,8 @@ static st_status parse_label_file(ds_item *it, const char *path, int nc, st_erro
     if (!buf) {
         /* The image cannot be used without knowing its boxes; counted as unreadable. */
         s = ds_item_problem(it, 1, ST_IMG_UNREADABLE, err,
-                            "%s: cannot read the label file: %s (check that it is a readable file)",
-                            shown, why);
+                            "%s: %s: cannot read the label file: %s (check that it is a readable file)",
+                            shown, st_img_problem_name(ST_IMG_UNREADABLE), why);
     } else {
         int lineno = 0;
         for (size_t i = 0; s == ST_OK && i < len;) {

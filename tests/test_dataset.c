@@ -268,6 +268,10 @@ START_TEST(test_yolo_without_yaml) {
     ck_assert_int_eq(st_dataset_load_image(&d, &d.val, 0, 1, &im, &borrowed, &err), ST_OK);
     ck_assert_int_eq(borrowed, 0);
     ck_assert_int_eq(im.c, 1);
+    st_image direct; /* the same gray as decoding the file straight to one channel */
+    ck_assert_int_eq(st_png_read(d.val.samples[0].path, 1, &direct, NULL, &err), ST_OK);
+    ck_assert_int_eq(memcmp(im.data, direct.data, 6 * 4), 0);
+    st_image_free(&direct);
     st_image_free(&im);
     st_dataset_free(&d);
     free(log.text);
@@ -304,6 +308,65 @@ START_TEST(test_yolo_ultralytics_folders) {
     dst_write_file(dst_path(p, sizeof p, root, "data.yaml"), "train: images/nope\nnc: 2\n");
     ck_assert_int_eq(open_logged(root, &o, &d, &err, &log), ST_ERR_INPUT);
     ck_assert_msg(strstr(err.msg, "data.yaml: train: 'images/nope' is not a folder"), "%s", err.msg);
+    free(log.text);
+}
+END_TEST
+
+/* Label lines at the edges of the format, without data.yaml (so ids are bounded only by
+ * the sanity cap), each in its own image so each skips exactly one. */
+START_TEST(test_yolo_label_edges) {
+    char root[512], p[700];
+    stt_tmpdir(root, sizeof root, "ds-yolo-edges");
+    dst_mkdirs(dst_path(p, sizeof p, root, "images/train"));
+    dst_mkdirs(dst_path(p, sizeof p, root, "labels/train/dir.txt")); /* a folder as label file */
+    static const struct {
+        const char *stem, *text;
+        int ok;
+        const char *needle;
+    } c[] = {
+        {"dir", NULL, 0, "labels/train/dir.txt: "},
+        {"float_cls", "1.0 0.5 0.5 1 1\n", 1, NULL},
+        {"half_cls", "1.5 0.5 0.5 1 1\n", 0, "half_cls.txt:1: class id 1.5 is not an integer"},
+        {"huge_cls", "200000 0.5 0.5 0.1 0.1\n", 0, "huge_cls.txt:1: class id 200000 is over 100000, the most"},
+        {"long", "0 0.5 0.5 0.1 0.1 0000000000000000000000000000000000000000000000000000000000000000000000000"
+                 "0000000000000000000000000000000000000000000000000000000000000000000\n",
+         0, "...')"},
+        {"nan", "0 nan 0.5 0.1 0.1\n", 0, "nan.txt:1: cx 'nan' is not a number"},
+        {"neg_cls", "\n\n-1 0.5 0.5 0.1 0.1\n", 0, "neg_cls.txt:3: class id -1 is negative"},
+        {"nul", "0 0.5\0 0.5 0.1 0.1\n", 0, "nul.txt:1: "},
+        {"tabs", "\t3\t0.5  0.5\t0.1 0.1 \r\n   \n", 1, NULL},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        char n[128];
+        snprintf(n, sizeof n, "images/train/%s.png", c[i].stem);
+        dst_write_png(dst_path(p, sizeof p, root, n), 2, 2, 1, (int)i);
+        if (!c[i].text) continue;
+        snprintf(n, sizeof n, "labels/train/%s.txt", c[i].stem);
+        FILE *f = fopen(dst_path(p, sizeof p, root, n), "wb");
+        /* nul: the text holds a NUL, so write up to the final newline by hand. */
+        size_t len = strcmp(c[i].stem, "nul") == 0 ? 19 : strlen(c[i].text);
+        ck_assert_uint_eq(fwrite(c[i].text, 1, len, f), len);
+        fclose(f);
+    }
+    st_ds_opts o;
+    st_ds_opts_default(&o);
+    st_dataset d;
+    st_error err = {0};
+    dst_log log;
+    ck_assert_msg(open_logged(root, &o, &d, &err, &log) == ST_OK, "%s", err.msg);
+    ck_assert_int_eq(d.train.n, 2);
+    ck_assert_int_eq(d.n_classes, 4); /* tabs.txt has class 3 */
+    ck_assert_int_eq(d.train.samples[0].boxes[0].cls, 1);
+    ck_assert_int_eq(d.report.images_skipped, 7);
+    ck_assert_int_eq(d.report.img_problems[ST_IMG_UNREADABLE], 1);
+    ck_assert_int_eq(d.report.lbl_problems[ST_LBL_NOT_NUMBER], 3);
+    ck_assert_int_eq(d.report.lbl_problems[ST_LBL_CLASS_RANGE], 2);
+    ck_assert_int_eq(d.report.lbl_problems[ST_LBL_FIELDS], 1);
+    ck_assert_int_eq(dst_count(log.text, "skip: "), 7);
+    ck_assert_ptr_nonnull(strstr(log.text, "'0 0.5\\x00 0.5 0.1 0.1')")); /* the NUL shown escaped */
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++)
+        if (c[i].needle) ck_assert_msg(strstr(log.text, c[i].needle), "no '%s' in:\n%s", c[i].needle, log.text);
+    st_dataset_free(&d);
     free(log.text);
 }
 END_TEST
@@ -452,13 +515,20 @@ START_TEST(test_bad_yolo_fixture) {
     snprintf(prefix, sizeof prefix, "skip: %s/", root);
     for (const char *l = log.text; *l; l = strchr(l, '\n') + 1)
         ck_assert_msg(strncmp(l, prefix, strlen(prefix)) == 0, "line does not name its file: %.200s", l);
+    /* Decoding problems: "<path>: <problem name>: <detail> (<hint>)". */
+    static const struct {
+        const char *file;
+        st_img_problem p;
+    } img_lines[] = {{"empty.png", ST_IMG_EMPTY},         {"truncated.png", ST_IMG_TRUNCATED},
+                     {"text.png", ST_IMG_NOT_PNG},        {"badcrc.png", ST_IMG_CRC},
+                     {"dangling.png", ST_IMG_UNREADABLE}, {"x.png", ST_IMG_UNREADABLE}};
+    for (size_t i = 0; i < sizeof img_lines / sizeof *img_lines; i++) {
+        char l[256];
+        snprintf(l, sizeof l, "/images/train/%s: %s: ", img_lines[i].file, st_img_problem_name(img_lines[i].p));
+        ck_assert_msg(dst_count(log.text, l) == 1, "want once: %s\nlog:\n%s", l, log.text);
+    }
+    ck_assert_ptr_nonnull(strstr(log.text, "chunk IHDR")); /* the decoder's detail is kept */
     static const char *const expect[] = {
-        "/images/train/empty.png: empty file",
-        "/images/train/truncated.png: truncated PNG",
-        "/images/train/text.png: not a PNG file",
-        "/images/train/badcrc.png: a PNG chunk fails its CRC check",
-        "/images/train/dangling.png: cannot read the file",
-        "/images/train/x.png: cannot read the file",
         "/images/train/photo.jpg: JPEG is not supported (convert to PNG)",
         "/labels/train/fields4.txt:1: 4 fields, expected 5: class cx cy w h (the line: '0 0.5 0.5 0.2')",
         "/labels/train/fields6.txt:2: 6 fields, expected 5",
@@ -504,7 +574,9 @@ START_TEST(test_bad_yolo_fixture) {
     /* Strict: the first problem in file order is the error; nothing is opened. */
     o.strict = 1;
     ck_assert_int_eq(open_logged(root, &o, &d, &err, &log), ST_ERR_INPUT);
-    ck_assert_msg(strstr(err.msg, "/images/train/badcrc.png: a PNG chunk fails its CRC check"), "%s", err.msg);
+    char first[256];
+    snprintf(first, sizeof first, "/images/train/badcrc.png: %s: ", st_img_problem_name(ST_IMG_CRC));
+    ck_assert_msg(strstr(err.msg, first), "%s", err.msg);
     ck_assert_ptr_null(d.train.samples);
     ck_assert_ptr_null(d.root);
     free(log.text);
@@ -603,6 +675,7 @@ Suite *dataset_suite(void) {
     tcase_add_test(tc, test_yolo_names_list_and_mapping);
     tcase_add_test(tc, test_yolo_without_yaml);
     tcase_add_test(tc, test_yolo_ultralytics_folders);
+    tcase_add_test(tc, test_yolo_label_edges);
     tcase_add_test(tc, test_idx_detected);
     suite_add_tcase(s, tc);
     TCase *bad = tcase_create("broken");
