@@ -156,6 +156,27 @@ START_TEST(test_folder_test_split_and_errors) {
     st_dataset_free(&d);
     free(log.text);
 
+    /* Names that are not UTF-8: a class folder (not a class, its images unused) and a file. */
+    dst_mkdirs(dst_path(p, sizeof p, root, "train/c\xff"));
+    dst_write_png(dst_path(p, sizeof p, root, "train/c\xff/1.png"), 3, 3, 1, 3);
+    dst_write_png(dst_path(p, sizeof p, root, "train/a/\xfe.png"), 3, 3, 1, 4);
+    ck_assert_msg(open_logged(root, &o, &d, &err, &log) == ST_OK, "%s", err.msg);
+    ck_assert_int_eq(d.n_classes, 2);
+    ck_assert_int_eq(d.train.n, 1);
+    ck_assert_int_eq(d.report.lbl_problems[ST_LBL_BAD_NAME], 2);
+    ck_assert_int_eq(d.report.images_seen, 3); /* a/1.png, a/\xFE.png, test/a/1.png */
+    ck_assert_int_eq(d.report.images_skipped, 1);
+    ck_assert_msg(strstr(log.text, "/train/a/\\xFE.png: file name is not valid UTF-8") &&
+                      strstr(log.text, "/train/c\\xFF: file name is not valid UTF-8 (rename it; its images"),
+                  "%s", log.text);
+    st_dataset_free(&d);
+    free(log.text);
+    o.strict = 1;
+    ck_assert_int_eq(open_logged(root, &o, &d, &err, &log), ST_ERR_INPUT);
+    ck_assert_msg(strstr(err.msg, "/train/a/\\xFE.png: file name is not valid UTF-8"), "%s", err.msg);
+    free(log.text);
+    o.strict = 0;
+
     /* A validation class the model has no output for. */
     dst_mkdirs(dst_path(p, sizeof p, root, "val/zebra"));
     ck_assert_int_eq(open_logged(root, &o, &d, &err, &log), ST_ERR_INPUT);
