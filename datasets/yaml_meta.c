@@ -118,8 +118,8 @@ static st_status read_doc(const yctx *c, ds_yaml_meta *m) {
     yaml_node_t *root = yaml_document_get_root_node(c->doc);
     if (!root)
         return st_errorf(c->err, ST_ERR_INPUT,
-                         "%s: the file is empty; expected nc and names (or delete it to number "
-                         "the classes from the labels)",
+                         "%s: no keys in the file (empty or only comments); expected nc and names "
+                         "(or delete it to number the classes from the labels)",
                          c->path);
     if (root->type != YAML_MAPPING_NODE)
         return yerr(c, root, "expected a mapping of keys (nc: 3, names: [...])", 0, 0);

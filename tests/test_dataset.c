@@ -631,7 +631,9 @@ START_TEST(test_yaml_errors) {
     expect_yaml_error("ds-y-list", "- a\n- b\n", "data.yaml:1:1:", "expected a mapping");
     expect_yaml_error("ds-y-dup", "nc: 2\nnc: 2\n", "data.yaml:2:1:", "twice");
     expect_yaml_error("ds-y-trainlist", "train: [images/a, images/b]\n", "data.yaml:1:8:", "lists are not");
-    expect_yaml_error("ds-y-empty", "", "data.yaml: the file is empty", NULL);
+    expect_yaml_error("ds-y-empty", "", "data.yaml: no keys in the file", NULL);
+    expect_yaml_error("ds-y-comments", "# nc: 3\n", "data.yaml: no keys in the file", NULL);
+    expect_yaml_error("ds-y-utf8", "nc: 2\nnames: [a, \xff]\n", "data.yaml: byte 17:", "UTF-8");
 }
 END_TEST
 
