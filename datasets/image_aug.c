@@ -78,43 +78,83 @@ void st_image_hsv_gain(st_image *im, float gh, float gs, float gv) {
     }
 }
 
+/* One destination pixel by the general path: float coordinates, taps outside src read
+ * the fill value as OpenCV's BORDER_CONSTANT does. */
 static inline __attribute__((always_inline)) void
-warp_rows(const st_image *src, st_image *dst, const float inv[6], uint8_t fill, const int c) {
+warp_px(const st_image *src, float sx, float sy, uint8_t fill, uint8_t *o, const int c) {
     int sw = src->w, sh = src->h;
     size_t ss = (size_t)sw * c;
+    float fx0 = floorf(sx), fy0 = floorf(sy);
+    float fx = sx - fx0, fy = sy - fy0;
+    /* compare in float first: a wild matrix may give coordinates beyond int */
+    if (!(fx0 >= -1.0f && fy0 >= -1.0f && fx0 < sw && fy0 < sh)) {
+        for (int ch = 0; ch < c; ch++) o[ch] = fill;
+        return;
+    }
+    int x0 = (int)fx0, y0 = (int)fy0;
+    int in_x0 = x0 >= 0, in_x1 = x0 + 1 < sw, in_y0 = y0 >= 0, in_y1 = y0 + 1 < sh;
+    const uint8_t *p = src->data + (ptrdiff_t)y0 * (ptrdiff_t)ss + (ptrdiff_t)x0 * c;
+    for (int ch = 0; ch < c; ch++) {
+        float p00 = in_y0 && in_x0 ? p[ch] : fill;
+        float p01 = in_y0 && in_x1 ? p[c + ch] : fill;
+        float p10 = in_y1 && in_x0 ? p[ss + ch] : fill;
+        float p11 = in_y1 && in_x1 ? p[ss + c + ch] : fill;
+        float t = p00 + (p01 - p00) * fx, u = p10 + (p11 - p10) * fx;
+        o[ch] = (uint8_t)(t + (u - t) * fy + 0.5f);
+    }
+}
+
+/* Interior pixels (all four taps inside src) use 10-bit fixed-point weights and no
+ * branches; only the pixels near and beyond the border take warp_px. */
+#define WARP_BITS 10
+#define WARP_ONE (1 << WARP_BITS)
+
+/* Narrows [*lo, *hi) to the x with 0 <= a * x + b < lim (candidates; checked exactly
+ * by the caller). */
+static void clip_interval(double a, double b, double lim, double *lo, double *hi) {
+    if (a == 0) {
+        if (!(b >= 0 && b < lim)) *hi = *lo;
+        return;
+    }
+    double x1 = -b / a, x2 = (lim - b) / a;
+    *lo = fmax(*lo, fmin(x1, x2));
+    *hi = fmin(*hi, fmax(x1, x2));
+}
+
+static inline __attribute__((always_inline)) void
+warp_rows(const st_image *src, st_image *dst, const float inv[6], uint8_t fill, const int c) {
+    int sw = src->w, sh = src->h, dw = dst->w;
+    size_t ss = (size_t)sw * c;
+    const float limx = (float)(sw - 1) * WARP_ONE, limy = (float)(sh - 1) * WARP_ONE;
     for (int y = 0; y < dst->h; y++) {
         float bx = inv[1] * y + inv[2], by = inv[4] * y + inv[5];
-        uint8_t *o = dst->data + (size_t)y * dst->w * c;
-        for (int x = 0; x < dst->w; x++, o += c) {
-            float sx = inv[0] * x + bx, sy = inv[3] * x + by;
-            float fx0 = floorf(sx), fy0 = floorf(sy);
-            float fx = sx - fx0, fy = sy - fy0;
-            /* compare in float first: a wild matrix may give coordinates beyond int */
-            if (!(fx0 >= -1.0f && fy0 >= -1.0f && fx0 < sw && fy0 < sh)) {
-                for (int ch = 0; ch < c; ch++) o[ch] = fill;
-                continue;
-            }
-            int x0 = (int)fx0, y0 = (int)fy0;
-            const uint8_t *p = src->data + (ptrdiff_t)y0 * (ptrdiff_t)ss + (ptrdiff_t)x0 * c;
-            if (x0 >= 0 && y0 >= 0 && x0 + 1 < sw && y0 + 1 < sh) {
-                for (int ch = 0; ch < c; ch++) {
-                    float t = p[ch] + (p[c + ch] - p[ch]) * fx;
-                    float u = p[ss + ch] + (p[ss + c + ch] - p[ss + ch]) * fx;
-                    o[ch] = (uint8_t)(t + (u - t) * fy + 0.5f);
-                }
-                continue;
-            }
-            /* border: taps outside src read the fill value, as OpenCV's BORDER_CONSTANT */
-            int in_x0 = x0 >= 0, in_x1 = x0 + 1 < sw, in_y0 = y0 >= 0, in_y1 = y0 + 1 < sh;
+        uint8_t *orow = dst->data + (size_t)y * dw * c;
+        /* the interior is an interval of x (the map is linear); find it from doubles,
+         * then trim its ends with the exact test the fixed-point loop relies on */
+        double lo = 0, hi = dw;
+        clip_interval(inv[0], bx, sw - 1, &lo, &hi);
+        clip_interval(inv[3], by, sh - 1, &lo, &hi);
+        int xa = (int)fmin(fmax(ceil(lo), 0), dw), xb = (int)fmin(fmax(floor(hi) + 1, 0), dw);
+#define WARP_INSIDE(x)                                                                          \
+    ((inv[0] * (x) + bx) * WARP_ONE + 0.5f >= 0.0f && (inv[0] * (x) + bx) * WARP_ONE + 0.5f < limx && \
+     (inv[3] * (x) + by) * WARP_ONE + 0.5f >= 0.0f && (inv[3] * (x) + by) * WARP_ONE + 0.5f < limy)
+        while (xa < xb && !WARP_INSIDE(xa)) xa++;
+        while (xb > xa && !WARP_INSIDE(xb - 1)) xb--;
+#undef WARP_INSIDE
+        for (int x = 0; x < xa; x++) warp_px(src, inv[0] * x + bx, inv[3] * x + by, fill, orow + x * c, c);
+        for (int x = xa; x < xb; x++) {
+            int X = (int)((inv[0] * x + bx) * WARP_ONE + 0.5f);
+            int Y = (int)((inv[3] * x + by) * WARP_ONE + 0.5f);
+            int fx = X & (WARP_ONE - 1), fy = Y & (WARP_ONE - 1);
+            const uint8_t *p = src->data + (size_t)(Y >> WARP_BITS) * ss + (size_t)(X >> WARP_BITS) * c;
+            uint8_t *o = orow + x * c;
             for (int ch = 0; ch < c; ch++) {
-                float p00 = in_y0 && in_x0 ? p[ch] : fill;
-                float p01 = in_y0 && in_x1 ? p[c + ch] : fill;
-                float p10 = in_y1 && in_x0 ? p[ss + ch] : fill;
-                float p11 = in_y1 && in_x1 ? p[ss + c + ch] : fill;
-                float t = p00 + (p01 - p00) * fx, u = p10 + (p11 - p10) * fx;
-                o[ch] = (uint8_t)(t + (u - t) * fy + 0.5f);
+                int t = p[ch] * (WARP_ONE - fx) + p[c + ch] * fx;
+                int u = p[ss + ch] * (WARP_ONE - fx) + p[ss + c + ch] * fx;
+                o[ch] = (uint8_t)((t * (WARP_ONE - fy) + u * fy + (1 << (2 * WARP_BITS - 1))) >> (2 * WARP_BITS));
             }
         }
+        for (int x = xb; x < dw; x++) warp_px(src, inv[0] * x + bx, inv[3] * x + by, fill, orow + x * c, c);
     }
 }
 

@@ -48,6 +48,10 @@ st_status st_png_read_mem(const uint8_t *buf, size_t len, const char *name, int 
                           st_image *out, st_img_problem *problem, st_error *err);
 /* Writes an 8-bit gray or RGB PNG (atomically: temp file + rename). */
 st_status st_png_write(const char *path, const st_image *im, st_error *err);
+/* The same; durable = 0 skips the fsync before the rename (readers still never see half a
+ * file) for bulk writers, which then sync the file system once (syncfs) at the end: a
+ * per-file fsync costs more than encoding a small image. */
+st_status st_png_write_ex(const char *path, const st_image *im, int durable, st_error *err);
 
 /* dst must be allocated with the target size and src's channel count. */
 void st_image_resize_bilinear(const st_image *src, st_image *dst);

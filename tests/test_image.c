@@ -231,6 +231,50 @@ START_TEST(test_warp) {
 }
 END_TEST
 
+/* Plain bilinear reference with constant border, in double. */
+static int ref_warp(const st_image *a, double sx, double sy, int ch, int fill) {
+    int x0 = (int)floor(sx), y0 = (int)floor(sy);
+    double fx = sx - x0, fy = sy - y0, v[2][2];
+    for (int j = 0; j < 2; j++)
+        for (int i = 0; i < 2; i++) {
+            int x = x0 + i, y = y0 + j;
+            v[j][i] = x >= 0 && y >= 0 && x < a->w && y < a->h ? px(a, y, x, ch) : fill;
+        }
+    double t = v[0][0] + (v[0][1] - v[0][0]) * fx, u = v[1][0] + (v[1][1] - v[1][0]) * fx;
+    return (int)floor(t + (u - t) * fy + 0.5);
+}
+
+START_TEST(test_warp_random) {
+    /* random rotations, scales, shears and shifts against the reference: the fixed-point
+     * interior and the float border path agree with it to one level */
+    st_rng r;
+    st_rng_seed(&r, 11);
+    for (int it = 0; it < 40; it++) {
+        int c = it % 2 ? 3 : 1;
+        st_image a = make(c, 20 + it, 31, (uint64_t)it), b;
+        ck_assert_int_eq(st_image_alloc(&b, c, 27, 24 + it), ST_OK);
+        double ang = st_rng_uniform(&r) * 6.2831853, sc = 0.5 + 1.5 * st_rng_uniform(&r);
+        double sh = st_rng_uniform(&r) - 0.5;
+        float M[6] = {(float)(sc * cos(ang)), (float)(-sc * sin(ang) + sh), (float)(40 * st_rng_uniform(&r) - 10),
+                      (float)(sc * sin(ang)), (float)(sc * cos(ang)), (float)(40 * st_rng_uniform(&r) - 10)};
+        st_image_warp_affine(&a, &b, M, 114);
+        double det = (double)M[0] * M[4] - (double)M[1] * M[3];
+        for (int y = 0; y < b.h; y++)
+            for (int x = 0; x < b.w; x++) {
+                double dx = x - M[2], dy = y - M[5];
+                double sx = (M[4] * dx - M[1] * dy) / det, sy = (-M[3] * dx + M[0] * dy) / det;
+                for (int ch = 0; ch < c; ch++) {
+                    int want = ref_warp(&a, sx, sy, ch, 114);
+                    ck_assert_msg(abs(px(&b, y, x, ch) - want) <= 1, "it %d (%d,%d): %d vs %d", it, x, y,
+                                  px(&b, y, x, ch), want);
+                }
+            }
+        st_image_free(&a);
+        st_image_free(&b);
+    }
+}
+END_TEST
+
 START_TEST(test_to_chw) {
     st_image g = make(1, 3, 5, 2), c = make(3, 3, 5, 4);
     float out[3 * 15];
@@ -261,6 +305,7 @@ Suite *image_suite(void) {
     tcase_add_test(tc, test_hflip);
     tcase_add_test(tc, test_hsv);
     tcase_add_test(tc, test_warp);
+    tcase_add_test(tc, test_warp_random);
     tcase_add_test(tc, test_to_chw);
     suite_add_tcase(s, tc);
     return s;
