@@ -1,7 +1,7 @@
 /* Datasets as users bring them, found by looking at the folder:
  *   IDX        MNIST / Fashion-MNIST files (train-images-idx3-ubyte[.gz], ...)
- *   ImageFolder DATA/train/CLASS/NAME.png and DATA/val/CLASS/NAME.png (classes sorted)
- *   YOLO       DATA/images/{train,val}/NAME.png + DATA/labels/{train,val}/NAME.txt, each line
+ *   ImageFolder DATA/train/<class>/<image>.png and DATA/val/<class>/<image>.png (classes sorted)
+ *   YOLO       DATA/images/{train,val}/<stem>.png + DATA/labels/{train,val}/<stem>.txt, each line
  *              "class cx cy w h" normalised to [0, 1]; optional DATA/data.yaml (nc, names)
  * Opening a dataset indexes it and validates every file once (images are decoded; the
  * decoded pixels may be kept as a RAM cache). Broken files are reported once each with
@@ -57,7 +57,8 @@ typedef struct st_ds_report {
 typedef struct st_ds_opts {
     int strict;        /* any broken file is an error (ST_ERR_INPUT) */
     int cache;         /* keep decoded images in RAM (uint8) */
-    int channels;      /* channels the model wants (1 or 3); decoded images are converted */
+    int channels;      /* channels the model wants (1 or 3); decoded images are converted
+                        * (0: each image keeps its own: 1 for gray files, 3 for colour) */
     int threads;       /* for validation/decoding at open (0: OpenMP default) */
     FILE *log;         /* one line per broken file; NULL: silent */
 } st_ds_opts;
@@ -70,11 +71,15 @@ typedef struct st_dataset {
     st_split train, val;
     st_mnist idx;        /* IDX data in memory (kind == ST_DS_IDX) */
     st_ds_report report;
+    char *about;         /* where classes and splits came from, for the summary (owned) */
 } st_dataset;
 
+/* Not strict, no cache, 3 channels, OpenMP's thread count, log to stderr. */
 void st_ds_opts_default(st_ds_opts *o);
 /* Detects the layout of root and opens it. A missing or unrecognisable folder, or one
- * with no usable image, is ST_ERR_INPUT with a message saying what was looked for. */
+ * with no usable image, is ST_ERR_INPUT with a message saying what was looked for. o may
+ * be NULL (defaults). On failure *out is left zeroed (st_dataset_free is still safe).
+ * Problems are logged in file order (train, then val) whatever the thread count. */
 st_status st_dataset_open(const char *root, const st_ds_opts *o, st_dataset *out, st_error *err);
 void st_dataset_free(st_dataset *d);
 const char *st_ds_kind_name(st_ds_kind k); /* "IDX", "ImageFolder", "YOLO" */

@@ -37,7 +37,9 @@ void st_image_free(st_image *im);
 
 /* Decodes any PNG (gray, gray+alpha, RGB, RGBA, palette, 1/2/4/8/16-bit, interlaced) into
  * want_c channels (1: luminance, 3: RGB; gray is replicated, alpha dropped; 0: 1 for gray
- * inputs and 3 for colour ones). On failure: ST_ERR_INPUT, *problem says why (may be
+ * inputs and 3 for colour ones). Luminance is OpenCV's 0.299 R + 0.587 G + 0.114 B (14-bit
+ * fixed point, rounded); 16-bit samples keep their high byte (v >> 8, as OpenCV). A file
+ * cut after complete image data, before IEND, is accepted. On failure: ST_ERR_INPUT, *problem says why (may be
  * NULL), err->msg names the file and what to do. Never crashes on any input. */
 st_status st_png_read(const char *path, int want_c, st_image *out, st_img_problem *problem,
                       st_error *err);
@@ -46,6 +48,10 @@ st_status st_png_read_mem(const uint8_t *buf, size_t len, const char *name, int 
                           st_image *out, st_img_problem *problem, st_error *err);
 /* Writes an 8-bit gray or RGB PNG (atomically: temp file + rename). */
 st_status st_png_write(const char *path, const st_image *im, st_error *err);
+/* The same; durable = 0 skips the fsync before the rename (readers still never see half a
+ * file) for bulk writers, which then sync the file system once (syncfs) at the end: a
+ * per-file fsync costs more than encoding a small image. */
+st_status st_png_write_ex(const char *path, const st_image *im, int durable, st_error *err);
 
 /* dst must be allocated with the target size and src's channel count. */
 void st_image_resize_bilinear(const st_image *src, st_image *dst);
@@ -55,9 +61,13 @@ void st_image_resize_bilinear(const st_image *src, st_image *dst);
 void st_image_letterbox(const st_image *src, st_image *dst, uint8_t fill, float *scale,
                         float *pad_x, float *pad_y);
 void st_image_hflip(st_image *im);
-/* Multiplies hue (as a shift: h += (gh - 1) * 180 in OpenCV's 0..180 scale),
- * saturation and value by the given gains, as YOLOv5's augment_hsv does. No-op for gray
- * images except the value gain. */
+/* YOLOv5's augment_hsv with gains (gh, gs, gv) = its r (1 + uniform(-1, 1) * hsv_h, ...):
+ * RGB -> 8-bit HSV (OpenCV's rounding, hue 0..180), then per-channel lookup tables
+ * h' = (h * gh) mod 180, s' = clip(s * gs, 0, 255), v' = clip(v * gv, 0, 255), each
+ * truncated to uint8 as numpy's astype does, then back to RGB. Note the hue gain
+ * multiplies (as in YOLOv5), it is not a shift. Gray images: only v' applies. When all
+ * three tables are the identity the image is left as is (the 8-bit HSV round trip would
+ * otherwise change it slightly). */
 void st_image_hsv_gain(st_image *im, float gh, float gs, float gv);
 /* dst(x, y) = src(M^-1 (x, y)) with bilinear sampling; M is the 2x3 forward affine map
  * [a b tx; c d ty] from src to dst coordinates; outside src: fill. */
