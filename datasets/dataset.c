@@ -212,7 +212,10 @@ st_status st_dataset_load_image(const st_dataset *d, const st_split *s, int i, i
                                 st_image *out, int *borrowed, st_error *err) {
     memset(out, 0, sizeof *out);
     *borrowed = 0;
-    if (s != &d->train && s != &d->val)
+    /* a split may be a trimmed copy (--train-limit): recognise it by its samples */
+    int is_train = s->samples == d->train.samples && s->n <= d->train.n;
+    int is_val = s->samples == d->val.samples && s->n <= d->val.n;
+    if (!is_train && !is_val)
         return st_errorf(err, ST_ERR_INTERNAL, "dataset: split is not one of this dataset's");
     if (i < 0 || i >= s->n)
         return st_errorf(err, ST_ERR_INTERNAL, "dataset: sample %d out of range [0, %d)", i, s->n);
@@ -230,7 +233,7 @@ st_status st_dataset_load_image(const st_dataset *d, const st_split *s, int i, i
     if (d->kind == ST_DS_IDX) {
         const st_mnist *m = &d->idx;
         size_t np = (size_t)m->rows * m->cols;
-        const uint8_t *px = (s == &d->train ? m->train_x : m->test_x) + (size_t)i * np;
+        const uint8_t *px = (is_train ? m->train_x : m->test_x) + (size_t)i * np;
         return convert(px, 1, m->rows, m->cols, channels ? channels : 1, out, err);
     }
     st_img_problem p;
