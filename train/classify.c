@@ -149,13 +149,13 @@ static st_status open_data(run_ctx *r, const st_train_opts *o, st_error *err) {
     if (o->train_limit > 0 && o->train_limit < r->train.n) r->train.n = o->train_limit;
     if (o->test_limit > 0 && o->test_limit < r->val.n) r->val.n = o->test_limit;
     if (r->val.n < 1) return st_errorf(err, ST_ERR_INPUT, "%s: no validation images", o->data);
-    /* input geometry: IDX is 1x28x28; image folders use the first image's size unless
-     * --imgsz says otherwise, in colour */
+    /* input geometry: the first image's size and channels unless --imgsz / --channels
+     * say otherwise (IDX: 1x28x28) */
     st_image first;
     int borrowed = 0;
-    r->channels = r->data.kind == ST_DS_IDX ? 1 : 3;
-    if ((rc = st_dataset_load_image(&r->data, &r->train, 0, r->channels, &first, &borrowed, err)) != ST_OK)
+    if ((rc = st_dataset_load_image(&r->data, &r->train, 0, 0, &first, &borrowed, err)) != ST_OK)
         return rc;
+    r->channels = o->channels ? o->channels : first.c; /* default: the images' own */
     r->height = o->imgsz > 0 ? o->imgsz : first.h;
     r->width = o->imgsz > 0 ? o->imgsz : first.w;
     if (!borrowed) st_image_free(&first);

@@ -42,6 +42,7 @@ static void usage(FILE *f) {
             "  --resume CKPT     continue a run from its last.ckpt\n"
             "  --stop-after N    stop after N epochs (resume later with --resume)\n"
             "  --imgsz N         input size for image folders (default: the images' own size)\n"
+            "  --channels N      1 (gray) or 3 (RGB) input channels (default: the images' own)\n"
             "  --workers N       data loading threads (default 1)\n"
             "  --cache           keep decoded images in RAM\n"
             "  --strict          any broken image or label file is an error (default: skip it)\n"
@@ -124,6 +125,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--stop-after")) bad = parse_int(v, 1, &o.stop_after);
         else if (!strcmp(a, "--imgsz")) bad = parse_int(v, 8, &o.imgsz);
         else if (!strcmp(a, "--workers")) bad = parse_int(v, 1, &o.workers);
+        else if (!strcmp(a, "--channels")) bad = parse_int(v, 1, &o.channels) || (o.channels != 1 && o.channels != 3);
         else if (!strcmp(a, "--fliplr")) bad = parse_float(v, &o.fliplr) || o.fliplr < 0 || o.fliplr > 1;
         else if (!strcmp(a, "--train-limit")) bad = parse_int(v, 1, &o.train_limit);
         else if (!strcmp(a, "--test-limit")) bad = parse_int(v, 1, &o.test_limit);

@@ -21,6 +21,7 @@ typedef struct st_train_opts {
     int train_limit, test_limit; /* use only the first N images (0: all) */
     int stop_after;        /* stop (as if interrupted) after this many epochs; 0: no */
     int imgsz;             /* model input size for image folders (0: the images' size) */
+    int channels;          /* model input channels, 1 or 3 (0: the images' own) */
     int workers;           /* data loader threads */
     int cache;             /* keep decoded images in RAM */
     int strict;            /* any broken file in the dataset is an error */
