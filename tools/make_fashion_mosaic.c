@@ -247,12 +247,20 @@ static int parse_classes(const char *s, int remap[10]) {
 
 static st_status write_yaml(const char *out, const mosaic_opts *o, int argc, char **argv,
                             st_error *err) {
-    char abs[PATH_MAX], path[PATH_MAX + 16], text[4096];
-    if (!realpath(out, abs)) snprintf(abs, sizeof abs, "%s", out);
+    char real[PATH_MAX], abs[2 * PATH_MAX], path[PATH_MAX + 16], text[3 * PATH_MAX];
+    if (!realpath(out, real)) snprintf(real, sizeof real, "%s", out);
+    size_t k = 0; /* single-quoted YAML: a quote is written twice */
+    for (const char *c = real; *c && k + 2 < sizeof abs; c++) {
+        if (*c == '\'') abs[k++] = '\'';
+        abs[k++] = *c;
+    }
+    abs[k] = 0;
     int nc = 0;
     for (int c = 0; c < 10; c++) nc += o->remap[c] >= 0;
     size_t u = (size_t)snprintf(text, sizeof text, "# fashion-mosaic, made by make_fashion_mosaic");
     for (int a = 1; a < argc && u < 1024; a++) u += (size_t)snprintf(text + u, sizeof text - u, " %s", argv[a]);
+    for (size_t i = 0; i < u && i < sizeof text; i++) /* keep the comment on one line */
+        if (text[i] == '\n' || text[i] == '\r') text[i] = ' ';
     u += (size_t)snprintf(text + u, sizeof text - u,
                           "\npath: '%s'\ntrain: images/train\nval: images/val\nnc: %d\nnames: [", abs, nc);
     for (int c = 0, k = 0; c < 10; c++)
