@@ -27,14 +27,17 @@ static inline void src_coord(int i, double scale, int n, int *i0, int *i1, float
     *f = w;
 }
 
-/* Column tables are built in chunks of this many columns on the stack: no allocation,
- * and one chunk covers every realistic training size. */
+/* Column tables and the two horizontally interpolated source rows live on the stack in
+ * chunks of this many columns: no allocation, and one chunk covers every realistic
+ * training size. */
 #define RESIZE_CHUNK 1024
 
+/* Separable: each source row is interpolated along x once (into one of two cached
+ * rows), and the blend along y is a straight loop the compiler vectorises. */
 static inline __attribute__((always_inline)) void
 resize_rows(const st_image *src, uint8_t *dst, size_t dst_stride, int dh, int dw, const int c) {
     int xo0[RESIZE_CHUNK], xo1[RESIZE_CHUNK];
-    float ax[RESIZE_CHUNK];
+    float ax[RESIZE_CHUNK], hbuf[2][RESIZE_CHUNK * 3];
     double xs = (double)src->w / dw, ys = (double)src->h / dh;
     size_t src_stride = (size_t)src->w * c;
     for (int xb = 0; xb < dw; xb += RESIZE_CHUNK) {
@@ -45,21 +48,27 @@ resize_rows(const st_image *src, uint8_t *dst, size_t dst_stride, int dh, int dw
             xo0[i] = a * c;
             xo1[i] = b * c;
         }
+        int cached[2] = {-1, -1}; /* source row held by each hbuf */
         for (int y = 0; y < dh; y++) {
             int y0, y1;
             float fy;
             src_coord(y, ys, src->h, &y0, &y1, &fy);
-            const uint8_t *r0 = src->data + (size_t)y0 * src_stride;
-            const uint8_t *r1 = src->data + (size_t)y1 * src_stride;
-            uint8_t *o = dst + (size_t)y * dst_stride + (size_t)xb * c;
-            for (int i = 0; i < n; i++) {
-                float fx = ax[i];
-                for (int ch = 0; ch < c; ch++) {
-                    float t = r0[xo0[i] + ch] + (r0[xo1[i] + ch] - r0[xo0[i] + ch]) * fx;
-                    float u = r1[xo0[i] + ch] + (r1[xo1[i] + ch] - r1[xo0[i] + ch]) * fx;
-                    o[i * c + ch] = (uint8_t)(t + (u - t) * fy + 0.5f);
-                }
+            int need[2] = {y0, y1}, slot[2];
+            for (int k = 0; k < 2; k++) {
+                slot[k] = cached[0] == need[k] ? 0 : cached[1] == need[k] ? 1 : -1;
+                if (slot[k] >= 0) continue;
+                /* reuse the buffer the other needed row is not in */
+                slot[k] = k == 1 ? 1 - slot[0] : cached[0] == y1 ? 1 : 0;
+                const uint8_t *r = src->data + (size_t)need[k] * src_stride;
+                float *h = hbuf[slot[k]];
+                for (int i = 0; i < n; i++)
+                    for (int ch = 0; ch < c; ch++)
+                        h[i * c + ch] = r[xo0[i] + ch] + (r[xo1[i] + ch] - r[xo0[i] + ch]) * ax[i];
+                cached[slot[k]] = need[k];
             }
+            const float *t = hbuf[slot[0]], *u = hbuf[slot[1]];
+            uint8_t *o = dst + (size_t)y * dst_stride + (size_t)xb * c;
+            for (int i = 0; i < n * c; i++) o[i] = (uint8_t)(t[i] + (u[i] - t[i]) * fy + 0.5f);
         }
     }
 }

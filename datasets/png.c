@@ -20,12 +20,14 @@
 #include "st_image.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <png.h>
 #include <zlib.h>
@@ -73,10 +75,12 @@ void st_image_free(st_image *im) {
 static st_status img_fail(st_img_problem *problem, st_error *err, st_img_problem p,
                           const char *name, const char *detail) {
     if (problem) *problem = p;
+    const char *extra = p == ST_IMG_UNREADABLE ? "check its permissions or link, "
+                        : p == ST_IMG_TOO_LARGE ? "resize it, " : "";
     if (p == ST_IMG_UNSUPPORTED)
         return st_errorf(err, ST_ERR_INPUT, "%s: %s; %s", name, detail, PNG_HINT);
-    return st_errorf(err, ST_ERR_INPUT, "%s: %s (%s); %s", name, st_img_problem_name(p), detail,
-                     PNG_HINT);
+    return st_errorf(err, ST_ERR_INPUT, "%s: %s (%s); %s%s", name, st_img_problem_name(p), detail,
+                     extra, PNG_HINT);
 }
 
 static uint32_t be32(const uint8_t *p) {
@@ -308,41 +312,47 @@ st_status st_png_read_mem(const uint8_t *buf, size_t len, const char *name, int 
     return img_fail(problem, err, p, name, detail);
 }
 
-/* Reads the whole file; the stat is on the opened descriptor so a file swapped between
- * the checks cannot be confused with another. */
+/* Reads the whole file. Opened non-blocking so a FIFO named x.png cannot hang the
+ * loader, and checked on the open descriptor so nothing can swap the file in between. */
 static st_status read_file(const char *path, uint8_t **out, size_t *len, st_img_problem *problem,
                            st_error *err) {
     char detail[300];
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(detail, sizeof detail, "cannot open: %s", strerror(errno));
         return img_fail(problem, err, ST_IMG_UNREADABLE, path, detail);
     }
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        int e = errno;
-        fclose(f);
-        snprintf(detail, sizeof detail, "%s", S_ISDIR(sb.st_mode) ? "is a directory, not a file"
-                                              : e ? strerror(e) : "not a regular file");
+    int failed = fstat(fd, &sb) != 0;
+    if (failed || !S_ISREG(sb.st_mode)) {
+        snprintf(detail, sizeof detail, "%s", failed ? strerror(errno)
+                                              : S_ISDIR(sb.st_mode) ? "is a folder, not a file"
+                                                                    : "not a regular file");
+        close(fd);
         return img_fail(problem, err, ST_IMG_UNREADABLE, path, detail);
     }
-    size_t n = (size_t)sb.st_size;
+    size_t n = (size_t)sb.st_size, got = 0;
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) {
-        fclose(f);
+        close(fd);
         return st_errorf(err, ST_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
     }
-    size_t got = n ? fread(buf, 1, n, f) : 0;
-    int failed = ferror(f);
-    int e = errno;
-    fclose(f);
-    if (failed) {
-        free(buf);
-        snprintf(detail, sizeof detail, "read failed: %s", strerror(e));
-        return img_fail(problem, err, ST_IMG_UNREADABLE, path, detail);
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            free(buf);
+            snprintf(detail, sizeof detail, "read failed: %s", strerror(e));
+            return img_fail(problem, err, ST_IMG_UNREADABLE, path, detail);
+        }
+        if (r == 0) break; /* the file shrank while being read: decodes as truncated */
+        got += (size_t)r;
     }
+    close(fd);
     *out = buf;
-    *len = got; /* a file that shrank while being read decodes as truncated */
+    *len = got;
     return ST_OK;
 }
 

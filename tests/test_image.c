@@ -89,6 +89,50 @@ START_TEST(test_resize) {
 }
 END_TEST
 
+/* OpenCV-aligned source coordinate (clamped) for the reference resize. */
+static void ref_coord(int i, double scale, int n, int *i0, int *i1, double *f) {
+    double s = (i + 0.5) * scale - 0.5;
+    int k = (int)floor(s);
+    *f = s - k;
+    if (k < 0) k = 0, *f = 0;
+    if (k >= n - 1) k = n - 1, *f = 0;
+    *i0 = k;
+    *i1 = ST_MIN(k + 1, n - 1);
+}
+
+START_TEST(test_resize_random) {
+    /* random sizes up and down against a direct per-pixel reference (row caching and
+     * column chunks must not change a value by more than float rounding) */
+    st_rng r;
+    st_rng_seed(&r, 3);
+    for (int it = 0; it < 60; it++) {
+        int c = it % 2 ? 3 : 1;
+        int sh = 1 + (int)st_rng_below(&r, 40), sw = 1 + (int)st_rng_below(&r, 40);
+        int dh = 1 + (int)st_rng_below(&r, 70), dw = it == 7 ? 2100 : 1 + (int)st_rng_below(&r, 70);
+        st_image a = make(c, sh, sw, (uint64_t)it), b;
+        ck_assert_int_eq(st_image_alloc(&b, c, dh, dw), ST_OK);
+        st_image_resize_bilinear(&a, &b);
+        for (int y = 0; y < dh; y++) {
+            int y0, y1, x0, x1;
+            double fy, fx;
+            ref_coord(y, (double)sh / dh, sh, &y0, &y1, &fy);
+            for (int x = 0; x < dw; x++) {
+                ref_coord(x, (double)sw / dw, sw, &x0, &x1, &fx);
+                for (int ch = 0; ch < c; ch++) {
+                    double t = px(&a, y0, x0, ch) + (px(&a, y0, x1, ch) - px(&a, y0, x0, ch)) * fx;
+                    double u = px(&a, y1, x0, ch) + (px(&a, y1, x1, ch) - px(&a, y1, x0, ch)) * fx;
+                    double want = t + (u - t) * fy;
+                    ck_assert_msg(fabs(px(&b, y, x, ch) - want) <= 0.5 + 1e-3, "%dx%d->%dx%d (%d,%d): %d vs %.3f",
+                                  sw, sh, dw, dh, x, y, px(&b, y, x, ch), want);
+                }
+            }
+        }
+        st_image_free(&a);
+        st_image_free(&b);
+    }
+}
+END_TEST
+
 /* Rows/columns [lo, hi) of dst hold the image (constant 200), the rest the fill (114). */
 static void check_letterbox(int sw, int sh, int dw, int dh, float scale, float padx, float pady,
                             int x0, int x1, int y0, int y1) {
@@ -301,6 +345,7 @@ Suite *image_suite(void) {
     TCase *tc = tcase_create("image");
     tcase_add_test(tc, test_alloc);
     tcase_add_test(tc, test_resize);
+    tcase_add_test(tc, test_resize_random);
     tcase_add_test(tc, test_letterbox);
     tcase_add_test(tc, test_hflip);
     tcase_add_test(tc, test_hsv);

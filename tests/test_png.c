@@ -192,6 +192,7 @@ static void expect_problem(const char *path, st_img_problem want) {
     ck_assert_msg(p == want, "%s: problem %s, expected %s (%s)", path, st_img_problem_name(p),
                   st_img_problem_name(want), err.msg);
     ck_assert_msg(strstr(err.msg, path), "message lacks the path: %s", err.msg);
+    ck_assert_msg(strstr(err.msg, "re-export or delete the file"), "no hint: %s", err.msg);
     ck_assert_ptr_null(im.data);
 }
 
@@ -315,6 +316,9 @@ START_TEST(test_broken_files) {
     ck_assert_int_eq(symlink("no-such-file.png", path), 0);
     expect_problem(path, ST_IMG_UNREADABLE);
     snprintf(path, sizeof path, "%s/missing.png", dir);
+    expect_problem(path, ST_IMG_UNREADABLE);
+    snprintf(path, sizeof path, "%s/fifo.png", dir); /* must not block waiting for a writer */
+    ck_assert_int_eq(mkfifo(path, 0644), 0);
     expect_problem(path, ST_IMG_UNREADABLE);
 
     /* the intact file still reads, also under a .jpg name (content decides) */

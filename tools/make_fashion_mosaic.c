@@ -247,18 +247,30 @@ static int parse_classes(const char *s, int remap[10]) {
 
 static st_status write_yaml(const char *out, const mosaic_opts *o, int argc, char **argv,
                             st_error *err) {
-    char abs[PATH_MAX], path[PATH_MAX + 16], text[4096];
-    if (!realpath(out, abs)) snprintf(abs, sizeof abs, "%s", out);
+    char real[PATH_MAX], abs[2 * PATH_MAX], path[PATH_MAX + 16], text[3 * PATH_MAX + 1024];
+    if (!realpath(out, real)) snprintf(real, sizeof real, "%s", out);
+    size_t k = 0; /* single-quoted YAML: a quote is written twice */
+    for (const char *c = real; *c && k + 2 < sizeof abs; c++) {
+        if (*c == '\'') abs[k++] = '\'';
+        abs[k++] = *c;
+    }
+    abs[k] = 0;
     int nc = 0;
     for (int c = 0; c < 10; c++) nc += o->remap[c] >= 0;
-    size_t u = (size_t)snprintf(text, sizeof text, "# fashion-mosaic, made by make_fashion_mosaic");
-    for (int a = 1; a < argc && u < 1024; a++) u += (size_t)snprintf(text + u, sizeof text - u, " %s", argv[a]);
-    u += (size_t)snprintf(text + u, sizeof text - u,
-                          "\npath: '%s'\ntrain: images/train\nval: images/val\nnc: %d\nnames: [", abs, nc);
-    for (int c = 0, k = 0; c < 10; c++)
+    char cmd[1024]; /* the command line as a one-line comment, cut if very long */
+    size_t u = (size_t)snprintf(cmd, sizeof cmd, "make_fashion_mosaic");
+    for (int a = 1; a < argc && u < sizeof cmd; a++)
+        u += (size_t)snprintf(cmd + u, sizeof cmd - u, " %s", argv[a]);
+    for (char *c = cmd; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
+    char names[256] = "";
+    for (int c = 0; c < 10; c++)
         if (o->remap[c] >= 0)
-            u += (size_t)snprintf(text + u, sizeof text - u, "%s'%s'", k++ ? ", " : "", fmnist_names[c]);
-    snprintf(text + u, sizeof text - u, "]\n");
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s'%s'",
+                     names[0] ? ", " : "", fmnist_names[c]);
+    snprintf(text, sizeof text,
+             "# fashion-mosaic, made by %s\npath: '%s'\ntrain: images/train\nval: images/val\n"
+             "nc: %d\nnames: [%s]\n", cmd, abs, nc, names);
     snprintf(path, sizeof path, "%s/data.yaml", out);
     return write_text(path, text, err);
 }
