@@ -3,7 +3,10 @@
  * OUT/data.yaml. Each image is a size x size RGB canvas (solid, gradient or noise
  * background) with 1-6 Fashion-MNIST items (train split items for train, t10k for val)
  * scaled to 20-120 px and tinted: out = bg * (1 - a) + tint * a with a = item pixel / 255.
- * Boxes are tight around the scaled item's pixels above ITEM_THRESHOLD.
+ * Boxes are tight around the scaled item's pixels above ITEM_THRESHOLD. Items may overlap,
+ * but a placement is retried (PLACE_TRIES times, then the item dropped) when its box has
+ * IoU > 0.3 with an earlier box or covers more than half of one. Tints are picked to
+ * differ clearly from the background under the item, so every labelled item is visible.
  *
  * Every image draws from its own generator seeded from (seed, split, index), so the output
  * is byte-identical for the same arguments whatever the thread count. */
@@ -22,6 +25,7 @@
 #define ITEM_MAX 120
 #define ITEM_THRESHOLD 20 /* scaled pixels above this count as the item (a > 8%) */
 #define MAX_IOU 0.3f
+#define MAX_COVER 0.5f
 #define PLACE_TRIES 10
 
 static const char *const fmnist_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
@@ -57,12 +61,21 @@ static void background(uint8_t *img, int size, st_rng *r) {
                 uint8_t *p = img + 3 * ((size_t)y * size + x);
                 for (int ch = 0; ch < 3; ch++) p[ch] = (uint8_t)(c0[ch] + (c1[ch] - c0[ch]) * t + 0.5f);
             }
-    } else { /* noise around a base colour */
-        int amp = 10 + (int)st_rng_below(r, 50);
+    } else { /* blotchy noise: a few random colours around a base, smoothly upsampled,
+              * plus fine grain (white noise alone would make the PNGs 3x larger) */
+        uint8_t cells[12 * 12 * 3];
+        int k = 3 + (int)st_rng_below(r, 10);
+        for (int i = 0; i < k * k * 3; i++) {
+            int v = c0[i % 3] + (int)st_rng_below(r, 161) - 80;
+            cells[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+        st_image small = {3, k, k, cells}, big = {3, size, size, img};
+        st_image_resize_bilinear(&small, &big);
+        int amp = 1 + (int)st_rng_below(r, 3);
         for (size_t i = 0; i < n; i++) {
             uint64_t bits = st_rng_next(r);
             for (int ch = 0; ch < 3; ch++) {
-                int v = c0[ch] + (int)((bits >> (16 * ch)) % (2 * amp + 1)) - amp;
+                int v = img[3 * i + ch] + (int)((bits >> (16 * ch)) % (2 * amp + 1)) - amp;
                 img[3 * i + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
             }
         }
@@ -73,12 +86,16 @@ typedef struct {
     int cls, x0, y0, x1, y1; /* pixel edges, x1/y1 exclusive */
 } box;
 
-static float iou(const box *a, const box *b) {
-    int iw = ST_MIN(a->x1, b->x1) - ST_MAX(a->x0, b->x0), ih = ST_MIN(a->y1, b->y1) - ST_MAX(a->y0, b->y0);
+/* A new box may not overlap an earlier one by IoU > MAX_IOU, nor cover more than
+ * MAX_COVER of it: items are painted in order, so a big late item could otherwise hide a
+ * small early one whose label would remain. */
+static int overlaps_too_much(const box *nw, const box *old) {
+    int iw = ST_MIN(nw->x1, old->x1) - ST_MAX(nw->x0, old->x0);
+    int ih = ST_MIN(nw->y1, old->y1) - ST_MAX(nw->y0, old->y0);
     if (iw <= 0 || ih <= 0) return 0;
     float inter = (float)iw * ih;
-    float ua = (float)(a->x1 - a->x0) * (a->y1 - a->y0) + (float)(b->x1 - b->x0) * (b->y1 - b->y0);
-    return inter / (ua - inter);
+    float an = (float)(nw->x1 - nw->x0) * (nw->y1 - nw->y0), ao = (float)(old->x1 - old->x0) * (old->y1 - old->y0);
+    return inter / (an + ao - inter) > MAX_IOU || inter / ao > MAX_COVER;
 }
 
 /* A tint far enough from the background under the box to be seen. */
@@ -133,7 +150,7 @@ static int compose(const mosaic_opts *o, const item_src *src, st_rng *r, uint8_t
             py = (int)st_rng_below(r, (uint32_t)(size - s + 1));
             b = (box){o->remap[src->y[item]], px + bx0, py + by0, px + bx1 + 1, py + by1 + 1};
             ok = 1;
-            for (int j = 0; j < nb && ok; j++) ok = iou(&b, &boxes[j]) <= MAX_IOU;
+            for (int j = 0; j < nb && ok; j++) ok = !overlaps_too_much(&b, &boxes[j]);
         }
         if (!ok) continue;
         uint8_t tint[3];
