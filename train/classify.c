@@ -18,6 +18,7 @@
 #include "st_rng.h"
 #include "st_run_files.h"
 #include "st_train.h"
+#include "st_train_recipe.h"
 #include "st_train_state.h"
 
 /* Inputs are standardised: Fashion-MNIST's pixel statistics for gray data, ImageNet-like
@@ -34,7 +35,7 @@ static const char *const metric_header[ST_M_COLS] = {
 void st_train_opts_default(st_train_opts *o) {
     memset(o, 0, sizeof *o);
     o->model = "cnn-small";
-    o->epochs = 5;
+    o->epochs = 0; /* 5, or what the recipe says */
     o->batch = 64;
     o->threads = 2;
     o->seed = 1;
@@ -81,11 +82,18 @@ typedef struct {
     st_train_state st;
     st_meta meta;
     float *probs;
+    st_recipe recipe;
+    int have_recipe;
+    st_recipe_run *rrun;
+    float lr[ST_NUM_PG], wd[ST_NUM_PG]; /* current values, owned by the schedule or recipe */
+    int mask_updates;                   /* GMP updates during the current epoch */
     char dir[512];
     char model[64];
 } run_ctx;
 
 static void run_free(run_ctx *r) {
+    st_recipe_run_free(r->rrun);
+    st_recipe_free(&r->recipe);
     st_loader_free(r->train_loader);
     st_loader_free(r->val_loader);
     st_dataset_free(&r->data);
@@ -117,7 +125,21 @@ static st_status evaluate(run_ctx *r, float *loss, float *acc, st_error *err) {
 static st_status save(run_ctx *r, const char *name, st_error *err) {
     char path[600];
     snprintf(path, sizeof path, "%s/%s", r->dir, name);
-    return st_train_state_save(path, r->g, &r->opt, &r->st, &r->meta, NULL, err);
+    if (r->rrun) {
+        size_t n = st_recipe_run_state_size(r->rrun);
+        if (n != r->st.recipe_state_n) {
+            float *q = realloc(r->st.recipe_state, (n ? n : 1) * sizeof(float));
+            if (!q) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+            r->st.recipe_state = q;
+            r->st.recipe_state_n = n;
+        }
+        st_recipe_run_state_get(r->rrun, r->st.recipe_state);
+    }
+    memcpy(r->st.lr_wd, r->lr, sizeof r->lr);
+    memcpy(r->st.lr_wd + ST_NUM_PG, r->wd, sizeof r->wd);
+    r->st.has_lr_wd = 1;
+    return st_train_state_save(path, r->g, &r->opt, &r->st, &r->meta,
+                               r->have_recipe ? r->recipe.text : NULL, err);
 }
 
 static st_status write_outputs(run_ctx *r, const st_train_opts *o, double seconds, st_error *err) {
@@ -228,12 +250,41 @@ static st_status setup(run_ctx *r, st_train_opts *o, st_error *err) {
             return rc;
         apply_resumed_settings(o, &r->meta, o->log);
     }
+    if ((rc = st_train_recipe_open(o->recipe, o->recipe_args, r->st.recipe_text, r->st.recipe_args,
+                                   o->strict, o->log, &r->recipe, &r->have_recipe, err)) != ST_OK)
+        return rc;
+    if (r->have_recipe) {
+        int epochs = (int)ceilf(r->recipe.end_epoch);
+        if (epochs < 1) return st_errorf(err, ST_ERR_INPUT, "%s: the recipe lasts 0 epochs", r->recipe.path);
+        if (o->epochs > 0 && o->epochs != epochs && !o->resume)
+            fprintf(o->log, "note: the recipe runs %d epochs; it overrides --epochs %d\n", epochs, o->epochs);
+        o->epochs = epochs;
+    } else if (o->epochs <= 0) {
+        o->epochs = 5;
+    }
     if (o->batch < 1) return st_errorf(err, ST_ERR_INPUT, "--batch must be >= 1");
     if (o->epochs < 1) return st_errorf(err, ST_ERR_INPUT, "--epochs must be >= 1");
     r->opt.momentum = o->momentum;
     for (int gi = 0; gi < ST_NUM_PG; gi++) r->opt.weight_decay[gi] = gi == ST_PG_WEIGHT ? o->weight_decay : 0.0f;
     if ((rc = st_exec_plan(&r->ex, r->g, o->batch, 1, err)) != ST_OK) return rc;
     if ((rc = open_loaders(r, o, err)) != ST_OK) return rc;
+    for (int gi = 0; gi < ST_NUM_PG; gi++) {
+        r->lr[gi] = o->lr;
+        r->wd[gi] = gi == ST_PG_WEIGHT ? o->weight_decay : 0.0f;
+    }
+    if (r->st.has_lr_wd) {
+        memcpy(r->lr, r->st.lr_wd, sizeof r->lr);
+        memcpy(r->wd, r->st.lr_wd + ST_NUM_PG, sizeof r->wd);
+    }
+    if (r->have_recipe) {
+        if ((rc = st_recipe_bind(&r->recipe, r->g, st_loader_num_batches(r->train_loader), &r->rrun, err)) != ST_OK)
+            return rc;
+        if (r->st.recipe_state_n &&
+            (rc = st_recipe_run_state_set(r->rrun, r->st.recipe_state, r->st.recipe_state_n, err)) != ST_OK)
+            return rc;
+        if (o->recipe_args) st_meta_set(&r->meta, "recipe_args", "%s", o->recipe_args);
+        else if (r->st.recipe_args) st_meta_set(&r->meta, "recipe_args", "%s", r->st.recipe_args);
+    }
     /* ST_PROFILE=1: per-node timing, printed after each epoch (for performance work) */
     if (getenv("ST_PROFILE") && (rc = st_exec_profile(&r->ex, 1)) != ST_OK)
         return st_errorf(err, rc, "out of memory");
@@ -288,6 +339,7 @@ static int train_epoch(run_ctx *r, const st_train_opts *o, int epoch, int steps,
     int64_t total = (int64_t)steps * o->epochs;
     if ((*rc = st_loader_start_epoch(r->train_loader, epoch, r->st.epoch_step, err)) != ST_OK) return 0;
     char label[32], extra[64];
+    r->mask_updates = 0;
     snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, o->epochs);
     st_progress pb;
     st_progress_start(&pb, stderr, o->progress, label, steps);
@@ -319,8 +371,14 @@ static int train_epoch(run_ctx *r, const st_train_opts *o, int epoch, int steps,
         st_softmax_xent_backward(dlogits, r->probs, labels, B, C, 1.0f);
         st_graph_zero_grad(r->g);
         st_exec_backward(&r->ex);
-        float lr = schedule_lr(o->lr, r->st.step, total);
-        for (int gi = 0; gi < ST_NUM_PG; gi++) r->opt.lr[gi] = lr;
+        if (r->rrun) {
+            if (st_recipe_run_step(r->rrun, r->g, r->st.step, r->lr, r->wd)) r->mask_updates++;
+        } else {
+            float lr = schedule_lr(o->lr, r->st.step, total);
+            for (int gi = 0; gi < ST_NUM_PG; gi++) r->lr[gi] = lr;
+        }
+        memcpy(r->opt.lr, r->lr, sizeof r->lr);
+        memcpy(r->opt.weight_decay, r->wd, sizeof r->wd);
         st_optim_step(&r->opt, r->g, &r->k);
         r->st.step++;
         r->st.epoch_step = s + 1;
@@ -401,6 +459,12 @@ st_status st_train_classifier(const st_train_opts *opts, st_train_result *res, s
                 epoch + 1, o.epochs, row[ST_M_TRAIN_LOSS], 100 * row[ST_M_TRAIN_ACC], test_loss,
                 100 * test_acc, row[ST_M_LR], row[ST_M_IMG_PER_S], row[ST_M_EPOCH_S],
                 row[ST_M_DATA_WAIT_S], el, best ? "  (best)" : "");
+        if (r.have_recipe) {
+            char line[1024];
+            st_train_recipe_sparsity_line(&r.recipe, r.rrun, r.g, line, sizeof line);
+            fprintf(log, "  recipe: lr %.5g/%.5g/%.5g (groups 0/1/2), weight decay %.3g; %s; %d mask updates\n",
+                    r.lr[0], r.lr[1], r.lr[2], r.wd[0], line, r.mask_updates);
+        }
         st_exec_profile_print(&r.ex, log, 12);
         fflush(log);
         rc = save(&r, "last.ckpt", err);

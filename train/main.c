@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "st_cli.h"
+#include "st_cli_cmds.h"
 #include "st_models.h"
 #include "st_optim.h"
 #include "st_train.h"
@@ -23,12 +24,16 @@ static void on_signal(int sig) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: sparsetrain [train] --data DIR [options]\n"
+            "       sparsetrain recipe-check RECIPE [--model NAME] [--steps-per-epoch N]\n"
             "\n"
-            "Trains a model on a dataset folder, on the CPU.\n"
+            "Trains (and prunes, with a recipe) a model on a dataset folder, on the CPU.\n"
             "\n"
             "  --data DIR        dataset folder: IDX files (e.g. /usr/share/datasets/fashion-mnist)\n"
             "                    or an ImageFolder tree (DIR/train/CLASS/*.png, DIR/val/CLASS/*.png)\n"
             "  --model NAME      model to train (default cnn-small)\n"
+            "  --recipe FILE     SparseML recipe (.yaml or .md): pruning and LR schedule; its\n"
+            "                    epochs override --epochs\n"
+            "  --recipe-args J   JSON object overriding recipe variables, e.g. '{\"num_epochs\": 3}'\n"
             "  --epochs N        epochs (default 5)\n"
             "  --batch N         batch size (default 64)\n"
             "  --lr X            base learning rate (default 0.05 for SGD, 0.001 for AdamW)\n"
@@ -45,7 +50,8 @@ static void usage(FILE *f) {
             "  --channels N      1 (gray) or 3 (RGB) input channels (default: the images' own)\n"
             "  --workers N       data loading threads (default 1)\n"
             "  --cache           keep decoded images in RAM\n"
-            "  --strict          any broken image or label file is an error (default: skip it)\n"
+            "  --strict          any broken image or label file, or a recipe modifier that is\n"
+            "                    not run (quantization), is an error (default: skip / warn)\n"
             "  --fliplr P        random horizontal flip probability (default 0)\n"
             "  --train-limit N   use only the first N training images\n"
             "  --test-limit N    use only the first N test images\n"
@@ -93,6 +99,8 @@ int main(int argc, char **argv) {
     o.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     int lr_given = 0;
     int i = 1;
+    if (i < argc && strcmp(argv[i], "recipe-check") == 0)
+        return st_cmd_recipe_check(argc - 2, argv + 2);
     if (i < argc && strcmp(argv[i], "train") == 0) i++;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -119,6 +127,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "--out")) o.out_dir = v;
         else if (!strcmp(a, "--resume")) o.resume = v;
+        else if (!strcmp(a, "--recipe")) o.recipe = v;
+        else if (!strcmp(a, "--recipe-args")) o.recipe_args = v;
         else if (!strcmp(a, "--epochs")) bad = parse_int(v, 1, &o.epochs);
         else if (!strcmp(a, "--batch")) bad = parse_int(v, 1, &o.batch);
         else if (!strcmp(a, "--threads")) bad = parse_int(v, 1, &o.threads);

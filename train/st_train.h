@@ -14,7 +14,10 @@ typedef struct st_train_opts {
     const char *out_dir;   /* NULL: runs/<model>, runs/<model>-2, ... (never overwrites) */
     int overwrite;         /* allow an explicit out_dir that already holds a run */
     const char *resume;    /* checkpoint to continue from, or NULL */
-    int epochs, batch, threads;
+    const char *recipe;    /* recipe file (.yaml / .md), or NULL */
+    const char *recipe_args; /* JSON object of recipe variable overrides, or NULL */
+    int epochs;            /* 0: default (5), or the recipe's */
+    int batch, threads;
     uint64_t seed;
     float lr, weight_decay, momentum;
     int optimizer;         /* st_opt_kind */

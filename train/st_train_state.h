@@ -15,6 +15,12 @@ typedef struct st_train_state {
     float best_metric;
     float *history;     /* [history_rows][history_cols] */
     int history_rows, history_cols;
+    float *recipe_state; /* the recipe run's modifier state (st_recipe_run_state_get) */
+    size_t recipe_state_n;
+    char *recipe_text;   /* on load: the recipe stored in the checkpoint, or NULL */
+    char *recipe_args;   /* on load: its --recipe-args, or NULL */
+    float lr_wd[6];      /* learning rate and weight decay per group at the save */
+    int has_lr_wd;
 } st_train_state;
 
 #define ST_META_MAX 32

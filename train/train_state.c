@@ -27,8 +27,13 @@ const char *st_meta_get(const st_meta *m, const char *key) {
 
 void st_train_state_free(st_train_state *s) {
     free(s->history);
-    s->history = NULL;
+    free(s->recipe_state);
+    free(s->recipe_text);
+    free(s->recipe_args);
+    s->history = s->recipe_state = NULL;
+    s->recipe_text = s->recipe_args = NULL;
     s->history_rows = 0;
+    s->recipe_state_n = 0;
 }
 
 static st_status put_f32(st_ckpt_writer *w, const char *prefix, const st_param *p,
@@ -73,6 +78,14 @@ st_status st_train_state_save(const char *path, const st_graph *g, const st_opti
         if (rc == ST_OK) rc = st_ckpt_put_tensor(w, "state/partial", ST_DT_U64, 1, n5, bits, err);
         snprintf(buf, sizeof buf, "%.9g", s->best_metric);
         if (rc == ST_OK) rc = st_ckpt_put_string(w, "best_metric", buf, err);
+        if (rc == ST_OK && s->has_lr_wd) {
+            int64_t n6[1] = {6};
+            rc = st_ckpt_put_tensor(w, "state/lr_wd", ST_DT_F32, 1, n6, s->lr_wd, err);
+        }
+        if (rc == ST_OK && s->recipe_state_n > 0) {
+            int64_t rn[1] = {(int64_t)s->recipe_state_n};
+            rc = st_ckpt_put_tensor(w, "state/recipe", ST_DT_F32, 1, rn, s->recipe_state, err);
+        }
         if (rc == ST_OK && s->history_rows > 0) {
             int64_t hs[2] = {s->history_rows, s->history_cols};
             rc = st_ckpt_put_tensor(w, "state/history", ST_DT_F32, 2, hs, s->history, err);
@@ -189,6 +202,21 @@ st_status st_train_state_load(const char *path, const char *model, st_graph *g, 
             memcpy(s->part, part->data, sizeof s->part);
         const char *best = st_ckpt_string(c, "best_metric");
         s->best_metric = best ? strtof(best, NULL) : 0.0f;
+        const st_ckpt_tensor *lw = st_ckpt_find(c, "state/lr_wd");
+        if (lw && lw->dtype == ST_DT_F32 && lw->nbytes == sizeof s->lr_wd) {
+            memcpy(s->lr_wd, lw->data, sizeof s->lr_wd);
+            s->has_lr_wd = 1;
+        }
+        const st_ckpt_tensor *rs = st_ckpt_find(c, "state/recipe");
+        if (rs && rs->dtype == ST_DT_F32 && rs->ndim == 1) {
+            s->recipe_state_n = (size_t)rs->shape[0];
+            s->recipe_state = malloc(rs->nbytes ? rs->nbytes : 1);
+            if (!s->recipe_state) { rc = st_errorf(err, ST_ERR_NOMEM, "out of memory"); goto done; }
+            memcpy(s->recipe_state, rs->data, rs->nbytes);
+        }
+        const char *rt = st_ckpt_string(c, "recipe"), *ra = st_ckpt_string(c, "recipe_args");
+        if (rt && !(s->recipe_text = strdup(rt))) { rc = st_errorf(err, ST_ERR_NOMEM, "out of memory"); goto done; }
+        if (ra && !(s->recipe_args = strdup(ra))) { rc = st_errorf(err, ST_ERR_NOMEM, "out of memory"); goto done; }
         const st_ckpt_tensor *h = st_ckpt_find(c, "state/history");
         if (h && h->dtype == ST_DT_F32 && h->ndim == 2) {
             s->history_rows = (int)h->shape[0];
@@ -202,7 +230,8 @@ st_status st_train_state_load(const char *path, const char *model, st_graph *g, 
         memset(meta, 0, sizeof *meta);
         static const char *const keys[] = {"model", "task", "epochs", "batch", "lr", "weight_decay",
                                            "momentum", "seed", "threads", "train_limit",
-                                           "test_limit", "num_classes", "input", "data", "classes"};
+                                           "test_limit", "num_classes", "input", "data", "classes",
+                                           "recipe_args", "normalize"};
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
             const char *v = st_ckpt_string(c, keys[i]);
             if (v) st_meta_set(meta, keys[i], "%s", v);
