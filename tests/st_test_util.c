@@ -1,6 +1,9 @@
 #include "st_test_util.h"
 
+#include "st_ckpt.h"
+
 #include <math.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -49,3 +52,65 @@ int stt_run(const char *cmd) {
     if (WIFEXITED(s)) return WEXITSTATUS(s);
     return 128 + (WIFSIGNALED(s) ? WTERMSIG(s) : 0);
 }
+
+/* Compares every tensor of two checkpoints bit for bit (the history, which holds
+ * timings, only by size). */
+void stt_assert_same_ckpt(const char *a, const char *b) {
+    st_ckpt *ca = NULL, *cb = NULL;
+    st_error err = {0};
+    ck_assert_int_eq(st_ckpt_read(a, &ca, &err), ST_OK);
+    ck_assert_int_eq(st_ckpt_read(b, &cb, &err), ST_OK);
+    int n = st_ckpt_num_tensors(ca), compared = 0;
+    ck_assert_int_eq(n, st_ckpt_num_tensors(cb));
+    for (int i = 0; i < n; i++) {
+        const st_ckpt_tensor *ta = st_ckpt_tensor_at(ca, i);
+        const st_ckpt_tensor *tb = st_ckpt_find(cb, ta->name);
+        ck_assert_msg(tb != NULL, "missing %s", ta->name);
+        ck_assert_uint_eq(ta->nbytes, tb->nbytes);
+        if (strcmp(ta->name, "state/history") == 0) continue;
+        ck_assert_msg(memcmp(ta->data, tb->data, ta->nbytes) == 0, "%s differs", ta->name);
+        compared++;
+    }
+    ck_assert_int_gt(compared, 20);
+    st_ckpt_free(ca);
+    st_ckpt_free(cb);
+}
+
+static void put_be32(FILE *f, uint32_t v) {
+    unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
+    fwrite(b, 1, 4, f);
+}
+
+/* Images whose class decides a bright horizontal band, plus noise: learnable quickly. */
+static void write_idx_split(const char *dir, const char *prefix, int n, uint64_t seed) {
+    char p[600];
+    st_rng r;
+    st_rng_seed(&r, seed);
+    snprintf(p, sizeof p, "%s/%s-images-idx3-ubyte", dir, prefix);
+    FILE *fi = fopen(p, "wb");
+    snprintf(p, sizeof p, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    FILE *fl = fopen(p, "wb");
+    ck_assert(fi && fl);
+    put_be32(fi, 0x803), put_be32(fi, (uint32_t)n), put_be32(fi, 28), put_be32(fi, 28);
+    put_be32(fl, 0x801), put_be32(fl, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        unsigned char lab = (unsigned char)st_rng_below(&r, 10), img[784];
+        for (int k = 0; k < 784; k++) {
+            int row = k / 28;
+            int on = row / 3 == lab;
+            img[k] = (unsigned char)(on ? 160 + st_rng_below(&r, 90) : st_rng_below(&r, 90));
+        }
+        fwrite(img, 1, 784, fi);
+        fwrite(&lab, 1, 1, fl);
+    }
+    fclose(fi);
+    fclose(fl);
+}
+
+const char *stt_make_idx_dataset(char *buf, size_t cap) {
+    stt_tmpdir(buf, cap, "idxdata");
+    write_idx_split(buf, "train", 320, 1);
+    write_idx_split(buf, "t10k", 96, 2);
+    return buf;
+}
+

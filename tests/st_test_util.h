@@ -32,4 +32,10 @@ void stt_skip(const char *why);
 /* Run a shell command, return its exit status (or -1); output goes to out_path if given. */
 int stt_run(const char *cmd);
 
+/* A small synthetic IDX dataset (320 train / 96 test 28x28 images whose class decides a
+ * bright band) in a fresh temp folder; returns the folder. */
+const char *stt_make_idx_dataset(char *buf, size_t cap);
+/* Asserts two checkpoints hold the same tensors, bit for bit. */
+void stt_assert_same_ckpt(const char *a, const char *b);
+
 #endif

@@ -11,44 +11,6 @@
 #include "st_test_util.h"
 #include "st_train.h"
 
-static void put_be32(FILE *f, uint32_t v) {
-    unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
-    fwrite(b, 1, 4, f);
-}
-
-/* Images whose class decides a bright horizontal band, plus noise: learnable quickly. */
-static void write_idx_split(const char *dir, const char *prefix, int n, uint64_t seed) {
-    char p[600];
-    st_rng r;
-    st_rng_seed(&r, seed);
-    snprintf(p, sizeof p, "%s/%s-images-idx3-ubyte", dir, prefix);
-    FILE *fi = fopen(p, "wb");
-    snprintf(p, sizeof p, "%s/%s-labels-idx1-ubyte", dir, prefix);
-    FILE *fl = fopen(p, "wb");
-    ck_assert(fi && fl);
-    put_be32(fi, 0x803), put_be32(fi, (uint32_t)n), put_be32(fi, 28), put_be32(fi, 28);
-    put_be32(fl, 0x801), put_be32(fl, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        unsigned char lab = (unsigned char)st_rng_below(&r, 10), img[784];
-        for (int k = 0; k < 784; k++) {
-            int row = k / 28;
-            int on = row / 3 == lab;
-            img[k] = (unsigned char)(on ? 160 + st_rng_below(&r, 90) : st_rng_below(&r, 90));
-        }
-        fwrite(img, 1, 784, fi);
-        fwrite(&lab, 1, 1, fl);
-    }
-    fclose(fi);
-    fclose(fl);
-}
-
-static const char *make_dataset(char *buf, size_t cap) {
-    stt_tmpdir(buf, cap, "idxdata");
-    write_idx_split(buf, "train", 320, 1);
-    write_idx_split(buf, "t10k", 96, 2);
-    return buf;
-}
-
 static st_train_opts small_opts(const char *data, const char *out) {
     st_train_opts o;
     st_train_opts_default(&o);
@@ -63,31 +25,9 @@ static st_train_opts small_opts(const char *data, const char *out) {
     return o;
 }
 
-/* Compares every parameter, mask and optimizer tensor of two checkpoints bit for bit. */
-static void assert_same_ckpt(const char *a, const char *b) {
-    st_ckpt *ca = NULL, *cb = NULL;
-    st_error err = {0};
-    ck_assert_int_eq(st_ckpt_read(a, &ca, &err), ST_OK);
-    ck_assert_int_eq(st_ckpt_read(b, &cb, &err), ST_OK);
-    int n = st_ckpt_num_tensors(ca), compared = 0;
-    ck_assert_int_eq(n, st_ckpt_num_tensors(cb));
-    for (int i = 0; i < n; i++) {
-        const st_ckpt_tensor *ta = st_ckpt_tensor_at(ca, i);
-        const st_ckpt_tensor *tb = st_ckpt_find(cb, ta->name);
-        ck_assert_msg(tb != NULL, "missing %s", ta->name);
-        ck_assert_uint_eq(ta->nbytes, tb->nbytes);
-        if (strcmp(ta->name, "state/history") == 0) continue; /* holds timings */
-        ck_assert_msg(memcmp(ta->data, tb->data, ta->nbytes) == 0, "%s differs", ta->name);
-        compared++;
-    }
-    ck_assert_int_gt(compared, 20);
-    st_ckpt_free(ca);
-    st_ckpt_free(cb);
-}
-
 START_TEST(test_train_outputs_and_learning) {
     char data[512], out[600];
-    make_dataset(data, sizeof data);
+    stt_make_idx_dataset(data, sizeof data);
     snprintf(out, sizeof out, "%s/run", data);
     st_train_opts o = small_opts(data, out);
     st_train_result res;
@@ -123,7 +63,7 @@ END_TEST
 
 START_TEST(test_resume_matches_uninterrupted_run) {
     char data[512], a[600], b[600], pa[700], pb[700];
-    make_dataset(data, sizeof data);
+    stt_make_idx_dataset(data, sizeof data);
     snprintf(a, sizeof a, "%s/full", data);
     snprintf(b, sizeof b, "%s/split", data);
     st_train_result res;
@@ -146,7 +86,7 @@ START_TEST(test_resume_matches_uninterrupted_run) {
     ck_assert_int_eq(res.epochs_done, 3);
     ck_assert_float_eq(res.final_accuracy, acc_full);
     snprintf(pa, sizeof pa, "%s/last.ckpt", a);
-    assert_same_ckpt(pa, pb);
+    stt_assert_same_ckpt(pa, pb);
 
     /* interrupted in the middle of the first epoch, then resumed */
     volatile sig_atomic_t stop = 1;
@@ -159,7 +99,7 @@ START_TEST(test_resume_matches_uninterrupted_run) {
     o4.resume = pb;
     ck_assert_int_eq(st_train_classifier(&o4, &res, &err), ST_OK);
     ck_assert_float_eq(res.final_accuracy, acc_full);
-    assert_same_ckpt(pa, pb);
+    stt_assert_same_ckpt(pa, pb);
     fclose(o.log), fclose(o1.log), fclose(o2.log), fclose(o3.log), fclose(o4.log);
 }
 END_TEST
@@ -190,7 +130,7 @@ START_TEST(test_cli_bad_input_exit_2) {
     ck_assert_int_eq(run_cli("--help", msg, sizeof msg), 0);
 
     /* truncated IDX file */
-    make_dataset(data, sizeof data);
+    stt_make_idx_dataset(data, sizeof data);
     char p[700];
     snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", data);
     ck_assert_int_eq(truncate(p, 16 + 784 * 100 + 5), 0);
@@ -202,7 +142,7 @@ END_TEST
 
 START_TEST(test_cli_bad_checkpoints_exit_2) {
     char data[512], out[600], msg[4096], args[2048], ck[700];
-    make_dataset(data, sizeof data);
+    stt_make_idx_dataset(data, sizeof data);
     snprintf(out, sizeof out, "%s/run", data);
     st_train_opts o = small_opts(data, out);
     o.epochs = 1;
