@@ -104,4 +104,9 @@ const char *st_mod_kind_name(st_mod_kind k);
 /* Prints every modifier with its resolved fields (for `sparsetrain recipe-check`). */
 void st_recipe_print(const st_recipe *r, FILE *f);
 
+/* Evaluates the inside of one eval(...) exactly as a recipe would, with variables from a
+ * JSON object (NULL: none; values may themselves be "eval(...)" strings). The result must
+ * be a number. For tests and for trying an expression out. */
+st_status st_recipe_eval(const char *expr, const char *vars_json, double *out, st_error *err);
+
 #endif
