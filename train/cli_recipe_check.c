@@ -60,8 +60,6 @@ int st_cmd_recipe_check(int argc, char **argv) {
         fprintf(stderr, "sparsetrain: error: %s\n", err.msg);
         return st_exit_code(rc);
     }
-    printf("recipe %s: %d modifiers, %g epochs%s\n", path, r.n_mods, r.end_epoch,
-           r.n_not_run ? " (some modifiers are recognised but not run)" : "");
     st_recipe_print(&r, stdout);
     st_graph *g = NULL;
     st_recipe_run *run = NULL;
