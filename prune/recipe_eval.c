@@ -75,7 +75,7 @@ st_status rcp_fail(rcp_ctx *c, const rcp_where *w, const char *fmt, ...) {
 void rcp_list_vars(const rcp_ctx *c, char *buf, size_t cap) {
     size_t j = strlen(buf);
     if (c->n_vars == 0) {
-        snprintf(buf + j, cap - j, "the recipe has no variables");
+        snprintf(buf + j, cap - j, "none");
         return;
     }
     for (int i = 0; i < c->n_vars; i++) {
@@ -307,8 +307,17 @@ static st_status call(ev *e, const char *fn, rcp_val *args, int n, rcp_val *out)
         if (n == 1) return finite_or_fail(e, nearbyint(x), out); /* half to even */
         double nd = args[1].num;
         if (nd != trunc(nd) || fabs(nd) > 300) return ev_fail(e, "round(): ndigits must be a whole number");
-        double p = pow(10.0, fabs(nd));
-        double y = nd >= 0 ? nearbyint(x * p) / p : nearbyint(x / p) * p;
+        double y;
+        if (nd >= 0) {
+            /* Python rounds the exact binary value (2.675 is 2.67499.. -> 2.67, where
+             * x * 100 would round up to 267.5 first); printf does the same, ties to even. */
+            char buf[700];
+            snprintf(buf, sizeof buf, "%.*f", (int)nd, x);
+            y = strtod(buf, NULL);
+        } else {
+            double p = pow(10.0, -nd);
+            y = nearbyint(x / p) * p;
+        }
         return finite_or_fail(e, isfinite(y) ? y : x, out);
     }
     /* min / max */

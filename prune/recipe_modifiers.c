@@ -540,9 +540,13 @@ st_status rcp_parse_modifier(rcp_ctx *c, yaml_node_t *node, st_modifier *m) {
         if (c->log) fprintf(c->log, "%s\n", msg);
         return ST_OK;
     }
+    char missing[400] = "";
+    int n_missing = 0;
     for (int j = 0; j < F_COUNT; j++)
         if ((spec->required & B(j)) && !x.key[j])
-            return rcp_fail(c, &w, "%s: missing field '%s'", m->tag, field_names[j]);
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s'%s'",
+                     n_missing++ ? ", " : "", field_names[j]);
+    if (n_missing) return rcp_fail(c, &w, "%s: missing field%s %s", m->tag, n_missing > 1 ? "s" : "", missing);
     return read_fields(&x);
 }
 
