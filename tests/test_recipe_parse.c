@@ -507,6 +507,17 @@ START_TEST(test_inline_forms) {
     ck_assert_float_eq(r.end_epoch, 3.5);
     ck_assert_int_eq(r.mods[0].line, 4);
     st_recipe_free(&r);
+    /* eval() of a list variable gives the list (mask_type: [1, M]); the text is kept as is. */
+    const char *lst = "m: [1, 16]\nmodifiers:\n  - !GMPruningModifier {params: a, init_sparsity: 0,\n"
+                      "      final_sparsity: 0.5, start_epoch: 0, end_epoch: 1, update_frequency: 1,\n"
+                      "      mask_type: eval(m)}\n";
+    parse_ok("list.yaml", lst, NULL, &r);
+    ck_assert_int_eq(r.mods[0].mask_type, ST_MASK_BLOCK);
+    ck_assert_int_eq(r.mods[0].mask_m, 16);
+    ck_assert_str_eq(r.text, lst);
+    ck_assert_str_eq(r.path, "list.yaml");
+    st_recipe_free(&r);
+    st_recipe_free(&r); /* twice is harmless */
     /* A recipe whose modifiers name no epoch has length 0 (--epochs decides). */
     parse_ok("const.yaml", "modifiers:\n  - !ConstantPruningModifier\n    params: __ALL__\n", NULL, &r);
     ck_assert_float_eq(r.end_epoch, 0);
