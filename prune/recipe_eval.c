@@ -205,7 +205,11 @@ static st_status parse_primary(ev *e, rcp_val *out) {
         if (i < 0) {
             char known[512] = "";
             rcp_list_vars(e->c, known, sizeof known);
-            return ev_fail(e, "unknown variable '%s' (variables: %s)", name, known);
+            rcp_near near = {name, NULL, 0};
+            char hint[128];
+            for (int k = 0; k < e->c->n_vars; k++) rcp_near_offer(&near, e->c->vars[k].name);
+            return ev_fail(e, "unknown variable '%s'%s (variables: %s)", name,
+                           rcp_near_hint(&near, hint, sizeof hint), known);
         }
         /* A string or list variable comes back unchanged (eval(mask_type)); operators and
          * calls then reject it if it is used in arithmetic. */

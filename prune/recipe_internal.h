@@ -97,5 +97,13 @@ int rcp_node_line(const yaml_node_t *n);
  * "tag:yaml.org,2002:". Tagged empty scalars count too (`- !Modifier` with no fields). */
 int rcp_is_tagged(const yaml_node_t *n);
 char *rcp_strdup(const char *s);
+/* "Did you mean": offer each candidate, then rcp_near_hint gives " (did you mean 'x'?)" for
+ * the closest one within 2 edits (and under half the name), or "". */
+typedef struct {
+    const char *want, *best;
+    int dist;
+} rcp_near;
+void rcp_near_offer(rcp_near *n, const char *cand);
+const char *rcp_near_hint(const rcp_near *n, char *buf, size_t cap);
 
 #endif

@@ -201,8 +201,13 @@ st_status rcp_parse_modifier(rcp_ctx *c, yaml_node_t *node, st_modifier *m) {
         char known[700] = "";
         for (int i = 0; i < N_SPECS; i++)
             snprintf(known + strlen(known), sizeof known - strlen(known), "%s, ", specs[i].tag);
-        return rcp_fail(c, &w, "unknown modifier '!%s' (known: %sand QuantizationModifier / "
-                               "distillation modifiers, which are recognised but not run)", shown, known);
+        rcp_near near = {tag, NULL, 0};
+        char hint[128];
+        for (int i = 0; i < N_SPECS; i++) rcp_near_offer(&near, specs[i].tag);
+        rcp_near_offer(&near, "QuantizationModifier");
+        return rcp_fail(c, &w, "unknown modifier '!%s'%s (known: %sand QuantizationModifier / "
+                               "distillation modifiers, which are recognised but not run)", shown,
+                        rcp_near_hint(&near, hint, sizeof hint), known);
     }
     m->kind = spec ? spec->kind : ST_MOD_NOT_RUN;
     set_defaults(m);
@@ -227,7 +232,12 @@ st_status rcp_parse_modifier(rcp_ctx *c, yaml_node_t *node, st_modifier *m) {
             for (int j = 0; j < F_COUNT; j++)
                 if (spec->allowed & B(j))
                     snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", known[0] ? ", " : "", rcp_field_names[j]);
-            return rcp_fail(c, &kw, "unknown field '%s' (%s takes: %s)", fs, m->tag, known);
+            rcp_near near = {name, NULL, 0};
+            char hint[128];
+            for (int j = 0; j < F_COUNT; j++)
+                if (spec->allowed & B(j)) rcp_near_offer(&near, rcp_field_names[j]);
+            return rcp_fail(c, &kw, "unknown field '%s'%s (%s takes: %s)", fs,
+                            rcp_near_hint(&near, hint, sizeof hint), m->tag, known);
         }
         if (x.key[f]) return rcp_fail(c, &kw, "field '%s' appears twice", fs);
         x.key[f] = k;

@@ -208,7 +208,11 @@ static st_status apply_overrides(rcp_ctx *c, const char *json, yaml_document_t *
         if (i < 0) {
             char known[600] = "";
             rcp_list_vars(c, known, sizeof known);
-            return rcp_fail(c, &w, "unknown variable '%s' (the recipe's variables: %s)", ks, known);
+            rcp_near near = {key, NULL, 0};
+            char hint[128];
+            for (int k = 0; k < c->n_vars; k++) rcp_near_offer(&near, c->vars[k].name);
+            return rcp_fail(c, &w, "unknown variable '%s'%s (the recipe's variables: %s)", ks,
+                            rcp_near_hint(&near, hint, sizeof hint), known);
         }
         if (c->vars[i].overridden) return rcp_fail(c, &w, "'%s' is given twice", ks);
         if (v->type == YAML_MAPPING_NODE)

@@ -126,7 +126,8 @@ START_TEST(test_eval_cycles_and_unknown_names) {
     ev_bad("b + 1", "{\"a\": \"eval(b)\", \"b\": \"eval(a)\"}", "eval cycle: b -> a -> b", NULL);
     ev_bad("a", "{\"a\": \"eval(a + 1)\"}", "eval cycle: a -> a", NULL);
     ev_bad("x", "{\"x\": \"eval(y)\", \"y\": \"eval(z * 2)\", \"z\": \"eval(x)\"}", "x -> y -> z -> x", NULL);
-    ev_bad("nope + 1", "{\"alpha\": 1, \"beta\": 2}", "unknown variable 'nope'", "alpha, beta");
+    ev_bad("nope + 1", "{\"alpha\": 1, \"beta\": 2}", "unknown variable 'nope' (variables: alpha, beta)", NULL);
+    ev_bad("num_epoch * 2", "{\"num_epochs\": 1}", "unknown variable 'num_epoch' (did you mean 'num_epochs'?)", NULL);
     ev_bad("nope", NULL, "unknown variable 'nope'", "(variables: none)");
     /* An unknown name inside a variable names that variable. */
     ev_bad("a", "{\"a\": \"eval(b * 2)\"}", "variable a", "unknown variable 'b'");

@@ -582,11 +582,13 @@ START_TEST(test_bad_structure) {
 END_TEST
 
 START_TEST(test_bad_modifiers_and_fields) {
-    BAD("modifiers:\n  - !GMPPruningModifier\n    params: a\n", NULL, "bad.yaml:2:", "unknown modifier '!GMPPruningModifier'",
+    BAD("modifiers:\n  - !GMPPruningModifier\n    params: a\n", NULL, "bad.yaml:2:",
+        "unknown modifier '!GMPPruningModifier' (did you mean 'GMPruningModifier'?)",
         "GMPruningModifier, MagnitudePruningModifier");
     BAD("modifiers:\n  - !LayerPruningModifier {}\n", NULL, "unknown modifier", "SetWeightDecayModifier");
     BAD("modifiers:\n  - !EpochRangeModifier\n    end_epochs: 3\n", NULL, "bad.yaml:3:",
-        "unknown field 'end_epochs'", "EpochRangeModifier takes: start_epoch, end_epoch");
+        "unknown field 'end_epochs' (did you mean 'end_epoch'?)", "EpochRangeModifier takes: start_epoch, end_epoch");
+    BAD("modifiers:\n  - !EpochRangeModifier\n    foo: 3\n", NULL, "unknown field 'foo' (EpochRangeModifier takes");
     BAD("modifiers:\n  - !MagnitudePruningModifier\n    params: a\n    final_sparsity: 0.5\n" GMP_REST
         "    global_sparsity: true\n",
         NULL, "bad.yaml:9:", "unknown field 'global_sparsity'", "MagnitudePruningModifier");
@@ -709,7 +711,8 @@ START_TEST(test_bad_variables_and_overrides) {
     BAD("mask: '2:4'\nmodifiers:\n  - !EpochRangeModifier {end_epoch: eval(mask)}\n", NULL,
         "EpochRangeModifier.end_epoch: expected a number, got '2:4'");
     const char *rec = "num_epochs: 3\nlr: 0.1\nmodifiers:\n  - !EpochRangeModifier {end_epoch: eval(num_epochs)}\n";
-    BAD(rec, "{\"num_epoch\": 4}", "--recipe-args", "unknown variable 'num_epoch'", "num_epochs, lr");
+    BAD(rec, "{\"num_epoch\": 4}", "--recipe-args", "unknown variable 'num_epoch' (did you mean 'num_epochs'?)",
+        "num_epochs, lr");
     BAD(rec, "{\"num_epochs\": 4", "--recipe-args:", "invalid JSON");
     BAD(rec, "{\"num_epochs\": 4,, }", "--recipe-args:1:", "invalid JSON");
     BAD(rec, "[1, 2]", "--recipe-args", "JSON object");
