@@ -62,6 +62,8 @@ static st_status md_front_matter(const char *text, size_t len, const char *file,
                                  size_t *out_len, st_error *err) {
     const char *end = text + len, *p = text, *yaml = NULL;
     int in_comment = 0, line = 0, open_line = 0;
+    /* A UTF-8 byte order mark (editors on Windows) would hide a '---' on the first line. */
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) p += 3;
     while (p < end) {
         const char *e = memchr(p, '\n', (size_t)(end - p));
         if (!e) e = end;

@@ -526,6 +526,12 @@ START_TEST(test_inline_forms) {
     parse_ok("q.yaml", "modifiers:\n  - !QuantizationModifier\n  - !EpochRangeModifier {end_epoch: 1}\n", NULL, &r);
     ck_assert_int_eq(r.n_not_run, 1);
     st_recipe_free(&r);
+    /* A .md with a byte order mark and CRLF line ends. */
+    parse_ok("bom.md", "\xEF\xBB\xBF---\r\nn: 4\r\nmodifiers:\r\n  - !EpochRangeModifier {end_epoch: eval(n)}\r\n"
+             "---\r\nprose\r\n", NULL, &r);
+    ck_assert_float_eq(r.end_epoch, 4);
+    ck_assert_int_eq(r.mods[0].line, 4);
+    st_recipe_free(&r);
     /* Empty --recipe-args are no overrides. */
     parse_ok("e.yaml", "n: 2\nmodifiers:\n  - !EpochRangeModifier {end_epoch: eval(n)}\n", "{}", &r);
     ck_assert_float_eq(r.end_epoch, 2);
