@@ -1,5 +1,9 @@
-/* Internals shared by the recipe parser (recipe_yaml.c, recipe_eval.c, recipe_modifiers.c,
- * recipe_print.c); not part of the public API.
+/* Internals shared by the recipe parser; not part of the public API:
+ *   recipe_yaml.c       files, front matter, top level, overrides, lifetime
+ *   recipe_values.c     scalars, variables, message helpers
+ *   recipe_eval.c       the eval() expression language
+ *   recipe_modifiers.c  modifier kinds, their fields and defaults (+ recipe_fields.[ch])
+ *   recipe_print.c      st_recipe_print
  *
  * The parser keeps libyaml's documents alive while it works: values are looked at in place
  * (rcp_val points into the nodes) and only the resolved modifiers are copied into the
@@ -60,7 +64,7 @@ typedef struct {
     st_error *err;
 } rcp_ctx;
 
-/* recipe_eval.c */
+/* recipe_values.c */
 /* Classifies a node (YAML 1.1 plain scalars as PyYAML reads them: null, bool, number),
  * follows an alias of an overridden variable to its override, and evaluates eval(...)
  * strings. Errors are ST_ERR_INPUT with the message already in c->err. */
@@ -69,17 +73,18 @@ st_status rcp_resolve(rcp_ctx *c, yaml_document_t *doc, yaml_node_t *node, const
 /* The value of variable i, resolved once (lazily, with cycle detection). */
 st_status rcp_var_get(rcp_ctx *c, int i, rcp_val *out);
 int rcp_var_find(const rcp_ctx *c, const char *name);
-/* Evaluates the inside of eval(...). */
-st_status rcp_eval(rcp_ctx *c, const char *expr, const rcp_where *w, rcp_val *out);
 /* Appends "a, b, c" (the variable names, cut short with "..." to fit) to buf. */
 void rcp_list_vars(const rcp_ctx *c, char *buf, size_t cap);
+
+/* recipe_eval.c: evaluates the inside of eval(...). */
+st_status rcp_eval(rcp_ctx *c, const char *expr, const rcp_where *w, rcp_val *out);
 
 /* recipe_modifiers.c */
 /* Parses one list item of a modifier group into *m (zeroed by the caller). */
 st_status rcp_parse_modifier(rcp_ctx *c, yaml_node_t *item, st_modifier *m);
 void rcp_modifier_free(st_modifier *m);
 
-/* Helpers (recipe_eval.c). */
+/* Helpers (recipe_values.c). */
 /* Formats "FILE:LINE: WHAT: " + the message into c->err; returns ST_ERR_INPUT. */
 st_status rcp_fail(rcp_ctx *c, const rcp_where *w, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -92,5 +97,13 @@ int rcp_node_line(const yaml_node_t *n);
  * "tag:yaml.org,2002:". Tagged empty scalars count too (`- !Modifier` with no fields). */
 int rcp_is_tagged(const yaml_node_t *n);
 char *rcp_strdup(const char *s);
+/* "Did you mean": offer each candidate, then rcp_near_hint gives " (did you mean 'x'?)" for
+ * the closest one within 2 edits (and under half the name), or "". */
+typedef struct {
+    const char *want, *best;
+    int dist;
+} rcp_near;
+void rcp_near_offer(rcp_near *n, const char *cand);
+const char *rcp_near_hint(const rcp_near *n, char *buf, size_t cap);
 
 #endif

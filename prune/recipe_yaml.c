@@ -62,6 +62,8 @@ static st_status md_front_matter(const char *text, size_t len, const char *file,
                                  size_t *out_len, st_error *err) {
     const char *end = text + len, *p = text, *yaml = NULL;
     int in_comment = 0, line = 0, open_line = 0;
+    /* A UTF-8 byte order mark (editors on Windows) would hide a '---' on the first line. */
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) p += 3;
     while (p < end) {
         const char *e = memchr(p, '\n', (size_t)(end - p));
         if (!e) e = end;
@@ -208,7 +210,11 @@ static st_status apply_overrides(rcp_ctx *c, const char *json, yaml_document_t *
         if (i < 0) {
             char known[600] = "";
             rcp_list_vars(c, known, sizeof known);
-            return rcp_fail(c, &w, "unknown variable '%s' (the recipe's variables: %s)", ks, known);
+            rcp_near near = {key, NULL, 0};
+            char hint[128];
+            for (int k = 0; k < c->n_vars; k++) rcp_near_offer(&near, c->vars[k].name);
+            return rcp_fail(c, &w, "unknown variable '%s'%s (the recipe's variables: %s)", ks,
+                            rcp_near_hint(&near, hint, sizeof hint), known);
         }
         if (c->vars[i].overridden) return rcp_fail(c, &w, "'%s' is given twice", ks);
         if (v->type == YAML_MAPPING_NODE)

@@ -55,17 +55,25 @@ typedef struct st_modifier {
     st_mod_kind kind;
     char tag[64];    /* as written, e.g. "GMPruningModifier" */
     int line;        /* 1-based line of the modifier in the recipe file */
-    float start_epoch, end_epoch; /* -1 = from the start / until the end */
+    float start_epoch, end_epoch; /* -1 = from the start / until the end. The parser stores
+                                     start -1 as 0 for GMP/Magnitude/GlobalMagnitude,
+                                     LearningRateFunction and LearningRate (their formulas
+                                     need a number), and rejects end -1 for EpochRange, the
+                                     GMP family and LearningRateFunction (they need an end);
+                                     end >= start whenever both are set. */
     float update_frequency;       /* epochs; -1 = every step */
 
-    /* pruning (GMP, Magnitude, GlobalMagnitude, Constant) */
+    /* pruning (GMP, Magnitude, GlobalMagnitude, Constant). groups: one per final_sparsity
+     * entry (n_groups >= 1, n_params >= 1 each) for the GMP family; exactly one (its
+     * final_sparsity unused) for Constant; none for the other kinds. */
     int n_groups;
     st_sparsity_group *groups;
     float init_sparsity;     /* ignored when init_from_param */
     int init_from_param;     /* init_sparsity: __FROM_PARAM__ */
     st_interp inter_func;
     st_mask_kind mask_type;
-    int mask_n, mask_m;      /* block: [1, m] blocks of m along input channels (n = 1);
+    int mask_n, mask_m;      /* unstructured (also [1, 1]): 1, 1;
+                                block ("block4", "block", [1, m]): n = 1, m >= 2;
                                 N:M: n of every m kept... see masks.c (2:4 keeps 2 of 4) */
     int leave_enabled;
     int global_sparsity;
@@ -76,7 +84,8 @@ typedef struct st_modifier {
     float init_lr, final_lr, cycle_epochs;
     st_lr_class lr_class;    /* LearningRate */
     float step_size, gamma, t_0, t_mult, eta_min;
-    int n_milestones;
+    int n_milestones;        /* MultiStepLR: sorted ascending, 1..ST_MAX_MILESTONES; gamma
+                                defaults to 0.1 (torch), T_mult to 1, eta_min to 0 */
     float milestones[ST_MAX_MILESTONES];
     float weight_decay;      /* SetWeightDecay */
     int param_groups;        /* bit mask of groups 0..2 it applies to (default all: 7) */
@@ -87,16 +96,22 @@ typedef struct st_recipe {
     char *text;        /* the recipe file as read (stored in checkpoints) */
     int n_mods;
     st_modifier *mods;
-    float end_epoch;   /* the run's length: largest end (or start) epoch among modifiers */
+    float end_epoch;   /* the run's length: largest end (or start, when end is -1) epoch
+                          among all modifiers, not-run ones included; 0 when no modifier
+                          names an epoch (then --epochs decides) */
     int n_not_run;     /* recognised but not run (quantization, distillation) */
 } st_recipe;
 
 /* Loads a .yaml or .md recipe. args_json: NULL or a JSON object of variable overrides
- * ('{"num_epochs": 3}'). strict: modifiers that are not run become errors. Warnings (a
- * modifier not run) go to `log` (may be NULL). */
+ * ('{"num_epochs": 3}'); an override also reaches every YAML alias of the variable's anchor
+ * (`end_epoch: *num_epochs`), not only eval() references. strict: modifiers that are not
+ * run become errors. Warnings (a modifier not run, one line each:
+ * "FILE:LINE: QuantizationModifier is recognised but not run (...)") go to `log` (may be
+ * NULL). On error *out is left empty (st_recipe_free on it is harmless). */
 st_status st_recipe_load(const char *path, const char *args_json, int strict, FILE *log,
                          st_recipe *out, st_error *err);
-/* The same from text already in memory; name is used in messages. */
+/* The same from text already in memory; name is used in messages, and a name ending in
+ * .md means Markdown with YAML front matter. */
 st_status st_recipe_parse(const char *text, size_t len, const char *name, const char *args_json,
                           int strict, FILE *log, st_recipe *out, st_error *err);
 void st_recipe_free(st_recipe *r);
