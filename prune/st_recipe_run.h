@@ -69,6 +69,16 @@ typedef struct st_prune_target_info {
 } st_prune_target_info;
 st_prune_target_info st_recipe_run_target(const st_recipe_run *run, int i);
 
+/* Where a modifier stands (for logs and tests): its last update step (-1 before the
+ * first), the number of updates made, and whether it started, finished (final update
+ * done / constant mask released) and released its masks (leave_enabled false). */
+typedef struct st_modifier_status {
+    int64_t last_update_step;
+    int64_t n_updates;
+    int started, finished, released;
+} st_modifier_status;
+st_modifier_status st_recipe_run_modifier_status(const st_recipe_run *run, int modifier);
+
 /* Modifier state for checkpoints: a small float vector (per modifier: last update step,
  * number of updates, started/finished/released; per pruned param: its init and current
  * target). The masks themselves are saved with the graph. Restoring it and calling
