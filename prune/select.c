@@ -251,11 +251,14 @@ static void add_problem(problems *ps, int mod, const char *sel, const char *fmt,
     va_end(ap);
 }
 
+/* One line: the first problems in full (with the closest names), then, if they do not
+ * all fit in st_error's message, every further selector by name ("and N more" only when
+ * even the names overflow). */
 static st_status report(const st_recipe *r, const problems *ps, st_error *err) {
     const char *path = r->path ? r->path : "recipe";
-    char out[1024];
+    char out[sizeof err->msg];
     size_t len = 0;
-    const size_t limit = 1000, reserve = 160;
+    const size_t limit = sizeof out - 24, detail_limit = 560;
     int i = 0, last_mod = -1;
     for (; i < ps->n; i++) {
         const problem *p = &ps->v[i];
@@ -267,20 +270,26 @@ static st_status report(const st_recipe *r, const problems *ps, st_error *err) {
         else
             snprintf(piece, sizeof piece, "; %s", p->text);
         size_t pl = strlen(piece);
-        if (len + pl + (i + 1 < ps->n ? reserve : 0) > limit) break;
+        /* leave room for the names of the rest when there are more */
+        if (len + pl > (i + 1 < ps->n ? detail_limit : limit)) break;
         memcpy(out + len, piece, pl + 1);
         len += pl;
         last_mod = p->mod;
     }
-    if (i < ps->n) { /* too many for full detail: the rest by name */
-        len += (size_t)snprintf(out + len, sizeof out - len, "%salso: ", len ? "; " : "");
+    if (i < ps->n) {
+        len += (size_t)snprintf(out + len, sizeof out - len, "%salso:", len ? "; " : "");
         int shown = 0;
         for (; i < ps->n; i++) {
-            char piece[ST_NAME_MAX + 40];
-            snprintf(piece, sizeof piece, "%s'%s' (line %d)", shown ? ", " : "", ps->v[i].sel,
-                     r->mods[ps->v[i].mod].line);
-            if (len + strlen(piece) + 24 > sizeof out) break;
+            char piece[ST_NAME_MAX + 48];
+            const problem *p = &ps->v[i];
+            if (p->mod != last_mod)
+                snprintf(piece, sizeof piece, "%s (line %d) '%s'", shown ? "," : "",
+                         r->mods[p->mod].line, p->sel);
+            else
+                snprintf(piece, sizeof piece, "%s '%s'", shown ? "," : "", p->sel);
+            if (len + strlen(piece) > limit) break;
             len += (size_t)snprintf(out + len, sizeof out - len, "%s", piece);
+            last_mod = p->mod;
             shown++;
         }
         if (i < ps->n) snprintf(out + len, sizeof out - len, " and %d more", ps->n - i);

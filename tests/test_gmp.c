@@ -103,6 +103,12 @@ START_TEST(test_gmp_update_timing) {
     ck_assert_int_eq(k, 5);
     for (int i = 0; i < k; i++) ck_assert_int_eq(got[i], 3 + i);
 
+    /* an epoch that is no short decimal: eval(1/3) with 3 steps per epoch is step 1 */
+    m.start_epoch = 1.0f / 3, m.end_epoch = 1, m.update_frequency = -1;
+    k = update_steps(&r, g, 3, 10, got);
+    ck_assert_int_eq(k, 3);
+    for (int i = 0; i < k; i++) ck_assert_int_eq(got[i], 1 + i);
+
     /* a start between steps: the first step after it */
     m.start_epoch = 0.05f, m.end_epoch = 1, m.update_frequency = 0.5f;
     k = update_steps(&r, g, 10, 50, got);
