@@ -10,8 +10,10 @@
  *   character stays a literal; lazy quantifiers (*? +? ?? {m,n}?) become greedy, which
  *   cannot change whether an anchored pattern matches; {,n} becomes {0,n}; a '{' or '}'
  *   that is not a quantifier is a literal as in Python.
- * Rejected with a clear error: (?...) groups (flags, lookaround, named groups), other
- * backslash escapes (\b \A \Z \1 ...), and \D \W \S inside [...].
+ *   (?:...) and (?P<name>...) become plain groups (captures are never used).
+ * Rejected with a clear error: other (?...) forms (inline flags, lookaround,
+ * backreferences by name), other backslash escapes (\b \A \Z \1 ...), and \D \W \S or
+ * POSIX [: :] classes inside [...].
  * A pattern may match BN weights or biases too; only its prunable matches are pruned, and
  * a pattern matching no prunable param is an error.
  *
@@ -122,7 +124,24 @@ static char *py_to_posix(const char *py, char *why, size_t whycap) {
             continue;
         }
         if (c == '(' && py[i + 1] == '?') {
-            snprintf(why, whycap, "(?...) groups are Python-only and not supported");
+            /* captures are never used, so (?:...) and (?P<name>...) are plain groups */
+            if (py[i + 2] == ':') {
+                sb_put(&b, "(");
+                i += 2;
+                quant = 0;
+                continue;
+            }
+            if (py[i + 2] == 'P' && py[i + 3] == '<') {
+                const char *close = strchr(py + i + 4, '>');
+                if (close) {
+                    sb_put(&b, "(");
+                    i = (size_t)(close - py);
+                    quant = 0;
+                    continue;
+                }
+            }
+            snprintf(why, whycap, "(?%c...) is Python-only and not supported (only (?:...) and "
+                     "(?P<name>...) are)", py[i + 2] ? py[i + 2] : ' ');
             goto fail;
         }
         if (c == '?' && quant) { /* lazy -> greedy */

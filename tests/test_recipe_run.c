@@ -68,6 +68,10 @@ START_TEST(test_select_all_exact_and_regex) {
     ck_assert_int_eq(st_recipe_run_num_targets(run), 1); /* "fc" is anchored: no match */
     ck_assert(target_has(run, g, "model.0.conv.weight"));
     st_recipe_run_free(run);
+    char *re6[] = {"re:model\\.(?:0|2)\\.(?P<kind>conv)\\.w"};
+    ck_assert_int_eq(bind_sel(g, re6, 1, &run, &err), ST_OK);
+    ck_assert_int_eq(st_recipe_run_num_targets(run), 2);
+    st_recipe_run_free(run);
     char *re5[] = {"re:.*fc"};
     ck_assert_int_eq(bind_sel(g, re5, 1, &run, &err), ST_OK);
     ck_assert_int_eq(st_recipe_run_num_targets(run), 1);
