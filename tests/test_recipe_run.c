@@ -6,11 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "st_cpu.h"
-#include "st_optim.h"
 #include "st_recipe_test_util.h"
 #include "st_rng.h"
-#include "st_test_util.h"
 
 /* ---- selection ---- */
 
@@ -439,51 +436,6 @@ START_TEST(test_resume_is_exact) {
 }
 END_TEST
 
-/* ---- with the optimizer ---- */
-
-START_TEST(test_with_optimizer_pruned_stay_zero) {
-    st_graph *g = stt_small_graph(17);
-    char *sel[] = {"__ALL_PRUNABLE__"};
-    st_sparsity_group grp = {0.7f, 1, sel};
-    st_modifier m[2] = {stt_mod(ST_MOD_GMP, 0, 2), stt_mod(ST_MOD_LR_FUNCTION, 0, 3)};
-    m[0].init_sparsity = 0.05f, m[0].update_frequency = 0.4f, m[0].n_groups = 1, m[0].groups = &grp;
-    m[1].lr_func = ST_LRF_COSINE, m[1].init_lr = 0.1f, m[1].final_lr = 0.01f;
-    st_recipe r = stt_recipe(m, 2, 3);
-    st_recipe_run *run;
-    st_error err = {0};
-    ck_assert_int_eq(st_recipe_bind(&r, g, 5, &run, &err), ST_OK);
-    st_optim o;
-    ck_assert_int_eq(st_optim_init(&o, g, ST_OPT_SGD, &err), ST_OK);
-    st_kernels k;
-    st_kernels_init(&k, st_cpu_select_isa());
-    st_rng rng;
-    st_rng_seed(&rng, 5);
-    for (int s = 0; s < 15; s++) {
-        st_recipe_run_step(run, g, s, o.lr, o.weight_decay);
-        float want = st_modifier_lr(&m[1], (float)s / 5);
-        for (int gi = 0; gi < 3; gi++) ck_assert_float_eq_tol(o.lr[gi], want, 1e-6f);
-        stt_fill_uniform(g->grad_data, g->param_floats, -1, 1, &rng);
-        st_optim_step(&o, g, &k);
-        for (int i = 0; i < st_recipe_run_num_targets(run); i++) {
-            int p = st_recipe_run_target(run, i).param;
-            const float *w = st_param_data(g, p);
-            const unsigned char *mk = st_param_mask(g, p);
-            for (size_t j = 0; j < g->params[p].numel; j++)
-                if (!mk[j]) ck_assert_msg(w[j] == 0.0f, "step %d: pruned weight moved", s);
-        }
-    }
-    for (int i = 0; i < st_recipe_run_num_targets(run); i++) {
-        int p = st_recipe_run_target(run, i).param;
-        size_t want = st_mask_num_pruned(0.7f, g->params[p].numel);
-        ck_assert_uint_eq(stt_mask_zeros(g, p), want);
-        ck_assert(st_param_sparsity(g, p) >= (double)want / g->params[p].numel);
-    }
-    st_optim_free(&o);
-    st_recipe_run_free(run);
-    st_graph_free(g);
-}
-END_TEST
-
 /* ---- plan ---- */
 
 static char *plan_text(const st_recipe *r, const st_recipe_run *run, const st_graph *g, int spe) {
@@ -545,7 +497,6 @@ Suite *recipe_run_suite(void) {
     tcase_add_test(tc, test_lr_schedulers);
     tcase_add_test(tc, test_lr_param_groups_precedence_and_wd);
     tcase_add_test(tc, test_resume_is_exact);
-    tcase_add_test(tc, test_with_optimizer_pruned_stay_zero);
     tcase_add_test(tc, test_plan);
     suite_add_tcase(s, tc);
     return s;
