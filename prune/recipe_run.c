@@ -290,6 +290,16 @@ st_prune_target_info st_recipe_run_target(const st_recipe_run *run, int i) {
     return info;
 }
 
+st_modifier_status st_recipe_run_modifier_status(const st_recipe_run *run, int modifier) {
+    st_modifier_status st = {-1, 0, 0, 0, 0};
+    if (!run || modifier < 0 || modifier >= run->n_mods) return st;
+    const rr_mod *md = &run->mods[modifier];
+    st.last_update_step = md->last;
+    st.n_updates = md->n_updates;
+    st.started = md->started, st.finished = md->finished, st.released = md->released;
+    return st;
+}
+
 /* ---- checkpoint state ----
  * [magic, version, n_mods, n_targets, steps_per_epoch]
  * per modifier: kind, last (hi, lo), n_updates (hi, lo), started, finished, released

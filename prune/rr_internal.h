@@ -4,8 +4,9 @@
  * "the first step whose epoch step / steps_per_epoch is >= that epoch" once, at bind. The
  * epochs come from the recipe as floats; rr_dec() recovers the decimal the user wrote
  * (0.1f -> 0.1) so that a schedule lands on the step a person computing by hand (or
- * SparseML in Python doubles) expects, and a relative tolerance of 1e-9 absorbs the
- * remaining rounding of products such as 0.3 * 10. */
+ * SparseML in Python doubles) expects, and a relative tolerance of FLT_EPSILON (the
+ * precision a float epoch is known to) absorbs the rounding of products such as 0.3 * 10
+ * or of an epoch that is not a short decimal (eval(1/3)). */
 #ifndef ST_RR_INTERNAL_H
 #define ST_RR_INTERNAL_H
 

@@ -6,6 +6,7 @@
  * value persists until the next write. rr_lr_at() finds, per group, the write with the
  * greatest (step, recipe index), so the modifier listed later wins when two write at the
  * same step, and a resumed run needs no LR state at all. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -29,13 +30,16 @@ double rr_dec(float f) {
 }
 
 static double tol_of(double v) { return RR_TOL * (fabs(v) > 1.0 ? fabs(v) : 1.0); }
+/* For values that are (products of) recipe floats: a float is only known to FLT_EPSILON
+ * relative, so eval(1/3) epochs with 3 steps per epoch is step 1, not 2. */
+static double ftol_of(double v) { return FLT_EPSILON * (fabs(v) > 1.0 ? fabs(v) : 1.0); }
 
 int64_t rr_first_step(double epoch, int spe) {
     if (!(epoch > 0.0)) return 0;
     if (isinf(epoch)) return RR_NEVER;
     double v = epoch * (double)spe;
     if (v > 9e18) return RR_NEVER;
-    return (int64_t)ceil(v - tol_of(v));
+    return (int64_t)ceil(v - ftol_of(v));
 }
 
 /* floor() and fmod() that treat a value within tolerance below an integer multiple as
@@ -72,7 +76,7 @@ static int64_t gap_steps(float freq, int spe) {
     if (!(freq > 0.0f)) return 1; /* -1 (or 0): every step */
     double v = rr_dec(freq) * (double)spe;
     if (v > 9e18) return RR_NEVER;
-    int64_t g = (int64_t)ceil(v - tol_of(v));
+    int64_t g = (int64_t)ceil(v - ftol_of(v));
     return g < 1 ? 1 : g;
 }
 
@@ -153,7 +157,7 @@ static double lr_scheduler(const st_modifier *m, double start, double e) {
         int n = 0;
         for (int i = 0; i < m->n_milestones && i < ST_MAX_MILESTONES; i++) {
             double ms = rr_dec(m->milestones[i]);
-            n += e >= ms - tol_of(ms);
+            n += e >= ms - ftol_of(ms);
         }
         return init * pow(gamma, n);
     }
@@ -238,7 +242,7 @@ float st_gmp_target(const st_modifier *m, int group, float epoch) {
     double ep = rr_dec(epoch), x;
     if (isinf(e)) x = 0.0; /* "until the run's end" is unknown without a run */
     else if (e > s) x = (ep - s) / (e - s);
-    else x = ep >= s - tol_of(s) ? 1.0 : 0.0;
+    else x = ep >= s - ftol_of(s) ? 1.0 : 0.0;
     double init = m->init_sparsity, fin = m->groups[group].final_sparsity;
     double y = rr_interp(m->inter_func, x);
     if (y >= 1.0) return (float)fin;
@@ -248,10 +252,10 @@ float st_gmp_target(const st_modifier *m, int group, float epoch) {
 float st_modifier_lr(const st_modifier *m, float epoch) {
     if (!m || !rr_is_lr(m->kind)) return NAN;
     double s = mod_start(m), ep = rr_dec(epoch);
-    if (ep < s - tol_of(s)) return NAN;
+    if (ep < s - ftol_of(s)) return NAN;
     if (m->kind == ST_MOD_SET_LR) return m->learning_rate;
     double e = m->end_epoch < 0 ? INFINITY : rr_dec(m->end_epoch);
-    if (ep >= e - tol_of(e)) return NAN;
+    if (ep >= e - ftol_of(e)) return NAN;
     if (m->kind == ST_MOD_LR) return (float)lr_scheduler(m, s, ep);
     return (float)lr_function(m, s, e, ep);
 }

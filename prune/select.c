@@ -10,8 +10,10 @@
  *   character stays a literal; lazy quantifiers (*? +? ?? {m,n}?) become greedy, which
  *   cannot change whether an anchored pattern matches; {,n} becomes {0,n}; a '{' or '}'
  *   that is not a quantifier is a literal as in Python.
- * Rejected with a clear error: (?...) groups (flags, lookaround, named groups), other
- * backslash escapes (\b \A \Z \1 ...), and \D \W \S inside [...].
+ *   (?:...) and (?P<name>...) become plain groups (captures are never used).
+ * Rejected with a clear error: other (?...) forms (inline flags, lookaround,
+ * backreferences by name), other backslash escapes (\b \A \Z \1 ...), and \D \W \S or
+ * POSIX [: :] classes inside [...].
  * A pattern may match BN weights or biases too; only its prunable matches are pruned, and
  * a pattern matching no prunable param is an error.
  *
@@ -122,7 +124,24 @@ static char *py_to_posix(const char *py, char *why, size_t whycap) {
             continue;
         }
         if (c == '(' && py[i + 1] == '?') {
-            snprintf(why, whycap, "(?...) groups are Python-only and not supported");
+            /* captures are never used, so (?:...) and (?P<name>...) are plain groups */
+            if (py[i + 2] == ':') {
+                sb_put(&b, "(");
+                i += 2;
+                quant = 0;
+                continue;
+            }
+            if (py[i + 2] == 'P' && py[i + 3] == '<') {
+                const char *close = strchr(py + i + 4, '>');
+                if (close) {
+                    sb_put(&b, "(");
+                    i = (size_t)(close - py);
+                    quant = 0;
+                    continue;
+                }
+            }
+            snprintf(why, whycap, "(?%c...) is Python-only and not supported (only (?:...) and "
+                     "(?P<name>...) are)", py[i + 2] ? py[i + 2] : ' ');
             goto fail;
         }
         if (c == '?' && quant) { /* lazy -> greedy */
@@ -251,11 +270,14 @@ static void add_problem(problems *ps, int mod, const char *sel, const char *fmt,
     va_end(ap);
 }
 
+/* One line: the first problems in full (with the closest names), then, if they do not
+ * all fit in st_error's message, every further selector by name ("and N more" only when
+ * even the names overflow). */
 static st_status report(const st_recipe *r, const problems *ps, st_error *err) {
     const char *path = r->path ? r->path : "recipe";
-    char out[1024];
+    char out[sizeof err->msg];
     size_t len = 0;
-    const size_t limit = 1000, reserve = 160;
+    const size_t limit = sizeof out - 24, detail_limit = 560;
     int i = 0, last_mod = -1;
     for (; i < ps->n; i++) {
         const problem *p = &ps->v[i];
@@ -267,20 +289,26 @@ static st_status report(const st_recipe *r, const problems *ps, st_error *err) {
         else
             snprintf(piece, sizeof piece, "; %s", p->text);
         size_t pl = strlen(piece);
-        if (len + pl + (i + 1 < ps->n ? reserve : 0) > limit) break;
+        /* leave room for the names of the rest when there are more */
+        if (len + pl > (i + 1 < ps->n ? detail_limit : limit)) break;
         memcpy(out + len, piece, pl + 1);
         len += pl;
         last_mod = p->mod;
     }
-    if (i < ps->n) { /* too many for full detail: the rest by name */
-        len += (size_t)snprintf(out + len, sizeof out - len, "%salso: ", len ? "; " : "");
+    if (i < ps->n) {
+        len += (size_t)snprintf(out + len, sizeof out - len, "%salso:", len ? "; " : "");
         int shown = 0;
         for (; i < ps->n; i++) {
-            char piece[ST_NAME_MAX + 40];
-            snprintf(piece, sizeof piece, "%s'%s' (line %d)", shown ? ", " : "", ps->v[i].sel,
-                     r->mods[ps->v[i].mod].line);
-            if (len + strlen(piece) + 24 > sizeof out) break;
+            char piece[ST_NAME_MAX + 48];
+            const problem *p = &ps->v[i];
+            if (p->mod != last_mod)
+                snprintf(piece, sizeof piece, "%s (line %d) '%s'", shown ? "," : "",
+                         r->mods[p->mod].line, p->sel);
+            else
+                snprintf(piece, sizeof piece, "%s '%s'", shown ? "," : "", p->sel);
+            if (len + strlen(piece) > limit) break;
             len += (size_t)snprintf(out + len, sizeof out - len, "%s", piece);
+            last_mod = p->mod;
             shown++;
         }
         if (i < ps->n) snprintf(out + len, sizeof out - len, " and %d more", ps->n - i);

@@ -69,6 +69,16 @@ typedef struct st_prune_target_info {
 } st_prune_target_info;
 st_prune_target_info st_recipe_run_target(const st_recipe_run *run, int i);
 
+/* Where a modifier stands (for logs and tests): its last update step (-1 before the
+ * first), the number of updates made, and whether it started, finished (final update
+ * done / constant mask released) and released its masks (leave_enabled false). */
+typedef struct st_modifier_status {
+    int64_t last_update_step;
+    int64_t n_updates;
+    int started, finished, released;
+} st_modifier_status;
+st_modifier_status st_recipe_run_modifier_status(const st_recipe_run *run, int modifier);
+
 /* Modifier state for checkpoints: a small float vector (per modifier: last update step,
  * number of updates, started/finished/released; per pruned param: its init and current
  * target). The masks themselves are saved with the graph. Restoring it and calling
@@ -95,7 +105,11 @@ void st_recipe_print_plan(const st_recipe *r, const st_recipe_run *run, const st
  * (SparseML: round(sparsity * numel)). Layout: [out, in, rest...]: blocks and N:M groups
  * run along dim 1 for fixed out and rest (conv [K, C, R, S]: c = j*m .. j*m + m - 1 for
  * fixed k, r, s; linear [O, I]: along I); a last partial block or group is allowed (a
- * partial N:M group of L < m keeps min(n, L)). N:M needs m <= 64. */
+ * partial N:M group of L < m keeps min(n, L)). N:M needs m <= 64.
+ * In a GMP schedule: block masks prune round(target * number of blocks) blocks; an N:M
+ * pattern is structural, so it is applied in full at every update whose target is > 0
+ * (target 0: no mask) and its sparsity is 1 - n/m from the first update on; bind requires
+ * final_sparsity to equal 1 - n/m within 0.01, as SparseML does. */
 void st_mask_unstructured(const float *w, size_t n, float sparsity, unsigned char *mask);
 void st_mask_block(const float *w, const int64_t *shape, int ndim, int m, float sparsity,
                    unsigned char *mask);
