@@ -90,6 +90,28 @@ START_TEST(test_recipe_prunes_to_target_and_overrides_epochs) {
 }
 END_TEST
 
+START_TEST(test_gmp_ending_with_the_run_reaches_its_target) {
+    /* end_epoch = the run's end: the forced final update falls after the last step */
+    char data[512], out[600], rp[600], ck[700], text[2048];
+    snprintf(text, sizeof text, "%s", recipe_text);
+    char *end = strstr(text, "end_epoch: 2.5");
+    memcpy(end, "end_epoch: 3.0", 14);
+    stt_make_idx_dataset(data, sizeof data);
+    snprintf(out, sizeof out, "%s/run-end", data);
+    st_train_opts o = opts(data, out, write_recipe(rp, sizeof rp, text));
+    st_train_result res;
+    st_error err = {0};
+    ck_assert_msg(st_train_classifier(&o, &res, &err) == ST_OK, "%s", err.msg);
+    snprintf(ck, sizeof ck, "%s/last.ckpt", out);
+    st_ckpt *c = NULL;
+    ck_assert_int_eq(st_ckpt_read(ck, &c, &err), ST_OK);
+    double s5 = zero_fraction(c, "param/model.5.weight");
+    ck_assert_msg(s5 > 0.8 - 1.0 / 401408 && s5 < 0.8 + 1.0 / 401408, "fc sparsity %f", s5);
+    st_ckpt_free(c);
+    fclose(o.log);
+}
+END_TEST
+
 START_TEST(test_resume_in_the_middle_of_pruning) {
     char data[512], a[600], b[600], rp[600], pa[700], pb[700];
     stt_make_idx_dataset(data, sizeof data);
@@ -197,6 +219,7 @@ Suite *train_recipe_suite(void) {
     TCase *tc = tcase_create("recipe");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_recipe_prunes_to_target_and_overrides_epochs);
+    tcase_add_test(tc, test_gmp_ending_with_the_run_reaches_its_target);
     tcase_add_test(tc, test_resume_in_the_middle_of_pruning);
     tcase_add_test(tc, test_recipe_check_cli);
     tcase_add_test(tc, test_sparseml_compat_recipes_check);

@@ -394,6 +394,9 @@ static int train_epoch(run_ctx *r, const st_train_opts *o, int epoch, int steps,
         }
     }
     st_progress_end(&pb);
+    /* A pruning modifier that ends with the run has its final update due at the step
+     * after the last one: apply it now, before the last evaluation and checkpoint. */
+    if (r->rrun && epoch == o->epochs - 1 && st_recipe_run_finish(r->rrun, r->g)) r->mask_updates++;
     return 0;
 }
 
