@@ -39,9 +39,16 @@ static const sc_case cases[] = {
     {3, 7, 17, 7, 7, 5, 3, 2, 1, 0, 1, 2, 1, 1, "non-square dilation and stride"},
     {3, 6, 7, 7, 9, 3, 3, 3, 3, 1, 1, 1, 1, 3, "stride 3, groups 3"},
     {3, 5, 33, 33, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, "many bands crossing samples"},
-    {2, 3, 24, 24, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise read in place (direct mode)"},
-    {2, 3, 32, 32, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise 32x32 (aliasing stride: banded)"},
+    {2, 3, 24, 24, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise 24x24"},
+    {2, 3, 32, 32, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise 32x32"},
+    {2, 3, 9, 9, 5, 5, 5, 1, 1, 2, 2, 1, 1, 1, "5x5 same, 9x9 (direct with masks)"},
+    {3, 4, 10, 10, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2, "3x3 dilation 2 pad 2, groups 2 (same size)"},
+    {1, 3, 8, 8, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, "3x3 same on 8x8, K=7"},
     {3, 8, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, "depthwise"},
+    /* big enough (at low sparsity) for the operators to use several threads */
+    {2, 32, 24, 24, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "threaded 3x3 same"},
+    {2, 32, 26, 26, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, "threaded 3x3 stride 2"},
+    {3, 64, 20, 20, 48, 1, 1, 1, 1, 0, 0, 1, 1, 1, "threaded pointwise"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 static const double sparsities[] = {0.0, 0.5, 0.9, 0.99, 1.0};
@@ -119,9 +126,16 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
         free(yr), free(dxr), free(dwr);
     }
 
+    for (int layout = 1; layout <= 2; layout++) {
+    int prev = st_sparse_set_layout(layout);
     st_csr m = {0};
     st_error err = {0};
     ck_assert_msg(st_csr_pack(&m, c, d.w, d.mask, &err) == ST_OK, "%s: %s", what, err.msg);
+    st_sparse_set_layout(prev);
+    if (layout == 2 && !m.geom.direct) { /* not a shape for direct mode */
+        st_csr_free(&m);
+        break;
+    }
     int64_t *pos = malloc(sizeof(int64_t) * (m.nnz + 1));
     st_csr_positions(&m, pos);
     float *dw_nz = ot_alloc(m.nnz + 1);
@@ -132,7 +146,8 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
     char msg[256];
     for (int q = 0; q < ni; q++) {
         st_sparse_set_isa(isas[q]);
-        snprintf(msg, sizeof msg, "%s, sparsity %.2f, %s", what, sparsity, st_isa_name(isas[q]));
+        snprintf(msg, sizeof msg, "%s, sparsity %.2f, %s, %s", what, sparsity,
+                 st_isa_name(isas[q]), m.geom.direct ? "direct" : "banded");
         float *y = ot_rand(d.ny, -9, 9, &r), *y2 = ot_alloc(d.ny);
         ck_assert_int_eq(st_conv2d_sparse_forward(c, &m, y, d.x, d.b, scratch, &err), ST_OK);
         OT_ASSERT_NEAR(y, d.y_d, d.ny, 2e-5, 1e-4, msg);
@@ -154,6 +169,7 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
     st_sparse_set_isa(st_cpu_best_isa());
     st_csr_free(&m);
     free(pos), free(dw_nz), free(scratch);
+    }
     free(d.x), free(d.w), free(d.mask), free(d.b), free(d.dy), free(d.y_d), free(d.dx0);
     free(d.db0), free(d.dx_d), free(d.db_d), free(d.dw_d);
 }
@@ -272,20 +288,22 @@ START_TEST(test_sparse_conv_shape_check) {
     st_conv2d other = c;
     other.pad_h = 0, other.pad_w = 0;
     ck_assert_int_eq(st_conv2d_init(&other), 0);
-    /* the layout choice: 24x24 pointwise in place, 32x32 (aliasing planes) banded */
-    st_csr d = {0};
-    st_conv2d pw = make_conv(&cases[20]);
+    /* the automatic layout: stride-1 same-size convs on planes >= 64 pixels in place,
+     * small planes and strided convs banded */
+    static const struct { int ci, direct; } pick[] = {{20, 1}, {21, 1}, {19, 1}, {5, 0},
+                                                      {7, 0}, {11, 0}, {2, 0}};
     st_rng rr;
     st_rng_seed(&rr, 8);
-    float *wp = ot_rand(n_weights(&pw), -1, 1, &rr);
-    ck_assert_int_eq(st_csr_pack(&d, &pw, wp, NULL, &err), ST_OK);
-    ck_assert_int_eq(d.geom.direct, 1);
-    ck_assert_uint_eq(st_conv2d_sparse_scratch_floats(&d), 0);
-    pw = make_conv(&cases[21]);
-    ck_assert_int_eq(st_csr_pack(&d, &pw, wp, NULL, &err), ST_OK);
-    ck_assert_int_eq(d.geom.direct, 0);
-    st_csr_free(&d);
-    free(wp);
+    for (int i = 0; i < 7; i++) {
+        st_csr d = {0};
+        st_conv2d pc = make_conv(&cases[pick[i].ci]);
+        float *wp = ot_rand(n_weights(&pc), -1, 1, &rr);
+        ck_assert_int_eq(st_csr_pack(&d, &pc, wp, NULL, &err), ST_OK);
+        ck_assert_msg(d.geom.direct == pick[i].direct, "%s", cases[pick[i].ci].what);
+        if (d.geom.direct) ck_assert_uint_eq(st_conv2d_sparse_scratch_floats(&d), 0);
+        st_csr_free(&d);
+        free(wp);
+    }
     float *y = ot_alloc((size_t)c.N * c.K * c.P * c.Q), *x = ot_zeros((size_t)c.N * c.C * c.H * c.W);
     size_t ns = st_conv2d_sparse_scratch_floats(&m);
     float *scratch = malloc((ns ? ns : 1) * sizeof(float));

@@ -14,8 +14,9 @@
 #ifndef ST_SPARSE_BAND_BUDGET
 #define ST_SPARSE_BAND_BUDGET (192 * 1024)
 #endif
-/* Direct (in-place) 1x1 convs need planes at least this big to fill the kernel tiles. */
-#define ST_SPARSE_DIRECT_MIN_HW 512
+/* Direct (in-place) mode needs planes at least this big to fill the kernel tiles (per-sample
+ * bands); smaller ones batch samples into banded copies. */
+#define ST_SPARSE_DIRECT_MIN_HW 64
 
 /* Row strides: a multiple of 16 floats (64 bytes) that is an odd number of cache lines,
  * so consecutive rows fall in different L1 sets (power-of-two strides alias). */
@@ -25,15 +26,6 @@ static size_t pad_stride(size_t n) {
     return n;
 }
 
-static int gcd(int a, int b) {
-    while (b) {
-        int t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
 static size_t band_thread_floats(const st_sparse_geom *g, int L, int K, int vrows) {
     size_t ldb = pad_stride((size_t)(L + g->dr_max) * g->Wv + 16);
     size_t ldyb = pad_stride((size_t)g->gd + (size_t)(L + g->dr_max) * g->Wv + 16);
@@ -41,21 +33,37 @@ static size_t band_thread_floats(const st_sparse_geom *g, int L, int K, int vrow
     return (size_t)vrows * ldb + (size_t)K * ldyb + (size_t)ST_MAX(K, vrows) * ldo;
 }
 
+static int layout_override;
+
+int st_sparse_set_layout(int layout) {
+    int old = layout_override;
+    layout_override = layout;
+    return old;
+}
+
+/* Direct mode: stride 1 and "same" output size, so output (p, q) and input (p, q) share
+ * one flat index and every tap is a constant shift of it (masked at the borders). */
+static int direct_ok(const st_conv2d *c) {
+    const size_t HW = (size_t)c->H * c->W;
+    if (c->stride_h != 1 || c->stride_w != 1 || c->P != c->H || c->Q != c->W) return 0;
+    if (c->R * c->S > 255) return 0;
+    size_t span = (size_t)(c->R * c->dil_h + 1) * c->W;
+    return (size_t)ST_MAX(c->C, c->K) * HW + span < ((size_t)1 << 31);
+}
+
+static int direct_wanted(const st_conv2d *c) {
+    const size_t HW = (size_t)c->H * c->W;
+    return HW >= ST_SPARSE_DIRECT_MIN_HW;
+}
+
 static void make_geom(st_sparse_geom *g, const st_conv2d *c) {
     memset(g, 0, sizeof *g);
-    const size_t HW = (size_t)c->H * c->W;
-    const int pointwise = c->R == 1 && c->S == 1 && c->stride_h == 1 && c->stride_w == 1 &&
-                          c->pad_h == 0 && c->pad_w == 0;
-    /* Channel planes HW floats apart must not map to a few L1 sets: at most 4 channels
-     * may share a set pattern (6400-float planes put every 4th channel in the same set). */
-    const int alias_free = HW % 16 != 0 || gcd((int)((HW / 16) % 64), 64) <= 4;
-    if (pointwise && HW >= ST_SPARSE_DIRECT_MIN_HW && alias_free &&
-        (size_t)ST_MAX(c->C, c->K) * HW < ((size_t)1 << 31)) {
+    if (direct_ok(c) && (layout_override == 2 || (layout_override == 0 && direct_wanted(c)))) {
         g->direct = 1;
         g->sh = g->sw = g->PH = 1;
         g->Hv = c->H;
         g->Wv = c->W;
-        g->L = ST_MAX(1, ST_MIN(c->H, (2 * ST_SPARSE_BAND_COLS + c->W - 1) / c->W));
+        g->L = ST_MAX(1, ST_MIN(c->H, (ST_SPARSE_BAND_COLS + c->W - 1) / c->W));
         return;
     }
     g->sh = c->stride_h;
@@ -76,6 +84,39 @@ static void make_geom(st_sparse_geom *g, const st_conv2d *c) {
     g->thread_floats = band_thread_floats(g, L, c->K, vrows);
 }
 
+/* Direct kxk lane masks, [band][tap][nvec]: forward reads x at (p + r*dh - ph, q + s*dw -
+ * pw) for output (p, q); backward-input reads dy at (h - r*dh + ph, w - s*dw + pw) for
+ * input (h, w). A lane is on when that lies inside the image (and the column is in the
+ * band). */
+static int make_masks(st_csr *m) {
+    const st_conv2d *c = &m->conv;
+    const int L = m->geom.L, W = c->W, H = c->H, RS = c->R * c->S;
+    const int nbs = (H + L - 1) / L, nvec = (L * W + 15) / 16;
+    const size_t n = (size_t)nbs * RS * nvec;
+    m->mask_nvec = nvec;
+    m->fmask = calloc(n, sizeof(uint16_t));
+    m->bmask = calloc(n, sizeof(uint16_t));
+    if (!m->fmask || !m->bmask) return -1;
+    for (int bs = 0; bs < nbs; bs++) {
+        /* a band's table starts at bs * RS * nvec; its rows are as long as the kernel
+         * expects for its own width (the last band may be shorter) */
+        const int p0 = bs * L, cols = ST_MIN(L, H - p0) * W, nv = (cols + 15) / 16;
+        for (int t = 0; t < RS; t++) {
+            const int dr = (t / c->S) * c->dil_h - c->pad_h, ds = (t % c->S) * c->dil_w - c->pad_w;
+            uint16_t *fm = m->fmask + (size_t)bs * RS * nvec + (size_t)t * nv;
+            uint16_t *bm = m->bmask + (size_t)bs * RS * nvec + (size_t)t * nv;
+            for (int j = 0; j < cols; j++) {
+                const int p = p0 + j / W, q = j % W;
+                if (p + dr >= 0 && p + dr < H && q + ds >= 0 && q + ds < W)
+                    fm[j >> 4] |= (uint16_t)(1u << (j & 15));
+                if (p - dr >= 0 && p - dr < H && q - ds >= 0 && q - ds < W)
+                    bm[j >> 4] |= (uint16_t)(1u << (j & 15));
+            }
+        }
+    }
+    return 0;
+}
+
 void st_csr_free(st_csr *m) {
     if (!m) return;
     free(m->row_ptr);
@@ -88,7 +129,17 @@ void st_csr_free(st_csr *m) {
     free(m->t_off);
     free(m->t_val);
     free(m->vc_used);
+    free(m->x_cls);
+    free(m->t_cls);
+    free(m->fmask);
+    free(m->bmask);
     memset(m, 0, sizeof *m);
+}
+
+/* Direct mode: flat shift of tap (r, s) of column col: input index - output index. */
+static int64_t direct_shift(const st_conv2d *c, int col) {
+    const int r = (col / c->S) % c->R, s = col % c->S;
+    return (int64_t)(r * c->dil_h - c->pad_h) * c->W + (s * c->dil_w - c->pad_w);
 }
 
 /* Virtual input channel and in-plane shift of column col (ci, r, s) of group grp. */
@@ -140,8 +191,14 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
     m->t_off = malloc(sizeof(int32_t) * nz);
     m->t_val = malloc(sizeof(float) * nz);
     m->vc_used = calloc((size_t)m->t_rows, 1);
+    const int kxk = g->direct && c.R * c.S > 1;
+    if (kxk) {
+        m->x_cls = malloc(nz);
+        m->t_cls = malloc(nz);
+    }
     if (!m->row_ptr || !m->col_idx || !m->val || !m->x_off || !m->t_ptr || !m->t_row ||
-        !m->t_src || !m->t_off || !m->t_val || !m->vc_used) {
+        !m->t_src || !m->t_off || !m->t_val || !m->vc_used ||
+        (kxk && (!m->x_cls || !m->t_cls || make_masks(m) != 0))) {
         st_csr_free(m);
         return st_errorf(err, ST_ERR_NOMEM, "st_csr_pack: out of memory (%d nonzeros)", nnz);
     }
@@ -158,8 +215,9 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
             m->val[e] = w[i];
             int vc, dr, ds;
             col_tap(m, grp, col, &vc, &dr, &ds);
-            m->x_off[e] = g->direct ? (int32_t)((size_t)vc * HW)
+            m->x_off[e] = g->direct ? (int32_t)((int64_t)vc * HW + direct_shift(&c, col))
                                     : (int32_t)((size_t)vc * g->ldb + (size_t)dr * g->Wv + ds);
+            if (kxk) m->x_cls[e] = (uint8_t)(col % (c.R * c.S));
             m->vc_used[vc] = 1;
             m->t_ptr[vc + 1]++;
             e++;
@@ -184,9 +242,11 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
             m->t_row[t] = k;
             m->t_src[t] = q;
             m->t_val[t] = m->val[q];
-            m->t_off[t] = g->direct ? (int32_t)((size_t)k * PQ)
+            const int col = m->col_idx[q];
+            m->t_off[t] = g->direct ? (int32_t)((int64_t)k * PQ - direct_shift(&c, col))
                                     : (int32_t)((size_t)k * g->ldyb + g->gd +
                                                 (size_t)(g->dr_max - dr) * g->Wv - ds);
+            if (kxk) m->t_cls[t] = (uint8_t)(col % (c.R * c.S));
         }
     }
     free(fill);

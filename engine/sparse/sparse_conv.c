@@ -52,6 +52,17 @@ static void split_rows(const int32_t *ptr, int n, int nb, int b, int *r0, int *r
     }
 }
 
+/* Direct kxk: the lane masks of band position bs in a sample (NULL for 1x1). */
+static const uint16_t *band_mask(const st_csr *m, const uint16_t *tab, int bs) {
+    if (!tab) return NULL;
+    return tab + (size_t)bs * m->conv.R * m->conv.S * m->mask_nvec;
+}
+
+/* Multiply-adds (nonzeros x columns) below which an operator runs on one thread. */
+#ifndef ST_SPARSE_OMP_MIN_WORK
+#define ST_SPARSE_OMP_MIN_WORK (1 << 20)
+#endif
+
 typedef struct {
     const st_conv2d *c;
     const st_csr *m;
@@ -66,6 +77,10 @@ static plan make_plan(const st_conv2d *c, const st_csr *m, int V) {
     if (p.g->direct) p.nbands = c->N * ((c->H + p.g->L - 1) / p.g->L);
     else p.nbands = (V + p.g->L - 1) / p.g->L;
     p.T = omp_get_max_threads();
+    /* Small work: waking threads costs more than it saves (and under load a descheduled
+     * worker stalls the barrier for a scheduler tick). */
+    const double work = ((double)m->nnz + c->K) * V * p.g->Wv;
+    if (work < ST_SPARSE_OMP_MIN_WORK) p.T = 1;
     /* Few bands: split each one's rows among the threads (each rebuilds the band). */
     p.RB = p.nbands >= 4 * p.T ? 1 : p.T;
     return p;
@@ -148,13 +163,14 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
                 const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
                 k->spmm(r0, r1, m->row_ptr, m->x_off, m->val,
                         x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W,
-                        y + ((size_t)n * K + r0) * PQ + (size_t)i0 * c->W, (ptrdiff_t)PQ, b, 0);
+                        y + ((size_t)n * K + r0) * PQ + (size_t)i0 * c->W, (ptrdiff_t)PQ, b, 0,
+                        m->x_cls, band_mask(m, m->fmask, band % nbs));
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
             build_xb(c, m, x, v0, Lb + g->dr_max, Xb);
             k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O,
-                    g->ldo, b, 0);
+                    g->ldo, b, 0, NULL, NULL);
             for (int kk = r0; kk < r1; kk++) {
                 const float *src = O + (size_t)(kk - r0) * g->ldo;
                 for (int t = 0; t < Lb; t++) {
@@ -205,14 +221,15 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
                 const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
                 k->sddmm(k0, k1, m->row_ptr, m->x_off,
                          dy + ((size_t)n * K + k0) * PQ + (size_t)i0 * c->W, (ptrdiff_t)PQ,
-                         x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W, dval);
+                         x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W, dval,
+                         m->x_cls, band_mask(m, m->fmask, band % nbs));
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
             build_xb(c, m, x, v0, Lb + g->dr_max, Xb);
             build_dyb(c, m, dy, v0, v0, v0 + Lb, k0, k1, 0, dYb);
             k->sddmm(k0, k1, m->row_ptr, m->x_off, dYb + g->gd + (size_t)g->dr_max * g->Wv,
-                     g->ldyb, Xb, 1, (Lb - 1) * g->Wv + c->Q, dval);
+                     g->ldyb, Xb, 1, (Lb - 1) * g->Wv + c->Q, dval, NULL, NULL);
         }
     }
 }
@@ -243,12 +260,13 @@ static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const flo
                 k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val,
                         dy + (size_t)n * K * PQ + (size_t)i0 * c->W, 1, Lb * c->W,
                         dx + ((size_t)n * C + r0) * HW + (size_t)i0 * c->W, (ptrdiff_t)HW, NULL,
-                        1);
+                        1, m->t_cls, band_mask(m, m->bmask, band % nbs));
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, c->N * g->Hv - v0);
             build_dyb(c, m, dy, v0, v0 - g->dr_max, v0 + Lb, 0, K, 1, dYb);
-            k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val, dYb, 1, Lb * Wv, O, g->ldo, NULL, 0);
+            k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val, dYb, 1, Lb * Wv, O, g->ldo, NULL, 0,
+                    NULL, NULL);
             for (int vc = r0; vc < r1; vc++) {
                 if (m->t_ptr[vc] == m->t_ptr[vc + 1]) continue;
                 const int ch = vc / g->PH, a = (vc % g->PH) / g->sw, b = vc % g->sw;

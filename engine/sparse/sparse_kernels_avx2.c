@@ -14,10 +14,26 @@ AI __m256i tail_mask(int left) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
 }
 
-AI void spmm_tile(const int NV, const int MASKED, const int TWO, int r0, int r1,
+/* 8 lanes of a 16-lane mask-table word as a vmaskmov mask. */
+AI __m256i lanes(const uint16_t *mr, int u) {
+    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const int byte = (mr[u >> 1] >> ((u & 1) * 8)) & 0xFF;
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(byte), bits), bits);
+}
+
+AI __m256 ldx(const int XM, const int MASKED, int v, int NV, const float *p, const uint16_t *mr,
+              __m256i km) {
+    if (XM) return _mm256_maskload_ps(p + 8 * v, lanes(mr, v));
+    if (MASKED && v == NV - 1) return _mm256_maskload_ps(p + 8 * v, km);
+    return _mm256_loadu_ps(p + 8 * v);
+}
+
+/* XM: X loads masked by the lane-mask table (xm: the 16-lane word of this tile's first
+ * column; tiles start on 64-column boundaries, so on whole words). */
+AI void spmm_tile(const int NV, const int MASKED, const int TWO, const int XM, int r0, int r1,
                   const int32_t *ptr, const int32_t *idx, const float *val, const float *X,
-                  ptrdiff_t ldx, float *Y, ptrdiff_t ldy, const float *bias, int accumulate,
-                  __m256i km) {
+                  ptrdiff_t ldx_, float *Y, ptrdiff_t ldy, const float *bias, int accumulate,
+                  __m256i km, const uint8_t *cls, const uint16_t *xm, int nvec) {
     for (int r = r0; r < r1; r++) {
         float *y = Y + (ptrdiff_t)(r - r0) * ldy;
         __m256 a[8], c[8];
@@ -34,30 +50,24 @@ AI void spmm_tile(const int NV, const int MASKED, const int TWO, int r0, int r1,
         if (TWO) {
             for (; e + 1 < e1; e += 2) {
                 const __m256 w0 = _mm256_set1_ps(val[e]), w1 = _mm256_set1_ps(val[e + 1]);
-                const float *x0 = X + (ptrdiff_t)idx[e] * ldx;
-                const float *x1 = X + (ptrdiff_t)idx[e + 1] * ldx;
+                const float *x0 = X + (ptrdiff_t)idx[e] * ldx_;
+                const float *x1 = X + (ptrdiff_t)idx[e + 1] * ldx_;
+                const uint16_t *m0 = XM ? xm + (size_t)cls[e] * nvec : NULL;
+                const uint16_t *m1 = XM ? xm + (size_t)cls[e + 1] * nvec : NULL;
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; v++) {
-                    if (MASKED && v == NV - 1) {
-                        a[v] = _mm256_fmadd_ps(w0, _mm256_maskload_ps(x0 + 8 * v, km), a[v]);
-                        c[v] = _mm256_fmadd_ps(w1, _mm256_maskload_ps(x1 + 8 * v, km), c[v]);
-                    } else {
-                        a[v] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + 8 * v), a[v]);
-                        c[v] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1 + 8 * v), c[v]);
-                    }
+                    a[v] = _mm256_fmadd_ps(w0, ldx(XM, MASKED, v, NV, x0, m0, km), a[v]);
+                    c[v] = _mm256_fmadd_ps(w1, ldx(XM, MASKED, v, NV, x1, m1, km), c[v]);
                 }
             }
         }
         for (; e < e1; e++) {
             const __m256 w0 = _mm256_set1_ps(val[e]);
-            const float *x0 = X + (ptrdiff_t)idx[e] * ldx;
+            const float *x0 = X + (ptrdiff_t)idx[e] * ldx_;
+            const uint16_t *m0 = XM ? xm + (size_t)cls[e] * nvec : NULL;
 #pragma GCC unroll 8
-            for (int v = 0; v < NV; v++) {
-                if (MASKED && v == NV - 1)
-                    a[v] = _mm256_fmadd_ps(w0, _mm256_maskload_ps(x0 + 8 * v, km), a[v]);
-                else
-                    a[v] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + 8 * v), a[v]);
-            }
+            for (int v = 0; v < NV; v++)
+                a[v] = _mm256_fmadd_ps(w0, ldx(XM, MASKED, v, NV, x0, m0, km), a[v]);
         }
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) {
@@ -70,32 +80,42 @@ AI void spmm_tile(const int NV, const int MASKED, const int TWO, int r0, int r1,
 
 #define SPMM_ARGS                                                                              \
     int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val, const float *X,  \
-        ptrdiff_t ldx, float *Y, ptrdiff_t ldy, const float *bias, int accumulate, __m256i km
-#define SPMM_PASS r0, r1, ptr, idx, val, X, ldx, Y, ldy, bias, accumulate, km
-static void spmm_full(SPMM_ARGS) { spmm_tile(8, 0, 0, SPMM_PASS); }
-static void spmm_t1(SPMM_ARGS) { spmm_tile(1, 1, 1, SPMM_PASS); }
-static void spmm_t2(SPMM_ARGS) { spmm_tile(2, 1, 1, SPMM_PASS); }
-static void spmm_t3(SPMM_ARGS) { spmm_tile(3, 1, 1, SPMM_PASS); }
-static void spmm_t4(SPMM_ARGS) { spmm_tile(4, 1, 1, SPMM_PASS); }
-static void spmm_t5(SPMM_ARGS) { spmm_tile(5, 1, 0, SPMM_PASS); }
-static void spmm_t6(SPMM_ARGS) { spmm_tile(6, 1, 0, SPMM_PASS); }
-static void spmm_t7(SPMM_ARGS) { spmm_tile(7, 1, 0, SPMM_PASS); }
-static void spmm_t8(SPMM_ARGS) { spmm_tile(8, 1, 0, SPMM_PASS); }
-static void (*const spmm_tails[9])(SPMM_ARGS) = {NULL,    spmm_t1, spmm_t2, spmm_t3, spmm_t4,
-                                                  spmm_t5, spmm_t6, spmm_t7, spmm_t8};
+        ptrdiff_t ldx_, float *Y, ptrdiff_t ldy, const float *bias, int accumulate,            \
+        __m256i km, const uint8_t *cls, const uint16_t *xm, int nvec
+#define SPMM_PASS r0, r1, ptr, idx, val, X, ldx_, Y, ldy, bias, accumulate, km, cls, xm, nvec
+typedef void (*spmm_fn)(SPMM_ARGS);
+#define SPMM_VARIANTS(XM)                                                                      \
+    static void spmm_full_##XM(SPMM_ARGS) { spmm_tile(8, 0, 0, XM, SPMM_PASS); }               \
+    static void spmm_t1_##XM(SPMM_ARGS) { spmm_tile(1, 1, 1, XM, SPMM_PASS); }                 \
+    static void spmm_t2_##XM(SPMM_ARGS) { spmm_tile(2, 1, 1, XM, SPMM_PASS); }                 \
+    static void spmm_t3_##XM(SPMM_ARGS) { spmm_tile(3, 1, 1, XM, SPMM_PASS); }                 \
+    static void spmm_t4_##XM(SPMM_ARGS) { spmm_tile(4, 1, 1, XM, SPMM_PASS); }                 \
+    static void spmm_t5_##XM(SPMM_ARGS) { spmm_tile(5, 1, 0, XM, SPMM_PASS); }                 \
+    static void spmm_t6_##XM(SPMM_ARGS) { spmm_tile(6, 1, 0, XM, SPMM_PASS); }                 \
+    static void spmm_t7_##XM(SPMM_ARGS) { spmm_tile(7, 1, 0, XM, SPMM_PASS); }                 \
+    static void spmm_t8_##XM(SPMM_ARGS) { spmm_tile(8, 1, 0, XM, SPMM_PASS); }                 \
+    static const spmm_fn spmm_tab_##XM[9] = {spmm_full_##XM, spmm_t1_##XM, spmm_t2_##XM,       \
+                                             spmm_t3_##XM,   spmm_t4_##XM, spmm_t5_##XM,       \
+                                             spmm_t6_##XM,   spmm_t7_##XM, spmm_t8_##XM};
+SPMM_VARIANTS(0)
+SPMM_VARIANTS(1)
 
 static void spmm_avx2(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
-                      const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
-                      const float *bias, int accumulate) {
+                      const float *X, ptrdiff_t ldx_, int n, float *Y, ptrdiff_t ldy,
+                      const float *bias, int accumulate, const uint8_t *cls,
+                      const uint16_t *xmask) {
+    const spmm_fn *tab = xmask ? spmm_tab_1 : spmm_tab_0;
     const __m256i full = _mm256_set1_epi32(-1);
+    const int nvec = (n + 15) / 16;
     int j0 = 0;
     for (; j0 + 64 <= n; j0 += 64)
-        spmm_full(r0, r1, ptr, idx, val, X + j0, ldx, Y + j0, ldy, bias, accumulate, full);
+        tab[0](r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate, full, cls,
+               xmask ? xmask + j0 / 16 : NULL, nvec);
     const int left = n - j0;
     if (left > 0) {
         const int nv = (left + 7) / 8;
-        spmm_tails[nv](r0, r1, ptr, idx, val, X + j0, ldx, Y + j0, ldy, bias, accumulate,
-                       tail_mask(left - 8 * (nv - 1)));
+        tab[nv](r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate,
+                tail_mask(left - 8 * (nv - 1)), cls, xmask ? xmask + j0 / 16 : NULL, nvec);
     }
 }
 
@@ -106,55 +126,67 @@ AI float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static void sddmm_full(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
-                       ptrdiff_t ldy, const float *X, ptrdiff_t ldx, float *dval) {
+AI void sddmm_full(const int XM, int r0, int r1, const int32_t *ptr, const int32_t *idx,
+                   const float *dY, ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, float *dval,
+                   const uint8_t *cls, const uint16_t *xm, int nvec) {
+    const __m256i full = _mm256_set1_epi32(-1);
     for (int r = r0; r < r1; r++) {
         const float *d = dY + (ptrdiff_t)(r - r0) * ldy;
         __m256 dv[8];
 #pragma GCC unroll 8
         for (int v = 0; v < 8; v++) dv[v] = _mm256_loadu_ps(d + 8 * v);
         for (int e = ptr[r]; e < ptr[r + 1]; e++) {
-            const float *x = X + (ptrdiff_t)idx[e] * ldx;
+            const float *x = X + (ptrdiff_t)idx[e] * ldx_;
+            const uint16_t *mr = XM ? xm + (size_t)cls[e] * nvec : NULL;
             __m256 s[4];
 #pragma GCC unroll 4
-            for (int u = 0; u < 4; u++) s[u] = _mm256_mul_ps(dv[u], _mm256_loadu_ps(x + 8 * u));
+            for (int u = 0; u < 4; u++) s[u] = _mm256_mul_ps(dv[u], ldx(XM, 0, u, 8, x, mr, full));
 #pragma GCC unroll 8
             for (int v = 4; v < 8; v++)
-                s[v & 3] = _mm256_fmadd_ps(dv[v], _mm256_loadu_ps(x + 8 * v), s[v & 3]);
+                s[v & 3] = _mm256_fmadd_ps(dv[v], ldx(XM, 0, v, 8, x, mr, full), s[v & 3]);
             dval[e] += hsum(_mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3])));
         }
     }
 }
 
 static void sddmm_tail(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
-                       ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval) {
+                       ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, int n, float *dval,
+                       const uint8_t *cls, const uint16_t *xm, int nvec) {
     const int nv = (n + 7) / 8;
-    const __m256i km = tail_mask(n - 8 * (nv - 1));
+    const __m256i km = tail_mask(n - 8 * (nv - 1)), full = _mm256_set1_epi32(-1);
     for (int r = r0; r < r1; r++) {
         const float *d = dY + (ptrdiff_t)(r - r0) * ldy;
         for (int e = ptr[r]; e < ptr[r + 1]; e++) {
-            const float *x = X + (ptrdiff_t)idx[e] * ldx;
+            const float *x = X + (ptrdiff_t)idx[e] * ldx_;
+            const uint16_t *mr = xm ? xm + (size_t)cls[e] * nvec : NULL;
             __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-            int v = 0;
-            for (; v + 2 < nv; v += 2) {
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(d + 8 * v), _mm256_loadu_ps(x + 8 * v), s0);
-                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(d + 8 * v + 8), _mm256_loadu_ps(x + 8 * v + 8),
-                                     s1);
+            for (int v = 0; v < nv; v++) {
+                __m256i m = v == nv - 1 ? km : full;
+                if (mr) m = _mm256_and_si256(m, lanes(mr, v));
+                const __m256 dd = _mm256_maskload_ps(d + 8 * v, m);
+                const __m256 xx = _mm256_maskload_ps(x + 8 * v, m);
+                if (v & 1) s1 = _mm256_fmadd_ps(dd, xx, s1);
+                else s0 = _mm256_fmadd_ps(dd, xx, s0);
             }
-            for (; v < nv - 1; v++)
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(d + 8 * v), _mm256_loadu_ps(x + 8 * v), s0);
-            s1 = _mm256_fmadd_ps(_mm256_maskload_ps(d + 8 * v, km),
-                                 _mm256_maskload_ps(x + 8 * v, km), s1);
             dval[e] += hsum(_mm256_add_ps(s0, s1));
         }
     }
 }
 
 static void sddmm_avx2(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
-                       ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval) {
+                       ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, int n, float *dval,
+                       const uint8_t *cls, const uint16_t *xmask) {
+    const int nvec = (n + 15) / 16;
     int j0 = 0;
-    for (; j0 + 64 <= n; j0 += 64) sddmm_full(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx, dval);
-    if (n > j0) sddmm_tail(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx, n - j0, dval);
+    for (; j0 + 64 <= n; j0 += 64) {
+        if (xmask)
+            sddmm_full(1, r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, cls,
+                       xmask + j0 / 16, nvec);
+        else sddmm_full(0, r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, NULL, NULL, 0);
+    }
+    if (n > j0)
+        sddmm_tail(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, n - j0, dval, cls,
+                   xmask ? xmask + j0 / 16 : NULL, nvec);
 }
 
 void st_sparse_kernels_avx2(st_sparse_kernels *k) {

@@ -9,9 +9,13 @@
 /* Columns per pass: keeps a Y tile and the X rows it touches in cache. */
 #define SC_TILE 256
 
+#define LANE_ON(m, j) (((m)[(j) >> 4] >> ((j) & 15)) & 1)
+
 static void spmm_scalar(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
                         const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
-                        const float *bias, int accumulate) {
+                        const float *bias, int accumulate, const uint8_t *cls,
+                        const uint16_t *xmask) {
+    const int nvec = (n + 15) / 16;
     for (int j0 = 0; j0 < n; j0 += SC_TILE) {
         const int nj = ST_MIN(SC_TILE, n - j0);
         for (int r = r0; r < r1; r++) {
@@ -21,27 +25,41 @@ static void spmm_scalar(int r0, int r1, const int32_t *ptr, const int32_t *idx, 
             for (int e = ptr[r]; e < ptr[r + 1]; e++) {
                 const float v = val[e];
                 const float *x = X + (ptrdiff_t)idx[e] * ldx + j0;
-                for (int j = 0; j < nj; j++) y[j] += v * x[j];
+                if (xmask) {
+                    const uint16_t *m = xmask + (size_t)cls[e] * nvec;
+                    for (int j = 0; j < nj; j++)
+                        if (LANE_ON(m, j0 + j)) y[j] += v * x[j];
+                } else {
+                    for (int j = 0; j < nj; j++) y[j] += v * x[j];
+                }
             }
         }
     }
 }
 
 static void sddmm_scalar(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
-                         ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval) {
+                         ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
+                         const uint8_t *cls, const uint16_t *xmask) {
+    const int nvec = (n + 15) / 16;
     for (int r = r0; r < r1; r++) {
         const float *d = dY + (ptrdiff_t)(r - r0) * ldy;
         for (int e = ptr[r]; e < ptr[r + 1]; e++) {
             const float *x = X + (ptrdiff_t)idx[e] * ldx;
             float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-            int j = 0;
-            for (; j + 4 <= n; j += 4) {
-                s0 += d[j] * x[j];
-                s1 += d[j + 1] * x[j + 1];
-                s2 += d[j + 2] * x[j + 2];
-                s3 += d[j + 3] * x[j + 3];
+            if (xmask) {
+                const uint16_t *m = xmask + (size_t)cls[e] * nvec;
+                for (int j = 0; j < n; j++)
+                    if (LANE_ON(m, j)) s0 += d[j] * x[j];
+            } else {
+                int j = 0;
+                for (; j + 4 <= n; j += 4) {
+                    s0 += d[j] * x[j];
+                    s1 += d[j + 1] * x[j + 1];
+                    s2 += d[j + 2] * x[j + 2];
+                    s3 += d[j + 3] * x[j + 3];
+                }
+                for (; j < n; j++) s0 += d[j] * x[j];
             }
-            for (; j < n; j++) s0 += d[j] * x[j];
             dval[e] += (s0 + s1) + (s2 + s3);
         }
     }

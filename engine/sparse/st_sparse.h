@@ -58,7 +58,7 @@
 
 /* Buffer geometry an st_csr was packed for (filled by st_csr_pack*). */
 typedef struct st_sparse_geom {
-    int direct;          /* 1: stride-1 pad-0 1x1 conv read in place (no band copies) */
+    int direct;          /* 1: stride-1 conv with P == H, Q == W read in place */
     int sh, sw, PH;      /* stride and number of phases (sh * sw) */
     int Hv, Wv;          /* virtual (padded, phased) plane */
     int dr_max, ds_max;  /* largest tap shift in virtual rows / columns */
@@ -84,8 +84,18 @@ typedef struct st_csr {
     int32_t *t_off;      /* [nnz] backward-input addresses */
     float *t_val;        /* [nnz] = val[t_src[i]] */
     unsigned char *vc_used; /* [t_rows] 1 if some nonzero reads that virtual channel */
+    /* Direct kxk mode: tap index (r*S + s) of every entry, and the lane masks of every
+     * band position in a sample: fmask/bmask [band][tap][mask_nvec] (forward and
+     * weight gradient / backward-input). NULL otherwise. */
+    uint8_t *x_cls, *t_cls;
+    uint16_t *fmask, *bmask;
+    int mask_nvec;
     st_sparse_geom geom;
 } st_csr;
+
+/* Layout override for tests and benchmarks (applies to later packs): 0 automatic,
+ * 1 banded always, 2 direct wherever the shape allows it. Returns the previous value. */
+int st_sparse_set_layout(int layout);
 
 /* Packs the weights of conv c (w [K, C/g, R, S]; mask the same size, 0/1 bytes, or NULL
  * to take the nonzero weights). Frees what m held before (m must be zeroed or packed).
@@ -114,14 +124,19 @@ void st_csr_unpack(const st_csr *m, float *w);
  *  sddmm: dval[e] += sum_{j < n} dY[r][j] * X[idx[e] * ldx + j],         e in row r
  * With idx = column and ldx = the X row stride these are the matrix products
  * Y = W X, dX += W^T dY (with the transposed index) and dW = dY X^T at the nonzeros;
- * the operators pass premultiplied offsets and ldx = 1. */
+ * the operators pass premultiplied offsets and ldx = 1.
+ * Lane masks (cls and xmask both NULL, or both given): X element j of nonzero e is read
+ * only if bit j % 16 of xmask[cls[e] * ceil(n/16) + j / 16] is set, else taken as 0 (and
+ * never touched: its address may lie outside any buffer). Direct convolutions use this
+ * for the taps of a padded kernel that fall outside the image. */
 typedef struct st_sparse_kernels {
     st_isa isa;
     void (*spmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
                  const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
-                 const float *bias, int accumulate);
+                 const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask);
     void (*sddmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
-                  ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval);
+                  ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
+                  const uint8_t *cls, const uint16_t *xmask);
 } st_sparse_kernels;
 
 /* Fills k for isa (lowered to what the CPU supports). */
