@@ -122,6 +122,61 @@ START_TEST(test_kernels_match_reference) {
 }
 END_TEST
 
+/* Lane-masked spmm / sddmm (the direct-conv border masks) and the stride-2 helpers. */
+START_TEST(test_kernels_masked_and_helpers) {
+    static const int n_l[] = {1, 7, 16, 17, 33, 100, 129, 300};
+    st_rng r;
+    st_rng_seed(&r, 12);
+    const int ni = n_isas();
+    for (int c = 0; c < 8; c++) {
+        const int rows = 9, cols = 13, n = n_l[c], nvec = (n + 15) / 16, ncls = 3;
+        rcsr m = make_rcsr(rows, cols, 0.4, &r);
+        uint8_t *cls = malloc(m.nnz + 1);
+        for (int e = 0; e < m.nnz; e++) cls[e] = (uint8_t)(st_rng_uniform(&r) * ncls);
+        uint16_t *xm = calloc((size_t)ncls * nvec, sizeof(uint16_t));
+        for (int q = 0; q < ncls; q++)
+            for (int j = 0; j < n; j++)
+                if (st_rng_uniform(&r) < 0.7f) xm[q * nvec + j / 16] |= (uint16_t)(1u << (j % 16));
+        const ptrdiff_t ldx = n + 1, ldy = n + 2;
+        float *X = ot_rand((size_t)cols * ldx, -1, 1, &r), *dY = ot_rand((size_t)rows * ldy, -1, 1, &r);
+        float *ref = ot_zeros((size_t)rows * ldy), *dref = ot_zeros(m.nnz + 1);
+        for (int i = 0; i < rows; i++)
+            for (int e = m.ptr[i]; e < m.ptr[i + 1]; e++)
+                for (int j = 0; j < n; j++) {
+                    if (!((xm[cls[e] * nvec + j / 16] >> (j % 16)) & 1)) continue;
+                    ref[i * ldy + j] += m.val[e] * X[m.idx[e] * ldx + j];
+                    dref[e] += dY[i * ldy + j] * X[m.idx[e] * ldx + j];
+                }
+        for (int q = 0; q < ni; q++) {
+            st_sparse_kernels k;
+            st_sparse_kernels_init(&k, isas[q]);
+            float *Y = ot_zeros((size_t)rows * ldy), *dv = ot_zeros(m.nnz + 1);
+            k.spmm(0, rows, m.ptr, m.idx, m.val, X, ldx, n, Y, ldy, NULL, 0, cls, xm);
+            OT_ASSERT_NEAR(Y, ref, (size_t)rows * ldy, 1e-5, 1e-5, st_isa_name(k.isa));
+            k.sddmm(0, rows, m.ptr, m.idx, dY, ldy, X, ldx, n, dv, cls, xm);
+            OT_ASSERT_NEAR(dv, dref, (size_t)m.nnz + 1, 1e-5, 1e-5, st_isa_name(k.isa));
+            /* stride-2 helpers, with guards that must not change */
+            float *src = ot_rand(2 * n + 2, -1, 1, &r), *d0 = ot_zeros(n + 1), *d1 = ot_zeros(n + 1);
+            d0[n] = d1[n] = 7.0f;
+            k.deint2(d0, d1, src, n);
+            for (int j = 0; j < n; j++)
+                if (d0[j] != src[2 * j] || d1[j] != src[2 * j + 1])
+                    ck_abort_msg("%s deint2 n=%d at %d", st_isa_name(k.isa), n, j);
+            ck_assert(d0[n] == 7.0f && d1[n] == 7.0f);
+            float *dst = ot_copy(src, 2 * n + 2);
+            k.int2_add(dst, d1, d0, n);
+            for (int j = 0; j < n; j++)
+                if (dst[2 * j] != src[2 * j] + d1[j] || dst[2 * j + 1] != src[2 * j + 1] + d0[j])
+                    ck_abort_msg("%s int2_add n=%d at %d", st_isa_name(k.isa), n, j);
+            ck_assert(dst[2 * n] == src[2 * n] && dst[2 * n + 1] == src[2 * n + 1]);
+            free(Y), free(dv), free(src), free(d0), free(d1), free(dst);
+        }
+        free(cls), free(xm), free(X), free(dY), free(ref), free(dref);
+        free_rcsr(&m);
+    }
+}
+END_TEST
+
 /* Weights with the given fraction of zeros; with a mask, a few masked-on weights are
  * exactly 0 (they keep their slot). */
 static void sparse_weights(float *w, unsigned char *mask, size_t n, double sparsity, st_rng *r) {
@@ -288,6 +343,7 @@ Suite *sparse_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_kernels_match_reference);
+    tcase_add_test(tc, test_kernels_masked_and_helpers);
     tcase_add_test(tc, test_pack_refresh_scatter);
     tcase_add_test(tc, test_linear_matches_dense);
     tcase_add_test(tc, test_linear_rejects_conv_weights);

@@ -37,19 +37,24 @@ size_t st_conv2d_sparse_scratch_floats(const st_csr *m) {
     return m->geom.thread_floats * (size_t)omp_get_max_threads();
 }
 
-/* Rows [*r0, *r1): block b of nb over rows [0, n), balanced on nonzeros + 4 per row. */
-static void split_rows(const int32_t *ptr, int n, int nb, int b, int *r0, int *r1) {
-    const int64_t total = (int64_t)ptr[n] - ptr[0] + 4LL * n;
+/* Rows [*r0, *r1): block b of nb over rows [0, n * unit) in whole units of `unit` rows,
+ * balanced on nonzeros + 4 per row. */
+static void split_units(const int32_t *ptr, int n, int unit, int nb, int b, int *r0, int *r1) {
+    const int64_t total = (int64_t)ptr[(size_t)n * unit] - ptr[0] + 4LL * n * unit;
     for (int side = 0; side < 2; side++) {
         const int64_t want = total * (b + side) / nb;
-        int lo = 0, hi = n; /* smallest r with cost(r) >= want */
+        int lo = 0, hi = n; /* smallest u with cost(u) >= want */
         while (lo < hi) {
             int mid = (lo + hi) / 2;
-            if ((int64_t)ptr[mid] - ptr[0] + 4LL * mid >= want) hi = mid;
+            if ((int64_t)ptr[(size_t)mid * unit] - ptr[0] + 4LL * mid * unit >= want) hi = mid;
             else lo = mid + 1;
         }
-        *(side ? r1 : r0) = lo;
+        *(side ? r1 : r0) = lo * unit;
     }
+}
+
+static void split_rows(const int32_t *ptr, int n, int nb, int b, int *r0, int *r1) {
+    split_units(ptr, n, 1, nb, b, r0, r1);
 }
 
 /* Direct kxk: the lane masks of band position bs in a sample (NULL for 1x1). */
@@ -86,33 +91,60 @@ static plan make_plan(const st_conv2d *c, const st_csr *m, int V) {
     return p;
 }
 
-/* Xb rows t in [0, nrow) = input virtual rows v0 + t, for the virtual channels in use. */
-static void build_xb(const st_conv2d *c, const st_csr *m, const float *x, int v0, int nrow,
-                     float *Xb) {
+/* Interior of a stride-2 row: the jj for which both phases b = 0, 1 read (or write)
+ * the real pixel 2*jj + b - pad, so the vector (de)interleave needs no bounds checks. */
+static void s2_interior(int W, int pad, int Wv, int *lo, int *hi) {
+    *lo = ST_MIN((pad + 1) / 2, Wv);
+    *hi = ST_MAX(*lo, ST_MIN((W + pad) / 2, Wv));
+}
+
+/* Xb rows t in [0, nrow) = input virtual rows v0 + t, for the channels in use; the sw
+ * phases of an input row are split in one pass. */
+static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m,
+                     const float *x, int v0, int nrow, float *Xb) {
     const st_sparse_geom *g = &m->geom;
-    const int Wv = g->Wv, Hv = g->Hv, H = c->H, W = c->W;
-    for (int vc = 0; vc < m->t_rows; vc++) {
-        if (!m->vc_used[vc]) continue;
-        const int ch = vc / g->PH, a = (vc % g->PH) / g->sw, b = vc % g->sw;
-        const int off = b - c->pad_w;
-        int lo, hi;
-        st__valid_range(Wv, g->sw, off, W, &lo, &hi);
-        float *dst = Xb + (size_t)vc * g->ldb;
-        for (int t = 0; t < nrow; t++) {
-            const int u = v0 + t, n = u / Hv, i = u - n * Hv, h = i * g->sh + a - c->pad_h;
-            float *d = dst + (size_t)t * Wv;
-            if (n >= c->N || h < 0 || h >= H || lo >= hi) {
-                memset(d, 0, sizeof(float) * Wv);
-                continue;
+    const int Wv = g->Wv, Hv = g->Hv, H = c->H, W = c->W, sw = g->sw, pw = c->pad_w;
+    int ilo, ihi;
+    s2_interior(W, pw, Wv, &ilo, &ihi);
+    for (int ch = 0; ch < c->C; ch++)
+        for (int a = 0; a < g->sh; a++) {
+            const int vc0 = ch * g->PH + a * sw;
+            int used = 0;
+            for (int b = 0; b < sw; b++) used |= m->vc_used[vc0 + b];
+            if (!used) continue;
+            for (int t = 0; t < nrow; t++) {
+                const int u = v0 + t, n = u / Hv, i = u - n * Hv, h = i * g->sh + a - c->pad_h;
+                float *d0 = Xb + (size_t)vc0 * g->ldb + (size_t)t * Wv;
+                if (n >= c->N || h < 0 || h >= H) {
+                    for (int b = 0; b < sw; b++) memset(d0 + (size_t)b * g->ldb, 0, sizeof(float) * Wv);
+                    continue;
+                }
+                const float *src = x + ((size_t)(n * c->C + ch) * H + h) * W;
+                if (sw == 2) {
+                    float *d1 = d0 + g->ldb;
+                    for (int j = 0; j < Wv; j++) {
+                        if (j == ilo) j = ihi;
+                        if (j >= Wv) break;
+                        const int w0 = 2 * j - pw, w1 = w0 + 1;
+                        d0[j] = w0 >= 0 && w0 < W ? src[w0] : 0.0f;
+                        d1[j] = w1 >= 0 && w1 < W ? src[w1] : 0.0f;
+                    }
+                    k->deint2(d0 + ilo, d1 + ilo, src + 2 * ilo - pw, ihi - ilo);
+                    continue;
+                }
+                for (int b = 0; b < sw; b++) {
+                    float *d = d0 + (size_t)b * g->ldb;
+                    const int off = b - pw;
+                    int lo, hi;
+                    st__valid_range(Wv, sw, off, W, &lo, &hi);
+                    for (int j = 0; j < lo; j++) d[j] = 0.0f;
+                    if (sw == 1) memcpy(d + lo, src + lo + off, sizeof(float) * (hi - lo));
+                    else
+                        for (int j = lo; j < hi; j++) d[j] = src[j * sw + off];
+                    for (int j = ST_MAX(lo, hi); j < Wv; j++) d[j] = 0.0f;
+                }
             }
-            const float *src = x + ((size_t)(n * c->C + ch) * H + h) * W;
-            for (int j = 0; j < lo; j++) d[j] = 0.0f;
-            if (g->sw == 1) memcpy(d + lo, src + lo + off, sizeof(float) * (hi - lo));
-            else
-                for (int j = lo; j < hi; j++) d[j] = src[j * g->sw + off];
-            for (int j = hi; j < Wv; j++) d[j] = 0.0f;
         }
-    }
 }
 
 /* dYb rows k in [k0, k1) (row k at (k - k0) * ldyb) for dy virtual rows [u0, u1), placed
@@ -168,7 +200,7 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
-            build_xb(c, m, x, v0, Lb + g->dr_max, Xb);
+            build_xb(k, c, m, x, v0, Lb + g->dr_max, Xb);
             k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O,
                     g->ldo, b, 0, NULL, NULL);
             for (int kk = r0; kk < r1; kk++) {
@@ -226,10 +258,53 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
-            build_xb(c, m, x, v0, Lb + g->dr_max, Xb);
+            build_xb(k, c, m, x, v0, Lb + g->dr_max, Xb);
             build_dyb(c, m, dy, v0, v0, v0 + Lb, k0, k1, 0, dYb);
             k->sddmm(k0, k1, m->row_ptr, m->x_off, dYb + g->gd + (size_t)g->dr_max * g->Wv,
                      g->ldyb, Xb, 1, (Lb - 1) * g->Wv + c->Q, dval, NULL, NULL);
+        }
+    }
+}
+
+/* dx += the virtual-input gradient of rows [r0, r1) (whole channels) of a band. */
+static void add_dx(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m, float *dx,
+                   const float *O, int r0, int r1, int v0, int Lb) {
+    const st_sparse_geom *g = &m->geom;
+    const int Wv = g->Wv, sw = g->sw, pw = c->pad_w, W = c->W;
+    int ilo, ihi;
+    s2_interior(W, pw, Wv, &ilo, &ihi);
+    for (int vc0 = r0; vc0 < r1; vc0 += sw) {
+        if (m->t_ptr[vc0] == m->t_ptr[vc0 + sw]) continue; /* all zero */
+        const int ch = vc0 / g->PH, a = (vc0 % g->PH) / sw;
+        const float *src = O + (size_t)(vc0 - r0) * g->ldo;
+        for (int t = 0; t < Lb; t++) {
+            const int v = v0 + t, n = v / g->Hv, i = v - n * g->Hv;
+            const int h = i * g->sh + a - c->pad_h;
+            if (h < 0 || h >= c->H) continue;
+            float *d = dx + ((size_t)(n * c->C + ch) * c->H + h) * W;
+            const float *s0 = src + (size_t)t * Wv;
+            if (sw == 2) {
+                const float *s1 = s0 + g->ldo;
+                for (int j = 0; j < Wv; j++) {
+                    if (j == ilo) j = ihi;
+                    if (j >= Wv) break;
+                    const int w0 = 2 * j - pw, w1 = w0 + 1;
+                    if (w0 >= 0 && w0 < W) d[w0] += s0[j];
+                    if (w1 >= 0 && w1 < W) d[w1] += s1[j];
+                }
+                k->int2_add(d + 2 * ilo - pw, s0 + ilo, s1 + ilo, ihi - ilo);
+                continue;
+            }
+            for (int b = 0; b < sw; b++) {
+                const float *sb = s0 + (size_t)b * g->ldo;
+                const int off = b - pw;
+                int lo, hi;
+                st__valid_range(Wv, sw, off, W, &lo, &hi);
+                if (sw == 1)
+                    for (int j = lo; j < hi; j++) d[j + off] += sb[j];
+                else
+                    for (int j = lo; j < hi; j++) d[j * sw + off] += sb[j];
+            }
         }
     }
 }
@@ -253,7 +328,8 @@ static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const flo
         for (int it = 0; it < items; it++) {
             const int band = it / p.RB;
             int r0, r1;
-            split_rows(m->t_ptr, m->t_rows, p.RB, it % p.RB, &r0, &r1);
+            /* whole channels (all phases), so stride-2 phases are merged in one pass */
+            split_units(m->t_ptr, C, g->PH, p.RB, it % p.RB, &r0, &r1);
             if (r0 >= r1) continue;
             if (g->direct) {
                 const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
@@ -267,25 +343,7 @@ static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const flo
             build_dyb(c, m, dy, v0, v0 - g->dr_max, v0 + Lb, 0, K, 1, dYb);
             k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val, dYb, 1, Lb * Wv, O, g->ldo, NULL, 0,
                     NULL, NULL);
-            for (int vc = r0; vc < r1; vc++) {
-                if (m->t_ptr[vc] == m->t_ptr[vc + 1]) continue;
-                const int ch = vc / g->PH, a = (vc % g->PH) / g->sw, b = vc % g->sw;
-                const int off = b - c->pad_w;
-                int lo, hi;
-                st__valid_range(Wv, g->sw, off, c->W, &lo, &hi);
-                const float *src = O + (size_t)(vc - r0) * g->ldo;
-                for (int t = 0; t < Lb; t++) {
-                    const int v = v0 + t, n = v / g->Hv, i = v - n * g->Hv;
-                    const int h = i * g->sh + a - c->pad_h;
-                    if (h < 0 || h >= c->H) continue;
-                    float *d = dx + ((size_t)(n * C + ch) * c->H + h) * c->W;
-                    const float *s = src + (size_t)t * Wv;
-                    if (g->sw == 1)
-                        for (int j = lo; j < hi; j++) d[j + off] += s[j];
-                    else
-                        for (int j = lo; j < hi; j++) d[j * g->sw + off] += s[j];
-                }
-            }
+            add_dx(k, c, m, dx, O, r0, r1, v0, Lb);
         }
     }
 }

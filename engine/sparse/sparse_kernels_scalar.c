@@ -65,10 +65,26 @@ static void sddmm_scalar(int r0, int r1, const int32_t *ptr, const int32_t *idx,
     }
 }
 
+static void deint2_scalar(float *d0, float *d1, const float *src, int n) {
+    for (int i = 0; i < n; i++) {
+        d0[i] = src[2 * i];
+        d1[i] = src[2 * i + 1];
+    }
+}
+
+static void int2_add_scalar(float *dst, const float *s0, const float *s1, int n) {
+    for (int i = 0; i < n; i++) {
+        dst[2 * i] += s0[i];
+        dst[2 * i + 1] += s1[i];
+    }
+}
+
 void st_sparse_kernels_scalar(st_sparse_kernels *k) {
     k->isa = ST_ISA_SCALAR;
     k->spmm = spmm_scalar;
     k->sddmm = sddmm_scalar;
+    k->deint2 = deint2_scalar;
+    k->int2_add = int2_add_scalar;
 }
 
 void st_sparse_kernels_init(st_sparse_kernels *k, st_isa isa) {
