@@ -1,0 +1,297 @@
+/* Packing dense weights into st_csr (format: st_sparse.h), value refresh, gradient
+ * scatter, and the buffer geometry the operators use (chosen here because the
+ * premultiplied addresses x_off / t_off depend on it). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_sparse.h"
+
+/* Columns a band aims for (kernel tiles per band pass) and the per-thread band memory
+ * cap (floats): input slice + dy slice + output staging, sized to stay in L2. */
+#ifndef ST_SPARSE_BAND_COLS
+#define ST_SPARSE_BAND_COLS 512
+#endif
+#ifndef ST_SPARSE_BAND_BUDGET
+#define ST_SPARSE_BAND_BUDGET (192 * 1024)
+#endif
+/* Direct (in-place) mode needs planes at least this big to fill the kernel tiles (per-sample
+ * bands); smaller ones batch samples into banded copies. */
+#define ST_SPARSE_DIRECT_MIN_HW 64
+
+/* Row strides: a multiple of 16 floats (64 bytes) that is an odd number of cache lines,
+ * so consecutive rows fall in different L1 sets (power-of-two strides alias). */
+static size_t pad_stride(size_t n) {
+    n = (n + 15) & ~(size_t)15;
+    if (((n / 16) & 1) == 0) n += 16;
+    return n;
+}
+
+static size_t band_thread_floats(const st_sparse_geom *g, int L, int K, int vrows) {
+    size_t ldb = pad_stride((size_t)(L + g->dr_max) * g->Wv + 16);
+    size_t ldyb = pad_stride((size_t)g->gd + (size_t)(L + g->dr_max) * g->Wv + 16);
+    size_t ldo = pad_stride((size_t)L * g->Wv);
+    return (size_t)vrows * ldb + (size_t)K * ldyb + (size_t)ST_MAX(K, vrows) * ldo;
+}
+
+static int layout_override;
+
+int st_sparse_set_layout(int layout) {
+    int old = layout_override;
+    layout_override = layout;
+    return old;
+}
+
+/* Direct mode: stride 1 and "same" output size, so output (p, q) and input (p, q) share
+ * one flat index and every tap is a constant shift of it (masked at the borders). */
+static int direct_ok(const st_conv2d *c) {
+    const size_t HW = (size_t)c->H * c->W;
+    if (c->stride_h != 1 || c->stride_w != 1 || c->P != c->H || c->Q != c->W) return 0;
+    if (c->R * c->S > 255) return 0;
+    size_t span = (size_t)(c->R * c->dil_h + 1) * c->W;
+    return (size_t)ST_MAX(c->C, c->K) * HW + span < ((size_t)1 << 31);
+}
+
+static int direct_wanted(const st_conv2d *c) {
+    const size_t HW = (size_t)c->H * c->W;
+    return HW >= ST_SPARSE_DIRECT_MIN_HW;
+}
+
+static void make_geom(st_sparse_geom *g, const st_conv2d *c) {
+    memset(g, 0, sizeof *g);
+    if (direct_ok(c) && (layout_override == 2 || (layout_override == 0 && direct_wanted(c)))) {
+        g->direct = 1;
+        g->sh = g->sw = g->PH = 1;
+        g->Hv = c->H;
+        g->Wv = c->W;
+        g->L = ST_MAX(1, ST_MIN(c->H, (ST_SPARSE_BAND_COLS + c->W - 1) / c->W));
+        return;
+    }
+    g->sh = c->stride_h;
+    g->sw = c->stride_w;
+    g->PH = g->sh * g->sw;
+    g->Hv = (c->H + 2 * c->pad_h + g->sh - 1) / g->sh;
+    g->Wv = (c->W + 2 * c->pad_w + g->sw - 1) / g->sw;
+    g->dr_max = (c->R - 1) * c->dil_h / g->sh;
+    g->ds_max = (c->S - 1) * c->dil_w / g->sw;
+    g->gd = (g->ds_max + 15) & ~15;
+    const int vrows = c->C * g->PH;
+    int L = ST_MAX(1, (ST_SPARSE_BAND_COLS + g->Wv - 1) / g->Wv);
+    while (L > 1 && band_thread_floats(g, L, c->K, vrows) > ST_SPARSE_BAND_BUDGET) L--;
+    g->L = L;
+    g->ldb = (int)pad_stride((size_t)(L + g->dr_max) * g->Wv + 16);
+    g->ldyb = (int)pad_stride((size_t)g->gd + (size_t)(L + g->dr_max) * g->Wv + 16);
+    g->ldo = (int)pad_stride((size_t)L * g->Wv);
+    g->thread_floats = band_thread_floats(g, L, c->K, vrows);
+}
+
+/* Direct kxk lane masks, [band][tap][nvec]: forward reads x at (p + r*dh - ph, q + s*dw -
+ * pw) for output (p, q); backward-input reads dy at (h - r*dh + ph, w - s*dw + pw) for
+ * input (h, w). A lane is on when that lies inside the image (and the column is in the
+ * band). */
+static int make_masks(st_csr *m) {
+    const st_conv2d *c = &m->conv;
+    const int L = m->geom.L, W = c->W, H = c->H, RS = c->R * c->S;
+    const int nbs = (H + L - 1) / L, nvec = (L * W + 15) / 16;
+    const size_t n = (size_t)nbs * RS * nvec;
+    m->mask_nvec = nvec;
+    m->fmask = calloc(n, sizeof(uint16_t));
+    m->bmask = calloc(n, sizeof(uint16_t));
+    if (!m->fmask || !m->bmask) return -1;
+    for (int bs = 0; bs < nbs; bs++) {
+        /* a band's table starts at bs * RS * nvec; its rows are as long as the kernel
+         * expects for its own width (the last band may be shorter) */
+        const int p0 = bs * L, cols = ST_MIN(L, H - p0) * W, nv = (cols + 15) / 16;
+        for (int t = 0; t < RS; t++) {
+            const int dr = (t / c->S) * c->dil_h - c->pad_h, ds = (t % c->S) * c->dil_w - c->pad_w;
+            uint16_t *fm = m->fmask + (size_t)bs * RS * nvec + (size_t)t * nv;
+            uint16_t *bm = m->bmask + (size_t)bs * RS * nvec + (size_t)t * nv;
+            for (int j = 0; j < cols; j++) {
+                const int p = p0 + j / W, q = j % W;
+                if (p + dr >= 0 && p + dr < H && q + ds >= 0 && q + ds < W)
+                    fm[j >> 4] |= (uint16_t)(1u << (j & 15));
+                if (p - dr >= 0 && p - dr < H && q - ds >= 0 && q - ds < W)
+                    bm[j >> 4] |= (uint16_t)(1u << (j & 15));
+            }
+        }
+    }
+    return 0;
+}
+
+void st_csr_free(st_csr *m) {
+    if (!m) return;
+    free(m->row_ptr);
+    free(m->col_idx);
+    free(m->val);
+    free(m->x_off);
+    free(m->t_ptr);
+    free(m->t_row);
+    free(m->t_src);
+    free(m->t_off);
+    free(m->t_val);
+    free(m->vc_used);
+    free(m->x_cls);
+    free(m->t_cls);
+    free(m->fmask);
+    free(m->bmask);
+    memset(m, 0, sizeof *m);
+}
+
+/* Direct mode: flat shift of tap (r, s) of column col: input index - output index. */
+static int64_t direct_shift(const st_conv2d *c, int col) {
+    const int r = (col / c->S) % c->R, s = col % c->S;
+    return (int64_t)(r * c->dil_h - c->pad_h) * c->W + (s * c->dil_w - c->pad_w);
+}
+
+/* Virtual input channel and in-plane shift of column col (ci, r, s) of group grp. */
+static void col_tap(const st_csr *m, int grp, int col, int *vc, int *dr, int *ds) {
+    const st_conv2d *c = &m->conv;
+    const st_sparse_geom *g = &m->geom;
+    const int RS = c->R * c->S;
+    const int ci = col / RS, r = (col / c->S) % c->R, s = col % c->S;
+    const int ch = grp * (c->C / c->groups) + ci;
+    const int vr = r * c->dil_h, vs = s * c->dil_w;
+    *vc = ch * g->PH + (vr % g->sh) * g->sw + vs % g->sw;
+    *dr = vr / g->sh;
+    *ds = vs / g->sw;
+}
+
+st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const unsigned char *mask,
+                      st_error *err) {
+    if (!m) return st_errorf(err, ST_ERR_INTERNAL, "st_csr_pack: NULL matrix");
+    st_csr_free(m);
+    if (!conv || !w) return st_errorf(err, ST_ERR_INTERNAL, "st_csr_pack: NULL conv or weights");
+    st_conv2d c = *conv;
+    c.N = 1;
+    if (st_conv2d_init(&c) != 0)
+        return st_errorf(err, ST_ERR_INPUT, "st_csr_pack: invalid convolution shape");
+    const int K = c.K, cols = c.C / c.groups * c.R * c.S;
+    if ((double)K * cols >= 2147483647.0)
+        return st_errorf(err, ST_ERR_INPUT, "st_csr_pack: weight too large (%d x %d)", K, cols);
+    m->conv = c;
+    m->groups = c.groups;
+    m->rows = K / c.groups;
+    m->cols = cols;
+    make_geom(&m->geom, &c);
+    const st_sparse_geom *g = &m->geom;
+    m->t_rows = c.C * g->PH;
+    if (g->thread_floats >= ((size_t)1 << 31))
+        return st_errorf(err, ST_ERR_INPUT, "st_csr_pack: band buffers too large");
+
+    int nnz = 0;
+    for (size_t i = 0; i < (size_t)K * cols; i++) nnz += mask ? mask[i] != 0 : w[i] != 0.0f;
+    m->nnz = nnz;
+    const size_t nz = (size_t)(nnz ? nnz : 1);
+    m->row_ptr = malloc(sizeof(int32_t) * (K + 1));
+    m->col_idx = malloc(sizeof(int32_t) * nz);
+    m->val = malloc(sizeof(float) * nz);
+    m->x_off = malloc(sizeof(int32_t) * nz);
+    m->t_ptr = calloc((size_t)m->t_rows + 1, sizeof(int32_t));
+    m->t_row = malloc(sizeof(int32_t) * nz);
+    m->t_src = malloc(sizeof(int32_t) * nz);
+    m->t_off = malloc(sizeof(int32_t) * nz);
+    m->t_val = malloc(sizeof(float) * nz);
+    m->vc_used = calloc((size_t)m->t_rows, 1);
+    const int kxk = g->direct && c.R * c.S > 1;
+    if (kxk) {
+        m->x_cls = malloc(nz);
+        m->t_cls = malloc(nz);
+    }
+    if (!m->row_ptr || !m->col_idx || !m->val || !m->x_off || !m->t_ptr || !m->t_row ||
+        !m->t_src || !m->t_off || !m->t_val || !m->vc_used ||
+        (kxk && (!m->x_cls || !m->t_cls || make_masks(m) != 0))) {
+        st_csr_free(m);
+        return st_errorf(err, ST_ERR_NOMEM, "st_csr_pack: out of memory (%d nonzeros)", nnz);
+    }
+
+    const size_t HW = (size_t)c.H * c.W, PQ = (size_t)c.P * c.Q;
+    int e = 0;
+    for (int k = 0; k < K; k++) {
+        m->row_ptr[k] = e;
+        const int grp = k / m->rows;
+        for (int col = 0; col < cols; col++) {
+            size_t i = (size_t)k * cols + col;
+            if (!(mask ? mask[i] != 0 : w[i] != 0.0f)) continue;
+            m->col_idx[e] = col;
+            m->val[e] = w[i];
+            int vc, dr, ds;
+            col_tap(m, grp, col, &vc, &dr, &ds);
+            m->x_off[e] = g->direct ? (int32_t)((int64_t)vc * HW + direct_shift(&c, col))
+                                    : (int32_t)((size_t)vc * g->ldb + (size_t)dr * g->Wv + ds);
+            if (kxk) m->x_cls[e] = (uint8_t)(col % (c.R * c.S));
+            m->vc_used[vc] = 1;
+            m->t_ptr[vc + 1]++;
+            e++;
+        }
+    }
+    m->row_ptr[K] = e;
+    for (int v = 0; v < m->t_rows; v++) m->t_ptr[v + 1] += m->t_ptr[v];
+    /* Transposed entries in row-major order of W: within a virtual channel they come
+     * sorted by output channel, then column. */
+    int32_t *fill = malloc(sizeof(int32_t) * (m->t_rows + 1));
+    if (!fill) {
+        st_csr_free(m);
+        return st_errorf(err, ST_ERR_NOMEM, "st_csr_pack: out of memory");
+    }
+    memcpy(fill, m->t_ptr, sizeof(int32_t) * (m->t_rows + 1));
+    for (int k = 0; k < K; k++) {
+        const int grp = k / m->rows;
+        for (int q = m->row_ptr[k]; q < m->row_ptr[k + 1]; q++) {
+            int vc, dr, ds;
+            col_tap(m, grp, m->col_idx[q], &vc, &dr, &ds);
+            const int t = fill[vc]++;
+            m->t_row[t] = k;
+            m->t_src[t] = q;
+            m->t_val[t] = m->val[q];
+            const int col = m->col_idx[q];
+            m->t_off[t] = g->direct ? (int32_t)((int64_t)k * PQ - direct_shift(&c, col))
+                                    : (int32_t)((size_t)k * g->ldyb + g->gd +
+                                                (size_t)(g->dr_max - dr) * g->Wv - ds);
+            if (kxk) m->t_cls[t] = (uint8_t)(col % (c.R * c.S));
+        }
+    }
+    free(fill);
+    return ST_OK;
+}
+
+st_status st_csr_pack_linear(st_csr *m, int in_f, int out_f, const float *w,
+                             const unsigned char *mask, st_error *err) {
+    st_conv2d c = {.N = 1, .C = in_f, .H = 1, .W = 1, .K = out_f, .R = 1, .S = 1, .stride_h = 1,
+                   .stride_w = 1, .pad_h = 0, .pad_w = 0, .dil_h = 1, .dil_w = 1, .groups = 1};
+    return st_csr_pack(m, &c, w, mask, err);
+}
+
+void st_csr_sync_transposed(st_csr *m) {
+    for (int i = 0; i < m->nnz; i++) m->t_val[i] = m->val[m->t_src[i]];
+}
+
+void st_csr_refresh(st_csr *m, const float *w) {
+    const int K = m->groups * m->rows;
+    for (int k = 0; k < K; k++) {
+        const float *wr = w + (size_t)k * m->cols;
+        for (int e = m->row_ptr[k]; e < m->row_ptr[k + 1]; e++) m->val[e] = wr[m->col_idx[e]];
+    }
+    st_csr_sync_transposed(m);
+}
+
+void st_csr_positions(const st_csr *m, int64_t *pos) {
+    const int K = m->groups * m->rows;
+    for (int k = 0; k < K; k++)
+        for (int e = m->row_ptr[k]; e < m->row_ptr[k + 1]; e++)
+            pos[e] = (int64_t)k * m->cols + m->col_idx[e];
+}
+
+void st_csr_scatter_grad(const st_csr *m, const float *dval, float *dw) {
+    const int K = m->groups * m->rows;
+    for (int k = 0; k < K; k++) {
+        float *wr = dw + (size_t)k * m->cols;
+        for (int e = m->row_ptr[k]; e < m->row_ptr[k + 1]; e++) wr[m->col_idx[e]] += dval[e];
+    }
+}
+
+void st_csr_unpack(const st_csr *m, float *w) {
+    memset(w, 0, sizeof(float) * (size_t)m->groups * m->rows * m->cols);
+    const int K = m->groups * m->rows;
+    for (int k = 0; k < K; k++)
+        for (int e = m->row_ptr[k]; e < m->row_ptr[k + 1]; e++)
+            w[(size_t)k * m->cols + m->col_idx[e]] = m->val[e];
+}

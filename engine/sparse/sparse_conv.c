@@ -1,0 +1,395 @@
+/* Sparse conv2d / linear operators over st_csr (design: st_sparse.h).
+ *
+ * Banded mode. Virtual row v = n*Hv + i is row i of sample n's padded, phase-split plane
+ * (Hv x Wv per virtual channel vc = c*PH + phase). A band covers output virtual rows
+ * [v0, v0 + Lb); its buffers, per thread:
+ *   Xb  [vc][(Lb + dr_max) * Wv]   input rows v0 .. v0 + Lb + dr_max - 1 (zero padded)
+ *   dYb [k][gd + (dr_max + Lb) * Wv] dy rows v0 - dr_max .. v0 + Lb - 1, a zero front
+ *                                  guard of gd >= ds_max floats, zeros where q >= Q,
+ *                                  p >= P or outside the batch
+ *   O   [row][Lb * Wv]             kernel output staging (y rows or dx planes)
+ * Forward: O[k][t*Wv + q] = sum_e val[e] * Xb[x_off[e] + t*Wv + q] = y[n, k, p, q].
+ * Backward-input: O[vc][t*Wv + jj] = sum_i t_val[i] * dYb[t_off[i] + t*Wv + jj] is the
+ * gradient of the virtual input element (v0 + t, jj); added to dx where it is a real
+ * (non-padding) pixel. Weight gradient: dval[e] += dot(dYb row k, Xb at x_off[e]). */
+#include <omp.h>
+#include <string.h>
+
+#include "conv2d_internal.h"
+#include "st_sparse.h"
+
+static int same_shape(const st_conv2d *a, const st_conv2d *b) {
+    return a->C == b->C && a->H == b->H && a->W == b->W && a->K == b->K && a->R == b->R &&
+           a->S == b->S && a->stride_h == b->stride_h && a->stride_w == b->stride_w &&
+           a->pad_h == b->pad_h && a->pad_w == b->pad_w && a->dil_h == b->dil_h &&
+           a->dil_w == b->dil_w && a->groups == b->groups;
+}
+
+static st_status check(const st_conv2d *c, const st_csr *m, const char *who, st_error *err) {
+    if (!c || !m || !m->row_ptr) return st_errorf(err, ST_ERR_INTERNAL, "%s: NULL argument", who);
+    if (!same_shape(c, &m->conv) || c->N < 1 || c->P != m->conv.P || c->Q != m->conv.Q)
+        return st_errorf(err, ST_ERR_INPUT, "%s: weights packed for another shape", who);
+    return ST_OK;
+}
+
+size_t st_conv2d_sparse_scratch_floats(const st_csr *m) {
+    if (m->geom.direct) return 0;
+    return m->geom.thread_floats * (size_t)omp_get_max_threads();
+}
+
+/* Rows [*r0, *r1): block b of nb over rows [0, n * unit) in whole units of `unit` rows,
+ * balanced on nonzeros + 4 per row. */
+static void split_units(const int32_t *ptr, int n, int unit, int nb, int b, int *r0, int *r1) {
+    const int64_t total = (int64_t)ptr[(size_t)n * unit] - ptr[0] + 4LL * n * unit;
+    for (int side = 0; side < 2; side++) {
+        const int64_t want = total * (b + side) / nb;
+        int lo = 0, hi = n; /* smallest u with cost(u) >= want */
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if ((int64_t)ptr[(size_t)mid * unit] - ptr[0] + 4LL * mid * unit >= want) hi = mid;
+            else lo = mid + 1;
+        }
+        *(side ? r1 : r0) = lo * unit;
+    }
+}
+
+static void split_rows(const int32_t *ptr, int n, int nb, int b, int *r0, int *r1) {
+    split_units(ptr, n, 1, nb, b, r0, r1);
+}
+
+/* Direct kxk: the lane masks of band position bs in a sample (NULL for 1x1). */
+static const uint16_t *band_mask(const st_csr *m, const uint16_t *tab, int bs) {
+    if (!tab) return NULL;
+    return tab + (size_t)bs * m->conv.R * m->conv.S * m->mask_nvec;
+}
+
+/* Multiply-adds (nonzeros x columns) below which an operator runs on one thread. */
+#ifndef ST_SPARSE_OMP_MIN_WORK
+#define ST_SPARSE_OMP_MIN_WORK (1 << 20)
+#endif
+
+typedef struct {
+    const st_conv2d *c;
+    const st_csr *m;
+    const st_sparse_geom *g;
+    int nbands, RB, T;
+} plan;
+
+/* Bands of the output virtual rows [0, V) (forward, weight gradient: V ends at the last
+ * valid row; backward-input: every row of every plane holds input pixels). */
+static plan make_plan(const st_conv2d *c, const st_csr *m, int V) {
+    plan p = {.c = c, .m = m, .g = &m->geom};
+    if (p.g->direct) p.nbands = c->N * ((c->H + p.g->L - 1) / p.g->L);
+    else p.nbands = (V + p.g->L - 1) / p.g->L;
+    p.T = omp_get_max_threads();
+    /* Small work: waking threads costs more than it saves (and under load a descheduled
+     * worker stalls the barrier for a scheduler tick). */
+    const double work = ((double)m->nnz + c->K) * V * p.g->Wv;
+    if (work < ST_SPARSE_OMP_MIN_WORK) p.T = 1;
+    /* Few bands: split each one's rows among the threads (each rebuilds the band). */
+    p.RB = p.nbands >= 4 * p.T ? 1 : p.T;
+    return p;
+}
+
+/* Interior of a stride-2 row: the jj for which both phases b = 0, 1 read (or write)
+ * the real pixel 2*jj + b - pad, so the vector (de)interleave needs no bounds checks. */
+static void s2_interior(int W, int pad, int Wv, int *lo, int *hi) {
+    *lo = ST_MIN((pad + 1) / 2, Wv);
+    *hi = ST_MAX(*lo, ST_MIN((W + pad) / 2, Wv));
+}
+
+/* Xb rows t in [0, nrow) = input virtual rows v0 + t, for the channels in use; the sw
+ * phases of an input row are split in one pass. */
+static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m,
+                     const float *x, int v0, int nrow, float *Xb) {
+    const st_sparse_geom *g = &m->geom;
+    const int Wv = g->Wv, Hv = g->Hv, H = c->H, W = c->W, sw = g->sw, pw = c->pad_w;
+    int ilo, ihi;
+    s2_interior(W, pw, Wv, &ilo, &ihi);
+    for (int ch = 0; ch < c->C; ch++)
+        for (int a = 0; a < g->sh; a++) {
+            const int vc0 = ch * g->PH + a * sw;
+            int used = 0;
+            for (int b = 0; b < sw; b++) used |= m->vc_used[vc0 + b];
+            if (!used) continue;
+            for (int t = 0; t < nrow; t++) {
+                const int u = v0 + t, n = u / Hv, i = u - n * Hv, h = i * g->sh + a - c->pad_h;
+                float *d0 = Xb + (size_t)vc0 * g->ldb + (size_t)t * Wv;
+                if (n >= c->N || h < 0 || h >= H) {
+                    for (int b = 0; b < sw; b++) memset(d0 + (size_t)b * g->ldb, 0, sizeof(float) * Wv);
+                    continue;
+                }
+                const float *src = x + ((size_t)(n * c->C + ch) * H + h) * W;
+                if (sw == 2) {
+                    float *d1 = d0 + g->ldb;
+                    for (int j = 0; j < Wv; j++) {
+                        if (j == ilo) j = ihi;
+                        if (j >= Wv) break;
+                        const int w0 = 2 * j - pw, w1 = w0 + 1;
+                        d0[j] = w0 >= 0 && w0 < W ? src[w0] : 0.0f;
+                        d1[j] = w1 >= 0 && w1 < W ? src[w1] : 0.0f;
+                    }
+                    k->deint2(d0 + ilo, d1 + ilo, src + 2 * ilo - pw, ihi - ilo);
+                    continue;
+                }
+                for (int b = 0; b < sw; b++) {
+                    float *d = d0 + (size_t)b * g->ldb;
+                    const int off = b - pw;
+                    int lo, hi;
+                    st__valid_range(Wv, sw, off, W, &lo, &hi);
+                    for (int j = 0; j < lo; j++) d[j] = 0.0f;
+                    if (sw == 1) memcpy(d + lo, src + lo + off, sizeof(float) * (hi - lo));
+                    else
+                        for (int j = lo; j < hi; j++) d[j] = src[j * sw + off];
+                    for (int j = ST_MAX(lo, hi); j < Wv; j++) d[j] = 0.0f;
+                }
+            }
+        }
+}
+
+/* dYb rows k in [k0, k1) (row k at (k - k0) * ldyb) for dy virtual rows [u0, u1), placed
+ * at gd + (u - v0 + dr_max) * Wv; with guard != 0 the front guard is zeroed too. */
+static void build_dyb(const st_conv2d *c, const st_csr *m, const float *dy, int v0, int u0,
+                      int u1, int k0, int k1, int guard, float *dYb) {
+    const st_sparse_geom *g = &m->geom;
+    const int Wv = g->Wv, Hv = g->Hv, P = c->P, Q = c->Q;
+    for (int k = k0; k < k1; k++) {
+        if (m->row_ptr[k] == m->row_ptr[k + 1]) continue; /* never read */
+        float *row = dYb + (size_t)(k - k0) * g->ldyb;
+        if (guard) memset(row, 0, sizeof(float) * g->gd);
+        for (int u = u0; u < u1; u++) {
+            float *d = row + g->gd + (size_t)(u - v0 + g->dr_max) * Wv;
+            const int n = u >= 0 ? u / Hv : -1, i = u - n * Hv;
+            if (n < 0 || n >= c->N || i >= P) {
+                memset(d, 0, sizeof(float) * Wv);
+                continue;
+            }
+            memcpy(d, dy + ((size_t)(n * c->K + k) * P + i) * Q, sizeof(float) * Q);
+            for (int j = Q; j < Wv; j++) d[j] = 0.0f;
+        }
+    }
+}
+
+st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y, const float *x,
+                                   const float *b, float *scratch, st_error *err) {
+    st_status s = check(c, m, "st_conv2d_sparse_forward", err);
+    if (s != ST_OK) return s;
+    const st_sparse_kernels *k = st_sparse_kernels_active();
+    const st_sparse_geom *g = &m->geom;
+    const int Vf = (c->N - 1) * g->Hv + c->P;
+    const plan p = make_plan(c, m, Vf);
+    const int items = p.nbands * p.RB, K = c->K;
+    const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
+    const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
+#pragma omp parallel num_threads(ST_MIN(p.T, items))
+    {
+        float *Xb = g->direct ? NULL : scratch + g->thread_floats * omp_get_thread_num();
+        float *O = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldb + (size_t)K * g->ldyb;
+#pragma omp for schedule(static)
+        for (int it = 0; it < items; it++) {
+            const int band = it / p.RB;
+            int r0, r1;
+            split_rows(m->row_ptr, K, p.RB, it % p.RB, &r0, &r1);
+            if (r0 >= r1) continue;
+            if (g->direct) {
+                const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
+                k->spmm(r0, r1, m->row_ptr, m->x_off, m->val,
+                        x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W,
+                        y + ((size_t)n * K + r0) * PQ + (size_t)i0 * c->W, (ptrdiff_t)PQ, b, 0,
+                        m->x_cls, band_mask(m, m->fmask, band % nbs));
+                continue;
+            }
+            const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
+            build_xb(k, c, m, x, v0, Lb + g->dr_max, Xb);
+            k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O,
+                    g->ldo, b, 0, NULL, NULL);
+            for (int kk = r0; kk < r1; kk++) {
+                const float *src = O + (size_t)(kk - r0) * g->ldo;
+                for (int t = 0; t < Lb; t++) {
+                    const int v = v0 + t, n = v / g->Hv, i = v - n * g->Hv;
+                    if (i >= c->P) continue;
+                    memcpy(y + ((size_t)(n * K + kk) * c->P + i) * c->Q, src + (size_t)t * g->Wv,
+                           sizeof(float) * c->Q);
+                }
+            }
+        }
+    }
+    return ST_OK;
+}
+
+/* db[k] += sum of dy over n, p, q (in double, one thread per channel). */
+static void bias_grad(const st_conv2d *c, float *db, const float *dy) {
+    const size_t PQ = (size_t)c->P * c->Q;
+#pragma omp parallel for schedule(static) if ((size_t)c->N * c->K * PQ > 32768)
+    for (int k = 0; k < c->K; k++) {
+        double acc = 0.0;
+        for (int n = 0; n < c->N; n++) {
+            const float *d = dy + ((size_t)n * c->K + k) * PQ;
+            for (size_t i = 0; i < PQ; i++) acc += d[i];
+        }
+        db[k] += (float)acc;
+    }
+}
+
+/* dval for the rows of each thread: one dot product per nonzero, one thread per row. */
+static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const float *dy,
+                        const float *x, float *scratch) {
+    const st_sparse_kernels *k = st_sparse_kernels_active();
+    const st_sparse_geom *g = &m->geom;
+    const int K = c->K, Vf = (c->N - 1) * g->Hv + c->P;
+    const plan p = make_plan(c, m, Vf);
+    const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
+    const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
+    const int T = ST_MAX(1, ST_MIN(p.T, m->nnz / 64));
+#pragma omp parallel num_threads(T)
+    {
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        int k0, k1;
+        split_rows(m->row_ptr, K, nt, tid, &k0, &k1);
+        float *Xb = g->direct ? NULL : scratch + g->thread_floats * tid;
+        float *dYb = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldb;
+        for (int band = 0; band < p.nbands && k0 < k1; band++) {
+            if (g->direct) {
+                const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
+                k->sddmm(k0, k1, m->row_ptr, m->x_off,
+                         dy + ((size_t)n * K + k0) * PQ + (size_t)i0 * c->W, (ptrdiff_t)PQ,
+                         x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W, dval,
+                         m->x_cls, band_mask(m, m->fmask, band % nbs));
+                continue;
+            }
+            const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
+            build_xb(k, c, m, x, v0, Lb + g->dr_max, Xb);
+            build_dyb(c, m, dy, v0, v0, v0 + Lb, k0, k1, 0, dYb);
+            k->sddmm(k0, k1, m->row_ptr, m->x_off, dYb + g->gd + (size_t)g->dr_max * g->Wv,
+                     g->ldyb, Xb, 1, (Lb - 1) * g->Wv + c->Q, dval, NULL, NULL);
+        }
+    }
+}
+
+/* dx += the virtual-input gradient of rows [r0, r1) (whole channels) of a band. */
+static void add_dx(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m, float *dx,
+                   const float *O, int r0, int r1, int v0, int Lb) {
+    const st_sparse_geom *g = &m->geom;
+    const int Wv = g->Wv, sw = g->sw, pw = c->pad_w, W = c->W;
+    int ilo, ihi;
+    s2_interior(W, pw, Wv, &ilo, &ihi);
+    for (int vc0 = r0; vc0 < r1; vc0 += sw) {
+        if (m->t_ptr[vc0] == m->t_ptr[vc0 + sw]) continue; /* all zero */
+        const int ch = vc0 / g->PH, a = (vc0 % g->PH) / sw;
+        const float *src = O + (size_t)(vc0 - r0) * g->ldo;
+        for (int t = 0; t < Lb; t++) {
+            const int v = v0 + t, n = v / g->Hv, i = v - n * g->Hv;
+            const int h = i * g->sh + a - c->pad_h;
+            if (h < 0 || h >= c->H) continue;
+            float *d = dx + ((size_t)(n * c->C + ch) * c->H + h) * W;
+            const float *s0 = src + (size_t)t * Wv;
+            if (sw == 2) {
+                const float *s1 = s0 + g->ldo;
+                for (int j = 0; j < Wv; j++) {
+                    if (j == ilo) j = ihi;
+                    if (j >= Wv) break;
+                    const int w0 = 2 * j - pw, w1 = w0 + 1;
+                    if (w0 >= 0 && w0 < W) d[w0] += s0[j];
+                    if (w1 >= 0 && w1 < W) d[w1] += s1[j];
+                }
+                k->int2_add(d + 2 * ilo - pw, s0 + ilo, s1 + ilo, ihi - ilo);
+                continue;
+            }
+            for (int b = 0; b < sw; b++) {
+                const float *sb = s0 + (size_t)b * g->ldo;
+                const int off = b - pw;
+                int lo, hi;
+                st__valid_range(Wv, sw, off, W, &lo, &hi);
+                if (sw == 1)
+                    for (int j = lo; j < hi; j++) d[j + off] += sb[j];
+                else
+                    for (int j = lo; j < hi; j++) d[j * sw + off] += sb[j];
+            }
+        }
+    }
+}
+
+/* dx += W^T dy through the transposed index. */
+static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const float *dy,
+                       float *scratch) {
+    const st_sparse_kernels *k = st_sparse_kernels_active();
+    const st_sparse_geom *g = &m->geom;
+    const int K = c->K, C = c->C, Wv = g->Wv;
+    const plan p = make_plan(c, m, c->N * g->Hv);
+    const int items = p.nbands * p.RB;
+    const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
+    const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
+#pragma omp parallel num_threads(ST_MIN(p.T, items))
+    {
+        float *Xb = g->direct ? NULL : scratch + g->thread_floats * omp_get_thread_num();
+        float *dYb = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldb;
+        float *O = g->direct ? NULL : dYb + (size_t)K * g->ldyb;
+#pragma omp for schedule(static)
+        for (int it = 0; it < items; it++) {
+            const int band = it / p.RB;
+            int r0, r1;
+            /* whole channels (all phases), so stride-2 phases are merged in one pass */
+            split_units(m->t_ptr, C, g->PH, p.RB, it % p.RB, &r0, &r1);
+            if (r0 >= r1) continue;
+            if (g->direct) {
+                const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
+                k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val,
+                        dy + (size_t)n * K * PQ + (size_t)i0 * c->W, 1, Lb * c->W,
+                        dx + ((size_t)n * C + r0) * HW + (size_t)i0 * c->W, (ptrdiff_t)HW, NULL,
+                        1, m->t_cls, band_mask(m, m->bmask, band % nbs));
+                continue;
+            }
+            const int v0 = band * g->L, Lb = ST_MIN(g->L, c->N * g->Hv - v0);
+            build_dyb(c, m, dy, v0, v0 - g->dr_max, v0 + Lb, 0, K, 1, dYb);
+            k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val, dYb, 1, Lb * Wv, O, g->ldo, NULL, 0,
+                    NULL, NULL);
+            add_dx(k, c, m, dx, O, r0, r1, v0, Lb);
+        }
+    }
+}
+
+st_status st_conv2d_sparse_backward(const st_conv2d *c, const st_csr *m, float *dx, float *dval,
+                                    float *db, const float *dy, const float *x, float *scratch,
+                                    st_error *err) {
+    st_status s = check(c, m, "st_conv2d_sparse_backward", err);
+    if (s != ST_OK) return s;
+    if (db) bias_grad(c, db, dy);
+    if (dval && m->nnz > 0) weight_grad(c, m, dval, dy, x, scratch);
+    if (dx && m->nnz > 0) input_grad(c, m, dx, dy, scratch);
+    return ST_OK;
+}
+
+/* ---------------------------------------------------------------- Linear */
+static st_conv2d linear_conv(const st_csr *m, int N) {
+    st_conv2d c = m->conv;
+    c.N = N;
+    return c;
+}
+
+size_t st_linear_sparse_scratch_floats(const st_csr *m) {
+    return st_conv2d_sparse_scratch_floats(m);
+}
+
+static st_status linear_check(const st_csr *m, int N, const char *who, st_error *err) {
+    if (!m || !m->row_ptr) return st_errorf(err, ST_ERR_INTERNAL, "%s: NULL weights", who);
+    if (m->conv.H != 1 || m->conv.W != 1 || m->conv.R != 1 || m->conv.S != 1 || N < 1)
+        return st_errorf(err, ST_ERR_INPUT, "%s: not a linear layer's weights (or N < 1)", who);
+    return ST_OK;
+}
+
+st_status st_linear_sparse_forward(const st_csr *m, float *y, const float *x, const float *b,
+                                   int N, float *scratch, st_error *err) {
+    st_status s = linear_check(m, N, "st_linear_sparse_forward", err);
+    if (s != ST_OK) return s;
+    st_conv2d c = linear_conv(m, N);
+    return st_conv2d_sparse_forward(&c, m, y, x, b, scratch, err);
+}
+
+st_status st_linear_sparse_backward(const st_csr *m, float *dx, float *dval, float *db,
+                                    const float *dy, const float *x, int N, float *scratch,
+                                    st_error *err) {
+    st_status s = linear_check(m, N, "st_linear_sparse_backward", err);
+    if (s != ST_OK) return s;
+    st_conv2d c = linear_conv(m, N);
+    return st_conv2d_sparse_backward(&c, m, dx, dval, db, dy, x, scratch, err);
+}

@@ -1,0 +1,231 @@
+/* Sparse kernels, AVX-512 (compiled with -mavx512f... and only called when the CPU has it).
+ *
+ * spmm: a tile of up to 128 columns of one output row lives in 8 zmm accumulators; each
+ * nonzero is one broadcast and 8 FMAs with 8 loads of X (the bound: load bandwidth).
+ * Tiles go column-outer, row-inner, so the X rows a tile touches stay in L1 for all rows.
+ * Narrow tiles (<= 64 columns) have too few independent FMA chains to hide the latency,
+ * so they alternate nonzeros between two accumulator sets.
+ * sddmm: a 256-column tile of dY's row sits in 16 registers; each nonzero's dot product
+ * over it takes 16 loads + FMAs into 4 accumulators, then one horizontal sum. */
+#include <immintrin.h>
+#include <stddef.h>
+
+#include "st_sparse.h"
+
+#define AI __attribute__((always_inline)) static inline
+
+AI __mmask16 tail_mask(int left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+}
+
+/* Rows [r0, r1) over NV vectors of columns; the last vector is masked by km when MASKED.
+ * XM: X loads masked by the lane-mask table (xm: this tile's first vector, row stride
+ * nvec; it is zero past n, so km is not needed on X then). */
+AI __m512 ldx(const int XM, const int MASKED, int v, int NV, const float *p, const uint16_t *mr,
+              __mmask16 km) {
+    if (XM) return _mm512_maskz_loadu_ps((__mmask16)mr[v], p + 16 * v);
+    if (MASKED && v == NV - 1) return _mm512_maskz_loadu_ps(km, p + 16 * v);
+    return _mm512_loadu_ps(p + 16 * v);
+}
+
+AI void spmm_tile(const int NV, const int MASKED, const int TWO, const int XM, int r0, int r1,
+                  const int32_t *ptr, const int32_t *idx, const float *val, const float *X,
+                  ptrdiff_t ldx_, float *Y, ptrdiff_t ldy, const float *bias, int accumulate,
+                  __mmask16 km, const uint8_t *cls, const uint16_t *xm, int nvec) {
+    for (int r = r0; r < r1; r++) {
+        float *y = Y + (ptrdiff_t)(r - r0) * ldy;
+        __m512 a[8], c[8];
+        const __m512 vb = _mm512_set1_ps(bias ? bias[r] : 0.0f);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            __mmask16 m = (MASKED && v == NV - 1) ? km : (__mmask16)0xFFFF;
+            a[v] = accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + 16 * v), vb) : vb;
+            c[v] = _mm512_setzero_ps();
+        }
+        int e = ptr[r];
+        const int e1 = ptr[r + 1];
+        if (TWO) {
+            for (; e + 1 < e1; e += 2) {
+                const __m512 w0 = _mm512_set1_ps(val[e]), w1 = _mm512_set1_ps(val[e + 1]);
+                const float *x0 = X + (ptrdiff_t)idx[e] * ldx_;
+                const float *x1 = X + (ptrdiff_t)idx[e + 1] * ldx_;
+                const uint16_t *m0 = XM ? xm + (size_t)cls[e] * nvec : NULL;
+                const uint16_t *m1 = XM ? xm + (size_t)cls[e + 1] * nvec : NULL;
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) {
+                    a[v] = _mm512_fmadd_ps(w0, ldx(XM, MASKED, v, NV, x0, m0, km), a[v]);
+                    c[v] = _mm512_fmadd_ps(w1, ldx(XM, MASKED, v, NV, x1, m1, km), c[v]);
+                }
+            }
+        }
+        for (; e < e1; e++) {
+            const __m512 w0 = _mm512_set1_ps(val[e]);
+            const float *x0 = X + (ptrdiff_t)idx[e] * ldx_;
+            const uint16_t *m0 = XM ? xm + (size_t)cls[e] * nvec : NULL;
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++)
+                a[v] = _mm512_fmadd_ps(w0, ldx(XM, MASKED, v, NV, x0, m0, km), a[v]);
+        }
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) {
+            if (TWO) a[v] = _mm512_add_ps(a[v], c[v]);
+            if (MASKED && v == NV - 1) _mm512_mask_storeu_ps(y + 16 * v, km, a[v]);
+            else _mm512_storeu_ps(y + 16 * v, a[v]);
+        }
+    }
+}
+
+#define SPMM_ARGS                                                                              \
+    int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val, const float *X,  \
+        ptrdiff_t ldx_, float *Y, ptrdiff_t ldy, const float *bias, int accumulate,            \
+        __mmask16 km, const uint8_t *cls, const uint16_t *xm, int nvec
+#define SPMM_PASS r0, r1, ptr, idx, val, X, ldx_, Y, ldy, bias, accumulate, km, cls, xm, nvec
+typedef void (*spmm_fn)(SPMM_ARGS);
+#define SPMM_VARIANTS(XM)                                                                      \
+    static void spmm_full_##XM(SPMM_ARGS) { spmm_tile(8, 0, 0, XM, SPMM_PASS); }               \
+    static void spmm_t1_##XM(SPMM_ARGS) { spmm_tile(1, 1, 1, XM, SPMM_PASS); }                 \
+    static void spmm_t2_##XM(SPMM_ARGS) { spmm_tile(2, 1, 1, XM, SPMM_PASS); }                 \
+    static void spmm_t3_##XM(SPMM_ARGS) { spmm_tile(3, 1, 1, XM, SPMM_PASS); }                 \
+    static void spmm_t4_##XM(SPMM_ARGS) { spmm_tile(4, 1, 1, XM, SPMM_PASS); }                 \
+    static void spmm_t5_##XM(SPMM_ARGS) { spmm_tile(5, 1, 0, XM, SPMM_PASS); }                 \
+    static void spmm_t6_##XM(SPMM_ARGS) { spmm_tile(6, 1, 0, XM, SPMM_PASS); }                 \
+    static void spmm_t7_##XM(SPMM_ARGS) { spmm_tile(7, 1, 0, XM, SPMM_PASS); }                 \
+    static void spmm_t8_##XM(SPMM_ARGS) { spmm_tile(8, 1, 0, XM, SPMM_PASS); }                 \
+    static const spmm_fn spmm_tab_##XM[9] = {spmm_full_##XM, spmm_t1_##XM, spmm_t2_##XM,       \
+                                             spmm_t3_##XM,   spmm_t4_##XM, spmm_t5_##XM,       \
+                                             spmm_t6_##XM,   spmm_t7_##XM, spmm_t8_##XM};
+SPMM_VARIANTS(0)
+SPMM_VARIANTS(1)
+
+static void spmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
+                        const float *X, ptrdiff_t ldx_, int n, float *Y, ptrdiff_t ldy,
+                        const float *bias, int accumulate, const uint8_t *cls,
+                        const uint16_t *xmask) {
+    const spmm_fn *tab = xmask ? spmm_tab_1 : spmm_tab_0;
+    const int nvec = (n + 15) / 16;
+    int j0 = 0;
+    for (; j0 + 128 <= n; j0 += 128)
+        tab[0](r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate, 0xFFFF, cls,
+               xmask ? xmask + j0 / 16 : NULL, nvec);
+    const int left = n - j0;
+    if (left > 0) {
+        const int nv = (left + 15) / 16;
+        tab[nv](r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate,
+                tail_mask(left - 16 * (nv - 1)), cls, xmask ? xmask + j0 / 16 : NULL, nvec);
+    }
+}
+
+AI float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+/* Full 256-column tiles with dY in registers. */
+AI void sddmm_full(const int XM, int r0, int r1, const int32_t *ptr, const int32_t *idx,
+                   const float *dY, ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, float *dval,
+                   const uint8_t *cls, const uint16_t *xm, int nvec) {
+    for (int r = r0; r < r1; r++) {
+        const float *d = dY + (ptrdiff_t)(r - r0) * ldy;
+        __m512 dv[16];
+#pragma GCC unroll 16
+        for (int v = 0; v < 16; v++) dv[v] = _mm512_loadu_ps(d + 16 * v);
+        for (int e = ptr[r]; e < ptr[r + 1]; e++) {
+            const float *x = X + (ptrdiff_t)idx[e] * ldx_;
+            const uint16_t *mr = XM ? xm + (size_t)cls[e] * nvec : NULL;
+            __m512 s[4];
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) s[u] = _mm512_mul_ps(dv[u], ldx(XM, 0, u, 16, x, mr, 0));
+#pragma GCC unroll 16
+            for (int v = 4; v < 16; v++)
+                s[v & 3] = _mm512_fmadd_ps(dv[v], ldx(XM, 0, v, 16, x, mr, 0), s[v & 3]);
+            dval[e] += hsum(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])));
+        }
+    }
+}
+
+/* Up to 255 columns, dY read from memory, last vector masked. */
+static void sddmm_tail(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
+                       ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, int n, float *dval,
+                       const uint8_t *cls, const uint16_t *xm, int nvec) {
+    const int nv = (n + 15) / 16;
+    const __mmask16 km = tail_mask(n - 16 * (nv - 1));
+    for (int r = r0; r < r1; r++) {
+        const float *d = dY + (ptrdiff_t)(r - r0) * ldy;
+        for (int e = ptr[r]; e < ptr[r + 1]; e++) {
+            const float *x = X + (ptrdiff_t)idx[e] * ldx_;
+            const uint16_t *mr = xm ? xm + (size_t)cls[e] * nvec : NULL;
+            __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+            for (int v = 0; v < nv; v++) {
+                __mmask16 m = v == nv - 1 ? km : (__mmask16)0xFFFF;
+                if (mr) m &= (__mmask16)mr[v];
+                const __m512 dd = _mm512_maskz_loadu_ps(m, d + 16 * v);
+                const __m512 xx = _mm512_maskz_loadu_ps(m, x + 16 * v);
+                if (v & 1) s1 = _mm512_fmadd_ps(dd, xx, s1);
+                else s0 = _mm512_fmadd_ps(dd, xx, s0);
+            }
+            dval[e] += hsum(_mm512_add_ps(s0, s1));
+        }
+    }
+}
+
+static void sddmm_full_0(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
+                         ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, float *dval,
+                         const uint8_t *cls, const uint16_t *xm, int nvec) {
+    sddmm_full(0, r0, r1, ptr, idx, dY, ldy, X, ldx_, dval, cls, xm, nvec);
+}
+static void sddmm_full_1(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
+                         ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, float *dval,
+                         const uint8_t *cls, const uint16_t *xm, int nvec) {
+    sddmm_full(1, r0, r1, ptr, idx, dY, ldy, X, ldx_, dval, cls, xm, nvec);
+}
+
+static void sddmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
+                         ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, int n, float *dval,
+                         const uint8_t *cls, const uint16_t *xmask) {
+    const int nvec = (n + 15) / 16;
+    int j0 = 0;
+    for (; j0 + 256 <= n; j0 += 256) {
+        if (xmask)
+            sddmm_full_1(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, cls,
+                         xmask + j0 / 16, nvec);
+        else sddmm_full_0(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, NULL, NULL, 0);
+    }
+    if (n > j0)
+        sddmm_tail(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, n - j0, dval, cls,
+                   xmask ? xmask + j0 / 16 : NULL, nvec);
+}
+
+static void deint2_avx512(float *d0, float *d1, const float *src, int n) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int i = 0; i < n; i += 16) {
+        const int left = n - i;
+        const __mmask16 ka = tail_mask(2 * left), kb = tail_mask(2 * left - 16 > 0 ? 2 * left - 16 : 0);
+        const __mmask16 ks = tail_mask(left);
+        const __m512 a = _mm512_maskz_loadu_ps(ka, src + 2 * i);
+        const __m512 b = _mm512_maskz_loadu_ps(kb, src + 2 * i + 16);
+        _mm512_mask_storeu_ps(d0 + i, ks, _mm512_permutex2var_ps(a, ie, b));
+        _mm512_mask_storeu_ps(d1 + i, ks, _mm512_permutex2var_ps(a, io, b));
+    }
+}
+
+static void int2_add_avx512(float *dst, const float *s0, const float *s1, int n) {
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for (int i = 0; i < n; i += 16) {
+        const int left = n - i;
+        const __mmask16 ks = tail_mask(left);
+        const __mmask16 ka = tail_mask(2 * left), kb = tail_mask(2 * left - 16 > 0 ? 2 * left - 16 : 0);
+        const __m512 a = _mm512_maskz_loadu_ps(ks, s0 + i), b = _mm512_maskz_loadu_ps(ks, s1 + i);
+        float *d = dst + 2 * i;
+        _mm512_mask_storeu_ps(d, ka, _mm512_add_ps(_mm512_maskz_loadu_ps(ka, d),
+                                                   _mm512_permutex2var_ps(a, il, b)));
+        _mm512_mask_storeu_ps(d + 16, kb, _mm512_add_ps(_mm512_maskz_loadu_ps(kb, d + 16),
+                                                        _mm512_permutex2var_ps(a, ih, b)));
+    }
+}
+
+void st_sparse_kernels_avx512(st_sparse_kernels *k) {
+    k->isa = ST_ISA_AVX512;
+    k->spmm = spmm_avx512;
+    k->sddmm = sddmm_avx512;
+    k->deint2 = deint2_avx512;
+    k->int2_add = int2_add_avx512;
+}

@@ -1,0 +1,190 @@
+/* Unstructured-sparse convolution and linear layers: packed weights, kernels, operators.
+ *
+ * ---------------------------------------------------------------- Packed format (st_csr)
+ * The weight of a convolution [K, C/g, R, S] is viewed as the matrix W[K, cols] with
+ * cols = C/g*R*S (group g owns rows [g*K/g, (g+1)*K/g) and its own input channels); a
+ * linear layer [O, I] is the 1x1 convolution K = O, C = I on 1x1 images (N = batch).
+ *  - row_ptr[K+1], col_idx[nnz] (column within the group's block, ascending in a row),
+ *    val[nnz]: CSR over output channels. A nonzero is a mask position that is on (with
+ *    a mask), or a nonzero weight (without one): a masked-on weight that happens to be 0
+ *    keeps its slot and its gradient.
+ *  - The transposed index (t_ptr, t_row, t_src, t_val) is a CSR of W^T whose rows are
+ *    "virtual input channels" (input channel c and, for strides > 1, the phase
+ *    (r*dil_h mod stride_h, s*dil_w mod stride_w) of the tap): for a linear layer or a
+ *    stride-1 1x1 conv that
+ *    is exactly W^T row by row; for a kxk conv one transposed row gathers the R*S
+ *    columns of one input channel (all taps that read the same input plane), so that
+ *    backward-input writes each input plane from one row of the index. t_row[i] is the
+ *    output channel, t_src[i] the position in val (t_val[i] = val[t_src[i]], refreshed
+ *    each step without re-sorting).
+ *  - x_off[nnz] / t_off[nnz]: addresses premultiplied for the operator's buffer layout
+ *    (below), so a kernel reads X[off[e] + j] with no index arithmetic.
+ * Pack once per mask change (st_csr_pack*), refresh values after every optimizer step
+ * (st_csr_refresh: O(nnz) gather from the dense weights; the pattern is fixed).
+ * Depthwise convolutions should stay dense (st_sparse_should_use says no), though the
+ * operators accept any group count.
+ *
+ * ---------------------------------------------------------------- How the conv runs
+ * No im2col. The input is seen as "virtual planes": zero padded, split into stride
+ * phases (a stride-2 conv is a stride-1 conv over 4*C phase planes with a ceil(R/2) x
+ * ceil(S/2) kernel), each plane Hv x Wv with Wv = ceil((W + 2 pad) / stride). Then every
+ * tap of every nonzero is a constant shift in a flat "wide" row: output (p, q) of
+ * sample n sits at column (n*Hv + p)*Wv + q and reads the plane at that column plus
+ * dr*Wv + ds. Columns with q >= Q or p >= P are computed and thrown away (the price of a
+ * shift-only kernel: 5% at 40x40, 40% at 7x7).
+ * The operators walk "bands" of L virtual output rows (samples are stacked, so small
+ * late-layer images batch up): each band copies its slice of the padded/phased input
+ * (halo included) into a per-thread buffer that stays in L2, runs the kernel over it
+ * and writes the valid outputs straight into y. x is read about once and y written
+ * once; no full-size intermediate exists. Stride-1 pad-0 1x1 convs on big, alias-free
+ * images read x and write y in place ("direct" mode). Backward-input runs the same
+ * kernel over the transposed index and a banded copy of dy; its output band is added
+ * into dx (the inverse of the phase split). The weight gradient is one dot product per
+ * nonzero over the same band buffers, threads owning output channels.
+ *
+ * Threads: OpenMP over bands (forward, backward-input) and over output channels
+ * (weight gradient). Every output element and every dval is produced by one thread in a
+ * fixed order: results are deterministic (for a fixed thread count and ISA). Do not call
+ * the operators from inside a parallel region (the scratch is split per thread). */
+#ifndef ST_SPARSE_H
+#define ST_SPARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_common.h"
+#include "st_cpu.h"
+#include "st_ops.h"
+
+/* Buffer geometry an st_csr was packed for (filled by st_csr_pack*). */
+typedef struct st_sparse_geom {
+    int direct;          /* 1: stride-1 conv with P == H, Q == W read in place */
+    int sh, sw, PH;      /* stride and number of phases (sh * sw) */
+    int Hv, Wv;          /* virtual (padded, phased) plane */
+    int dr_max, ds_max;  /* largest tap shift in virtual rows / columns */
+    int L;               /* band height in virtual output rows */
+    int ldb;             /* band input buffer: row stride per virtual channel */
+    int ldyb, gd;        /* band dy buffer: row stride per output channel, front guard */
+    int ldo;             /* band output staging: row stride */
+    size_t thread_floats;/* scratch floats per thread */
+} st_sparse_geom;
+
+typedef struct st_csr {
+    st_conv2d conv;      /* the shape packed for; conv.N is not used */
+    int groups, rows, cols; /* per group: W block [rows, cols] */
+    int nnz;
+    int32_t *row_ptr;    /* [groups*rows + 1] */
+    int32_t *col_idx;    /* [nnz] */
+    float *val;          /* [nnz] */
+    int32_t *x_off;      /* [nnz] forward/weight-gradient addresses (layout of geom) */
+    int t_rows;          /* virtual input channels: C * PH */
+    int32_t *t_ptr;      /* [t_rows + 1] */
+    int32_t *t_row;      /* [nnz] output channel of each transposed entry */
+    int32_t *t_src;      /* [nnz] index into val */
+    int32_t *t_off;      /* [nnz] backward-input addresses */
+    float *t_val;        /* [nnz] = val[t_src[i]] */
+    unsigned char *vc_used; /* [t_rows] 1 if some nonzero reads that virtual channel */
+    /* Direct kxk mode: tap index (r*S + s) of every entry, and the lane masks of every
+     * band position in a sample: fmask/bmask [band][tap][mask_nvec] (forward and
+     * weight gradient / backward-input). NULL otherwise. */
+    uint8_t *x_cls, *t_cls;
+    uint16_t *fmask, *bmask;
+    int mask_nvec;
+    st_sparse_geom geom;
+} st_csr;
+
+/* Layout override for tests and benchmarks (applies to later packs): 0 automatic,
+ * 1 banded always, 2 direct wherever the shape allows it. Returns the previous value. */
+int st_sparse_set_layout(int layout);
+
+/* Packs the weights of conv c (w [K, C/g, R, S]; mask the same size, 0/1 bytes, or NULL
+ * to take the nonzero weights). Frees what m held before (m must be zeroed or packed).
+ * On error m is left empty (all NULL) and err says why. */
+st_status st_csr_pack(st_csr *m, const st_conv2d *c, const float *w, const unsigned char *mask,
+                      st_error *err);
+/* Same for a linear layer w [out_f, in_f]. */
+st_status st_csr_pack_linear(st_csr *m, int in_f, int out_f, const float *w,
+                             const unsigned char *mask, st_error *err);
+void st_csr_free(st_csr *m);
+/* val[e] = w[position of e]; then t_val. The dense array must have the packed shape. */
+void st_csr_refresh(st_csr *m, const float *w);
+/* t_val[i] = val[t_src[i]] (after writing val directly). */
+void st_csr_sync_transposed(st_csr *m);
+/* Dense index (into w [K, C/g, R, S]) of nonzero e, for all e: pos[nnz]. */
+void st_csr_positions(const st_csr *m, int64_t *pos);
+/* dw[position of e] += dval[e]: the sparse weight gradient into the optimizer's dense array. */
+void st_csr_scatter_grad(const st_csr *m, const float *dval, float *dw);
+/* w = the packed weights as a dense array (zeros off the pattern). */
+void st_csr_unpack(const st_csr *m, float *w);
+
+/* ---------------------------------------------------------------- Kernels
+ * Rows r in [r0, r1) of a CSR (ptr, idx, val); row r of Y / dY is at (r - r0) * ldy.
+ *  spmm:  Y[r][j] = (accumulate ? Y[r][j] : 0) + (bias ? bias[r] : 0)
+ *                   + sum_{e in row r} val[e] * X[idx[e] * ldx + j],     j in [0, n)
+ *  sddmm: dval[e] += sum_{j < n} dY[r][j] * X[idx[e] * ldx + j],         e in row r
+ * With idx = column and ldx = the X row stride these are the matrix products
+ * Y = W X, dX += W^T dY (with the transposed index) and dW = dY X^T at the nonzeros;
+ * the operators pass premultiplied offsets and ldx = 1.
+ * Lane masks (cls and xmask both NULL, or both given): X element j of nonzero e is read
+ * only if bit j % 16 of xmask[cls[e] * ceil(n/16) + j / 16] is set, else taken as 0 (and
+ * never touched: its address may lie outside any buffer). Direct convolutions use this
+ * for the taps of a padded kernel that fall outside the image. */
+typedef struct st_sparse_kernels {
+    st_isa isa;
+    void (*spmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
+                 const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
+                 const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask);
+    void (*sddmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
+                  ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
+                  const uint8_t *cls, const uint16_t *xmask);
+    /* Stride-2 layout helpers for i < n: deint2 splits src into d0[i] = src[2i],
+     * d1[i] = src[2i+1]; int2_add adds back: dst[2i] += s0[i], dst[2i+1] += s1[i]. */
+    void (*deint2)(float *d0, float *d1, const float *src, int n);
+    void (*int2_add)(float *dst, const float *s0, const float *s1, int n);
+} st_sparse_kernels;
+
+/* Fills k for isa (lowered to what the CPU supports). */
+void st_sparse_kernels_init(st_sparse_kernels *k, st_isa isa);
+void st_sparse_kernels_scalar(st_sparse_kernels *k);
+void st_sparse_kernels_avx2(st_sparse_kernels *k);
+void st_sparse_kernels_avx512(st_sparse_kernels *k);
+/* The table the operators use: st_cpu_select_isa() (ST_ISA can lower it) on first use. */
+const st_sparse_kernels *st_sparse_kernels_active(void);
+/* Forces the operators' ISA (tests, benchmarks); returns the one now in use (clamped to
+ * what the CPU has). Not thread-safe: call between operator calls. */
+st_isa st_sparse_set_isa(st_isa isa);
+
+/* ---------------------------------------------------------------- Operators
+ * Same descriptor and NCHW layouts as st_conv2d_forward/backward; m must have been
+ * packed for this shape (any N). dval[nnz] is the gradient of m->val (use
+ * st_csr_scatter_grad for a dense dw). Backward accumulates (+=) into dx, dval, db;
+ * NULL ones are skipped. Scratch: st_conv2d_sparse_scratch_floats(m) floats (may be 0),
+ * sized for omp_get_max_threads() at the time of the call. Returns ST_OK, or
+ * ST_ERR_INPUT when m was packed for another shape (then nothing is written). */
+size_t st_conv2d_sparse_scratch_floats(const st_csr *m);
+st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y, const float *x,
+                                   const float *b, float *scratch, st_error *err);
+st_status st_conv2d_sparse_backward(const st_conv2d *c, const st_csr *m, float *dx, float *dval,
+                                    float *db, const float *dy, const float *x, float *scratch,
+                                    st_error *err);
+
+/* Linear y[N, out_f] = x[N, in_f] W^T + b, with m from st_csr_pack_linear. It runs as the
+ * 1x1 conv over N 1x1 images: bands transpose x into [in_f, samples] so the kernel
+ * vectorises over the batch. */
+size_t st_linear_sparse_scratch_floats(const st_csr *m);
+st_status st_linear_sparse_forward(const st_csr *m, float *y, const float *x, const float *b,
+                                   int N, float *scratch, st_error *err);
+st_status st_linear_sparse_backward(const st_csr *m, float *dx, float *dval, float *db,
+                                    const float *dy, const float *x, int N, float *scratch,
+                                    st_error *err);
+
+/* ---------------------------------------------------------------- When to use it
+ * 1 if the sparse operators are expected to beat the dense ones (forward + backward of
+ * a training step) for conv c (c->N = the batch) at this sparsity (fraction of zeros,
+ * 0..1); a linear layer is the 1x1 conv N = batch, C = in_f, K = out_f, H = W = 1.
+ * A formula fitted to tools/bench_sparse on the target machine; see sparse_cost.c. */
+int st_sparse_should_use(const st_conv2d *c, double sparsity);
+/* The expected speedup (dense time / sparse time) behind that decision. */
+double st_sparse_expected_speedup(const st_conv2d *c, double sparsity);
+
+#endif

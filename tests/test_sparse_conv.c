@@ -1,0 +1,330 @@
+/* Sparse conv2d against the dense fast path (OpenBLAS) and the plain-loop reference on
+ * the same weights with explicit zeros: odd shapes, strides 1/2, padding 0/1/2, kernels
+ * 1x1/3x3/5x5/6x6-s2-p2, groups 1/2, batch 1/3, sparsity 0..100%, every ISA the CPU
+ * has; plus finite-difference gradient checks, refresh vs fresh pack, determinism,
+ * band boundaries that cross samples, the in-place 1x1 mode and shape mismatches. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_gradcheck.h"
+#include "st_ops.h"
+#include "st_ops_test_util.h"
+#include "st_sparse.h"
+
+typedef struct {
+    int N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, g;
+    const char *what;
+} sc_case;
+
+static const sc_case cases[] = {
+    {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, "1x1 on 1x1, one channel"},
+    {3, 7, 7, 7, 17, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise N=3"},
+    {1, 17, 3, 3, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise 3x3 image"},
+    {3, 3, 7, 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1, "1x1 stride 2"},
+    {3, 4, 7, 7, 6, 1, 1, 1, 1, 0, 0, 1, 1, 2, "pointwise groups 2"},
+    {3, 3, 7, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, "3x3 s1 p1"},
+    {1, 7, 17, 17, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, "3x3 s2 p1, odd size"},
+    {3, 4, 8, 8, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2, "3x3 s2 p1 groups 2"},
+    {3, 3, 7, 7, 7, 3, 3, 1, 1, 0, 0, 1, 1, 1, "3x3 no pad"},
+    {1, 3, 9, 9, 5, 3, 3, 1, 1, 2, 2, 1, 1, 1, "3x3 pad 2"},
+    {3, 7, 7, 7, 17, 5, 5, 1, 1, 2, 2, 1, 1, 1, "5x5 pad 2"},
+    {1, 3, 17, 17, 7, 6, 6, 2, 2, 2, 2, 1, 1, 1, "YOLO stem 6x6 s2 p2 N=1"},
+    {3, 3, 16, 16, 7, 6, 6, 2, 2, 2, 2, 1, 1, 1, "YOLO stem 6x6 s2 p2 N=3"},
+    {3, 17, 3, 3, 7, 3, 3, 1, 1, 0, 0, 1, 1, 1, "output 1x1"},
+    {3, 7, 3, 3, 7, 3, 3, 1, 1, 2, 2, 2, 2, 1, "padding wider than the image, dilation 2"},
+    {3, 4, 7, 7, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2, "groups 2 dilation 2"},
+    {1, 3, 7, 17, 7, 3, 5, 1, 2, 1, 2, 1, 1, 1, "non-square kernel, stride, pad"},
+    {3, 7, 17, 7, 7, 5, 3, 2, 1, 0, 1, 2, 1, 1, "non-square dilation and stride"},
+    {3, 6, 7, 7, 9, 3, 3, 3, 3, 1, 1, 1, 1, 3, "stride 3, groups 3"},
+    {3, 5, 33, 33, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, "many bands crossing samples"},
+    {2, 3, 24, 24, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise 24x24"},
+    {2, 3, 32, 32, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1, "pointwise 32x32"},
+    {2, 3, 9, 9, 5, 5, 5, 1, 1, 2, 2, 1, 1, 1, "5x5 same, 9x9 (direct with masks)"},
+    {3, 4, 10, 10, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2, "3x3 dilation 2 pad 2, groups 2 (same size)"},
+    {1, 3, 8, 8, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, "3x3 same on 8x8, K=7"},
+    {3, 8, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, "depthwise"},
+    /* big enough (at low sparsity) for the operators to use several threads */
+    {2, 32, 24, 24, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "threaded 3x3 same"},
+    {2, 32, 26, 26, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, "threaded 3x3 stride 2"},
+    {3, 64, 20, 20, 48, 1, 1, 1, 1, 0, 0, 1, 1, 1, "threaded pointwise"},
+};
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+static const double sparsities[] = {0.0, 0.5, 0.9, 0.99, 1.0};
+#define N_SP 5
+
+static st_conv2d make_conv(const sc_case *cc) {
+    st_conv2d c = {.N = cc->N, .C = cc->C, .H = cc->H, .W = cc->W, .K = cc->K, .R = cc->R,
+                   .S = cc->S, .stride_h = cc->sh, .stride_w = cc->sw, .pad_h = cc->ph,
+                   .pad_w = cc->pw, .dil_h = cc->dh, .dil_w = cc->dw, .groups = cc->g};
+    ck_assert_msg(st_conv2d_init(&c) == 0, "%s: bad shape", cc->what);
+    return c;
+}
+
+static size_t n_weights(const st_conv2d *c) {
+    return (size_t)c->K * (c->C / c->groups) * c->R * c->S;
+}
+
+/* Fraction `sparsity` of zeros; a few masked-on weights exactly 0; row 0 all zero. */
+static void sparse_weights(const st_conv2d *c, float *w, unsigned char *mask, double sparsity,
+                           st_rng *r) {
+    const size_t nw = n_weights(c), per = nw / c->K;
+    for (size_t i = 0; i < nw; i++) {
+        int on = st_rng_uniform(r) >= sparsity && !(c->K > 2 && i < per);
+        mask[i] = (unsigned char)on;
+        w[i] = on ? 2.0f * st_rng_uniform(r) - 1.0f : 0.0f;
+        if (on && i % 11 == 5) w[i] = 0.0f;
+    }
+}
+
+static st_isa isas[3];
+static int n_isas(void) {
+    int n = 0;
+    for (int i = ST_ISA_SCALAR; i <= (int)st_cpu_best_isa(); i++) isas[n++] = (st_isa)i;
+    return n;
+}
+
+typedef struct {
+    float *x, *w, *b, *dy, *y_d, *dx_d, *dw_d, *db_d, *dx0, *db0;
+    unsigned char *mask;
+    size_t nx, nw, ny;
+} dense_run;
+
+/* One shape and sparsity: dense results once, then every ISA's sparse results. */
+static void compare_dense(const st_conv2d *c, double sparsity, const char *what, uint64_t seed,
+                          int with_ref) {
+    st_rng r;
+    st_rng_seed(&r, seed);
+    dense_run d;
+    d.nx = (size_t)c->N * c->C * c->H * c->W;
+    d.nw = n_weights(c);
+    d.ny = (size_t)c->N * c->K * c->P * c->Q;
+    d.x = ot_rand(d.nx, -1, 1, &r);
+    d.w = ot_alloc(d.nw);
+    d.mask = malloc(d.nw);
+    sparse_weights(c, d.w, d.mask, sparsity, &r);
+    d.b = ot_rand(c->K, -1, 1, &r);
+    d.dy = ot_rand(d.ny, -1, 1, &r);
+    d.y_d = ot_alloc(d.ny);
+    d.dx0 = ot_rand(d.nx, -1, 1, &r);
+    d.db0 = ot_rand(c->K, -1, 1, &r);
+    d.dx_d = ot_copy(d.dx0, d.nx);
+    d.db_d = ot_copy(d.db0, c->K);
+    d.dw_d = ot_zeros(d.nw);
+    size_t nsd = st_conv2d_scratch_floats(c);
+    float *sd = nsd ? malloc(nsd * sizeof(float)) : NULL;
+    st_conv2d_forward(c, d.y_d, d.x, d.w, d.b, sd);
+    st_conv2d_backward(c, d.dx_d, d.dw_d, d.db_d, d.dy, d.x, d.w, sd);
+    free(sd);
+    if (with_ref) { /* the dense path itself against the plain loops */
+        float *yr = ot_alloc(d.ny), *dxr = ot_copy(d.dx0, d.nx), *dwr = ot_zeros(d.nw);
+        st_conv2d_forward_ref(c, yr, d.x, d.w, d.b);
+        st_conv2d_backward_ref(c, dxr, dwr, NULL, d.dy, d.x, d.w);
+        OT_ASSERT_NEAR(d.y_d, yr, d.ny, 1e-5, 1e-4, what);
+        OT_ASSERT_NEAR(d.dx_d, dxr, d.nx, 1e-5, 1e-4, what);
+        free(yr), free(dxr), free(dwr);
+    }
+
+    for (int layout = 1; layout <= 2; layout++) {
+    int prev = st_sparse_set_layout(layout);
+    st_csr m = {0};
+    st_error err = {0};
+    ck_assert_msg(st_csr_pack(&m, c, d.w, d.mask, &err) == ST_OK, "%s: %s", what, err.msg);
+    st_sparse_set_layout(prev);
+    if (layout == 2 && !m.geom.direct) { /* not a shape for direct mode */
+        st_csr_free(&m);
+        break;
+    }
+    int64_t *pos = malloc(sizeof(int64_t) * (m.nnz + 1));
+    st_csr_positions(&m, pos);
+    float *dw_nz = ot_alloc(m.nnz + 1);
+    for (int e = 0; e < m.nnz; e++) dw_nz[e] = d.dw_d[pos[e]];
+    size_t ns = st_conv2d_sparse_scratch_floats(&m);
+    float *scratch = ns ? malloc(ns * sizeof(float)) : NULL;
+    const int ni = n_isas();
+    char msg[256];
+    for (int q = 0; q < ni; q++) {
+        st_sparse_set_isa(isas[q]);
+        snprintf(msg, sizeof msg, "%s, sparsity %.2f, %s, %s", what, sparsity,
+                 st_isa_name(isas[q]), m.geom.direct ? "direct" : "banded");
+        float *y = ot_rand(d.ny, -9, 9, &r), *y2 = ot_alloc(d.ny);
+        ck_assert_int_eq(st_conv2d_sparse_forward(c, &m, y, d.x, d.b, scratch, &err), ST_OK);
+        OT_ASSERT_NEAR(y, d.y_d, d.ny, 2e-5, 1e-4, msg);
+        ck_assert_int_eq(st_conv2d_sparse_forward(c, &m, y2, d.x, d.b, scratch, &err), ST_OK);
+        ck_assert_msg(memcmp(y, y2, d.ny * sizeof(float)) == 0, "%s: not deterministic", msg);
+        float *dx = ot_copy(d.dx0, d.nx), *db = ot_copy(d.db0, c->K), *dval = ot_zeros(m.nnz + 1);
+        ck_assert_int_eq(
+            st_conv2d_sparse_backward(c, &m, dx, dval, db, d.dy, d.x, scratch, &err), ST_OK);
+        OT_ASSERT_NEAR(dx, d.dx_d, d.nx, 2e-5, 1e-4, msg);
+        OT_ASSERT_NEAR(db, d.db_d, (size_t)c->K, 2e-5, 1e-4, msg);
+        OT_ASSERT_NEAR(dval, dw_nz, (size_t)m.nnz, 2e-5, 1e-4, msg);
+        /* the dense gradient through the scatter helper */
+        float *dw = ot_zeros(d.nw);
+        st_csr_scatter_grad(&m, dval, dw);
+        for (size_t i = 0; i < d.nw; i++)
+            if (!d.mask[i] && dw[i] != 0.0f) ck_abort_msg("%s: gradient off the mask at %zu", msg, i);
+        free(y), free(y2), free(dx), free(db), free(dval), free(dw);
+    }
+    st_sparse_set_isa(st_cpu_best_isa());
+    st_csr_free(&m);
+    free(pos), free(dw_nz), free(scratch);
+    }
+    free(d.x), free(d.w), free(d.mask), free(d.b), free(d.dy), free(d.y_d), free(d.dx0);
+    free(d.db0), free(d.dx_d), free(d.db_d), free(d.dw_d);
+}
+
+START_TEST(test_sparse_conv_matches_dense) {
+    const sc_case *cc = &cases[_i / N_SP];
+    st_conv2d c = make_conv(cc);
+    compare_dense(&c, sparsities[_i % N_SP], cc->what, 100 + (uint64_t)_i, _i % N_SP == 1);
+}
+END_TEST
+
+/* Finite differences through the sparse conv: inputs x and the packed values. */
+typedef struct {
+    st_conv2d c;
+    st_csr *m;
+    float *scratch;
+} gc_ctx;
+
+static void gc_fwd(gc_op *op, float *y) {
+    gc_ctx *g = op->ctx;
+    st_csr_sync_transposed(g->m); /* the checker perturbs val directly */
+    st_error err;
+    ck_assert_int_eq(st_conv2d_sparse_forward(&g->c, g->m, y, op->in[0], NULL, g->scratch, &err),
+                     ST_OK);
+}
+
+static void gc_bwd(gc_op *op, float *const *grad, const float *dy) {
+    gc_ctx *g = op->ctx;
+    st_error err;
+    ck_assert_int_eq(st_conv2d_sparse_backward(&g->c, g->m, grad[0], grad[1], NULL, dy, op->in[0],
+                                               g->scratch, &err),
+                     ST_OK);
+}
+
+START_TEST(test_sparse_conv_gradcheck) {
+    static const sc_case gcases[] = {
+        {2, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, "gradcheck 3x3 s1 p1"},
+        {2, 4, 6, 6, 4, 3, 3, 2, 2, 1, 1, 1, 1, 2, "gradcheck 3x3 s2 groups 2"},
+        {1, 3, 8, 8, 3, 6, 6, 2, 2, 2, 2, 1, 1, 1, "gradcheck 6x6 s2 p2"},
+        {3, 5, 3, 3, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, "gradcheck pointwise"},
+    };
+    const sc_case *cc = &gcases[_i];
+    gc_ctx g = {.c = make_conv(cc)};
+    st_rng r;
+    st_rng_seed(&r, 900 + _i);
+    const size_t nw = n_weights(&g.c), nx = (size_t)g.c.N * g.c.C * g.c.H * g.c.W;
+    float *w = ot_alloc(nw);
+    unsigned char *mask = malloc(nw);
+    sparse_weights(&g.c, w, mask, 0.6, &r);
+    st_csr m = {0};
+    st_error err;
+    ck_assert_int_eq(st_csr_pack(&m, &g.c, w, mask, &err), ST_OK);
+    g.m = &m;
+    size_t ns = st_conv2d_sparse_scratch_floats(&m);
+    g.scratch = ns ? malloc(ns * sizeof(float)) : NULL;
+    gc_op op = {.name = cc->what, .n_in = 2, .fwd = gc_fwd, .bwd = gc_bwd, .ctx = &g};
+    op.in[0] = ot_rand(nx, -1, 1, &r);
+    op.in_n[0] = nx;
+    op.in_name[0] = "x";
+    op.in[1] = m.val;
+    op.in_n[1] = (size_t)m.nnz;
+    op.in_name[1] = "val";
+    op.out_n = (size_t)g.c.N * g.c.K * g.c.P * g.c.Q;
+    gc_check(&op, 17 + _i);
+    free(op.in[0]), free(g.scratch), free(w), free(mask);
+    st_csr_free(&m);
+}
+END_TEST
+
+/* After an optimizer step: refresh == fresh pack, and the results follow the new values. */
+START_TEST(test_sparse_conv_refresh) {
+    st_conv2d c = make_conv(&cases[7]);
+    st_rng r;
+    st_rng_seed(&r, 4);
+    const size_t nw = n_weights(&c), nx = (size_t)c.N * c.C * c.H * c.W;
+    const size_t ny = (size_t)c.N * c.K * c.P * c.Q;
+    float *w = ot_alloc(nw), *x = ot_rand(nx, -1, 1, &r), *dy = ot_rand(ny, -1, 1, &r);
+    unsigned char *mask = malloc(nw);
+    sparse_weights(&c, w, mask, 0.8, &r);
+    st_csr a = {0}, b = {0};
+    st_error err;
+    ck_assert_int_eq(st_csr_pack(&a, &c, w, mask, &err), ST_OK);
+    for (size_t i = 0; i < nw; i++)
+        if (mask[i]) w[i] = 0.3f * w[i] - 0.1f;
+    st_csr_refresh(&a, w);
+    ck_assert_int_eq(st_csr_pack(&b, &c, w, mask, &err), ST_OK);
+    size_t ns = st_conv2d_sparse_scratch_floats(&a);
+    float *scratch = ns ? malloc(ns * sizeof(float)) : NULL;
+    float *ya = ot_alloc(ny), *yb = ot_alloc(ny), *yd = ot_alloc(ny);
+    float *dxa = ot_zeros(nx), *dxb = ot_zeros(nx), *dva = ot_zeros(a.nnz + 1), *dvb = ot_zeros(a.nnz + 1);
+    ck_assert_int_eq(st_conv2d_sparse_forward(&c, &a, ya, x, NULL, scratch, &err), ST_OK);
+    ck_assert_int_eq(st_conv2d_sparse_forward(&c, &b, yb, x, NULL, scratch, &err), ST_OK);
+    ck_assert_mem_eq(ya, yb, ny * sizeof(float));
+    ck_assert_int_eq(st_conv2d_sparse_backward(&c, &a, dxa, dva, NULL, dy, x, scratch, &err), ST_OK);
+    ck_assert_int_eq(st_conv2d_sparse_backward(&c, &b, dxb, dvb, NULL, dy, x, scratch, &err), ST_OK);
+    ck_assert_mem_eq(dxa, dxb, nx * sizeof(float));
+    ck_assert_mem_eq(dva, dvb, (size_t)a.nnz * sizeof(float));
+    st_conv2d_forward_ref(&c, yd, x, w, NULL);
+    OT_ASSERT_NEAR(ya, yd, ny, 2e-5, 1e-4, "after refresh");
+    st_csr_free(&a), st_csr_free(&b);
+    free(w), free(x), free(dy), free(mask), free(scratch), free(ya), free(yb), free(yd);
+    free(dxa), free(dxb), free(dva), free(dvb);
+}
+END_TEST
+
+/* Weights packed for one shape are refused for another; any batch size is fine. */
+START_TEST(test_sparse_conv_shape_check) {
+    st_conv2d c = make_conv(&cases[5]);
+    const size_t nw = n_weights(&c);
+    float *w = ot_zeros(nw);
+    w[3] = 1.0f;
+    st_csr m = {0};
+    st_error err = {0};
+    ck_assert_int_eq(st_csr_pack(&m, &c, w, NULL, &err), ST_OK);
+    ck_assert_int_eq(m.nnz, 1);
+    st_conv2d other = c;
+    other.pad_h = 0, other.pad_w = 0;
+    ck_assert_int_eq(st_conv2d_init(&other), 0);
+    /* the automatic layout: stride-1 same-size convs on planes >= 64 pixels in place,
+     * small planes and strided convs banded */
+    static const struct { int ci, direct; } pick[] = {{20, 1}, {21, 1}, {19, 1}, {5, 0},
+                                                      {7, 0}, {11, 0}, {2, 0}};
+    st_rng rr;
+    st_rng_seed(&rr, 8);
+    for (int i = 0; i < 7; i++) {
+        st_csr d = {0};
+        st_conv2d pc = make_conv(&cases[pick[i].ci]);
+        float *wp = ot_rand(n_weights(&pc), -1, 1, &rr);
+        ck_assert_int_eq(st_csr_pack(&d, &pc, wp, NULL, &err), ST_OK);
+        ck_assert_msg(d.geom.direct == pick[i].direct, "%s", cases[pick[i].ci].what);
+        if (d.geom.direct) ck_assert_uint_eq(st_conv2d_sparse_scratch_floats(&d), 0);
+        st_csr_free(&d);
+        free(wp);
+    }
+    float *y = ot_alloc((size_t)c.N * c.K * c.P * c.Q), *x = ot_zeros((size_t)c.N * c.C * c.H * c.W);
+    size_t ns = st_conv2d_sparse_scratch_floats(&m);
+    float *scratch = malloc((ns ? ns : 1) * sizeof(float));
+    ck_assert_int_eq(st_conv2d_sparse_forward(&other, &m, y, x, NULL, scratch, &err), ST_ERR_INPUT);
+    ck_assert_msg(strstr(err.msg, "another shape") != NULL, "%s", err.msg);
+    st_conv2d one = c;
+    one.N = 1;
+    ck_assert_int_eq(st_conv2d_sparse_forward(&one, &m, y, x, NULL, scratch, &err), ST_OK);
+    st_csr_free(&m);
+    free(w), free(y), free(x), free(scratch);
+}
+END_TEST
+
+Suite *sparse_conv_suite(void) {
+    Suite *s = suite_create("sparse_conv");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_sparse_conv_matches_dense, 0, N_CASES * N_SP);
+    tcase_add_loop_test(tc, test_sparse_conv_gradcheck, 0, 4);
+    tcase_add_test(tc, test_sparse_conv_refresh);
+    tcase_add_test(tc, test_sparse_conv_shape_check);
+    suite_add_tcase(s, tc);
+    return s;
+}
