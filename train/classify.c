@@ -267,6 +267,7 @@ static st_status setup(run_ctx *r, st_train_opts *o, st_error *err) {
     r->opt.momentum = o->momentum;
     for (int gi = 0; gi < ST_NUM_PG; gi++) r->opt.weight_decay[gi] = gi == ST_PG_WEIGHT ? o->weight_decay : 0.0f;
     if ((rc = st_exec_plan(&r->ex, r->g, o->batch, 1, err)) != ST_OK) return rc;
+    r->ex.dense_only = o->dense;
     if ((rc = open_loaders(r, o, err)) != ST_OK) return rc;
     for (int gi = 0; gi < ST_NUM_PG; gi++) {
         r->lr[gi] = o->lr;
@@ -282,6 +283,8 @@ static st_status setup(run_ctx *r, st_train_opts *o, st_error *err) {
         if (r->st.recipe_state_n &&
             (rc = st_recipe_run_state_set(r->rrun, r->st.recipe_state, r->st.recipe_state_n, err)) != ST_OK)
             return rc;
+        /* masks restored from a checkpoint may already be sparse */
+        if ((rc = st_exec_sparse_repack(&r->ex, err)) != ST_OK) return rc;
         if (o->recipe_args) st_meta_set(&r->meta, "recipe_args", "%s", o->recipe_args);
         else if (r->st.recipe_args) st_meta_set(&r->meta, "recipe_args", "%s", r->st.recipe_args);
     }
@@ -372,7 +375,14 @@ static int train_epoch(run_ctx *r, const st_train_opts *o, int epoch, int steps,
         st_graph_zero_grad(r->g);
         st_exec_backward(&r->ex);
         if (r->rrun) {
-            if (st_recipe_run_step(r->rrun, r->g, r->st.step, r->lr, r->wd)) r->mask_updates++;
+            if (st_recipe_run_step(r->rrun, r->g, r->st.step, r->lr, r->wd)) {
+                r->mask_updates++;
+                /* the new masks take effect in this very step's forward pass */
+                if ((*rc = st_exec_sparse_repack(&r->ex, err)) != ST_OK) {
+                    st_progress_end(&pb);
+                    return 0;
+                }
+            }
         } else {
             float lr = schedule_lr(o->lr, r->st.step, total);
             for (int gi = 0; gi < ST_NUM_PG; gi++) r->lr[gi] = lr;
@@ -380,6 +390,7 @@ static int train_epoch(run_ctx *r, const st_train_opts *o, int epoch, int steps,
         memcpy(r->opt.lr, r->lr, sizeof r->lr);
         memcpy(r->opt.weight_decay, r->wd, sizeof r->wd);
         st_optim_step(&r->opt, r->g, &r->k);
+        st_exec_sparse_refresh(&r->ex);
         r->st.step++;
         r->st.epoch_step = s + 1;
         part[0] += loss * B;
@@ -396,7 +407,10 @@ static int train_epoch(run_ctx *r, const st_train_opts *o, int epoch, int steps,
     st_progress_end(&pb);
     /* A pruning modifier that ends with the run has its final update due at the step
      * after the last one: apply it now, before the last evaluation and checkpoint. */
-    if (r->rrun && epoch == o->epochs - 1 && st_recipe_run_finish(r->rrun, r->g)) r->mask_updates++;
+    if (r->rrun && epoch == o->epochs - 1 && st_recipe_run_finish(r->rrun, r->g)) {
+        r->mask_updates++;
+        *rc = st_exec_sparse_repack(&r->ex, err);
+    }
     return 0;
 }
 
@@ -467,6 +481,7 @@ st_status st_train_classifier(const st_train_opts *opts, st_train_result *res, s
             st_train_recipe_sparsity_line(&r.recipe, r.rrun, r.g, line, sizeof line);
             fprintf(log, "  recipe: lr %.5g/%.5g/%.5g (groups 0/1/2), weight decay %.3g; %s; %d mask updates\n",
                     r.lr[0], r.lr[1], r.lr[2], r.wd[0], line, r.mask_updates);
+            st_exec_sparse_describe(&r.ex, log);
         }
         st_exec_profile_print(&r.ex, log, 12);
         fflush(log);

@@ -46,6 +46,7 @@ static void usage(FILE *f) {
             "  --overwrite       allow --out to name a folder that already holds a run\n"
             "  --resume CKPT     continue a run from its last.ckpt\n"
             "  --stop-after N    stop after N epochs (resume later with --resume)\n"
+            "  --dense           dense kernels only, even for pruned layers (for comparisons)\n"
             "  --imgsz N         input size for image folders (default: the images' own size)\n"
             "  --channels N      1 (gray) or 3 (RGB) input channels (default: the images' own)\n"
             "  --workers N       data loading threads (default 1)\n"
@@ -113,6 +114,8 @@ int main(int argc, char **argv) {
             o.overwrite = 1, takes = 0;
         } else if (!strcmp(a, "--cache")) {
             o.cache = 1, takes = 0;
+        } else if (!strcmp(a, "--dense")) {
+            o.dense = 1, takes = 0;
         } else if (!strcmp(a, "--strict")) {
             o.strict = 1, takes = 0;
         } else if (!strcmp(a, "--progress")) {

@@ -29,6 +29,7 @@ typedef struct st_train_opts {
     int cache;             /* keep decoded images in RAM */
     int strict;            /* any broken file in the dataset is an error */
     float fliplr;          /* horizontal-flip probability (augmentation; 0: off) */
+    int dense;             /* never use the sparse kernels (for speed comparisons) */
     int progress;          /* -1 auto, 0 off, 1 on */
     FILE *log;             /* per-epoch lines (stdout) */
     const volatile sig_atomic_t *interrupt; /* set by a signal handler: save and stop */

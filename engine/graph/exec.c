@@ -1,7 +1,7 @@
 /* Buffer planning and the forward/backward interpreter. Training keeps every activation
  * alive for backward, so the plan is simply one buffer per value; Flatten aliases its
  * input because it does not move data. */
-#include "st_exec.h"
+#include "exec_internal.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-static st_conv2d conv_desc(const st_graph *g, const st_node *nd, int batch) {
+st_conv2d st_exec_conv_desc(const st_graph *g, const st_node *nd, int batch) {
     st_shape in = g->values[nd->inputs[0]];
     st_conv2d c = {.N = batch, .C = in.c, .H = in.h, .W = in.w, .K = nd->a.conv.k,
                    .R = nd->a.conv.r, .S = nd->a.conv.s, .stride_h = nd->a.conv.stride_h,
@@ -54,7 +54,7 @@ static void plan_sizes(const st_graph *g, int batch, int with_grads, size_t *act
         }
         *state += node_state_floats(g, nd, batch);
         if (nd->op == ST_OP_CONV2D) {
-            st_conv2d c = conv_desc(g, nd, batch);
+            st_conv2d c = st_exec_conv_desc(g, nd, batch);
             size_t s = st_conv2d_scratch_floats(&c);
             if (s > *scratch) *scratch = s;
         }
@@ -117,6 +117,7 @@ st_status st_exec_plan(st_exec *e, const st_graph *g, int max_batch, int with_gr
 }
 
 void st_exec_free(st_exec *e) {
+    if (e->g) st_exec_sparse_free(e);
     free(e->node_seconds);
     free(e->act);
     free(e->dact);
@@ -149,7 +150,8 @@ static void forward_node(st_exec *e, int i, int N, int training) {
     case ST_OP_INPUT:
     case ST_OP_FLATTEN: break;
     case ST_OP_CONV2D: {
-        st_conv2d c = conv_desc(g, nd, N);
+        if (st_exec_sparse_forward(e, nd, i, N, y, x)) break;
+        st_conv2d c = st_exec_conv_desc(g, nd, N);
         st_conv2d_forward(&c, y, x, pdata(e, nd->params[0]), pdata(e, nd->params[1]), e->scratch);
         break;
     }
@@ -178,6 +180,7 @@ static void forward_node(st_exec *e, int i, int N, int training) {
     }
     case ST_OP_GLOBALAVGPOOL: st_global_avgpool_forward(y, x, N, in.c, in.h * in.w); break;
     case ST_OP_LINEAR:
+        if (st_exec_sparse_forward(e, nd, i, N, y, x)) break;
         st_linear_forward(y, x, pdata(e, nd->params[0]), pdata(e, nd->params[1]), N, in.c,
                           nd->a.features);
         break;
@@ -228,7 +231,9 @@ static void backward_node(st_exec *e, int i, int N) {
     size_t n_in = (size_t)N * st_shape_numel(in);
     switch (nd->op) {
     case ST_OP_CONV2D: {
-        st_conv2d c = conv_desc(g, nd, N);
+        if (st_exec_sparse_backward(e, nd, i, N, dx, pgrad(e, nd->params[0]), pgrad(e, nd->params[1]), dy, x))
+            break;
+        st_conv2d c = st_exec_conv_desc(g, nd, N);
         st_conv2d_backward(&c, dx, pgrad(e, nd->params[0]), pgrad(e, nd->params[1]), dy, x,
                            pdata(e, nd->params[0]), e->scratch);
         break;
@@ -257,6 +262,8 @@ static void backward_node(st_exec *e, int i, int N) {
     }
     case ST_OP_GLOBALAVGPOOL: if (dx) st_global_avgpool_backward(dx, dy, N, in.c, in.h * in.w); break;
     case ST_OP_LINEAR:
+        if (st_exec_sparse_backward(e, nd, i, N, dx, pgrad(e, nd->params[0]), pgrad(e, nd->params[1]), dy, x))
+            break;
         st_linear_backward(dx, pgrad(e, nd->params[0]), pgrad(e, nd->params[1]), dy, x,
                            pdata(e, nd->params[0]), N, in.c, nd->a.features);
         break;

@@ -7,7 +7,19 @@
 #include <stdio.h>
 
 #include "st_graph.h"
+#include "st_sparse.h"
 #include "st_tensor.h"
+
+/* A conv or linear node running on the sparse kernels: its packed weights (rebuilt when
+ * the masks change, values refreshed after every optimizer step) and the gradient of
+ * the packed values. */
+typedef struct st_exec_sparse {
+    int active;
+    double sparsity;     /* fraction of masked-off weights when packed */
+    double expected;     /* modelled speedup over dense */
+    st_csr csr;
+    float *dval;         /* [csr.nnz] */
+} st_exec_sparse;
 
 typedef struct st_exec {
     const st_graph *g;
@@ -23,7 +35,23 @@ typedef struct st_exec {
     float *grad_begin;  /* the gradient part of the arena, zeroed before backward */
     uint64_t dropout_seed; /* set by the caller for each step */
     double *node_seconds;  /* [2 * n_nodes] forward, backward time per node, or NULL */
+    st_exec_sparse *sparse; /* [n_nodes], NULL until st_exec_sparse_update */
+    float *sparse_scratch;
+    size_t sparse_scratch_floats;
+    int dense_only;        /* never use the sparse kernels (for comparisons) */
 } st_exec;
+
+/* Chooses, per prunable conv / linear node, between the dense and the sparse kernels
+ * from its shape and the sparsity of its mask, and packs the chosen ones. Call when the
+ * masks change (and once at the start). */
+st_status st_exec_sparse_repack(st_exec *e, st_error *err);
+/* One line: which layers run sparse, at what sparsity and modelled speedup. */
+void st_exec_sparse_describe(const st_exec *e, FILE *f);
+/* After an optimizer step with unchanged masks: copy the new weight values into the
+ * packed weights (O(nonzeros)). */
+void st_exec_sparse_refresh(st_exec *e);
+/* Number of nodes on the sparse path. */
+int st_exec_sparse_count(const st_exec *e);
 
 /* Starts (or with on == 0 stops and frees) per-node timing. */
 st_status st_exec_profile(st_exec *e, int on);
