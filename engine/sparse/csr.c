@@ -14,6 +14,8 @@
 #ifndef ST_SPARSE_BAND_BUDGET
 #define ST_SPARSE_BAND_BUDGET (192 * 1024)
 #endif
+/* Direct mode: nonzeros whose weight-gradient partial sums a thread keeps at once. */
+#define ST_SPARSE_PART_NZ 4096
 /* Direct (in-place) mode needs planes at least this big to fill the kernel tiles (per-sample
  * bands); smaller ones batch samples into banded copies. */
 #define ST_SPARSE_DIRECT_MIN_HW 64
@@ -224,6 +226,11 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
         }
     }
     m->row_ptr[K] = e;
+    if (g->direct) { /* weight-gradient partial lanes: up to 4096 nonzeros, or the longest row */
+        int longest = 0;
+        for (int k = 0; k < K; k++) longest = ST_MAX(longest, m->row_ptr[k + 1] - m->row_ptr[k]);
+        m->geom.thread_floats = (size_t)16 * ST_MAX(ST_MIN(nnz, ST_SPARSE_PART_NZ), longest);
+    }
     for (int v = 0; v < m->t_rows; v++) m->t_ptr[v + 1] += m->t_ptr[v];
     /* Transposed entries in row-major order of W: within a virtual channel they come
      * sorted by output channel, then column. */

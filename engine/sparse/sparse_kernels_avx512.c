@@ -117,10 +117,20 @@ static void spmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, 
 
 AI float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
+/* One nonzero's partial dot product: into its 16-lane slot of part, or summed into dval. */
+AI void sd_put(float *dval, float *part, int e, int e0, __m512 s) {
+    if (part) {
+        float *p = part + (size_t)(e - e0) * 16;
+        _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), s));
+    } else {
+        dval[e] += hsum(s);
+    }
+}
+
 /* Full 256-column tiles with dY in registers. */
 AI void sddmm_full(const int XM, int r0, int r1, const int32_t *ptr, const int32_t *idx,
                    const float *dY, ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, float *dval,
-                   const uint8_t *cls, const uint16_t *xm, int nvec) {
+                   const uint8_t *cls, const uint16_t *xm, int nvec, float *part) {
     for (int r = r0; r < r1; r++) {
         const float *d = dY + (ptrdiff_t)(r - r0) * ldy;
         __m512 dv[16];
@@ -135,15 +145,16 @@ AI void sddmm_full(const int XM, int r0, int r1, const int32_t *ptr, const int32
 #pragma GCC unroll 16
             for (int v = 4; v < 16; v++)
                 s[v & 3] = _mm512_fmadd_ps(dv[v], ldx(XM, 0, v, 16, x, mr, 0), s[v & 3]);
-            dval[e] += hsum(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])));
+            sd_put(dval, part, e, ptr[r0],
+                   _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])));
         }
     }
 }
 
-/* Up to 255 columns, dY read from memory, last vector masked. */
+/* Any number of columns, dY read from memory (it stays in L1), last vector masked. */
 static void sddmm_tail(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                        ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, int n, float *dval,
-                       const uint8_t *cls, const uint16_t *xm, int nvec) {
+                       const uint8_t *cls, const uint16_t *xm, int nvec, float *part) {
     const int nv = (n + 15) / 16;
     const __mmask16 km = tail_mask(n - 16 * (nv - 1));
     for (int r = r0; r < r1; r++) {
@@ -160,36 +171,38 @@ static void sddmm_tail(int r0, int r1, const int32_t *ptr, const int32_t *idx, c
                 if (v & 1) s1 = _mm512_fmadd_ps(dd, xx, s1);
                 else s0 = _mm512_fmadd_ps(dd, xx, s0);
             }
-            dval[e] += hsum(_mm512_add_ps(s0, s1));
+            sd_put(dval, part, e, ptr[r0], _mm512_add_ps(s0, s1));
         }
     }
 }
 
 static void sddmm_full_0(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                          ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, float *dval,
-                         const uint8_t *cls, const uint16_t *xm, int nvec) {
-    sddmm_full(0, r0, r1, ptr, idx, dY, ldy, X, ldx_, dval, cls, xm, nvec);
+                         const uint8_t *cls, const uint16_t *xm, int nvec, float *part) {
+    sddmm_full(0, r0, r1, ptr, idx, dY, ldy, X, ldx_, dval, cls, xm, nvec, part);
 }
 static void sddmm_full_1(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                          ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, float *dval,
-                         const uint8_t *cls, const uint16_t *xm, int nvec) {
-    sddmm_full(1, r0, r1, ptr, idx, dY, ldy, X, ldx_, dval, cls, xm, nvec);
+                         const uint8_t *cls, const uint16_t *xm, int nvec, float *part) {
+    sddmm_full(1, r0, r1, ptr, idx, dY, ldy, X, ldx_, dval, cls, xm, nvec, part);
 }
 
+/* Register tiles of 256 while at least 320 columns are left; the rest (< 320) in one
+ * memory pass, so a short remainder does not cost a tile of its own. */
 static void sddmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                          ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, int n, float *dval,
-                         const uint8_t *cls, const uint16_t *xmask) {
+                         const uint8_t *cls, const uint16_t *xmask, float *part) {
     const int nvec = (n + 15) / 16;
     int j0 = 0;
-    for (; j0 + 256 <= n; j0 += 256) {
+    for (; n - j0 >= 320; j0 += 256) {
         if (xmask)
             sddmm_full_1(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, cls,
-                         xmask + j0 / 16, nvec);
-        else sddmm_full_0(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, NULL, NULL, 0);
+                         xmask + j0 / 16, nvec, part);
+        else sddmm_full_0(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, NULL, NULL, 0, part);
     }
     if (n > j0)
         sddmm_tail(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, n - j0, dval, cls,
-                   xmask ? xmask + j0 / 16 : NULL, nvec);
+                   xmask ? xmask + j0 / 16 : NULL, nvec, part);
 }
 
 static void deint2_avx512(float *d0, float *d1, const float *src, int n) {

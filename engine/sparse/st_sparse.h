@@ -124,7 +124,9 @@ void st_csr_unpack(const st_csr *m, float *w);
  *  sddmm: dval[e] += sum_{j < n} dY[r][j] * X[idx[e] * ldx + j],         e in row r
  * With idx = column and ldx = the X row stride these are the matrix products
  * Y = W X, dX += W^T dY (with the transposed index) and dW = dY X^T at the nonzeros;
- * the operators pass premultiplied offsets and ldx = 1.
+ * the operators pass premultiplied offsets and ldx = 1. sddmm with part != NULL adds
+ * into part[(e - ptr[r0]) * 16 + lane] instead of dval (the 16 lanes sum to the dot
+ * product), so many short calls pay one horizontal sum at the end (st_sparse_reduce16).
  * Lane masks (cls and xmask both NULL, or both given): X element j of nonzero e is read
  * only if bit j % 16 of xmask[cls[e] * ceil(n/16) + j / 16] is set, else taken as 0 (and
  * never touched: its address may lie outside any buffer). Direct convolutions use this
@@ -136,12 +138,15 @@ typedef struct st_sparse_kernels {
                  const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask);
     void (*sddmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                   ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
-                  const uint8_t *cls, const uint16_t *xmask);
+                  const uint8_t *cls, const uint16_t *xmask, float *part);
     /* Stride-2 layout helpers for i < n: deint2 splits src into d0[i] = src[2i],
      * d1[i] = src[2i+1]; int2_add adds back: dst[2i] += s0[i], dst[2i+1] += s1[i]. */
     void (*deint2)(float *d0, float *d1, const float *src, int n);
     void (*int2_add)(float *dst, const float *s0, const float *s1, int n);
 } st_sparse_kernels;
+
+/* dval[e] += sum of part[e * 16 .. e * 16 + 15] for e < n (fixed order). */
+void st_sparse_reduce16(float *dval, const float *part, int n);
 
 /* Fills k for isa (lowered to what the CPU supports). */
 void st_sparse_kernels_init(st_sparse_kernels *k, st_isa isa);
