@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "st_cli.h"
 #include "st_ops.h"
 #include "st_rng.h"
 #include "st_sparse.h"
@@ -258,6 +259,7 @@ static int usage(int code) {
 }
 
 int main(int argc, char **argv) {
+    st_cli_prefer_passive_wait(argc, argv); /* like the front ends (see st_cli.h) */
     int threads = 0, imgsz = 320, batch = 16;
     const char *which = "all", *sps = "0,50,70,80,90,95,98";
     for (int i = 1; i < argc; i++) {
@@ -291,10 +293,11 @@ int main(int argc, char **argv) {
         openblas_set_num_threads(threads);
     }
     const char *ct = getenv("OPENBLAS_CORETYPE");
-    printf("bench_sparse: threads %d, OpenBLAS core %s (OPENBLAS_CORETYPE=%s), sparse ISA %s, "
-           "batch %d, yolo imgsz %d\n",
+    const char *wp = getenv("OMP_WAIT_POLICY");
+    printf("bench_sparse: threads %d, OpenBLAS core %s (OPENBLAS_CORETYPE=%s), "
+           "OMP_WAIT_POLICY=%s, sparse ISA %s, batch %d, yolo imgsz %d\n",
            omp_get_max_threads(), openblas_get_corename(), ct ? ct : "(unset)",
-           st_isa_name(st_sparse_kernels_active()->isa), batch, imgsz);
+           wp ? wp : "(unset)", st_isa_name(st_sparse_kernels_active()->isa), batch, imgsz);
     int all = !strcmp(which, "all");
     static model m;
     if (all || !strcmp(which, "yolov5n")) {
