@@ -9,43 +9,47 @@
  *    a mask), or a nonzero weight (without one): a masked-on weight that happens to be 0
  *    keeps its slot and its gradient.
  *  - The transposed index (t_ptr, t_row, t_src, t_val) is a CSR of W^T whose rows are
- *    "virtual input channels" (input channel c and, for strides > 1, the phase
- *    (r*dil_h mod stride_h, s*dil_w mod stride_w) of the tap): for a linear layer or a
- *    stride-1 1x1 conv that
- *    is exactly W^T row by row; for a kxk conv one transposed row gathers the R*S
- *    columns of one input channel (all taps that read the same input plane), so that
- *    backward-input writes each input plane from one row of the index. t_row[i] is the
- *    output channel, t_src[i] the position in val (t_val[i] = val[t_src[i]], refreshed
- *    each step without re-sorting).
+ *    "virtual input channels": input channel c and, for strides > 1, the phase
+ *    (r*dil_h mod stride_h, s*dil_w mod stride_w) of the tap. For a linear layer or a
+ *    stride-1 1x1 conv that is exactly W^T row by row; for a kxk conv one transposed row
+ *    gathers the R*S columns of one input channel (every tap reading the same input
+ *    plane), so backward-input writes each input plane from one row of the index.
+ *    t_row[i] is the output channel, t_src[i] the position in val (t_val[i] =
+ *    val[t_src[i]], refreshed each step without re-sorting).
  *  - x_off[nnz] / t_off[nnz]: addresses premultiplied for the operator's buffer layout
- *    (below), so a kernel reads X[off[e] + j] with no index arithmetic.
+ *    (below), so a kernel reads X[off[e] + j] with no index arithmetic; x_cls / t_cls
+ *    and the lane-mask tables for the direct layout's image borders.
  * Pack once per mask change (st_csr_pack*), refresh values after every optimizer step
  * (st_csr_refresh: O(nnz) gather from the dense weights; the pattern is fixed).
  * Depthwise convolutions should stay dense (st_sparse_should_use says no), though the
  * operators accept any group count.
  *
  * ---------------------------------------------------------------- How the conv runs
- * No im2col. The input is seen as "virtual planes": zero padded, split into stride
- * phases (a stride-2 conv is a stride-1 conv over 4*C phase planes with a ceil(R/2) x
- * ceil(S/2) kernel), each plane Hv x Wv with Wv = ceil((W + 2 pad) / stride). Then every
- * tap of every nonzero is a constant shift in a flat "wide" row: output (p, q) of
- * sample n sits at column (n*Hv + p)*Wv + q and reads the plane at that column plus
- * dr*Wv + ds. Columns with q >= Q or p >= P are computed and thrown away (the price of a
- * shift-only kernel: 5% at 40x40, 40% at 7x7).
- * The operators walk "bands" of L virtual output rows (samples are stacked, so small
- * late-layer images batch up): each band copies its slice of the padded/phased input
- * (halo included) into a per-thread buffer that stays in L2, runs the kernel over it
- * and writes the valid outputs straight into y. x is read about once and y written
- * once; no full-size intermediate exists. Stride-1 pad-0 1x1 convs on big, alias-free
- * images read x and write y in place ("direct" mode). Backward-input runs the same
- * kernel over the transposed index and a banded copy of dy; its output band is added
- * into dx (the inverse of the phase split). The weight gradient is one dot product per
- * nonzero over the same band buffers, threads owning output channels.
+ * No im2col, two layouts (chosen at pack time from the shape):
+ *  - Direct (stride 1, output as big as the input, planes >= 64 pixels: every 3x3 and
+ *    1x1 conv of YOLO/ResNet blocks). Output (p, q) and input (p, q) share the flat
+ *    index j = p*W + q, so tap (r, s) of a nonzero is the constant shift
+ *    (r*dil - pad)*W + (s*dil - pad): the kernel reads x and dy and writes y and dx in
+ *    place, per sample, in bands of rows. Taps that fall off the image (padding) are
+ *    switched off per lane by precomputed masks (masked loads never touch them).
+ *  - Banded (strided convs, small planes, everything else). The input is seen as
+ *    "virtual planes": zero padded, split into stride phases (a stride-2 conv is a
+ *    stride-1 conv over 4*C phase planes with a ceil(R/2) x ceil(S/2) kernel), each
+ *    Hv x Wv with Wv = ceil((W + 2 pad) / stride). Output (p, q) of sample n sits at
+ *    column (n*Hv + p)*Wv + q and reads the plane at that column plus dr*Wv + ds.
+ *    Columns with q >= Q or p >= P are computed and thrown away (5% at 40x40, 40% at
+ *    7x7). Bands of L virtual output rows (samples stacked, so small images batch up)
+ *    copy their slice of the padded, phase-split input (halo included) into a
+ *    per-thread buffer that stays in L2, run the kernel and write valid outputs to y.
+ * Backward-input runs the same kernel over the transposed index (reading dy, banded or
+ * in place) and adds into dx (banded: undoing the phase split). The weight gradient is
+ * one dot product per nonzero over the same data, threads owning output channels.
  *
  * Threads: OpenMP over bands (forward, backward-input) and over output channels
- * (weight gradient). Every output element and every dval is produced by one thread in a
- * fixed order: results are deterministic (for a fixed thread count and ISA). Do not call
- * the operators from inside a parallel region (the scratch is split per thread). */
+ * (weight gradient); small layers run on one thread. Every output element and every
+ * dval is produced by one thread in a fixed order: results are deterministic (for a
+ * fixed thread count and ISA). Do not call the operators from inside a parallel region
+ * (the scratch is split per thread). */
 #ifndef ST_SPARSE_H
 #define ST_SPARSE_H
 
