@@ -343,6 +343,17 @@ START_TEST(test_should_use) {
     dw.groups = 64;
     ck_assert_int_eq(st_conv2d_init(&dw), 0);
     ck_assert_int_eq(st_sparse_should_use(&dw, 0.98), 0);
+    /* 1x1 stride 2 (ResNet downsample, memory-bound) stays dense even at 90% */
+    st_conv2d ds = {.N = 16, .C = 64, .H = 56, .W = 56, .K = 128, .R = 1, .S = 1, .stride_h = 2,
+                    .stride_w = 2, .pad_h = 0, .pad_w = 0, .dil_h = 1, .dil_w = 1, .groups = 1};
+    ck_assert_int_eq(st_conv2d_init(&ds), 0);
+    ck_assert_int_eq(st_sparse_should_use(&ds, 0.9), 0);
+    /* a linear layer as a 1x1 conv on 1x1 images: batch 256 at 95% is worth it */
+    st_conv2d fc = {.N = 256, .C = 512, .H = 1, .W = 1, .K = 1000, .R = 1, .S = 1, .stride_h = 1,
+                    .stride_w = 1, .pad_h = 0, .pad_w = 0, .dil_h = 1, .dil_w = 1, .groups = 1};
+    ck_assert_int_eq(st_conv2d_init(&fc), 0);
+    ck_assert_int_eq(st_sparse_should_use(&fc, 0.95), 1);
+    ck_assert_int_eq(st_sparse_should_use(&fc, 0.5), 0);
 }
 END_TEST
 
