@@ -58,6 +58,25 @@ AI void spmm_tile(const int NV, const int MASKED, const int TWO, const int XM, i
                 }
             }
         }
+        if (XM && !TWO) {
+            /* runs of one tap class (the direct layout sorts rows tap-major): the masks
+             * are loaded once per run */
+            while (e < e1) {
+                const int cl = cls[e];
+                const uint16_t *m0 = xm + (size_t)cl * nvec;
+                __mmask16 mk[8];
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) mk[v] = (__mmask16)m0[v];
+                do {
+                    const __m512 w0 = _mm512_set1_ps(val[e]);
+                    const float *x0 = X + (ptrdiff_t)idx[e] * ldx_;
+#pragma GCC unroll 8
+                    for (int v = 0; v < NV; v++)
+                        a[v] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(mk[v], x0 + 16 * v), a[v]);
+                    e++;
+                } while (e < e1 && cls[e] == cl);
+            }
+        }
         for (; e < e1; e++) {
             const __m512 w0 = _mm512_set1_ps(val[e]);
             const float *x0 = X + (ptrdiff_t)idx[e] * ldx_;
@@ -162,7 +181,29 @@ AI void sddmm_small(const int NV, const int XM, int r0, int r1, const int32_t *p
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++)
             dv[v] = _mm512_maskz_loadu_ps(v == NV - 1 ? km : (__mmask16)0xFFFF, d + 16 * v);
-        for (int e = ptr[r]; e < ptr[r + 1]; e++) {
+        int e = ptr[r];
+        const int e1 = ptr[r + 1];
+        while (XM && e < e1) { /* runs of one tap class: masks loaded once per run */
+            const int cl = cls[e];
+            const uint16_t *m0 = xm + (size_t)cl * nvec;
+            __mmask16 mk[8];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) mk[v] = (__mmask16)m0[v];
+            do {
+                const float *x = X + (ptrdiff_t)idx[e] * ldx_;
+                __m512 s0 = _mm512_mul_ps(dv[0], _mm512_maskz_loadu_ps(mk[0], x));
+                __m512 s1 = _mm512_setzero_ps();
+#pragma GCC unroll 8
+                for (int v = 1; v < NV; v++) {
+                    const __m512 t = _mm512_maskz_loadu_ps(mk[v], x + 16 * v);
+                    if (v & 1) s1 = _mm512_fmadd_ps(dv[v], t, s1);
+                    else s0 = _mm512_fmadd_ps(dv[v], t, s0);
+                }
+                sd_put(dval, part, e, ptr[r0], _mm512_add_ps(s0, s1));
+                e++;
+            } while (e < e1 && cls[e] == cl);
+        }
+        for (; e < e1; e++) {
             const float *x = X + (ptrdiff_t)idx[e] * ldx_;
             const uint16_t *mr = XM ? xm + (size_t)cls[e] * nvec : NULL;
             __m512 s0 = _mm512_mul_ps(dv[0], ldx(XM, NV == 1, 0, NV, x, mr, km));
@@ -217,7 +258,7 @@ static void sddmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx,
     const int nvec = (n + 15) / 16;
     const sd_fn *tab = xmask ? sd_tab_1 : sd_tab_0;
     int j0 = 0;
-    for (; n - j0 >= 320; j0 += 256) {
+    for (; !xmask && n - j0 >= 320; j0 += 256) {
         if (xmask)
             sddmm_full_1(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, cls,
                          xmask + j0 / 16, nvec, part);

@@ -4,7 +4,8 @@
  * The weight of a convolution [K, C/g, R, S] is viewed as the matrix W[K, cols] with
  * cols = C/g*R*S (group g owns rows [g*K/g, (g+1)*K/g) and its own input channels); a
  * linear layer [O, I] is the 1x1 convolution K = O, C = I on 1x1 images (N = batch).
- *  - row_ptr[K+1], col_idx[nnz] (column within the group's block, ascending in a row),
+ *  - row_ptr[K+1], col_idx[nnz] (column within the group's block, ascending in a row;
+ *    for the direct kxk layout in tap-major order, i.e. sorted by (r, s, channel)),
  *    val[nnz]: CSR over output channels. A nonzero is a mask position that is on (with
  *    a mask), or a nonzero weight (without one): a masked-on weight that happens to be 0
  *    keeps its slot and its gradient.
