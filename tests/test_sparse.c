@@ -112,9 +112,17 @@ START_TEST(test_kernels_match_reference) {
                                 }
                         }
                         float *dv = ot_copy(dv0, m.nnz + 1);
-                        k.sddmm(0, rows, m.ptr, m.idx, dY, ldy, X, ldx, n, dv, NULL, NULL);
+                        k.sddmm(0, rows, m.ptr, m.idx, dY, ldy, X, ldx, n, dv, NULL, NULL, NULL);
                         OT_ASSERT_NEAR(dv, dref, (size_t)m.nnz + 1, 1e-5, 1e-5, st_isa_name(k.isa));
-                        free(Y), free(Y2), free(dv);
+                        /* the same through 16-lane partial sums, in two calls over halves */
+                        float *part = ot_zeros((size_t)m.nnz * 16 + 1), *dv2 = ot_copy(dv0, m.nnz + 1);
+                        const int h = n / 2;
+                        k.sddmm(0, rows, m.ptr, m.idx, dY, ldy, X, ldx, h, dv2, NULL, NULL, part);
+                        k.sddmm(0, rows, m.ptr, m.idx, dY + h, ldy, X + h, ldx, n - h, dv2, NULL,
+                                NULL, part);
+                        st_sparse_reduce16(dv2, part, m.nnz);
+                        OT_ASSERT_NEAR(dv2, dref, (size_t)m.nnz + 1, 1e-5, 1e-5, "partials");
+                        free(Y), free(Y2), free(dv), free(part), free(dv2);
                     }
                     free(X), free(bias), free(Y0), free(dY), free(dv0), free(ref), free(dref);
                     free_rcsr(&m);
@@ -153,7 +161,7 @@ START_TEST(test_kernels_masked_and_helpers) {
             float *Y = ot_zeros((size_t)rows * ldy), *dv = ot_zeros(m.nnz + 1);
             k.spmm(0, rows, m.ptr, m.idx, m.val, X, ldx, n, Y, ldy, NULL, 0, cls, xm);
             OT_ASSERT_NEAR(Y, ref, (size_t)rows * ldy, 1e-5, 1e-5, st_isa_name(k.isa));
-            k.sddmm(0, rows, m.ptr, m.idx, dY, ldy, X, ldx, n, dv, cls, xm);
+            k.sddmm(0, rows, m.ptr, m.idx, dY, ldy, X, ldx, n, dv, cls, xm, NULL);
             OT_ASSERT_NEAR(dv, dref, (size_t)m.nnz + 1, 1e-5, 1e-5, st_isa_name(k.isa));
             /* stride-2 helpers, with guards that must not change */
             float *src = ot_rand(2 * n + 2, -1, 1, &r), *d0 = ot_zeros(n + 1), *d1 = ot_zeros(n + 1);
@@ -335,6 +343,17 @@ START_TEST(test_should_use) {
     dw.groups = 64;
     ck_assert_int_eq(st_conv2d_init(&dw), 0);
     ck_assert_int_eq(st_sparse_should_use(&dw, 0.98), 0);
+    /* 1x1 stride 2 (ResNet downsample, memory-bound) stays dense even at 90% */
+    st_conv2d ds = {.N = 16, .C = 64, .H = 56, .W = 56, .K = 128, .R = 1, .S = 1, .stride_h = 2,
+                    .stride_w = 2, .pad_h = 0, .pad_w = 0, .dil_h = 1, .dil_w = 1, .groups = 1};
+    ck_assert_int_eq(st_conv2d_init(&ds), 0);
+    ck_assert_int_eq(st_sparse_should_use(&ds, 0.9), 0);
+    /* a linear layer as a 1x1 conv on 1x1 images: batch 256 at 95% is worth it */
+    st_conv2d fc = {.N = 256, .C = 512, .H = 1, .W = 1, .K = 1000, .R = 1, .S = 1, .stride_h = 1,
+                    .stride_w = 1, .pad_h = 0, .pad_w = 0, .dil_h = 1, .dil_w = 1, .groups = 1};
+    ck_assert_int_eq(st_conv2d_init(&fc), 0);
+    ck_assert_int_eq(st_sparse_should_use(&fc, 0.95), 1);
+    ck_assert_int_eq(st_sparse_should_use(&fc, 0.5), 0);
 }
 END_TEST
 

@@ -14,6 +14,8 @@
 #ifndef ST_SPARSE_BAND_BUDGET
 #define ST_SPARSE_BAND_BUDGET (192 * 1024)
 #endif
+/* Direct mode: nonzeros whose weight-gradient partial sums a thread keeps at once. */
+#define ST_SPARSE_PART_NZ 4096
 /* Direct (in-place) mode needs planes at least this big to fill the kernel tiles (per-sample
  * bands); smaller ones batch samples into banded copies. */
 #define ST_SPARSE_DIRECT_MIN_HW 64
@@ -63,7 +65,13 @@ static void make_geom(st_sparse_geom *g, const st_conv2d *c) {
         g->sh = g->sw = g->PH = 1;
         g->Hv = c->H;
         g->Wv = c->W;
-        g->L = ST_MAX(1, ST_MIN(c->H, (ST_SPARSE_BAND_COLS + c->W - 1) / c->W));
+        /* bands start on 64-byte boundaries where the row length allows (L*W % 16 == 0):
+         * unaligned loads cost about 1.6x in the kernels */
+        int a = 16;
+        for (int w = c->W; a > 1 && w % 2 == 0; w /= 2) a /= 2;
+        int L = (ST_SPARSE_BAND_COLS + c->W - 1) / c->W;
+        L = (L + a - 1) / a * a;
+        g->L = ST_MAX(1, ST_MIN(c->H, L));
         return;
     }
     g->sh = c->stride_h;
@@ -155,6 +163,44 @@ static void col_tap(const st_csr *m, int grp, int col, int *vc, int *dr, int *ds
     *ds = vs / g->sw;
 }
 
+/* Direct kxk: order each transposed row by tap class (stable, so by output channel
+ * within a class), giving the kernels long runs of one border mask. */
+static int sort_t_by_class(st_csr *m) {
+    const int RS = m->conv.R * m->conv.S;
+    int maxrow = 0;
+    for (int v = 0; v < m->t_rows; v++) maxrow = ST_MAX(maxrow, m->t_ptr[v + 1] - m->t_ptr[v]);
+    const size_t n = (size_t)(maxrow ? maxrow : 1);
+    int32_t *tmp = malloc(sizeof(int32_t) * n * 3);
+    float *tv = malloc(sizeof(float) * n);
+    uint8_t *tc = malloc(n);
+    int *start = malloc(sizeof(int) * (RS + 1));
+    if (!tmp || !tv || !tc || !start) {
+        free(tmp), free(tv), free(tc), free(start);
+        return -1;
+    }
+    for (int v = 0; v < m->t_rows; v++) {
+        const int a = m->t_ptr[v], cnt = m->t_ptr[v + 1] - a;
+        memset(start, 0, sizeof(int) * (RS + 1));
+        for (int i = 0; i < cnt; i++) start[m->t_cls[a + i] + 1]++;
+        for (int q = 0; q < RS; q++) start[q + 1] += start[q];
+        for (int i = 0; i < cnt; i++) {
+            const int to = start[m->t_cls[a + i]]++;
+            tmp[to] = m->t_row[a + i];
+            tmp[n + to] = m->t_src[a + i];
+            tmp[2 * n + to] = m->t_off[a + i];
+            tv[to] = m->t_val[a + i];
+            tc[to] = m->t_cls[a + i];
+        }
+        memcpy(m->t_row + a, tmp, sizeof(int32_t) * cnt);
+        memcpy(m->t_src + a, tmp + n, sizeof(int32_t) * cnt);
+        memcpy(m->t_off + a, tmp + 2 * n, sizeof(int32_t) * cnt);
+        memcpy(m->t_val + a, tv, sizeof(float) * cnt);
+        memcpy(m->t_cls + a, tc, cnt);
+    }
+    free(tmp), free(tv), free(tc), free(start);
+    return 0;
+}
+
 st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const unsigned char *mask,
                       st_error *err) {
     if (!m) return st_errorf(err, ST_ERR_INTERNAL, "st_csr_pack: NULL matrix");
@@ -204,11 +250,15 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
     }
 
     const size_t HW = (size_t)c.H * c.W, PQ = (size_t)c.P * c.Q;
+    const int Cg = c.C / c.groups, RS = c.R * c.S;
     int e = 0;
     for (int k = 0; k < K; k++) {
         m->row_ptr[k] = e;
         const int grp = k / m->rows;
-        for (int col = 0; col < cols; col++) {
+        for (int j = 0; j < cols; j++) {
+            /* direct kxk: tap-major order, so the kernels load each tap's border masks
+             * once per run of nonzeros instead of once per nonzero */
+            const int col = kxk ? (j % Cg) * RS + j / Cg : j;
             size_t i = (size_t)k * cols + col;
             if (!(mask ? mask[i] != 0 : w[i] != 0.0f)) continue;
             m->col_idx[e] = col;
@@ -224,6 +274,11 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
         }
     }
     m->row_ptr[K] = e;
+    if (g->direct) { /* weight-gradient partial lanes: up to 4096 nonzeros, or the longest row */
+        int longest = 0;
+        for (int k = 0; k < K; k++) longest = ST_MAX(longest, m->row_ptr[k + 1] - m->row_ptr[k]);
+        m->geom.thread_floats = (size_t)16 * ST_MAX(ST_MIN(nnz, ST_SPARSE_PART_NZ), longest);
+    }
     for (int v = 0; v < m->t_rows; v++) m->t_ptr[v + 1] += m->t_ptr[v];
     /* Transposed entries in row-major order of W: within a virtual channel they come
      * sorted by output channel, then column. */
@@ -250,6 +305,10 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
         }
     }
     free(fill);
+    if (kxk && sort_t_by_class(m) != 0) {
+        st_csr_free(m);
+        return st_errorf(err, ST_ERR_NOMEM, "st_csr_pack: out of memory");
+    }
     return ST_OK;
 }
 

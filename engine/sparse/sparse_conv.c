@@ -33,7 +33,6 @@ static st_status check(const st_conv2d *c, const st_csr *m, const char *who, st_
 }
 
 size_t st_conv2d_sparse_scratch_floats(const st_csr *m) {
-    if (m->geom.direct) return 0;
     return m->geom.thread_floats * (size_t)omp_get_max_threads();
 }
 
@@ -248,20 +247,32 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
         split_rows(m->row_ptr, K, nt, tid, &k0, &k1);
         float *Xb = g->direct ? NULL : scratch + g->thread_floats * tid;
         float *dYb = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldb;
-        for (int band = 0; band < p.nbands && k0 < k1; band++) {
-            if (g->direct) {
+        /* Direct: bands are short (one sample's rows), so each nonzero keeps 16 partial
+         * lanes across all of them (blocks of rows bounded by the partial buffer) and
+         * pays one horizontal sum at the end. */
+        float *part = g->direct ? scratch + g->thread_floats * tid : NULL;
+        for (int kb0 = k0; g->direct && kb0 < k1;) {
+            int kb1 = kb0 + 1;
+            while (kb1 < k1 && (size_t)(m->row_ptr[kb1 + 1] - m->row_ptr[kb0]) * 16 <= g->thread_floats)
+                kb1++;
+            const int cnt = m->row_ptr[kb1] - m->row_ptr[kb0];
+            memset(part, 0, sizeof(float) * 16 * (size_t)cnt);
+            for (int band = 0; band < p.nbands; band++) {
                 const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
-                k->sddmm(k0, k1, m->row_ptr, m->x_off,
-                         dy + ((size_t)n * K + k0) * PQ + (size_t)i0 * c->W, (ptrdiff_t)PQ,
+                k->sddmm(kb0, kb1, m->row_ptr, m->x_off,
+                         dy + ((size_t)n * K + kb0) * PQ + (size_t)i0 * c->W, (ptrdiff_t)PQ,
                          x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W, dval,
-                         m->x_cls, band_mask(m, m->fmask, band % nbs));
-                continue;
+                         m->x_cls, band_mask(m, m->fmask, band % nbs), part);
             }
+            st_sparse_reduce16(dval + m->row_ptr[kb0], part, cnt);
+            kb0 = kb1;
+        }
+        for (int band = 0; !g->direct && band < p.nbands && k0 < k1; band++) {
             const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
             build_xb(k, c, m, x, v0, Lb + g->dr_max, Xb);
             build_dyb(c, m, dy, v0, v0, v0 + Lb, k0, k1, 0, dYb);
             k->sddmm(k0, k1, m->row_ptr, m->x_off, dYb + g->gd + (size_t)g->dr_max * g->Wv,
-                     g->ldyb, Xb, 1, (Lb - 1) * g->Wv + c->Q, dval, NULL, NULL);
+                     g->ldyb, Xb, 1, (Lb - 1) * g->Wv + c->Q, dval, NULL, NULL, NULL);
         }
     }
 }

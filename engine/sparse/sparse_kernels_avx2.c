@@ -126,9 +126,18 @@ AI float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+AI void sd_put(float *dval, float *part, int e, int e0, __m256 s) {
+    if (part) {
+        float *p = part + (size_t)(e - e0) * 16;
+        _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), s));
+    } else {
+        dval[e] += hsum(s);
+    }
+}
+
 AI void sddmm_full(const int XM, int r0, int r1, const int32_t *ptr, const int32_t *idx,
                    const float *dY, ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, float *dval,
-                   const uint8_t *cls, const uint16_t *xm, int nvec) {
+                   const uint8_t *cls, const uint16_t *xm, int nvec, float *part) {
     const __m256i full = _mm256_set1_epi32(-1);
     for (int r = r0; r < r1; r++) {
         const float *d = dY + (ptrdiff_t)(r - r0) * ldy;
@@ -144,14 +153,15 @@ AI void sddmm_full(const int XM, int r0, int r1, const int32_t *ptr, const int32
 #pragma GCC unroll 8
             for (int v = 4; v < 8; v++)
                 s[v & 3] = _mm256_fmadd_ps(dv[v], ldx(XM, 0, v, 8, x, mr, full), s[v & 3]);
-            dval[e] += hsum(_mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3])));
+            sd_put(dval, part, e, ptr[r0],
+                   _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3])));
         }
     }
 }
 
 static void sddmm_tail(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                        ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, int n, float *dval,
-                       const uint8_t *cls, const uint16_t *xm, int nvec) {
+                       const uint8_t *cls, const uint16_t *xm, int nvec, float *part) {
     const int nv = (n + 7) / 8;
     const __m256i km = tail_mask(n - 8 * (nv - 1)), full = _mm256_set1_epi32(-1);
     for (int r = r0; r < r1; r++) {
@@ -168,25 +178,25 @@ static void sddmm_tail(int r0, int r1, const int32_t *ptr, const int32_t *idx, c
                 if (v & 1) s1 = _mm256_fmadd_ps(dd, xx, s1);
                 else s0 = _mm256_fmadd_ps(dd, xx, s0);
             }
-            dval[e] += hsum(_mm256_add_ps(s0, s1));
+            sd_put(dval, part, e, ptr[r0], _mm256_add_ps(s0, s1));
         }
     }
 }
 
 static void sddmm_avx2(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                        ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, int n, float *dval,
-                       const uint8_t *cls, const uint16_t *xmask) {
+                       const uint8_t *cls, const uint16_t *xmask, float *part) {
     const int nvec = (n + 15) / 16;
     int j0 = 0;
-    for (; j0 + 64 <= n; j0 += 64) {
+    for (; n - j0 >= 80; j0 += 64) {
         if (xmask)
             sddmm_full(1, r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, cls,
-                       xmask + j0 / 16, nvec);
-        else sddmm_full(0, r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, NULL, NULL, 0);
+                       xmask + j0 / 16, nvec, part);
+        else sddmm_full(0, r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, NULL, NULL, 0, part);
     }
     if (n > j0)
         sddmm_tail(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, n - j0, dval, cls,
-                   xmask ? xmask + j0 / 16 : NULL, nvec);
+                   xmask ? xmask + j0 / 16 : NULL, nvec, part);
 }
 
 static void deint2_avx2(float *d0, float *d1, const float *src, int n) {

@@ -58,6 +58,25 @@ AI void spmm_tile(const int NV, const int MASKED, const int TWO, const int XM, i
                 }
             }
         }
+        if (XM && !TWO) {
+            /* runs of one tap class (the direct layout sorts rows tap-major): the masks
+             * are loaded once per run */
+            while (e < e1) {
+                const int cl = cls[e];
+                const uint16_t *m0 = xm + (size_t)cl * nvec;
+                __mmask16 mk[8];
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) mk[v] = (__mmask16)m0[v];
+                do {
+                    const __m512 w0 = _mm512_set1_ps(val[e]);
+                    const float *x0 = X + (ptrdiff_t)idx[e] * ldx_;
+#pragma GCC unroll 8
+                    for (int v = 0; v < NV; v++)
+                        a[v] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(mk[v], x0 + 16 * v), a[v]);
+                    e++;
+                } while (e < e1 && cls[e] == cl);
+            }
+        }
         for (; e < e1; e++) {
             const __m512 w0 = _mm512_set1_ps(val[e]);
             const float *x0 = X + (ptrdiff_t)idx[e] * ldx_;
@@ -117,10 +136,20 @@ static void spmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, 
 
 AI float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
+/* One nonzero's partial dot product: into its 16-lane slot of part, or summed into dval. */
+AI void sd_put(float *dval, float *part, int e, int e0, __m512 s) {
+    if (part) {
+        float *p = part + (size_t)(e - e0) * 16;
+        _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), s));
+    } else {
+        dval[e] += hsum(s);
+    }
+}
+
 /* Full 256-column tiles with dY in registers. */
 AI void sddmm_full(const int XM, int r0, int r1, const int32_t *ptr, const int32_t *idx,
                    const float *dY, ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, float *dval,
-                   const uint8_t *cls, const uint16_t *xm, int nvec) {
+                   const uint8_t *cls, const uint16_t *xm, int nvec, float *part) {
     for (int r = r0; r < r1; r++) {
         const float *d = dY + (ptrdiff_t)(r - r0) * ldy;
         __m512 dv[16];
@@ -135,61 +164,111 @@ AI void sddmm_full(const int XM, int r0, int r1, const int32_t *ptr, const int32
 #pragma GCC unroll 16
             for (int v = 4; v < 16; v++)
                 s[v & 3] = _mm512_fmadd_ps(dv[v], ldx(XM, 0, v, 16, x, mr, 0), s[v & 3]);
-            dval[e] += hsum(_mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])));
+            sd_put(dval, part, e, ptr[r0],
+                   _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])));
         }
     }
 }
 
-/* Up to 255 columns, dY read from memory, last vector masked. */
-static void sddmm_tail(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
-                       ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, int n, float *dval,
-                       const uint8_t *cls, const uint16_t *xm, int nvec) {
-    const int nv = (n + 15) / 16;
-    const __mmask16 km = tail_mask(n - 16 * (nv - 1));
+/* Up to 128 columns (NV vectors, the last masked by km) with dY in registers. */
+AI void sddmm_small(const int NV, const int XM, int r0, int r1, const int32_t *ptr,
+                    const int32_t *idx, const float *dY, ptrdiff_t ldy, const float *X,
+                    ptrdiff_t ldx_, float *dval, const uint8_t *cls, const uint16_t *xm,
+                    int nvec, float *part, __mmask16 km) {
     for (int r = r0; r < r1; r++) {
         const float *d = dY + (ptrdiff_t)(r - r0) * ldy;
-        for (int e = ptr[r]; e < ptr[r + 1]; e++) {
+        __m512 dv[8];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++)
+            dv[v] = _mm512_maskz_loadu_ps(v == NV - 1 ? km : (__mmask16)0xFFFF, d + 16 * v);
+        int e = ptr[r];
+        const int e1 = ptr[r + 1];
+        while (XM && e < e1) { /* runs of one tap class: masks loaded once per run */
+            const int cl = cls[e];
+            const uint16_t *m0 = xm + (size_t)cl * nvec;
+            __mmask16 mk[8];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) mk[v] = (__mmask16)m0[v];
+            do {
+                const float *x = X + (ptrdiff_t)idx[e] * ldx_;
+                __m512 s0 = _mm512_mul_ps(dv[0], _mm512_maskz_loadu_ps(mk[0], x));
+                __m512 s1 = _mm512_setzero_ps();
+#pragma GCC unroll 8
+                for (int v = 1; v < NV; v++) {
+                    const __m512 t = _mm512_maskz_loadu_ps(mk[v], x + 16 * v);
+                    if (v & 1) s1 = _mm512_fmadd_ps(dv[v], t, s1);
+                    else s0 = _mm512_fmadd_ps(dv[v], t, s0);
+                }
+                sd_put(dval, part, e, ptr[r0], _mm512_add_ps(s0, s1));
+                e++;
+            } while (e < e1 && cls[e] == cl);
+        }
+        for (; e < e1; e++) {
             const float *x = X + (ptrdiff_t)idx[e] * ldx_;
-            const uint16_t *mr = xm ? xm + (size_t)cls[e] * nvec : NULL;
-            __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-            for (int v = 0; v < nv; v++) {
-                __mmask16 m = v == nv - 1 ? km : (__mmask16)0xFFFF;
-                if (mr) m &= (__mmask16)mr[v];
-                const __m512 dd = _mm512_maskz_loadu_ps(m, d + 16 * v);
-                const __m512 xx = _mm512_maskz_loadu_ps(m, x + 16 * v);
-                if (v & 1) s1 = _mm512_fmadd_ps(dd, xx, s1);
-                else s0 = _mm512_fmadd_ps(dd, xx, s0);
+            const uint16_t *mr = XM ? xm + (size_t)cls[e] * nvec : NULL;
+            __m512 s0 = _mm512_mul_ps(dv[0], ldx(XM, NV == 1, 0, NV, x, mr, km));
+            __m512 s1 = _mm512_setzero_ps();
+#pragma GCC unroll 8
+            for (int v = 1; v < NV; v++) {
+                const __m512 t = ldx(XM, 1, v, NV, x, mr, km);
+                if (v & 1) s1 = _mm512_fmadd_ps(dv[v], t, s1);
+                else s0 = _mm512_fmadd_ps(dv[v], t, s0);
             }
-            dval[e] += hsum(_mm512_add_ps(s0, s1));
+            sd_put(dval, part, e, ptr[r0], _mm512_add_ps(s0, s1));
         }
     }
 }
+
+#define SD_ARGS                                                                                \
+    int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY, ptrdiff_t ldy,    \
+        const float *X, ptrdiff_t ldx_, float *dval, const uint8_t *cls, const uint16_t *xm,   \
+        int nvec, float *part, __mmask16 km
+#define SD_PASS r0, r1, ptr, idx, dY, ldy, X, ldx_, dval, cls, xm, nvec, part, km
+typedef void (*sd_fn)(SD_ARGS);
+#define SD_VARIANTS(XM)                                                                        \
+    static void sd1_##XM(SD_ARGS) { sddmm_small(1, XM, SD_PASS); }                              \
+    static void sd2_##XM(SD_ARGS) { sddmm_small(2, XM, SD_PASS); }                              \
+    static void sd3_##XM(SD_ARGS) { sddmm_small(3, XM, SD_PASS); }                              \
+    static void sd4_##XM(SD_ARGS) { sddmm_small(4, XM, SD_PASS); }                              \
+    static void sd5_##XM(SD_ARGS) { sddmm_small(5, XM, SD_PASS); }                              \
+    static void sd6_##XM(SD_ARGS) { sddmm_small(6, XM, SD_PASS); }                              \
+    static void sd7_##XM(SD_ARGS) { sddmm_small(7, XM, SD_PASS); }                              \
+    static void sd8_##XM(SD_ARGS) { sddmm_small(8, XM, SD_PASS); }                              \
+    static const sd_fn sd_tab_##XM[9] = {NULL,     sd1_##XM, sd2_##XM, sd3_##XM, sd4_##XM,     \
+                                         sd5_##XM, sd6_##XM, sd7_##XM, sd8_##XM};
+SD_VARIANTS(0)
+SD_VARIANTS(1)
 
 static void sddmm_full_0(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                          ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, float *dval,
-                         const uint8_t *cls, const uint16_t *xm, int nvec) {
-    sddmm_full(0, r0, r1, ptr, idx, dY, ldy, X, ldx_, dval, cls, xm, nvec);
+                         const uint8_t *cls, const uint16_t *xm, int nvec, float *part) {
+    sddmm_full(0, r0, r1, ptr, idx, dY, ldy, X, ldx_, dval, cls, xm, nvec, part);
 }
 static void sddmm_full_1(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                          ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, float *dval,
-                         const uint8_t *cls, const uint16_t *xm, int nvec) {
-    sddmm_full(1, r0, r1, ptr, idx, dY, ldy, X, ldx_, dval, cls, xm, nvec);
+                         const uint8_t *cls, const uint16_t *xm, int nvec, float *part) {
+    sddmm_full(1, r0, r1, ptr, idx, dY, ldy, X, ldx_, dval, cls, xm, nvec, part);
 }
 
+/* dY in registers throughout: tiles of 256 while at least 320 columns are left, then
+ * tiles of up to 128 (the last one masked). */
 static void sddmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                          ptrdiff_t ldy, const float *X, ptrdiff_t ldx_, int n, float *dval,
-                         const uint8_t *cls, const uint16_t *xmask) {
+                         const uint8_t *cls, const uint16_t *xmask, float *part) {
     const int nvec = (n + 15) / 16;
+    const sd_fn *tab = xmask ? sd_tab_1 : sd_tab_0;
     int j0 = 0;
-    for (; j0 + 256 <= n; j0 += 256) {
+    for (; !xmask && n - j0 >= 320; j0 += 256) {
         if (xmask)
             sddmm_full_1(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, cls,
-                         xmask + j0 / 16, nvec);
-        else sddmm_full_0(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, NULL, NULL, 0);
+                         xmask + j0 / 16, nvec, part);
+        else sddmm_full_0(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, NULL, NULL, 0, part);
     }
-    if (n > j0)
-        sddmm_tail(r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, n - j0, dval, cls,
-                   xmask ? xmask + j0 / 16 : NULL, nvec);
+    for (; j0 < n; j0 += 128) {
+        const int left = ST_MIN(128, n - j0), nv = (left + 15) / 16;
+        tab[nv](r0, r1, ptr, idx, dY + j0, ldy, X + j0, ldx_, dval, cls,
+                xmask ? xmask + j0 / 16 : NULL, nvec, part, tail_mask(left - 16 * (nv - 1)));
+    }
 }
 
 static void deint2_avx512(float *d0, float *d1, const float *src, int n) {

@@ -39,7 +39,7 @@ static void spmm_scalar(int r0, int r1, const int32_t *ptr, const int32_t *idx, 
 
 static void sddmm_scalar(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                          ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
-                         const uint8_t *cls, const uint16_t *xmask) {
+                         const uint8_t *cls, const uint16_t *xmask, float *part) {
     const int nvec = (n + 15) / 16;
     for (int r = r0; r < r1; r++) {
         const float *d = dY + (ptrdiff_t)(r - r0) * ldy;
@@ -60,8 +60,18 @@ static void sddmm_scalar(int r0, int r1, const int32_t *ptr, const int32_t *idx,
                 }
                 for (; j < n; j++) s0 += d[j] * x[j];
             }
-            dval[e] += (s0 + s1) + (s2 + s3);
+            if (part) part[(size_t)(e - ptr[r0]) * 16] += (s0 + s1) + (s2 + s3);
+            else dval[e] += (s0 + s1) + (s2 + s3);
         }
+    }
+}
+
+void st_sparse_reduce16(float *dval, const float *part, int n) {
+    for (int e = 0; e < n; e++) {
+        const float *p = part + (size_t)e * 16;
+        float s = 0.0f;
+        for (int l = 0; l < 16; l++) s += p[l];
+        dval[e] += s;
     }
 }
 

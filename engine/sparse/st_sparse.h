@@ -4,48 +4,53 @@
  * The weight of a convolution [K, C/g, R, S] is viewed as the matrix W[K, cols] with
  * cols = C/g*R*S (group g owns rows [g*K/g, (g+1)*K/g) and its own input channels); a
  * linear layer [O, I] is the 1x1 convolution K = O, C = I on 1x1 images (N = batch).
- *  - row_ptr[K+1], col_idx[nnz] (column within the group's block, ascending in a row),
+ *  - row_ptr[K+1], col_idx[nnz] (column within the group's block, ascending in a row;
+ *    for the direct kxk layout in tap-major order, i.e. sorted by (r, s, channel)),
  *    val[nnz]: CSR over output channels. A nonzero is a mask position that is on (with
  *    a mask), or a nonzero weight (without one): a masked-on weight that happens to be 0
  *    keeps its slot and its gradient.
  *  - The transposed index (t_ptr, t_row, t_src, t_val) is a CSR of W^T whose rows are
- *    "virtual input channels" (input channel c and, for strides > 1, the phase
- *    (r*dil_h mod stride_h, s*dil_w mod stride_w) of the tap): for a linear layer or a
- *    stride-1 1x1 conv that
- *    is exactly W^T row by row; for a kxk conv one transposed row gathers the R*S
- *    columns of one input channel (all taps that read the same input plane), so that
- *    backward-input writes each input plane from one row of the index. t_row[i] is the
- *    output channel, t_src[i] the position in val (t_val[i] = val[t_src[i]], refreshed
- *    each step without re-sorting).
+ *    "virtual input channels": input channel c and, for strides > 1, the phase
+ *    (r*dil_h mod stride_h, s*dil_w mod stride_w) of the tap. For a linear layer or a
+ *    stride-1 1x1 conv that is exactly W^T row by row; for a kxk conv one transposed row
+ *    gathers the R*S columns of one input channel (every tap reading the same input
+ *    plane), so backward-input writes each input plane from one row of the index.
+ *    t_row[i] is the output channel, t_src[i] the position in val (t_val[i] =
+ *    val[t_src[i]], refreshed each step without re-sorting).
  *  - x_off[nnz] / t_off[nnz]: addresses premultiplied for the operator's buffer layout
- *    (below), so a kernel reads X[off[e] + j] with no index arithmetic.
+ *    (below), so a kernel reads X[off[e] + j] with no index arithmetic; x_cls / t_cls
+ *    and the lane-mask tables for the direct layout's image borders.
  * Pack once per mask change (st_csr_pack*), refresh values after every optimizer step
  * (st_csr_refresh: O(nnz) gather from the dense weights; the pattern is fixed).
  * Depthwise convolutions should stay dense (st_sparse_should_use says no), though the
  * operators accept any group count.
  *
  * ---------------------------------------------------------------- How the conv runs
- * No im2col. The input is seen as "virtual planes": zero padded, split into stride
- * phases (a stride-2 conv is a stride-1 conv over 4*C phase planes with a ceil(R/2) x
- * ceil(S/2) kernel), each plane Hv x Wv with Wv = ceil((W + 2 pad) / stride). Then every
- * tap of every nonzero is a constant shift in a flat "wide" row: output (p, q) of
- * sample n sits at column (n*Hv + p)*Wv + q and reads the plane at that column plus
- * dr*Wv + ds. Columns with q >= Q or p >= P are computed and thrown away (the price of a
- * shift-only kernel: 5% at 40x40, 40% at 7x7).
- * The operators walk "bands" of L virtual output rows (samples are stacked, so small
- * late-layer images batch up): each band copies its slice of the padded/phased input
- * (halo included) into a per-thread buffer that stays in L2, runs the kernel over it
- * and writes the valid outputs straight into y. x is read about once and y written
- * once; no full-size intermediate exists. Stride-1 pad-0 1x1 convs on big, alias-free
- * images read x and write y in place ("direct" mode). Backward-input runs the same
- * kernel over the transposed index and a banded copy of dy; its output band is added
- * into dx (the inverse of the phase split). The weight gradient is one dot product per
- * nonzero over the same band buffers, threads owning output channels.
+ * No im2col, two layouts (chosen at pack time from the shape):
+ *  - Direct (stride 1, output as big as the input, planes >= 64 pixels: every 3x3 and
+ *    1x1 conv of YOLO/ResNet blocks). Output (p, q) and input (p, q) share the flat
+ *    index j = p*W + q, so tap (r, s) of a nonzero is the constant shift
+ *    (r*dil - pad)*W + (s*dil - pad): the kernel reads x and dy and writes y and dx in
+ *    place, per sample, in bands of rows. Taps that fall off the image (padding) are
+ *    switched off per lane by precomputed masks (masked loads never touch them).
+ *  - Banded (strided convs, small planes, everything else). The input is seen as
+ *    "virtual planes": zero padded, split into stride phases (a stride-2 conv is a
+ *    stride-1 conv over 4*C phase planes with a ceil(R/2) x ceil(S/2) kernel), each
+ *    Hv x Wv with Wv = ceil((W + 2 pad) / stride). Output (p, q) of sample n sits at
+ *    column (n*Hv + p)*Wv + q and reads the plane at that column plus dr*Wv + ds.
+ *    Columns with q >= Q or p >= P are computed and thrown away (5% at 40x40, 40% at
+ *    7x7). Bands of L virtual output rows (samples stacked, so small images batch up)
+ *    copy their slice of the padded, phase-split input (halo included) into a
+ *    per-thread buffer that stays in L2, run the kernel and write valid outputs to y.
+ * Backward-input runs the same kernel over the transposed index (reading dy, banded or
+ * in place) and adds into dx (banded: undoing the phase split). The weight gradient is
+ * one dot product per nonzero over the same data, threads owning output channels.
  *
  * Threads: OpenMP over bands (forward, backward-input) and over output channels
- * (weight gradient). Every output element and every dval is produced by one thread in a
- * fixed order: results are deterministic (for a fixed thread count and ISA). Do not call
- * the operators from inside a parallel region (the scratch is split per thread). */
+ * (weight gradient); small layers run on one thread. Every output element and every
+ * dval is produced by one thread in a fixed order: results are deterministic (for a
+ * fixed thread count and ISA). Do not call the operators from inside a parallel region
+ * (the scratch is split per thread). */
 #ifndef ST_SPARSE_H
 #define ST_SPARSE_H
 
@@ -124,7 +129,9 @@ void st_csr_unpack(const st_csr *m, float *w);
  *  sddmm: dval[e] += sum_{j < n} dY[r][j] * X[idx[e] * ldx + j],         e in row r
  * With idx = column and ldx = the X row stride these are the matrix products
  * Y = W X, dX += W^T dY (with the transposed index) and dW = dY X^T at the nonzeros;
- * the operators pass premultiplied offsets and ldx = 1.
+ * the operators pass premultiplied offsets and ldx = 1. sddmm with part != NULL adds
+ * into part[(e - ptr[r0]) * 16 + lane] instead of dval (the 16 lanes sum to the dot
+ * product), so many short calls pay one horizontal sum at the end (st_sparse_reduce16).
  * Lane masks (cls and xmask both NULL, or both given): X element j of nonzero e is read
  * only if bit j % 16 of xmask[cls[e] * ceil(n/16) + j / 16] is set, else taken as 0 (and
  * never touched: its address may lie outside any buffer). Direct convolutions use this
@@ -136,12 +143,15 @@ typedef struct st_sparse_kernels {
                  const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask);
     void (*sddmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                   ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
-                  const uint8_t *cls, const uint16_t *xmask);
+                  const uint8_t *cls, const uint16_t *xmask, float *part);
     /* Stride-2 layout helpers for i < n: deint2 splits src into d0[i] = src[2i],
      * d1[i] = src[2i+1]; int2_add adds back: dst[2i] += s0[i], dst[2i+1] += s1[i]. */
     void (*deint2)(float *d0, float *d1, const float *src, int n);
     void (*int2_add)(float *dst, const float *s0, const float *s1, int n);
 } st_sparse_kernels;
+
+/* dval[e] += sum of part[e * 16 .. e * 16 + 15] for e < n (fixed order). */
+void st_sparse_reduce16(float *dval, const float *part, int n);
 
 /* Fills k for isa (lowered to what the CPU supports). */
 void st_sparse_kernels_init(st_sparse_kernels *k, st_isa isa);
