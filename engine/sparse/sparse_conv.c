@@ -100,12 +100,12 @@ static void s2_interior(int W, int pad, int Wv, int *lo, int *hi) {
 /* Xb rows t in [0, nrow) = input virtual rows v0 + t, for the channels in use; the sw
  * phases of an input row are split in one pass. */
 static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m,
-                     const float *x, int v0, int nrow, float *Xb) {
+                     const float *x, int v0, int nrow, int ch0, int ch1, float *Xb) {
     const st_sparse_geom *g = &m->geom;
     const int Wv = g->Wv, Hv = g->Hv, H = c->H, W = c->W, sw = g->sw, pw = c->pad_w;
     int ilo, ihi;
     s2_interior(W, pw, Wv, &ilo, &ihi);
-    for (int ch = 0; ch < c->C; ch++)
+    for (int ch = ch0; ch < ch1; ch++)
         for (int a = 0; a < g->sh; a++) {
             const int vc0 = ch * g->PH + a * sw;
             int used = 0;
@@ -199,7 +199,7 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
-            build_xb(k, c, m, x, v0, Lb + g->dr_max, Xb);
+            build_xb(k, c, m, x, v0, Lb + g->dr_max, 0, c->C, Xb);
             k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O,
                     g->ldo, b, 0, NULL, NULL);
             for (int kk = r0; kk < r1; kk++) {
@@ -267,12 +267,48 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
             st_sparse_reduce16(dval + m->row_ptr[kb0], part, cnt);
             kb0 = kb1;
         }
+        /* Banded with several threads: when x is the bigger side, split the nonzeros by
+         * input channel instead of by row (a row's columns are channel-major, so each
+         * thread owns one sub-range of every row): every thread then copies only its
+         * channels of x into its band buffer and x is read once, not once per thread. */
+        int ch0 = 0, ch1 = c->C;
+        int32_t *se = NULL; /* per row: [start, end) of this thread's nonzeros */
+        if (!g->direct && nt > 1 && (size_t)c->C * HW >= (size_t)K * PQ) {
+            int v0, v1;
+            split_units(m->t_ptr, c->C, g->PH, nt, tid, &v0, &v1);
+            ch0 = v0 / g->PH, ch1 = v1 / g->PH;
+            k0 = 0, k1 = ch0 < ch1 ? K : 0;
+            se = (int32_t *)(dYb + (size_t)K * g->ldyb); /* the idle output staging */
+            const int RS = c->R * c->S;
+            for (int kk = 0; kk < K; kk++) {
+                int lo = m->row_ptr[kk], hi = m->row_ptr[kk + 1];
+                for (int side = 0; side < 2; side++) {
+                    const int want = (side ? ch1 : ch0) * RS;
+                    int a = lo, b = hi; /* first entry with col_idx >= want */
+                    while (a < b) {
+                        const int mid = (a + b) / 2;
+                        if (m->col_idx[mid] >= want) b = mid;
+                        else a = mid + 1;
+                    }
+                    se[2 * kk + side] = a;
+                }
+            }
+        }
         for (int band = 0; !g->direct && band < p.nbands && k0 < k1; band++) {
             const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
-            build_xb(k, c, m, x, v0, Lb + g->dr_max, Xb);
+            const int ncols = (Lb - 1) * g->Wv + c->Q;
+            build_xb(k, c, m, x, v0, Lb + g->dr_max, ch0, ch1, Xb);
             build_dyb(c, m, dy, v0, v0, v0 + Lb, k0, k1, 0, dYb);
-            k->sddmm(k0, k1, m->row_ptr, m->x_off, dYb + g->gd + (size_t)g->dr_max * g->Wv,
-                     g->ldyb, Xb, 1, (Lb - 1) * g->Wv + c->Q, dval, NULL, NULL, NULL);
+            const float *d0 = dYb + g->gd + (size_t)g->dr_max * g->Wv;
+            if (!se) {
+                k->sddmm(k0, k1, m->row_ptr, m->x_off, d0, g->ldyb, Xb, 1, ncols, dval, NULL,
+                         NULL, NULL);
+                continue;
+            }
+            for (int kk = 0; kk < K; kk++) /* row kk alone: its range is se[2kk], se[2kk+1] */
+                if (se[2 * kk] < se[2 * kk + 1])
+                    k->sddmm(kk, kk + 1, se + kk, m->x_off, d0 + (size_t)kk * g->ldyb, g->ldyb,
+                             Xb, 1, ncols, dval, NULL, NULL, NULL);
         }
     }
 }
