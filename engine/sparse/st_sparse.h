@@ -44,12 +44,20 @@
  *    per-thread buffer that stays in L2, run the kernel and write valid outputs to y.
  * Backward-input runs the same kernel over the transposed index (reading dy, banded or
  * in place) and adds into dx (banded: undoing the phase split). The weight gradient is
- * one dot product per nonzero over the same data, threads owning output channels.
+ * one dot product per nonzero over the same data, threads owning output channels (or,
+ * banded with x the bigger side, input channels: each row's channel-major sub-range).
  *
- * Threads: OpenMP over bands (forward, backward-input) and over output channels
- * (weight gradient); small layers run on one thread. Every output element and every
- * dval is produced by one thread in a fixed order: results are deterministic (for a
- * fixed thread count and ISA). Do not call the operators from inside a parallel region
+ * Integration (one layer): when its mask changes, st_csr_pack (and decide with
+ * st_sparse_should_use); after every optimizer step, st_csr_refresh from the dense
+ * weights; forward/backward with st_conv2d_sparse_*, the weight gradient coming out per
+ * nonzero (dval, zero it like any gradient) and going back with st_csr_scatter_grad.
+ * Activations should be 64-byte aligned: the kernels' vector loads then stay inside
+ * cache lines where the plane sizes allow (split loads cost them ~1.6x).
+ *
+ * Threads: OpenMP over bands (forward, backward-input) and over output or input
+ * channels (weight gradient); small layers run on one thread. Every output element and
+ * every dval is produced by one thread in a fixed order: results are deterministic (for
+ * a fixed thread count and ISA). Do not call the operators from inside a parallel region
  * (the scratch is split per thread). */
 #ifndef ST_SPARSE_H
 #define ST_SPARSE_H
