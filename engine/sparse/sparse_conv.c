@@ -76,10 +76,10 @@ typedef struct {
 
 /* Bands of the output virtual rows [0, V) (forward, weight gradient: V ends at the last
  * valid row; backward-input: every row of every plane holds input pixels). */
-static plan make_plan(const st_conv2d *c, const st_csr *m, int V) {
+static plan make_plan(const st_conv2d *c, const st_csr *m, int V, int L) {
     plan p = {.c = c, .m = m, .g = &m->geom};
-    if (p.g->direct) p.nbands = c->N * ((c->H + p.g->L - 1) / p.g->L);
-    else p.nbands = (V + p.g->L - 1) / p.g->L;
+    if (p.g->direct) p.nbands = c->N * ((c->H + L - 1) / L);
+    else p.nbands = (V + L - 1) / L;
     p.T = omp_get_max_threads();
     /* Small work: waking threads costs more than it saves (and under load a descheduled
      * worker stalls the barrier for a scheduler tick). */
@@ -100,7 +100,7 @@ static void s2_interior(int W, int pad, int Wv, int *lo, int *hi) {
 /* Xb rows t in [0, nrow) = input virtual rows v0 + t, for the channels in use; the sw
  * phases of an input row are split in one pass. */
 static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m,
-                     const float *x, int v0, int nrow, int ch0, int ch1, float *Xb) {
+                     const float *x, int v0, int nrow, int ch0, int ch1, size_t ldb, float *Xb) {
     const st_sparse_geom *g = &m->geom;
     const int Wv = g->Wv, Hv = g->Hv, H = c->H, W = c->W, sw = g->sw, pw = c->pad_w;
     int ilo, ihi;
@@ -113,14 +113,14 @@ static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_cs
             if (!used) continue;
             for (int t = 0; t < nrow; t++) {
                 const int u = v0 + t, n = u / Hv, i = u - n * Hv, h = i * g->sh + a - c->pad_h;
-                float *d0 = Xb + (size_t)vc0 * g->ldb + (size_t)t * Wv;
+                float *d0 = Xb + (size_t)vc0 * ldb + (size_t)t * Wv;
                 if (n >= c->N || h < 0 || h >= H) {
-                    for (int b = 0; b < sw; b++) memset(d0 + (size_t)b * g->ldb, 0, sizeof(float) * Wv);
+                    for (int b = 0; b < sw; b++) memset(d0 + (size_t)b * ldb, 0, sizeof(float) * Wv);
                     continue;
                 }
                 const float *src = x + ((size_t)(n * c->C + ch) * H + h) * W;
                 if (sw == 2) {
-                    float *d1 = d0 + g->ldb;
+                    float *d1 = d0 + ldb;
                     for (int j = 0; j < Wv; j++) {
                         if (j == ilo) j = ihi;
                         if (j >= Wv) break;
@@ -132,7 +132,7 @@ static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_cs
                     continue;
                 }
                 for (int b = 0; b < sw; b++) {
-                    float *d = d0 + (size_t)b * g->ldb;
+                    float *d = d0 + (size_t)b * ldb;
                     const int off = b - pw;
                     int lo, hi;
                     st__valid_range(Wv, sw, off, W, &lo, &hi);
@@ -149,12 +149,12 @@ static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_cs
 /* dYb rows k in [k0, k1) (row k at (k - k0) * ldyb) for dy virtual rows [u0, u1), placed
  * at gd + (u - v0 + dr_max) * Wv; with guard != 0 the front guard is zeroed too. */
 static void build_dyb(const st_conv2d *c, const st_csr *m, const float *dy, int v0, int u0,
-                      int u1, int k0, int k1, int guard, float *dYb) {
+                      int u1, int k0, int k1, int guard, size_t ldyb, float *dYb) {
     const st_sparse_geom *g = &m->geom;
     const int Wv = g->Wv, Hv = g->Hv, P = c->P, Q = c->Q;
     for (int k = k0; k < k1; k++) {
         if (m->row_ptr[k] == m->row_ptr[k + 1]) continue; /* never read */
-        float *row = dYb + (size_t)(k - k0) * g->ldyb;
+        float *row = dYb + (size_t)(k - k0) * ldyb;
         if (guard) memset(row, 0, sizeof(float) * g->gd);
         for (int u = u0; u < u1; u++) {
             float *d = row + g->gd + (size_t)(u - v0 + g->dr_max) * Wv;
@@ -176,7 +176,7 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
     const st_sparse_kernels *k = st_sparse_kernels_active();
     const st_sparse_geom *g = &m->geom;
     const int Vf = (c->N - 1) * g->Hv + c->P;
-    const plan p = make_plan(c, m, Vf);
+    const plan p = make_plan(c, m, Vf, g->L);
     const int items = p.nbands * p.RB, K = c->K;
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
@@ -199,7 +199,7 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
-            build_xb(k, c, m, x, v0, Lb + g->dr_max, 0, c->C, Xb);
+            build_xb(k, c, m, x, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
             k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O,
                     g->ldo, b, 0, NULL, NULL);
             for (int kk = r0; kk < r1; kk++) {
@@ -236,7 +236,7 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
     const st_sparse_kernels *k = st_sparse_kernels_active();
     const st_sparse_geom *g = &m->geom;
     const int K = c->K, Vf = (c->N - 1) * g->Hv + c->P;
-    const plan p = make_plan(c, m, Vf);
+    const plan p = make_plan(c, m, Vf, g->Lw);
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
     const int T = ST_MAX(1, ST_MIN(p.T, m->nnz / 64));
@@ -246,7 +246,7 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
         int k0, k1;
         split_rows(m->row_ptr, K, nt, tid, &k0, &k1);
         float *Xb = g->direct ? NULL : scratch + g->thread_floats * tid;
-        float *dYb = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldb;
+        float *dYb = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldbw;
         /* Direct: bands are short (one sample's rows), so each nonzero keeps 16 partial
          * lanes across all of them (blocks of rows bounded by the partial buffer) and
          * pays one horizontal sum at the end. */
@@ -278,7 +278,7 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
             split_units(m->t_ptr, c->C, g->PH, nt, tid, &v0, &v1);
             ch0 = v0 / g->PH, ch1 = v1 / g->PH;
             k0 = 0, k1 = ch0 < ch1 ? K : 0;
-            se = (int32_t *)(dYb + (size_t)K * g->ldyb); /* the idle output staging */
+            se = (int32_t *)(dYb + (size_t)K * g->ldybw);
             const int RS = c->R * c->S;
             for (int kk = 0; kk < K; kk++) {
                 int lo = m->row_ptr[kk], hi = m->row_ptr[kk + 1];
@@ -295,20 +295,20 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
             }
         }
         for (int band = 0; !g->direct && band < p.nbands && k0 < k1; band++) {
-            const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
+            const int v0 = band * g->Lw, Lb = ST_MIN(g->Lw, Vf - v0);
             const int ncols = (Lb - 1) * g->Wv + c->Q;
-            build_xb(k, c, m, x, v0, Lb + g->dr_max, ch0, ch1, Xb);
-            build_dyb(c, m, dy, v0, v0, v0 + Lb, k0, k1, 0, dYb);
+            build_xb(k, c, m, x, v0, Lb + g->dr_max, ch0, ch1, g->ldbw, Xb);
+            build_dyb(c, m, dy, v0, v0, v0 + Lb, k0, k1, 0, g->ldybw, dYb);
             const float *d0 = dYb + g->gd + (size_t)g->dr_max * g->Wv;
             if (!se) {
-                k->sddmm(k0, k1, m->row_ptr, m->x_off, d0, g->ldyb, Xb, 1, ncols, dval, NULL,
+                k->sddmm(k0, k1, m->row_ptr, m->x_offw, d0, g->ldybw, Xb, 1, ncols, dval, NULL,
                          NULL, NULL);
                 continue;
             }
             for (int kk = 0; kk < K; kk++) /* row kk alone: its range is se[2kk], se[2kk+1] */
                 if (se[2 * kk] < se[2 * kk + 1])
-                    k->sddmm(kk, kk + 1, se + kk, m->x_off, d0 + (size_t)kk * g->ldyb, g->ldyb,
-                             Xb, 1, ncols, dval, NULL, NULL, NULL);
+                    k->sddmm(kk, kk + 1, se + kk, m->x_offw, d0 + (size_t)kk * g->ldybw,
+                             g->ldybw, Xb, 1, ncols, dval, NULL, NULL, NULL);
         }
     }
 }
@@ -362,7 +362,7 @@ static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const flo
     const st_sparse_kernels *k = st_sparse_kernels_active();
     const st_sparse_geom *g = &m->geom;
     const int K = c->K, C = c->C, Wv = g->Wv;
-    const plan p = make_plan(c, m, c->N * g->Hv);
+    const plan p = make_plan(c, m, c->N * g->Hv, g->L);
     const int items = p.nbands * p.RB;
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
@@ -387,7 +387,7 @@ static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const flo
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, c->N * g->Hv - v0);
-            build_dyb(c, m, dy, v0, v0 - g->dr_max, v0 + Lb, 0, K, 1, dYb);
+            build_dyb(c, m, dy, v0, v0 - g->dr_max, v0 + Lb, 0, K, 1, g->ldyb, dYb);
             k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val, dYb, 1, Lb * Wv, O, g->ldo, NULL, 0,
                     NULL, NULL);
             add_dx(k, c, m, dx, O, r0, r1, v0, Lb);

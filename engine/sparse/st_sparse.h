@@ -76,9 +76,11 @@ typedef struct st_sparse_geom {
     int Hv, Wv;          /* virtual (padded, phased) plane */
     int dr_max, ds_max;  /* largest tap shift in virtual rows / columns */
     int L;               /* band height in virtual output rows */
+    int Lw;              /* banded weight gradient: taller bands (fewer per-band sums) */
     int ldb;             /* band input buffer: row stride per virtual channel */
     int ldyb, gd;        /* band dy buffer: row stride per output channel, front guard */
     int ldo;             /* band output staging: row stride */
+    int ldbw, ldybw;     /* the same two strides for the weight gradient's taller bands */
     size_t thread_floats;/* scratch floats per thread */
 } st_sparse_geom;
 
@@ -90,6 +92,7 @@ typedef struct st_csr {
     int32_t *col_idx;    /* [nnz] */
     float *val;          /* [nnz] */
     int32_t *x_off;      /* [nnz] forward/weight-gradient addresses (layout of geom) */
+    int32_t *x_offw;     /* [nnz] banded: weight-gradient addresses (taller bands); else NULL */
     int t_rows;          /* virtual input channels: C * PH */
     int32_t *t_ptr;      /* [t_rows + 1] */
     int32_t *t_row;      /* [nnz] output channel of each transposed entry */
