@@ -11,7 +11,11 @@
  * Forward: O[k][t*Wv + q] = sum_e val[e] * Xb[x_off[e] + t*Wv + q] = y[n, k, p, q].
  * Backward-input: O[vc][t*Wv + jj] = sum_i t_val[i] * dYb[t_off[i] + t*Wv + jj] is the
  * gradient of the virtual input element (v0 + t, jj); added to dx where it is a real
- * (non-padding) pixel. Weight gradient: dval[e] += dot(dYb row k, Xb at x_off[e]). */
+ * (non-padding) pixel. Weight gradient: dval[e] += dot(dYb row k, Xb at x_offw[e]), on
+ * taller bands of Lw rows in their own layout (strides ldbw, ldybw).
+ * Direct mode (st_sparse.h) needs no band buffers: the kernels run on x, y, dy, dx in
+ * place, per sample and band of rows; its weight gradient keeps 16-lane partial sums
+ * per nonzero (scratch) across all bands and reduces them once. */
 #include <omp.h>
 #include <string.h>
 
