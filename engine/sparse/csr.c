@@ -302,7 +302,8 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
     if (g->direct) { /* weight-gradient partial lanes: up to 4096 nonzeros, or the longest row */
         int longest = 0;
         for (int k = 0; k < K; k++) longest = ST_MAX(longest, m->row_ptr[k + 1] - m->row_ptr[k]);
-        m->geom.thread_floats = (size_t)16 * ST_MAX(ST_MIN(nnz, ST_SPARSE_PART_NZ), longest);
+        m->geom.part_floats = (size_t)16 * ST_MAX(ST_MIN(nnz, ST_SPARSE_PART_NZ), longest);
+        m->geom.thread_floats = m->geom.part_floats + (((size_t)2 * K + 15) & ~(size_t)15);
     }
     for (int v = 0; v < m->t_rows; v++) m->t_ptr[v + 1] += m->t_ptr[v];
     /* Transposed entries in row-major order of W: within a virtual channel they come

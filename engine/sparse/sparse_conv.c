@@ -234,7 +234,28 @@ static void bias_grad(const st_conv2d *c, float *db, const float *dy) {
     }
 }
 
-/* dval for the rows of each thread: one dot product per nonzero, one thread per row. */
+/* se[2k], se[2k+1]: the entries of row k whose input channel is in [ch0, ch1) (rows are
+ * channel-major: banded and 1x1 layouts). */
+static void channel_ranges(const st_csr *m, int ch0, int ch1, int32_t *se) {
+    const int RS = m->conv.R * m->conv.S;
+    for (int kk = 0; kk < m->conv.K; kk++) {
+        const int lo = m->row_ptr[kk], hi = m->row_ptr[kk + 1];
+        for (int side = 0; side < 2; side++) {
+            const int want = (side ? ch1 : ch0) * RS;
+            int a = lo, b = hi; /* first entry with col_idx >= want */
+            while (a < b) {
+                const int mid = (a + b) / 2;
+                if (m->col_idx[mid] >= want) b = mid;
+                else a = mid + 1;
+            }
+            se[2 * kk + side] = a;
+        }
+    }
+}
+
+/* dval: one dot product per nonzero, computed by one thread. Threads own output channels
+ * or, when x is at least twice the size of y, input channels (each thread then reads
+ * only its part of x instead of all of it). */
 static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const float *dy,
                         const float *x, float *scratch) {
     const st_sparse_kernels *k = st_sparse_kernels_active();
@@ -255,48 +276,56 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
          * lanes across all of them (blocks of rows bounded by the partial buffer) and
          * pays one horizontal sum at the end. */
         float *part = g->direct ? scratch + g->thread_floats * tid : NULL;
+        int32_t *dse = NULL; /* direct 1x1 split by input channel: per-row sub-ranges */
+        if (g->direct && nt > 1 && c->R * c->S == 1 && (size_t)c->C * HW >= 2 * (size_t)K * PQ) {
+            int ch0, ch1;
+            split_units(m->t_ptr, c->C, 1, nt, tid, &ch0, &ch1);
+            dse = (int32_t *)(part + g->part_floats);
+            channel_ranges(m, ch0, ch1, dse);
+            k0 = 0, k1 = ch0 < ch1 ? K : 0;
+        }
         for (int kb0 = k0; g->direct && kb0 < k1;) {
             int kb1 = kb0 + 1;
-            while (kb1 < k1 && (size_t)(m->row_ptr[kb1 + 1] - m->row_ptr[kb0]) * 16 <= g->thread_floats)
+            while (kb1 < k1 && (size_t)(m->row_ptr[kb1 + 1] - m->row_ptr[kb0]) * 16 <= g->part_floats)
                 kb1++;
-            const int cnt = m->row_ptr[kb1] - m->row_ptr[kb0];
+            const int base = m->row_ptr[kb0], cnt = m->row_ptr[kb1] - base;
             memset(part, 0, sizeof(float) * 16 * (size_t)cnt);
             for (int band = 0; band < p.nbands; band++) {
                 const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
-                k->sddmm(kb0, kb1, m->row_ptr, m->x_off,
-                         dy + ((size_t)n * K + kb0) * PQ + (size_t)i0 * c->W, (ptrdiff_t)PQ,
-                         x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W, dval,
-                         m->x_cls, band_mask(m, m->fmask, band % nbs), part);
+                const float *xb = x + (size_t)n * c->C * HW + (size_t)i0 * c->W;
+                const float *db = dy + (size_t)n * K * PQ + (size_t)i0 * c->W;
+                if (!dse) {
+                    k->sddmm(kb0, kb1, m->row_ptr, m->x_off, db + (size_t)kb0 * PQ, (ptrdiff_t)PQ,
+                             xb, 1, Lb * c->W, dval, m->x_cls, band_mask(m, m->fmask, band % nbs),
+                             part);
+                    continue;
+                }
+                for (int kk = kb0; kk < kb1; kk++) /* row kk's sub-range dse[2kk], dse[2kk+1] */
+                    if (dse[2 * kk] < dse[2 * kk + 1])
+                        k->sddmm(kk, kk + 1, dse + kk, m->x_off, db + (size_t)kk * PQ,
+                                 (ptrdiff_t)PQ, xb, 1, Lb * c->W, dval, NULL, NULL,
+                                 part + (size_t)(dse[2 * kk] - base) * 16);
             }
-            st_sparse_reduce16(dval + m->row_ptr[kb0], part, cnt);
+            if (!dse) st_sparse_reduce16(dval + base, part, cnt);
+            else
+                for (int kk = kb0; kk < kb1; kk++)
+                    st_sparse_reduce16(dval + dse[2 * kk], part + (size_t)(dse[2 * kk] - base) * 16,
+                                       dse[2 * kk + 1] - dse[2 * kk]);
             kb0 = kb1;
         }
-        /* Banded with several threads: when x is the bigger side, split the nonzeros by
+        /* Banded with several threads: when x is at least twice y, split the nonzeros by
          * input channel instead of by row (a row's columns are channel-major, so each
          * thread owns one sub-range of every row): every thread then copies only its
          * channels of x into its band buffer and x is read once, not once per thread. */
         int ch0 = 0, ch1 = c->C;
         int32_t *se = NULL; /* per row: [start, end) of this thread's nonzeros */
-        if (!g->direct && nt > 1 && (size_t)c->C * HW >= (size_t)K * PQ) {
+        if (!g->direct && nt > 1 && (size_t)c->C * HW >= 2 * (size_t)K * PQ) {
             int v0, v1;
             split_units(m->t_ptr, c->C, g->PH, nt, tid, &v0, &v1);
             ch0 = v0 / g->PH, ch1 = v1 / g->PH;
             k0 = 0, k1 = ch0 < ch1 ? K : 0;
             se = (int32_t *)(dYb + (size_t)K * g->ldybw);
-            const int RS = c->R * c->S;
-            for (int kk = 0; kk < K; kk++) {
-                int lo = m->row_ptr[kk], hi = m->row_ptr[kk + 1];
-                for (int side = 0; side < 2; side++) {
-                    const int want = (side ? ch1 : ch0) * RS;
-                    int a = lo, b = hi; /* first entry with col_idx >= want */
-                    while (a < b) {
-                        const int mid = (a + b) / 2;
-                        if (m->col_idx[mid] >= want) b = mid;
-                        else a = mid + 1;
-                    }
-                    se[2 * kk + side] = a;
-                }
-            }
+            channel_ranges(m, ch0, ch1, se);
         }
         for (int band = 0; !g->direct && band < p.nbands && k0 < k1; band++) {
             const int v0 = band * g->Lw, Lb = ST_MIN(g->Lw, Vf - v0);

@@ -82,6 +82,7 @@ typedef struct st_sparse_geom {
     int ldo;             /* band output staging: row stride */
     int ldbw, ldybw;     /* the same two strides for the weight gradient's taller bands */
     size_t thread_floats;/* scratch floats per thread */
+    size_t part_floats;  /* direct: of which weight-gradient partial lanes */
 } st_sparse_geom;
 
 typedef struct st_csr {
