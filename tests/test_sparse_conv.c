@@ -48,7 +48,7 @@ static const sc_case cases[] = {
     /* big enough (at low sparsity) for the operators to use several threads */
     {2, 32, 24, 24, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "threaded 3x3 same"},
     {2, 32, 26, 26, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, "threaded 3x3 stride 2"},
-    {3, 64, 20, 20, 48, 1, 1, 1, 1, 0, 0, 1, 1, 1, "threaded pointwise"},
+    {3, 96, 20, 20, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1, "threaded pointwise"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 static const double sparsities[] = {0.0, 0.5, 0.9, 0.99, 1.0};

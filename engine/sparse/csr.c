@@ -14,6 +14,10 @@
 #ifndef ST_SPARSE_BAND_BUDGET
 #define ST_SPARSE_BAND_BUDGET (192 * 1024)
 #endif
+#ifndef ST_SPARSE_WGRAD_COLS
+#define ST_SPARSE_WGRAD_COLS 384
+#endif
+#define ST_SPARSE_BAND_CAP (768 * 1024)
 /* Direct mode: nonzeros whose weight-gradient partial sums a thread keeps at once. */
 #define ST_SPARSE_PART_NZ 4096
 /* Direct (in-place) mode needs planes at least this big to fill the kernel tiles (per-sample
@@ -28,11 +32,21 @@ static size_t pad_stride(size_t n) {
     return n;
 }
 
-static size_t band_thread_floats(const st_sparse_geom *g, int L, int K, int vrows) {
-    size_t ldb = pad_stride((size_t)(L + g->dr_max) * g->Wv + 16);
-    size_t ldyb = pad_stride((size_t)g->gd + (size_t)(L + g->dr_max) * g->Wv + 16);
-    size_t ldo = pad_stride((size_t)L * g->Wv);
-    return (size_t)vrows * ldb + (size_t)K * ldyb + (size_t)ST_MAX(K, vrows) * ldo;
+static size_t band_ldb(const st_sparse_geom *g, int L) {
+    return pad_stride((size_t)(L + g->dr_max) * g->Wv + 16);
+}
+static size_t band_ldyb(const st_sparse_geom *g, int L) {
+    return pad_stride((size_t)g->gd + (size_t)(L + g->dr_max) * g->Wv + 16);
+}
+
+/* Per-thread band memory: forward / backward-input (input slice, dy slice, output
+ * staging for L rows) or weight gradient (input and dy slices for Lw rows, and 2 ints
+ * per output channel), whichever is bigger. */
+static size_t band_thread_floats(const st_sparse_geom *g, int L, int Lw, int K, int vrows) {
+    size_t fb = (size_t)vrows * band_ldb(g, L) + (size_t)K * band_ldyb(g, L) +
+                (size_t)ST_MAX(K, vrows) * pad_stride((size_t)L * g->Wv);
+    size_t wg = (size_t)vrows * band_ldb(g, Lw) + (size_t)K * band_ldyb(g, Lw) + 2 * (size_t)K;
+    return ST_MAX(fb, wg);
 }
 
 static int layout_override;
@@ -71,7 +85,7 @@ static void make_geom(st_sparse_geom *g, const st_conv2d *c) {
         for (int w = c->W; a > 1 && w % 2 == 0; w /= 2) a /= 2;
         int L = (ST_SPARSE_BAND_COLS + c->W - 1) / c->W;
         L = (L + a - 1) / a * a;
-        g->L = ST_MAX(1, ST_MIN(c->H, L));
+        g->L = g->Lw = ST_MAX(1, ST_MIN(c->H, L));
         return;
     }
     g->sh = c->stride_h;
@@ -84,12 +98,20 @@ static void make_geom(st_sparse_geom *g, const st_conv2d *c) {
     g->gd = (g->ds_max + 15) & ~15;
     const int vrows = c->C * g->PH;
     int L = ST_MAX(1, (ST_SPARSE_BAND_COLS + g->Wv - 1) / g->Wv);
-    while (L > 1 && band_thread_floats(g, L, c->K, vrows) > ST_SPARSE_BAND_BUDGET) L--;
+    while (L > 1 && band_thread_floats(g, L, L, c->K, vrows) > ST_SPARSE_BAND_BUDGET) L--;
+    /* The weight gradient pays a horizontal sum per nonzero and band: give it at least
+     * WGRAD_COLS columns when the memory cap allows (forward and backward-input keep the
+     * L2-sized bands: they slowed down with taller ones). */
+    int Lw = ST_MAX(L, (ST_SPARSE_WGRAD_COLS + g->Wv - 1) / g->Wv);
+    while (Lw > L && band_thread_floats(g, L, Lw, c->K, vrows) > ST_SPARSE_BAND_CAP) Lw--;
     g->L = L;
-    g->ldb = (int)pad_stride((size_t)(L + g->dr_max) * g->Wv + 16);
-    g->ldyb = (int)pad_stride((size_t)g->gd + (size_t)(L + g->dr_max) * g->Wv + 16);
+    g->Lw = Lw;
+    g->ldb = (int)band_ldb(g, L);
+    g->ldyb = (int)band_ldyb(g, L);
+    g->ldbw = (int)band_ldb(g, Lw);
+    g->ldybw = (int)band_ldyb(g, Lw);
     g->ldo = (int)pad_stride((size_t)L * g->Wv);
-    g->thread_floats = band_thread_floats(g, L, c->K, vrows);
+    g->thread_floats = band_thread_floats(g, L, Lw, c->K, vrows);
 }
 
 /* Direct kxk lane masks, [band][tap][nvec]: forward reads x at (p + r*dh - ph, q + s*dw -
@@ -131,6 +153,7 @@ void st_csr_free(st_csr *m) {
     free(m->col_idx);
     free(m->val);
     free(m->x_off);
+    free(m->x_offw);
     free(m->t_ptr);
     free(m->t_row);
     free(m->t_src);
@@ -238,12 +261,13 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
     m->t_val = malloc(sizeof(float) * nz);
     m->vc_used = calloc((size_t)m->t_rows, 1);
     const int kxk = g->direct && c.R * c.S > 1;
+    if (!g->direct) m->x_offw = malloc(sizeof(int32_t) * nz);
     if (kxk) {
         m->x_cls = malloc(nz);
         m->t_cls = malloc(nz);
     }
     if (!m->row_ptr || !m->col_idx || !m->val || !m->x_off || !m->t_ptr || !m->t_row ||
-        !m->t_src || !m->t_off || !m->t_val || !m->vc_used ||
+        !m->t_src || !m->t_off || !m->t_val || !m->vc_used || (!g->direct && !m->x_offw) ||
         (kxk && (!m->x_cls || !m->t_cls || make_masks(m) != 0))) {
         st_csr_free(m);
         return st_errorf(err, ST_ERR_NOMEM, "st_csr_pack: out of memory (%d nonzeros)", nnz);
@@ -268,6 +292,7 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
             m->x_off[e] = g->direct ? (int32_t)((int64_t)vc * HW + direct_shift(&c, col))
                                     : (int32_t)((size_t)vc * g->ldb + (size_t)dr * g->Wv + ds);
             if (kxk) m->x_cls[e] = (uint8_t)(col % (c.R * c.S));
+            if (!g->direct) m->x_offw[e] = (int32_t)((size_t)vc * g->ldbw + (size_t)dr * g->Wv + ds);
             m->vc_used[vc] = 1;
             m->t_ptr[vc + 1]++;
             e++;
@@ -277,7 +302,8 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
     if (g->direct) { /* weight-gradient partial lanes: up to 4096 nonzeros, or the longest row */
         int longest = 0;
         for (int k = 0; k < K; k++) longest = ST_MAX(longest, m->row_ptr[k + 1] - m->row_ptr[k]);
-        m->geom.thread_floats = (size_t)16 * ST_MAX(ST_MIN(nnz, ST_SPARSE_PART_NZ), longest);
+        m->geom.part_floats = (size_t)16 * ST_MAX(ST_MIN(nnz, ST_SPARSE_PART_NZ), longest);
+        m->geom.thread_floats = m->geom.part_floats + (((size_t)2 * K + 15) & ~(size_t)15);
     }
     for (int v = 0; v < m->t_rows; v++) m->t_ptr[v + 1] += m->t_ptr[v];
     /* Transposed entries in row-major order of W: within a virtual channel they come

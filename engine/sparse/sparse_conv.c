@@ -11,7 +11,11 @@
  * Forward: O[k][t*Wv + q] = sum_e val[e] * Xb[x_off[e] + t*Wv + q] = y[n, k, p, q].
  * Backward-input: O[vc][t*Wv + jj] = sum_i t_val[i] * dYb[t_off[i] + t*Wv + jj] is the
  * gradient of the virtual input element (v0 + t, jj); added to dx where it is a real
- * (non-padding) pixel. Weight gradient: dval[e] += dot(dYb row k, Xb at x_off[e]). */
+ * (non-padding) pixel. Weight gradient: dval[e] += dot(dYb row k, Xb at x_offw[e]), on
+ * taller bands of Lw rows in their own layout (strides ldbw, ldybw).
+ * Direct mode (st_sparse.h) needs no band buffers: the kernels run on x, y, dy, dx in
+ * place, per sample and band of rows; its weight gradient keeps 16-lane partial sums
+ * per nonzero (scratch) across all bands and reduces them once. */
 #include <omp.h>
 #include <string.h>
 
@@ -76,10 +80,10 @@ typedef struct {
 
 /* Bands of the output virtual rows [0, V) (forward, weight gradient: V ends at the last
  * valid row; backward-input: every row of every plane holds input pixels). */
-static plan make_plan(const st_conv2d *c, const st_csr *m, int V) {
+static plan make_plan(const st_conv2d *c, const st_csr *m, int V, int L) {
     plan p = {.c = c, .m = m, .g = &m->geom};
-    if (p.g->direct) p.nbands = c->N * ((c->H + p.g->L - 1) / p.g->L);
-    else p.nbands = (V + p.g->L - 1) / p.g->L;
+    if (p.g->direct) p.nbands = c->N * ((c->H + L - 1) / L);
+    else p.nbands = (V + L - 1) / L;
     p.T = omp_get_max_threads();
     /* Small work: waking threads costs more than it saves (and under load a descheduled
      * worker stalls the barrier for a scheduler tick). */
@@ -100,12 +104,12 @@ static void s2_interior(int W, int pad, int Wv, int *lo, int *hi) {
 /* Xb rows t in [0, nrow) = input virtual rows v0 + t, for the channels in use; the sw
  * phases of an input row are split in one pass. */
 static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m,
-                     const float *x, int v0, int nrow, float *Xb) {
+                     const float *x, int v0, int nrow, int ch0, int ch1, size_t ldb, float *Xb) {
     const st_sparse_geom *g = &m->geom;
     const int Wv = g->Wv, Hv = g->Hv, H = c->H, W = c->W, sw = g->sw, pw = c->pad_w;
     int ilo, ihi;
     s2_interior(W, pw, Wv, &ilo, &ihi);
-    for (int ch = 0; ch < c->C; ch++)
+    for (int ch = ch0; ch < ch1; ch++)
         for (int a = 0; a < g->sh; a++) {
             const int vc0 = ch * g->PH + a * sw;
             int used = 0;
@@ -113,14 +117,14 @@ static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_cs
             if (!used) continue;
             for (int t = 0; t < nrow; t++) {
                 const int u = v0 + t, n = u / Hv, i = u - n * Hv, h = i * g->sh + a - c->pad_h;
-                float *d0 = Xb + (size_t)vc0 * g->ldb + (size_t)t * Wv;
+                float *d0 = Xb + (size_t)vc0 * ldb + (size_t)t * Wv;
                 if (n >= c->N || h < 0 || h >= H) {
-                    for (int b = 0; b < sw; b++) memset(d0 + (size_t)b * g->ldb, 0, sizeof(float) * Wv);
+                    for (int b = 0; b < sw; b++) memset(d0 + (size_t)b * ldb, 0, sizeof(float) * Wv);
                     continue;
                 }
                 const float *src = x + ((size_t)(n * c->C + ch) * H + h) * W;
                 if (sw == 2) {
-                    float *d1 = d0 + g->ldb;
+                    float *d1 = d0 + ldb;
                     for (int j = 0; j < Wv; j++) {
                         if (j == ilo) j = ihi;
                         if (j >= Wv) break;
@@ -132,7 +136,7 @@ static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_cs
                     continue;
                 }
                 for (int b = 0; b < sw; b++) {
-                    float *d = d0 + (size_t)b * g->ldb;
+                    float *d = d0 + (size_t)b * ldb;
                     const int off = b - pw;
                     int lo, hi;
                     st__valid_range(Wv, sw, off, W, &lo, &hi);
@@ -149,12 +153,12 @@ static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_cs
 /* dYb rows k in [k0, k1) (row k at (k - k0) * ldyb) for dy virtual rows [u0, u1), placed
  * at gd + (u - v0 + dr_max) * Wv; with guard != 0 the front guard is zeroed too. */
 static void build_dyb(const st_conv2d *c, const st_csr *m, const float *dy, int v0, int u0,
-                      int u1, int k0, int k1, int guard, float *dYb) {
+                      int u1, int k0, int k1, int guard, size_t ldyb, float *dYb) {
     const st_sparse_geom *g = &m->geom;
     const int Wv = g->Wv, Hv = g->Hv, P = c->P, Q = c->Q;
     for (int k = k0; k < k1; k++) {
         if (m->row_ptr[k] == m->row_ptr[k + 1]) continue; /* never read */
-        float *row = dYb + (size_t)(k - k0) * g->ldyb;
+        float *row = dYb + (size_t)(k - k0) * ldyb;
         if (guard) memset(row, 0, sizeof(float) * g->gd);
         for (int u = u0; u < u1; u++) {
             float *d = row + g->gd + (size_t)(u - v0 + g->dr_max) * Wv;
@@ -176,7 +180,7 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
     const st_sparse_kernels *k = st_sparse_kernels_active();
     const st_sparse_geom *g = &m->geom;
     const int Vf = (c->N - 1) * g->Hv + c->P;
-    const plan p = make_plan(c, m, Vf);
+    const plan p = make_plan(c, m, Vf, g->L);
     const int items = p.nbands * p.RB, K = c->K;
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
@@ -199,7 +203,7 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
-            build_xb(k, c, m, x, v0, Lb + g->dr_max, Xb);
+            build_xb(k, c, m, x, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
             k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O,
                     g->ldo, b, 0, NULL, NULL);
             for (int kk = r0; kk < r1; kk++) {
@@ -230,13 +234,34 @@ static void bias_grad(const st_conv2d *c, float *db, const float *dy) {
     }
 }
 
-/* dval for the rows of each thread: one dot product per nonzero, one thread per row. */
+/* se[2k], se[2k+1]: the entries of row k whose input channel is in [ch0, ch1) (rows are
+ * channel-major: banded and 1x1 layouts). */
+static void channel_ranges(const st_csr *m, int ch0, int ch1, int32_t *se) {
+    const int RS = m->conv.R * m->conv.S;
+    for (int kk = 0; kk < m->conv.K; kk++) {
+        const int lo = m->row_ptr[kk], hi = m->row_ptr[kk + 1];
+        for (int side = 0; side < 2; side++) {
+            const int want = (side ? ch1 : ch0) * RS;
+            int a = lo, b = hi; /* first entry with col_idx >= want */
+            while (a < b) {
+                const int mid = (a + b) / 2;
+                if (m->col_idx[mid] >= want) b = mid;
+                else a = mid + 1;
+            }
+            se[2 * kk + side] = a;
+        }
+    }
+}
+
+/* dval: one dot product per nonzero, computed by one thread. Threads own output channels
+ * or, when x is at least twice the size of y, input channels (each thread then reads
+ * only its part of x instead of all of it). */
 static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const float *dy,
                         const float *x, float *scratch) {
     const st_sparse_kernels *k = st_sparse_kernels_active();
     const st_sparse_geom *g = &m->geom;
     const int K = c->K, Vf = (c->N - 1) * g->Hv + c->P;
-    const plan p = make_plan(c, m, Vf);
+    const plan p = make_plan(c, m, Vf, g->Lw);
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
     const int T = ST_MAX(1, ST_MIN(p.T, m->nnz / 64));
@@ -246,33 +271,77 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
         int k0, k1;
         split_rows(m->row_ptr, K, nt, tid, &k0, &k1);
         float *Xb = g->direct ? NULL : scratch + g->thread_floats * tid;
-        float *dYb = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldb;
+        float *dYb = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldbw;
         /* Direct: bands are short (one sample's rows), so each nonzero keeps 16 partial
          * lanes across all of them (blocks of rows bounded by the partial buffer) and
          * pays one horizontal sum at the end. */
         float *part = g->direct ? scratch + g->thread_floats * tid : NULL;
+        int32_t *dse = NULL; /* direct 1x1 split by input channel: per-row sub-ranges */
+        if (g->direct && nt > 1 && c->R * c->S == 1 && (size_t)c->C * HW >= 2 * (size_t)K * PQ) {
+            int ch0, ch1;
+            split_units(m->t_ptr, c->C, 1, nt, tid, &ch0, &ch1);
+            dse = (int32_t *)(part + g->part_floats);
+            channel_ranges(m, ch0, ch1, dse);
+            k0 = 0, k1 = ch0 < ch1 ? K : 0;
+        }
         for (int kb0 = k0; g->direct && kb0 < k1;) {
             int kb1 = kb0 + 1;
-            while (kb1 < k1 && (size_t)(m->row_ptr[kb1 + 1] - m->row_ptr[kb0]) * 16 <= g->thread_floats)
+            while (kb1 < k1 && (size_t)(m->row_ptr[kb1 + 1] - m->row_ptr[kb0]) * 16 <= g->part_floats)
                 kb1++;
-            const int cnt = m->row_ptr[kb1] - m->row_ptr[kb0];
+            const int base = m->row_ptr[kb0], cnt = m->row_ptr[kb1] - base;
             memset(part, 0, sizeof(float) * 16 * (size_t)cnt);
             for (int band = 0; band < p.nbands; band++) {
                 const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
-                k->sddmm(kb0, kb1, m->row_ptr, m->x_off,
-                         dy + ((size_t)n * K + kb0) * PQ + (size_t)i0 * c->W, (ptrdiff_t)PQ,
-                         x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W, dval,
-                         m->x_cls, band_mask(m, m->fmask, band % nbs), part);
+                const float *xb = x + (size_t)n * c->C * HW + (size_t)i0 * c->W;
+                const float *db = dy + (size_t)n * K * PQ + (size_t)i0 * c->W;
+                if (!dse) {
+                    k->sddmm(kb0, kb1, m->row_ptr, m->x_off, db + (size_t)kb0 * PQ, (ptrdiff_t)PQ,
+                             xb, 1, Lb * c->W, dval, m->x_cls, band_mask(m, m->fmask, band % nbs),
+                             part);
+                    continue;
+                }
+                for (int kk = kb0; kk < kb1; kk++) /* row kk's sub-range dse[2kk], dse[2kk+1] */
+                    if (dse[2 * kk] < dse[2 * kk + 1])
+                        k->sddmm(kk, kk + 1, dse + kk, m->x_off, db + (size_t)kk * PQ,
+                                 (ptrdiff_t)PQ, xb, 1, Lb * c->W, dval, NULL, NULL,
+                                 part + (size_t)(dse[2 * kk] - base) * 16);
             }
-            st_sparse_reduce16(dval + m->row_ptr[kb0], part, cnt);
+            if (!dse) st_sparse_reduce16(dval + base, part, cnt);
+            else
+                for (int kk = kb0; kk < kb1; kk++)
+                    st_sparse_reduce16(dval + dse[2 * kk], part + (size_t)(dse[2 * kk] - base) * 16,
+                                       dse[2 * kk + 1] - dse[2 * kk]);
             kb0 = kb1;
         }
+        /* Banded with several threads: when x is at least twice y, split the nonzeros by
+         * input channel instead of by row (a row's columns are channel-major, so each
+         * thread owns one sub-range of every row): every thread then copies only its
+         * channels of x into its band buffer and x is read once, not once per thread. */
+        int ch0 = 0, ch1 = c->C;
+        int32_t *se = NULL; /* per row: [start, end) of this thread's nonzeros */
+        if (!g->direct && nt > 1 && (size_t)c->C * HW >= 2 * (size_t)K * PQ) {
+            int v0, v1;
+            split_units(m->t_ptr, c->C, g->PH, nt, tid, &v0, &v1);
+            ch0 = v0 / g->PH, ch1 = v1 / g->PH;
+            k0 = 0, k1 = ch0 < ch1 ? K : 0;
+            se = (int32_t *)(dYb + (size_t)K * g->ldybw);
+            channel_ranges(m, ch0, ch1, se);
+        }
         for (int band = 0; !g->direct && band < p.nbands && k0 < k1; band++) {
-            const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
-            build_xb(k, c, m, x, v0, Lb + g->dr_max, Xb);
-            build_dyb(c, m, dy, v0, v0, v0 + Lb, k0, k1, 0, dYb);
-            k->sddmm(k0, k1, m->row_ptr, m->x_off, dYb + g->gd + (size_t)g->dr_max * g->Wv,
-                     g->ldyb, Xb, 1, (Lb - 1) * g->Wv + c->Q, dval, NULL, NULL, NULL);
+            const int v0 = band * g->Lw, Lb = ST_MIN(g->Lw, Vf - v0);
+            const int ncols = (Lb - 1) * g->Wv + c->Q;
+            build_xb(k, c, m, x, v0, Lb + g->dr_max, ch0, ch1, g->ldbw, Xb);
+            build_dyb(c, m, dy, v0, v0, v0 + Lb, k0, k1, 0, g->ldybw, dYb);
+            const float *d0 = dYb + g->gd + (size_t)g->dr_max * g->Wv;
+            if (!se) {
+                k->sddmm(k0, k1, m->row_ptr, m->x_offw, d0, g->ldybw, Xb, 1, ncols, dval, NULL,
+                         NULL, NULL);
+                continue;
+            }
+            for (int kk = 0; kk < K; kk++) /* row kk alone: its range is se[2kk], se[2kk+1] */
+                if (se[2 * kk] < se[2 * kk + 1])
+                    k->sddmm(kk, kk + 1, se + kk, m->x_offw, d0 + (size_t)kk * g->ldybw,
+                             g->ldybw, Xb, 1, ncols, dval, NULL, NULL, NULL);
         }
     }
 }
@@ -326,7 +395,7 @@ static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const flo
     const st_sparse_kernels *k = st_sparse_kernels_active();
     const st_sparse_geom *g = &m->geom;
     const int K = c->K, C = c->C, Wv = g->Wv;
-    const plan p = make_plan(c, m, c->N * g->Hv);
+    const plan p = make_plan(c, m, c->N * g->Hv, g->L);
     const int items = p.nbands * p.RB;
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
@@ -351,7 +420,7 @@ static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const flo
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, c->N * g->Hv - v0);
-            build_dyb(c, m, dy, v0, v0 - g->dr_max, v0 + Lb, 0, K, 1, dYb);
+            build_dyb(c, m, dy, v0, v0 - g->dr_max, v0 + Lb, 0, K, 1, g->ldyb, dYb);
             k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val, dYb, 1, Lb * Wv, O, g->ldo, NULL, 0,
                     NULL, NULL);
             add_dx(k, c, m, dx, O, r0, r1, v0, Lb);

@@ -44,12 +44,20 @@
  *    per-thread buffer that stays in L2, run the kernel and write valid outputs to y.
  * Backward-input runs the same kernel over the transposed index (reading dy, banded or
  * in place) and adds into dx (banded: undoing the phase split). The weight gradient is
- * one dot product per nonzero over the same data, threads owning output channels.
+ * one dot product per nonzero over the same data, threads owning output channels (or,
+ * banded with x the bigger side, input channels: each row's channel-major sub-range).
  *
- * Threads: OpenMP over bands (forward, backward-input) and over output channels
- * (weight gradient); small layers run on one thread. Every output element and every
- * dval is produced by one thread in a fixed order: results are deterministic (for a
- * fixed thread count and ISA). Do not call the operators from inside a parallel region
+ * Integration (one layer): when its mask changes, st_csr_pack (and decide with
+ * st_sparse_should_use); after every optimizer step, st_csr_refresh from the dense
+ * weights; forward/backward with st_conv2d_sparse_*, the weight gradient coming out per
+ * nonzero (dval, zero it like any gradient) and going back with st_csr_scatter_grad.
+ * Activations should be 64-byte aligned: the kernels' vector loads then stay inside
+ * cache lines where the plane sizes allow (split loads cost them ~1.6x).
+ *
+ * Threads: OpenMP over bands (forward, backward-input) and over output or input
+ * channels (weight gradient); small layers run on one thread. Every output element and
+ * every dval is produced by one thread in a fixed order: results are deterministic (for
+ * a fixed thread count and ISA). Do not call the operators from inside a parallel region
  * (the scratch is split per thread). */
 #ifndef ST_SPARSE_H
 #define ST_SPARSE_H
@@ -68,10 +76,13 @@ typedef struct st_sparse_geom {
     int Hv, Wv;          /* virtual (padded, phased) plane */
     int dr_max, ds_max;  /* largest tap shift in virtual rows / columns */
     int L;               /* band height in virtual output rows */
+    int Lw;              /* banded weight gradient: taller bands (fewer per-band sums) */
     int ldb;             /* band input buffer: row stride per virtual channel */
     int ldyb, gd;        /* band dy buffer: row stride per output channel, front guard */
     int ldo;             /* band output staging: row stride */
+    int ldbw, ldybw;     /* the same two strides for the weight gradient's taller bands */
     size_t thread_floats;/* scratch floats per thread */
+    size_t part_floats;  /* direct: of which weight-gradient partial lanes */
 } st_sparse_geom;
 
 typedef struct st_csr {
@@ -82,6 +93,7 @@ typedef struct st_csr {
     int32_t *col_idx;    /* [nnz] */
     float *val;          /* [nnz] */
     int32_t *x_off;      /* [nnz] forward/weight-gradient addresses (layout of geom) */
+    int32_t *x_offw;     /* [nnz] banded: weight-gradient addresses (taller bands); else NULL */
     int t_rows;          /* virtual input channels: C * PH */
     int32_t *t_ptr;      /* [t_rows + 1] */
     int32_t *t_row;      /* [nnz] output channel of each transposed entry */
