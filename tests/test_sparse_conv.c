@@ -127,11 +127,9 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
     }
 
     for (int layout = 1; layout <= 2; layout++) {
-    int prev = st_sparse_set_layout(layout);
     st_csr m = {0};
     st_error err = {0};
-    ck_assert_msg(st_csr_pack(&m, c, d.w, d.mask, &err) == ST_OK, "%s: %s", what, err.msg);
-    st_sparse_set_layout(prev);
+    ck_assert_msg(st_csr_pack_layout(&m, c, d.w, d.mask, layout, &err) == ST_OK, "%s: %s", what, err.msg);
     if (layout == 2 && !m.geom.direct) { /* not a shape for direct mode */
         st_csr_free(&m);
         break;
@@ -145,7 +143,7 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
     const int ni = n_isas();
     char msg[256];
     for (int q = 0; q < ni; q++) {
-        st_sparse_set_isa(isas[q]);
+        st_csr_set_isa(&m, isas[q]);
         snprintf(msg, sizeof msg, "%s, sparsity %.2f, %s, %s", what, sparsity,
                  st_isa_name(isas[q]), m.geom.direct ? "direct" : "banded");
         float *y = ot_rand(d.ny, -9, 9, &r), *y2 = ot_alloc(d.ny);
@@ -166,7 +164,6 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
             if (!d.mask[i] && dw[i] != 0.0f) ck_abort_msg("%s: gradient off the mask at %zu", msg, i);
         free(y), free(y2), free(dx), free(db), free(dval), free(dw);
     }
-    st_sparse_set_isa(st_cpu_best_isa());
     st_csr_free(&m);
     free(pos), free(dw_nz), free(scratch);
     }

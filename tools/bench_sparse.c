@@ -301,7 +301,7 @@ int main(int argc, char **argv) {
     printf("bench_sparse: threads %d, OpenBLAS core %s (OPENBLAS_CORETYPE=%s), "
            "OMP_WAIT_POLICY=%s, sparse ISA %s, batch %d, yolo imgsz %d\n",
            omp_get_max_threads(), openblas_get_corename(), ct ? ct : "(unset)",
-           wp ? wp : "(unset)", st_isa_name(st_sparse_kernels_active()->isa), batch, imgsz);
+           wp ? wp : "(unset)", st_isa_name(st_cpu_select_isa()), batch, imgsz);
     int all = !strcmp(which, "all");
     static model m;
     if (all || !strcmp(which, "yolov5n")) {

@@ -49,14 +49,6 @@ static size_t band_thread_floats(const st_sparse_geom *g, int L, int Lw, int K, 
     return ST_MAX(fb, wg);
 }
 
-static int layout_override;
-
-int st_sparse_set_layout(int layout) {
-    int old = layout_override;
-    layout_override = layout;
-    return old;
-}
-
 /* Direct mode: stride 1 and "same" output size, so output (p, q) and input (p, q) share
  * one flat index and every tap is a constant shift of it (masked at the borders). */
 static int direct_ok(const st_conv2d *c) {
@@ -72,9 +64,9 @@ static int direct_wanted(const st_conv2d *c) {
     return HW >= ST_SPARSE_DIRECT_MIN_HW;
 }
 
-static void make_geom(st_sparse_geom *g, const st_conv2d *c) {
+static void make_geom(st_sparse_geom *g, const st_conv2d *c, int layout) {
     memset(g, 0, sizeof *g);
-    if (direct_ok(c) && (layout_override == 2 || (layout_override == 0 && direct_wanted(c)))) {
+    if (direct_ok(c) && (layout == 2 || (layout == 0 && direct_wanted(c)))) {
         g->direct = 1;
         g->sh = g->sw = g->PH = 1;
         g->Hv = c->H;
@@ -167,6 +159,11 @@ void st_csr_free(st_csr *m) {
     memset(m, 0, sizeof *m);
 }
 
+st_isa st_csr_set_isa(st_csr *m, st_isa isa) {
+    st_sparse_kernels_init(&m->k, isa);
+    return m->k.isa;
+}
+
 /* Direct mode: flat shift of tap (r, s) of column col: input index - output index. */
 static int64_t direct_shift(const st_conv2d *c, int col) {
     const int r = (col / c->S) % c->R, s = col % c->S;
@@ -226,8 +223,15 @@ static int sort_t_by_class(st_csr *m) {
 
 st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const unsigned char *mask,
                       st_error *err) {
+    return st_csr_pack_layout(m, conv, w, mask, 0, err);
+}
+
+st_status st_csr_pack_layout(st_csr *m, const st_conv2d *conv, const float *w,
+                             const unsigned char *mask, int layout, st_error *err) {
     if (!m) return st_errorf(err, ST_ERR_INTERNAL, "st_csr_pack: NULL matrix");
     st_csr_free(m);
+    /* each packed weight carries its kernel table: no process-wide state */
+    st_sparse_kernels_init(&m->k, st_cpu_select_isa());
     if (!conv || !w) return st_errorf(err, ST_ERR_INTERNAL, "st_csr_pack: NULL conv or weights");
     st_conv2d c = *conv;
     c.N = 1;
@@ -240,7 +244,7 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
     m->groups = c.groups;
     m->rows = K / c.groups;
     m->cols = cols;
-    make_geom(&m->geom, &c);
+    make_geom(&m->geom, &c, layout);
     const st_sparse_geom *g = &m->geom;
     m->t_rows = c.C * g->PH;
     if (g->thread_floats >= ((size_t)1 << 31))

@@ -177,7 +177,7 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
                                    const float *b, float *scratch, st_error *err) {
     st_status s = check(c, m, "st_conv2d_sparse_forward", err);
     if (s != ST_OK) return s;
-    const st_sparse_kernels *k = st_sparse_kernels_active();
+    const st_sparse_kernels *k = &m->k;
     const st_sparse_geom *g = &m->geom;
     const int Vf = (c->N - 1) * g->Hv + c->P;
     const plan p = make_plan(c, m, Vf, g->L);
@@ -258,7 +258,7 @@ static void channel_ranges(const st_csr *m, int ch0, int ch1, int32_t *se) {
  * only its part of x instead of all of it). */
 static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const float *dy,
                         const float *x, float *scratch) {
-    const st_sparse_kernels *k = st_sparse_kernels_active();
+    const st_sparse_kernels *k = &m->k;
     const st_sparse_geom *g = &m->geom;
     const int K = c->K, Vf = (c->N - 1) * g->Hv + c->P;
     const plan p = make_plan(c, m, Vf, g->Lw);
@@ -392,7 +392,7 @@ static void add_dx(const st_sparse_kernels *k, const st_conv2d *c, const st_csr 
 /* dx += W^T dy through the transposed index. */
 static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const float *dy,
                        float *scratch) {
-    const st_sparse_kernels *k = st_sparse_kernels_active();
+    const st_sparse_kernels *k = &m->k;
     const st_sparse_geom *g = &m->geom;
     const int K = c->K, C = c->C, Wv = g->Wv;
     const plan p = make_plan(c, m, c->N * g->Hv, g->L);

@@ -106,19 +106,3 @@ void st_sparse_kernels_init(st_sparse_kernels *k, st_isa isa) {
     k->isa = isa;
 }
 
-static st_sparse_kernels active;
-static int active_set;
-
-const st_sparse_kernels *st_sparse_kernels_active(void) {
-    if (!active_set) {
-        st_sparse_kernels_init(&active, st_cpu_select_isa());
-        active_set = 1;
-    }
-    return &active;
-}
-
-st_isa st_sparse_set_isa(st_isa isa) {
-    st_sparse_kernels_init(&active, isa);
-    active_set = 1;
-    return active.isa;
-}

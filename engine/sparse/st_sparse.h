@@ -85,6 +85,20 @@ typedef struct st_sparse_geom {
     size_t part_floats;  /* direct: of which weight-gradient partial lanes */
 } st_sparse_geom;
 
+typedef struct st_sparse_kernels {
+    st_isa isa;
+    void (*spmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
+                 const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
+                 const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask);
+    void (*sddmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
+                  ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
+                  const uint8_t *cls, const uint16_t *xmask, float *part);
+    /* Stride-2 layout helpers for i < n: deint2 splits src into d0[i] = src[2i],
+     * d1[i] = src[2i+1]; int2_add adds back: dst[2i] += s0[i], dst[2i+1] += s1[i]. */
+    void (*deint2)(float *d0, float *d1, const float *src, int n);
+    void (*int2_add)(float *dst, const float *s0, const float *s1, int n);
+} st_sparse_kernels;
+
 typedef struct st_csr {
     st_conv2d conv;      /* the shape packed for; conv.N is not used */
     int groups, rows, cols; /* per group: W block [rows, cols] */
@@ -108,11 +122,9 @@ typedef struct st_csr {
     uint16_t *fmask, *bmask;
     int mask_nvec;
     st_sparse_geom geom;
+    st_sparse_kernels k; /* kernels the operators use for this weight (set when packed) */
 } st_csr;
 
-/* Layout override for tests and benchmarks (applies to later packs): 0 automatic,
- * 1 banded always, 2 direct wherever the shape allows it. Returns the previous value. */
-int st_sparse_set_layout(int layout);
 
 /* Packs the weights of conv c (w [K, C/g, R, S]; mask the same size, 0/1 bytes, or NULL
  * to take the nonzero weights). Frees what m held before (m must be zeroed or packed).
@@ -122,6 +134,13 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *c, const float *w, const unsig
 /* Same for a linear layer w [out_f, in_f]. */
 st_status st_csr_pack_linear(st_csr *m, int in_f, int out_f, const float *w,
                              const unsigned char *mask, st_error *err);
+/* The same with a layout choice (for tests and benchmarks): 0 automatic, 1 banded,
+ * 2 direct wherever the shape allows it. */
+st_status st_csr_pack_layout(st_csr *m, const st_conv2d *c, const float *w,
+                             const unsigned char *mask, int layout, st_error *err);
+/* Forces the kernels used with m (tests, benchmarks); returns the ISA now in use, clamped
+ * to what the CPU has. Packing picks st_cpu_select_isa() (ST_ISA can lower it). */
+st_isa st_csr_set_isa(st_csr *m, st_isa isa);
 void st_csr_free(st_csr *m);
 /* val[e] = w[position of e]; then t_val. The dense array must have the packed shape. */
 void st_csr_refresh(st_csr *m, const float *w);
@@ -148,19 +167,7 @@ void st_csr_unpack(const st_csr *m, float *w);
  * only if bit j % 16 of xmask[cls[e] * ceil(n/16) + j / 16] is set, else taken as 0 (and
  * never touched: its address may lie outside any buffer). Direct convolutions use this
  * for the taps of a padded kernel that fall outside the image. */
-typedef struct st_sparse_kernels {
-    st_isa isa;
-    void (*spmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
-                 const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
-                 const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask);
-    void (*sddmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
-                  ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
-                  const uint8_t *cls, const uint16_t *xmask, float *part);
-    /* Stride-2 layout helpers for i < n: deint2 splits src into d0[i] = src[2i],
-     * d1[i] = src[2i+1]; int2_add adds back: dst[2i] += s0[i], dst[2i+1] += s1[i]. */
-    void (*deint2)(float *d0, float *d1, const float *src, int n);
-    void (*int2_add)(float *dst, const float *s0, const float *s1, int n);
-} st_sparse_kernels;
+
 
 /* dval[e] += sum of part[e * 16 .. e * 16 + 15] for e < n (fixed order). */
 void st_sparse_reduce16(float *dval, const float *part, int n);
@@ -170,11 +177,6 @@ void st_sparse_kernels_init(st_sparse_kernels *k, st_isa isa);
 void st_sparse_kernels_scalar(st_sparse_kernels *k);
 void st_sparse_kernels_avx2(st_sparse_kernels *k);
 void st_sparse_kernels_avx512(st_sparse_kernels *k);
-/* The table the operators use: st_cpu_select_isa() (ST_ISA can lower it) on first use. */
-const st_sparse_kernels *st_sparse_kernels_active(void);
-/* Forces the operators' ISA (tests, benchmarks); returns the one now in use (clamped to
- * what the CPU has). Not thread-safe: call between operator calls. */
-st_isa st_sparse_set_isa(st_isa isa);
 
 /* ---------------------------------------------------------------- Operators
  * Same descriptor and NCHW layouts as st_conv2d_forward/backward; m must have been
