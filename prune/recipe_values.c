@@ -83,29 +83,8 @@ void rcp_list_vars(const rcp_ctx *c, char *buf, size_t cap) {
     }
 }
 
-/* Edit distance (Levenshtein) of two short names; large for long ones. */
-static int edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) return 99;
-    int row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int up = row[j];
-            int best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 void rcp_near_offer(rcp_near *n, const char *cand) {
-    int d = edit_distance(n->want, cand);
+    int d = st_edit_distance(n->want, cand);
     if (d > 0 && (!n->best || d < n->dist)) n->best = cand, n->dist = d;
 }
 

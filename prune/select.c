@@ -194,28 +194,6 @@ fail:
 
 /* ---- closest names ---- */
 
-static int levenshtein(const char *a, const char *b) {
-    enum { MAXL = 255 };
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > MAXL) la = MAXL;
-    if (lb > MAXL) lb = MAXL;
-    int row[MAXL + 1];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int up = row[j];
-            int best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* Up to 5 prunable names nearest to `sel` (ties: graph order), ", "-separated. */
 static void closest_names(const st_graph *g, const char *sel, char *out, size_t cap) {
     enum { K = 5 };
@@ -223,7 +201,7 @@ static void closest_names(const st_graph *g, const char *sel, char *out, size_t 
     for (int p = 0; p < g->n_params; p++) any_prunable |= g->params[p].prunable;
     for (int p = 0; p < g->n_params; p++) {
         if (any_prunable && !g->params[p].prunable) continue;
-        int d = levenshtein(sel, g->params[p].name);
+        int d = st_edit_distance(sel, g->params[p].name);
         int pos = nb;
         while (pos > 0 && bd[pos - 1] > d) pos--;
         if (pos >= K) continue;

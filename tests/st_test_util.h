@@ -35,6 +35,9 @@ int stt_run(const char *cmd);
 /* A small synthetic IDX dataset (320 train / 96 test 28x28 images whose class decides a
  * bright band) in a fresh temp folder; returns the folder. */
 const char *stt_make_idx_dataset(char *buf, size_t cap);
+/* Runs build/sparsetrain with `args`; returns its exit code and leaves what it printed
+ * (stdout and stderr) in out. */
+int stt_run_sparsetrain(const char *args, char *out, size_t cap);
 /* Asserts two checkpoints hold the same tensors, bit for bit. */
 void stt_assert_same_ckpt(const char *a, const char *b);
 

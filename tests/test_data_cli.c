@@ -41,25 +41,13 @@ static void make_folder(char *dir, size_t cap, int with_good) {
     ck_assert_int_eq(stt_run(cmd), 0);
 }
 
-static int run(const char *args, char *out, size_t cap) {
-    char cmd[4096], tmp[512], f[600];
-    stt_tmpdir(tmp, sizeof tmp, "datacli");
-    snprintf(f, sizeof f, "%s/out.txt", tmp);
-    snprintf(cmd, sizeof cmd, "%s/sparsetrain %s >%s 2>&1", ST_BINARY_DIR, args, f);
-    int rc = stt_run(cmd);
-    FILE *fp = fopen(f, "r");
-    size_t n = fp ? fread(out, 1, cap - 1, fp) : 0;
-    out[n] = 0;
-    if (fp) fclose(fp);
-    return rc;
-}
 
 START_TEST(test_broken_files_skipped_and_counted) {
     char dir[512], args[2048], *out = malloc(1 << 16);
     make_folder(dir, sizeof dir, 1);
     snprintf(args, sizeof args, "--data %s --epochs 1 --batch 8 --threads 1 --out %s/run --overwrite",
              dir, dir);
-    ck_assert_int_eq(run(args, out, 1 << 16), 0);
+    ck_assert_int_eq(stt_run_sparsetrain(args, out, 1 << 16), 0);
     ck_assert_ptr_nonnull(strstr(out, "ImageFolder"));
     ck_assert_msg(strstr(out, "skipped 6 of 56 images") != NULL, "output:\n%s", out);
     const char *names[] = {"empty.png", "truncated.png", "text.png", "badcrc.png", "photo.jpg",
@@ -74,7 +62,7 @@ START_TEST(test_broken_files_skipped_and_counted) {
 
     snprintf(args, sizeof args, "--data %s --epochs 1 --batch 8 --threads 1 --strict --out %s/run2",
              dir, dir);
-    ck_assert_int_eq(run(args, out, 1 << 16), 2);
+    ck_assert_int_eq(stt_run_sparsetrain(args, out, 1 << 16), 2);
     ck_assert_ptr_nonnull(strstr(out, dir));
     free(out);
 }
@@ -84,13 +72,13 @@ START_TEST(test_no_usable_image_exit_2) {
     char dir[512], args[2048], *out = malloc(1 << 16);
     make_folder(dir, sizeof dir, 0);
     snprintf(args, sizeof args, "--data %s --epochs 1 --out %s/run", dir, dir);
-    ck_assert_int_eq(run(args, out, 1 << 16), 2);
+    ck_assert_int_eq(stt_run_sparsetrain(args, out, 1 << 16), 2);
     ck_assert_msg(strstr(out, "no usable image") != NULL, "output:\n%s", out);
     /* a YOLO set given to the classifier */
     char src[600];
     snprintf(args, sizeof args, "--data %s --epochs 1 --out %s/run",
              stt_source_path(src, sizeof src, "tests/fixtures/bad_yolo"), dir);
-    ck_assert_int_eq(run(args, out, 1 << 16), 2);
+    ck_assert_int_eq(stt_run_sparsetrain(args, out, 1 << 16), 2);
     free(out);
 }
 END_TEST

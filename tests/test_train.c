@@ -104,30 +104,17 @@ START_TEST(test_resume_matches_uninterrupted_run) {
 }
 END_TEST
 
-/* Runs the real binary; returns its exit code and leaves stderr in *msg. */
-static int run_cli(const char *args, char *msg, size_t cap) {
-    char cmd[2048], errf[600], tmp[512];
-    stt_tmpdir(tmp, sizeof tmp, "cli");
-    snprintf(errf, sizeof errf, "%s/stderr.txt", tmp);
-    snprintf(cmd, sizeof cmd, "%s/sparsetrain %s >/dev/null 2>%s", ST_BINARY_DIR, args, errf);
-    int rc = stt_run(cmd);
-    FILE *f = fopen(errf, "r");
-    size_t n = f ? fread(msg, 1, cap - 1, f) : 0;
-    msg[n] = 0;
-    if (f) fclose(f);
-    return rc;
-}
 
 START_TEST(test_cli_bad_input_exit_2) {
     char msg[4096], args[2048], data[512];
-    ck_assert_int_eq(run_cli("--data /nonexistent/fmnist", msg, sizeof msg), 2);
+    ck_assert_int_eq(stt_run_sparsetrain("--data /nonexistent/fmnist", msg, sizeof msg), 2);
     ck_assert_ptr_nonnull(strstr(msg, "/nonexistent/fmnist"));
-    ck_assert_int_eq(run_cli("--epochs", msg, sizeof msg), 2);
-    ck_assert_int_eq(run_cli("--data x --batch zero", msg, sizeof msg), 2);
+    ck_assert_int_eq(stt_run_sparsetrain("--epochs", msg, sizeof msg), 2);
+    ck_assert_int_eq(stt_run_sparsetrain("--data x --batch zero", msg, sizeof msg), 2);
     ck_assert_ptr_nonnull(strstr(msg, "--batch"));
-    ck_assert_int_eq(run_cli("--data x --frobnicate 1", msg, sizeof msg), 2);
+    ck_assert_int_eq(stt_run_sparsetrain("--data x --frobnicate 1", msg, sizeof msg), 2);
     ck_assert_ptr_nonnull(strstr(msg, "--frobnicate"));
-    ck_assert_int_eq(run_cli("--help", msg, sizeof msg), 0);
+    ck_assert_int_eq(stt_run_sparsetrain("--help", msg, sizeof msg), 0);
 
     /* truncated IDX file */
     stt_make_idx_dataset(data, sizeof data);
@@ -135,7 +122,7 @@ START_TEST(test_cli_bad_input_exit_2) {
     snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", data);
     ck_assert_int_eq(truncate(p, 16 + 784 * 100 + 5), 0);
     snprintf(args, sizeof args, "--data %s --out %s/r", data, data);
-    ck_assert_int_eq(run_cli(args, msg, sizeof msg), 2);
+    ck_assert_int_eq(stt_run_sparsetrain(args, msg, sizeof msg), 2);
     ck_assert_ptr_nonnull(strstr(msg, "train-images-idx3-ubyte"));
 }
 END_TEST
@@ -160,7 +147,7 @@ START_TEST(test_cli_bad_checkpoints_exit_2) {
     fputc(c ^ 0x5a, f);
     fclose(f);
     snprintf(args, sizeof args, "--data %s --resume %s", data, ck);
-    ck_assert_int_eq(run_cli(args, msg, sizeof msg), 2);
+    ck_assert_int_eq(stt_run_sparsetrain(args, msg, sizeof msg), 2);
     ck_assert_ptr_nonnull(strstr(msg, "checksum"));
 
     /* a checkpoint of another model */
@@ -171,14 +158,14 @@ START_TEST(test_cli_bad_checkpoints_exit_2) {
     ck_assert_int_eq(st_ckpt_write(w, ck, &err), ST_OK);
     st_ckpt_writer_free(w);
     snprintf(args, sizeof args, "--data %s --model cnn-small --resume %s", data, ck);
-    ck_assert_int_eq(run_cli(args, msg, sizeof msg), 2);
+    ck_assert_int_eq(stt_run_sparsetrain(args, msg, sizeof msg), 2);
     ck_assert_ptr_nonnull(strstr(msg, "yolov5n"));
 
     /* a file that is no checkpoint at all */
     f = fopen(ck, "wb");
     fputs("hello", f);
     fclose(f);
-    ck_assert_int_eq(run_cli(args, msg, sizeof msg), 2);
+    ck_assert_int_eq(stt_run_sparsetrain(args, msg, sizeof msg), 2);
     ck_assert_ptr_nonnull(strstr(msg, ck));
 }
 END_TEST

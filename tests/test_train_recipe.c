@@ -140,18 +140,6 @@ START_TEST(test_resume_in_the_middle_of_pruning) {
 }
 END_TEST
 
-static int run_cli(const char *args, char *out, size_t cap) {
-    char cmd[4096], tmp[512], f[600];
-    stt_tmpdir(tmp, sizeof tmp, "rcli");
-    snprintf(f, sizeof f, "%s/out.txt", tmp);
-    snprintf(cmd, sizeof cmd, "%s/sparsetrain %s >%s 2>&1", ST_BINARY_DIR, args, f);
-    int rc = stt_run(cmd);
-    FILE *fp = fopen(f, "r");
-    size_t n = fp ? fread(out, 1, cap - 1, fp) : 0;
-    out[n] = 0;
-    if (fp) fclose(fp);
-    return rc;
-}
 
 START_TEST(test_recipe_check_cli) {
     char *out = malloc(1 << 17), args[2048], src[600], rp[600];
@@ -160,7 +148,7 @@ START_TEST(test_recipe_check_cli) {
     for (int i = 0; i < 2; i++) {
         snprintf(args, sizeof args, "recipe-check %s --model cnn-small --steps-per-epoch 937",
                  stt_source_path(src, sizeof src, shipped[i]));
-        ck_assert_msg(run_cli(args, out, 1 << 17) == 0, "%s:\n%s", shipped[i], out);
+        ck_assert_msg(stt_run_sparsetrain(args, out, 1 << 17) == 0, "%s:\n%s", shipped[i], out);
         ck_assert_ptr_nonnull(strstr(out, "model.5.weight"));
         ck_assert_ptr_nonnull(strstr(out, "GMPruningModifier"));
     }
@@ -170,17 +158,17 @@ START_TEST(test_recipe_check_cli) {
                  "    init_sparsity: 0.0\n    final_sparsity: 0.5\n    start_epoch: 0\n    end_epoch: 1\n"
                  "    update_frequency: 0.5\n");
     snprintf(args, sizeof args, "recipe-check %s --model cnn-small", rp);
-    ck_assert_int_eq(run_cli(args, out, 1 << 17), 2);
+    ck_assert_int_eq(stt_run_sparsetrain(args, out, 1 << 17), 2);
     ck_assert_msg(strstr(out, "model.9.conv.weight") && strstr(out, "model.2.cv1.weight"), "%s", out);
     ck_assert_msg(strstr(out, "model.2.conv.weight") != NULL, "closest names missing:\n%s", out);
     /* malformed: a YAML error names the line */
     write_recipe(rp, sizeof rp, "modifiers:\n  - !GMPruningModifier\n    params: [a, b\n");
     snprintf(args, sizeof args, "recipe-check %s", rp);
-    ck_assert_int_eq(run_cli(args, out, 1 << 17), 2);
+    ck_assert_int_eq(stt_run_sparsetrain(args, out, 1 << 17), 2);
     ck_assert_ptr_nonnull(strstr(out, "r.yaml"));
     /* the trainer refuses it the same way */
     snprintf(args, sizeof args, "--recipe %s --data /nonexistent", rp);
-    ck_assert_int_eq(run_cli(args, out, 1 << 17), 2);
+    ck_assert_int_eq(stt_run_sparsetrain(args, out, 1 << 17), 2);
     free(out);
 }
 END_TEST
@@ -201,10 +189,10 @@ START_TEST(test_sparseml_compat_recipes_check) {
         if (strcmp(e->d_name, "README.md") == 0 || n < 4) continue;
         if (strcmp(e->d_name + n - 3, ".md") && strcmp(e->d_name + n - 5, ".yaml")) continue;
         snprintf(args, sizeof args, "recipe-check %s/%s", dir, e->d_name);
-        ck_assert_msg(run_cli(args, out, 1 << 17) == 0, "%s:\n%s", e->d_name, out);
+        ck_assert_msg(stt_run_sparsetrain(args, out, 1 << 17) == 0, "%s:\n%s", e->d_name, out);
         /* with our classifier, whose names differ: a clear error listing them */
         snprintf(args, sizeof args, "recipe-check %s/%s --model cnn-small", dir, e->d_name);
-        int rc = run_cli(args, out, 1 << 17);
+        int rc = stt_run_sparsetrain(args, out, 1 << 17);
         ck_assert_msg(rc == 0 || (rc == 2 && strstr(out, "no parameter matches")), "%s:\n%s", e->d_name, out);
         checked++;
     }

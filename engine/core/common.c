@@ -35,3 +35,25 @@ void *st_calloc(size_t bytes) {
 }
 
 void st_free(void *p) { free(p); }
+
+int st_edit_distance(const char *a, const char *b) {
+    enum { MAXL = 255 };
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > MAXL) la = MAXL;
+    if (lb > MAXL) lb = MAXL;
+    int row[MAXL + 1];
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}

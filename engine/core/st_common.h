@@ -33,6 +33,10 @@ void *st_alloc(size_t bytes);
 void *st_calloc(size_t bytes);
 void st_free(void *p);
 
+/* Levenshtein distance of two names (only the first 255 characters count), for
+ * "did you mean" hints. */
+int st_edit_distance(const char *a, const char *b);
+
 #define ST_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define ST_MAX(a, b) ((a) > (b) ? (a) : (b))
 
