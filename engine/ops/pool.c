@@ -38,10 +38,50 @@ int st_pool_init(st_pool *p) {
     return 0;
 }
 
+/* One candidate of a max-pool window, with the generic loop's rule (strictly greater
+ * wins, so the first of equal maxima stays; NaN wins) written as selects: a branch per
+ * element mispredicts on real activations. */
+#define ST_POOL_TAKE(v, j)                      \
+    do {                                        \
+        int take_ = (v) > m || (v) != (v);      \
+        m = take_ ? (v) : m;                    \
+        idx = take_ ? (j) : idx;                \
+    } while (0)
+
+/* 2x2 windows, stride 2, no padding: the pooling of most CNNs. */
+static void maxpool_2x2(const st_pool *p, float *y, int32_t *argmax, const float *x) {
+    const int H = p->H, W = p->W, P = p->P, Q = p->Q;
+    const long planes = (long)p->N * p->C;
+    const size_t HW = (size_t)H * W, PQ = (size_t)P * Q;
+#pragma omp parallel for schedule(static) if ((size_t)planes * PQ * 4 > ST_POOL_OMP_MIN)
+    for (long pl = 0; pl < planes; pl++) {
+        const float *xp = x + (size_t)pl * HW;
+        float *yp = y + (size_t)pl * PQ;
+        int32_t *ap = argmax + (size_t)pl * PQ;
+        for (int oh = 0; oh < P; oh++) {
+            const float *r0 = xp + (size_t)(2 * oh) * W, *r1 = r0 + W;
+            for (int ow = 0; ow < Q; ow++) {
+                int32_t i0 = 2 * oh * W + 2 * ow, idx = i0;
+                float m = r0[2 * ow];
+                ST_POOL_TAKE(r0[2 * ow + 1], i0 + 1);
+                ST_POOL_TAKE(r1[2 * ow], i0 + W);
+                ST_POOL_TAKE(r1[2 * ow + 1], i0 + W + 1);
+                yp[(size_t)oh * Q + ow] = m;
+                ap[(size_t)oh * Q + ow] = idx;
+            }
+        }
+    }
+}
+
 void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float *x) {
     const int H = p->H, W = p->W, P = p->P, Q = p->Q;
     const long planes = (long)p->N * p->C;
     const size_t HW = (size_t)H * W, PQ = (size_t)P * Q;
+    if (p->kh == 2 && p->kw == 2 && p->stride_h == 2 && p->stride_w == 2 && p->pad_h == 0 &&
+        p->pad_w == 0 && 2 * P <= H && 2 * Q <= W) {
+        maxpool_2x2(p, y, argmax, x);
+        return;
+    }
 #pragma omp parallel for schedule(static) if ((size_t)planes * PQ * p->kh * p->kw > ST_POOL_OMP_MIN)
     for (long pl = 0; pl < planes; pl++) {
         const float *xp = x + (size_t)pl * HW;
