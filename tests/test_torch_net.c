@@ -98,45 +98,53 @@ START_TEST(test_cnn_small_forward_backward_matches_torch) {
 }
 END_TEST
 
-START_TEST(test_cnn_small_sgd_steps_match_torch) {
-    st_graph *g = load_model();
+/* A loaded model, its plan, kernels and an optimizer: what the step tests share. */
+typedef struct {
+    st_graph *g;
     st_exec e;
-    st_error err = {0};
     st_kernels k;
-    st_kernels_init(&k, st_cpu_select_isa());
-    ck_assert_int_eq(st_exec_plan(&e, g, BATCH, 1, &err), ST_OK);
     st_optim o;
-    ck_assert_int_eq(st_optim_init(&o, g, ST_OPT_SGD, &err), ST_OK);
-    o.momentum = 0.9f;
-    o.nesterov = 0;
-    for (int i = 0; i < ST_NUM_PG; i++) o.lr[i] = 0.1f, o.weight_decay[i] = 1e-4f;
-    step_grads(&e, g);
-    st_optim_step(&o, g, &k);
-    compare_params(g, "step1", 0);
-    float loss2 = step_grads(&e, g);
-    ck_assert_float_eq_tol(loss2, need("%s", "loss2")->data[0], 1e-4 * fabsf(loss2));
-    compare_params(g, "after2", 1);
-    st_optim_step(&o, g, &k);
-    compare_params(g, "step2", 0);
-    st_optim_free(&o);
-    st_exec_free(&e);
-    st_graph_free(g);
+} net_run;
+
+static void net_open(net_run *n, st_opt_kind kind, float lr, float wd) {
+    st_error err = {0};
+    n->g = load_model();
+    st_kernels_init(&n->k, st_cpu_select_isa());
+    ck_assert_int_eq(st_exec_plan(&n->e, n->g, BATCH, 1, &err), ST_OK);
+    ck_assert_int_eq(st_optim_init(&n->o, n->g, kind, &err), ST_OK);
+    for (int i = 0; i < ST_NUM_PG; i++) n->o.lr[i] = lr, n->o.weight_decay[i] = wd;
+}
+
+static void net_close(net_run *n) {
+    st_optim_free(&n->o);
+    st_exec_free(&n->e);
+    st_graph_free(n->g);
     st_fixture_free(&fx);
+}
+
+START_TEST(test_cnn_small_sgd_steps_match_torch) {
+    net_run n;
+    net_open(&n, ST_OPT_SGD, 0.1f, 1e-4f);
+    n.o.momentum = 0.9f;
+    n.o.nesterov = 0;
+    step_grads(&n.e, n.g);
+    st_optim_step(&n.o, n.g, &n.k);
+    compare_params(n.g, "step1", 0);
+    float loss2 = step_grads(&n.e, n.g);
+    ck_assert_float_eq_tol(loss2, need("%s", "loss2")->data[0], 1e-4 * fabsf(loss2));
+    compare_params(n.g, "after2", 1);
+    st_optim_step(&n.o, n.g, &n.k);
+    compare_params(n.g, "step2", 0);
+    net_close(&n);
 }
 END_TEST
 
 START_TEST(test_cnn_small_adamw_step_matches_torch) {
-    st_graph *g = load_model();
-    st_exec e;
-    st_error err = {0};
-    st_kernels k;
-    st_kernels_init(&k, st_cpu_select_isa());
-    ck_assert_int_eq(st_exec_plan(&e, g, BATCH, 1, &err), ST_OK);
-    st_optim o;
-    ck_assert_int_eq(st_optim_init(&o, g, ST_OPT_ADAMW, &err), ST_OK);
-    for (int i = 0; i < ST_NUM_PG; i++) o.lr[i] = 1e-3f, o.weight_decay[i] = 0.01f;
-    step_grads(&e, g);
-    st_optim_step(&o, g, &k);
+    net_run n;
+    net_open(&n, ST_OPT_ADAMW, 1e-3f, 0.01f);
+    st_graph *g = n.g;
+    step_grads(&n.e, g);
+    st_optim_step(&n.o, g, &n.k);
     /* Adam's first step is lr * g / (|g| + eps): for gradients at float32 noise level
      * (exact-zero ReLU paths give ~1e-7 where torch's float64 reference has other
      * ~1e-7 values) the sign is noise. Compare where the gradient is clearly nonzero. */
@@ -156,10 +164,7 @@ START_TEST(test_cnn_small_adamw_step_matches_torch) {
         }
     }
     ck_assert_int_gt(compared, 50000);
-    st_optim_free(&o);
-    st_exec_free(&e);
-    st_graph_free(g);
-    st_fixture_free(&fx);
+    net_close(&n);
 }
 END_TEST
 
