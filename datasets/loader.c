@@ -33,6 +33,17 @@ static int batch_size(const st_loader *l, int b) {
     return left < l->o.batch ? left : l->o.batch;
 }
 
+/* Makes room for `need` boxes (doubling), keeping the ones already there. */
+static st_status grow_boxes(st_batch_box **boxes, int *cap, int need, st_error *err) {
+    if (need <= *cap) return ST_OK;
+    int nc = need * 2;
+    st_batch_box *q = realloc(*boxes, (size_t)nc * sizeof *q);
+    if (!q) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+    *boxes = q;
+    *cap = nc;
+    return ST_OK;
+}
+
 /* Fills slot with batch b using the worker's scratch; no lock held. */
 static st_status fill_batch(st_loader *l, st_worker_scratch *ws, st_slot *s, int b, int epoch) {
     const st_loader_opts *o = &l->o;
@@ -47,13 +58,8 @@ static st_status fill_batch(st_loader *l, st_worker_scratch *ws, st_slot *s, int
         if (rc != ST_OK) return rc;
         s->b.sample_ids[i] = l->order[pos];
         if (!o->detect) continue;
-        if (s->b.n_boxes + ws->n_boxes > s->cap_boxes) {
-            int nc = (s->b.n_boxes + ws->n_boxes) * 2;
-            st_batch_box *q = realloc(s->b.boxes, (size_t)nc * sizeof *q);
-            if (!q) return st_errorf(&s->err, ST_ERR_NOMEM, "out of memory");
-            s->b.boxes = q;
-            s->cap_boxes = nc;
-        }
+        rc = grow_boxes(&s->b.boxes, &s->cap_boxes, s->b.n_boxes + ws->n_boxes, &s->err);
+        if (rc != ST_OK) return rc;
         s->b.n_boxes += st_loader_sample_boxes(l, ws, s->b.boxes + s->b.n_boxes, i);
     }
     return ST_OK;
@@ -203,13 +209,7 @@ st_status st_loader_prepare_sample(const st_loader *l, int epoch, int position, 
     st_worker_scratch *ws = &l->workers[l->o.workers].ws;
     st_status rc = st_loader_fill_sample(l, ws, epoch, position, out_chw, label, err);
     if (rc != ST_OK || !boxes) return rc;
-    if (*n_boxes + ws->n_boxes > *cap_boxes) {
-        int nc = (*n_boxes + ws->n_boxes) * 2;
-        st_batch_box *q = realloc(*boxes, (size_t)nc * sizeof *q);
-        if (!q) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
-        *boxes = q;
-        *cap_boxes = nc;
-    }
+    if ((rc = grow_boxes(boxes, cap_boxes, *n_boxes + ws->n_boxes, err)) != ST_OK) return rc;
     *n_boxes += st_loader_sample_boxes(l, ws, *boxes + *n_boxes, 0);
     return ST_OK;
 }
