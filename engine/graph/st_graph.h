@@ -38,6 +38,8 @@ typedef enum {
     ST_OP_UPSAMPLE,
     ST_OP_FLATTEN,
     ST_OP_DROPOUT,
+    ST_OP_CLIP,    /* min(max(x, lo), hi); ReLU6 is Clip(0, 6) */
+    ST_OP_SOFTMAX, /* over channels, per pixel (per sample for flattened values) */
     ST_OP_COUNT
 } st_op_type;
 
@@ -79,6 +81,9 @@ typedef struct st_node {
         struct {
             int kh, kw, stride_h, stride_w, pad_h, pad_w, ceil_mode, count_include_pad;
         } pool;
+        struct {
+            float lo, hi;
+        } clip;
         float slope;  /* leaky relu */
         float p;      /* dropout */
         int factor;   /* upsample */
@@ -110,6 +115,10 @@ void st_graph_free(st_graph *g);
 int st_g_input(st_graph *g, int c, int h, int w);
 int st_g_conv2d(st_graph *g, const char *name, int x, int out_c, int kh, int kw, int stride,
                 int pad, int dil, int groups, int bias);
+/* Per-axis stride, padding and dilation (ONNX allows them to differ). */
+int st_g_conv2d_ex(st_graph *g, const char *name, int x, int out_c, int kh, int kw,
+                   int stride_h, int stride_w, int pad_h, int pad_w, int dil_h, int dil_w,
+                   int groups, int bias);
 int st_g_batchnorm(st_graph *g, const char *name, int x, float eps, float momentum);
 int st_g_relu(st_graph *g, int x);
 int st_g_leakyrelu(st_graph *g, int x, float slope);
@@ -118,6 +127,11 @@ int st_g_sigmoid(st_graph *g, int x);
 int st_g_maxpool(st_graph *g, int x, int k, int stride, int pad, int ceil_mode);
 int st_g_avgpool(st_graph *g, int x, int k, int stride, int pad, int ceil_mode,
                  int count_include_pad);
+/* op is ST_OP_MAXPOOL or ST_OP_AVGPOOL; per-axis kernel, stride and padding. */
+int st_g_pool_ex(st_graph *g, st_op_type op, int x, int kh, int kw, int stride_h, int stride_w,
+                 int pad_h, int pad_w, int ceil_mode, int count_include_pad);
+int st_g_clip(st_graph *g, int x, float lo, float hi);
+int st_g_softmax(st_graph *g, int x);
 int st_g_global_avgpool(st_graph *g, int x);
 int st_g_linear(st_graph *g, const char *name, int x, int out_features, int bias);
 int st_g_add(st_graph *g, int a, int b);
@@ -146,6 +160,9 @@ static inline unsigned char *st_param_mask(const st_graph *g, int p) {
 static inline size_t st_shape_numel(st_shape s) { return (size_t)s.c * s.h * s.w; }
 
 int st_graph_find_param(const st_graph *g, const char *name); /* -1 if absent */
+/* Renames a parameter before finalize (importers keep the file's names). Sticky error on
+ * a duplicate or too long name; returns 0 or -1. */
+int st_graph_rename_param(st_graph *g, int p, const char *name);
 void st_graph_zero_grad(st_graph *g);
 size_t st_graph_num_trainable(const st_graph *g);
 /* Fraction of zeros in a param (exact zeros of the weights). */
