@@ -127,3 +127,40 @@ int stt_run_sparsetrain(const char *args, char *out, size_t cap) {
     if (fp) fclose(fp);
     return rc;
 }
+
+/* The reference tools (PyTorch, onnx checker, onnxruntime-node) are installed through
+ * the dependency script the first time a test needs them; if that fails the caller
+ * skips with the reason. Checked once per process. */
+int stt_need_peers(void) {
+    static int state = -1; /* test-process cache, not library state */
+    if (state >= 0) {
+        if (!state) stt_skip("ONNX/PyTorch reference tools unavailable (see above)");
+        return state;
+    }
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s/tools/install-deps.sh --peers >/dev/null 2>&1 && "
+             "/usr/bin/python3 -c 'import onnx, torch, torchvision, numpy' 2>/dev/null && "
+             "test -f \"${ST_PEERS_DIR:-%s/.peers}/node_modules/onnxruntime-node/package.json\"",
+             ST_SOURCE_DIR, ST_SOURCE_DIR);
+    state = stt_run(cmd) == 0;
+    if (!state)
+        stt_skip("could not install the ONNX/PyTorch reference tools (tools/install-deps.sh "
+                 "--peers failed: no network or no root?); interoperability checks skipped");
+    return state;
+}
+
+int stt_ort_run(const char *model, const char *in_npy, const char *out_npy) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "node %s/tools/ort_run.js '%s' '%s' '%s' --threads 1", ST_SOURCE_DIR,
+             model, in_npy, out_npy);
+    return stt_run(cmd);
+}
+
+int stt_onnx_check(const char *model) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), "
+             "full_check=True)\" '%s'", model);
+    return stt_run(cmd);
+}

@@ -41,4 +41,13 @@ int stt_run_sparsetrain(const char *args, char *out, size_t cap);
 /* Asserts two checkpoints hold the same tensors, bit for bit. */
 void stt_assert_same_ckpt(const char *a, const char *b);
 
+/* Installs (once, via tools/install-deps.sh --peers) and checks python3-onnx, torch,
+ * torchvision and onnxruntime-node. Returns 1 if usable; otherwise prints a skip note
+ * and returns 0 (the caller returns). */
+int stt_need_peers(void);
+/* ONNX Runtime on one .npy input -> .npy output (tools/ort_run.js); exit status. */
+int stt_ort_run(const char *model, const char *in_npy, const char *out_npy);
+/* onnx.checker.check_model(full_check=True); exit status (0 = valid). */
+int stt_onnx_check(const char *model);
+
 #endif
