@@ -292,7 +292,11 @@ int st_g_upsample(st_graph *g, int x, int factor) {
 
 int st_g_output(st_graph *g, int x) {
     if (check_value(g, x)) return -1;
-    g->output = x;
+    if (g->n_outputs == ST_MAX_OUTPUTS) return fail(g, "too many graph outputs%s", "");
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == x) return fail(g, "value marked as an output twice%s", "");
+    g->outputs[g->n_outputs++] = x;
+    g->output = g->outputs[0];
     return x;
 }
 
