@@ -116,10 +116,14 @@ const char *stt_make_idx_dataset(char *buf, size_t cap) {
 
 
 int stt_run_sparsetrain(const char *args, char *out, size_t cap) {
+    return stt_run_tool("sparsetrain", args, out, cap);
+}
+
+int stt_run_tool(const char *tool, const char *args, char *out, size_t cap) {
     char cmd[4096], tmp[512], f[600];
     stt_tmpdir(tmp, sizeof tmp, "cli");
     snprintf(f, sizeof f, "%s/out.txt", tmp);
-    snprintf(cmd, sizeof cmd, "%s/sparsetrain %s >%s 2>&1", ST_BINARY_DIR, args, f);
+    snprintf(cmd, sizeof cmd, "%s/%s %s >%s 2>&1", ST_BINARY_DIR, tool, args, f);
     int rc = stt_run(cmd);
     FILE *fp = fopen(f, "r");
     size_t n = fp ? fread(out, 1, cap - 1, fp) : 0;

@@ -38,6 +38,8 @@ const char *stt_make_idx_dataset(char *buf, size_t cap);
 /* Runs build/sparsetrain with `args`; returns its exit code and leaves what it printed
  * (stdout and stderr) in out. */
 int stt_run_sparsetrain(const char *args, char *out, size_t cap);
+/* The same for any program of the build folder (sparseengine, a tool). */
+int stt_run_tool(const char *tool, const char *args, char *out, size_t cap);
 /* Asserts two checkpoints hold the same tensors, bit for bit. */
 void stt_assert_same_ckpt(const char *a, const char *b);
 

@@ -13,6 +13,7 @@
 #include "st_dataset.h"
 #include "st_loader.h"
 #include "st_models.h"
+#include "st_onnx.h"
 #include "st_optim.h"
 #include "st_progress.h"
 #include "st_rng.h"
@@ -88,7 +89,9 @@ typedef struct {
     float lr[ST_NUM_PG], wd[ST_NUM_PG]; /* current values, owned by the schedule or recipe */
     int mask_updates;                   /* GMP updates during the current epoch */
     char dir[512];
-    char model[64];
+    char model[64];        /* label: built-in name or onnx:<stem> */
+    uint8_t *arch_in;      /* architecture blob of a resumed ONNX-imported model */
+    size_t arch_in_len;
 } run_ctx;
 
 static void run_free(run_ctx *r) {
@@ -102,6 +105,32 @@ static void run_free(run_ctx *r) {
     st_graph_free(r->g);
     st_train_state_free(&r->st);
     free(r->probs);
+    free(r->arch_in);
+}
+
+/* An imported model decides the input geometry (images are resized to it); its output
+ * must be one logit per class. */
+static st_status adopt_model_geometry(run_ctx *r, const st_train_opts *o, const char *spec,
+                                      st_error *err) {
+    st_shape in = r->g->values[r->g->input], out = r->g->values[r->g->output];
+    if (in.c != 1 && in.c != 3)
+        return st_errorf(err, ST_ERR_INPUT, "%s: the model takes %d input channels; images give 1 or 3",
+                         spec, in.c);
+    if (o->channels && o->channels != in.c)
+        return st_errorf(err, ST_ERR_INPUT, "--channels %d, but %s takes %d input channels", o->channels,
+                         spec, in.c);
+    if (o->imgsz > 0 && (o->imgsz != in.h || o->imgsz != in.w))
+        return st_errorf(err, ST_ERR_INPUT, "--imgsz %d, but %s takes %dx%d images", o->imgsz, spec,
+                         in.h, in.w);
+    if (out.c != r->data.n_classes || out.h != 1 || out.w != 1)
+        return st_errorf(err, ST_ERR_INPUT,
+                         "%s gives %d outputs per image (%dx%dx%d), but %s has %d classes; use a "
+                         "model with one output per class", spec, out.c * out.h * out.w, out.c,
+                         out.h, out.w, o->data, r->data.n_classes);
+    r->channels = in.c, r->height = in.h, r->width = in.w;
+    r->mean = r->channels == 1 ? GRAY_MEAN : RGB_MEAN;
+    r->std = r->channels == 1 ? GRAY_STD : RGB_STD;
+    return ST_OK;
 }
 
 static st_status evaluate(run_ctx *r, float *loss, float *acc, st_error *err) {
@@ -152,6 +181,30 @@ static st_status write_outputs(run_ctx *r, const st_train_opts *o, double second
     float acc = r->st.history_rows ? r->st.history[(r->st.history_rows - 1) * ST_M_COLS + ST_M_TEST_ACC] : 0;
     return st_write_summary_json(path, "classify", o->model, "accuracy", acc, r->g,
                                  r->st.history_rows, seconds, err);
+}
+
+/* The finished model as ONNX (BatchNorm folded), with what a deployment needs to
+ * preprocess images and name the classes. */
+static st_status export_onnx(run_ctx *r, const st_train_opts *o, st_error *err) {
+    char path[600], input[64], norm[64], *names = NULL;
+    snprintf(path, sizeof path, "%s/model.onnx", r->dir);
+    snprintf(input, sizeof input, "%dx%dx%d", r->channels, r->height, r->width);
+    snprintf(norm, sizeof norm, "%.6g %.6g", r->mean, r->std);
+    size_t len = 3;
+    for (int i = 0; i < r->data.n_classes; i++) len += 6 * strlen(r->data.class_names[i]) + 4;
+    if (!(names = malloc(len))) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+    st_json_string_list(names, len, (const char *const *)r->data.class_names, r->data.n_classes);
+    const char *keys[] = {"sparsetrain.task", "sparsetrain.model", "sparsetrain.input",
+                          "sparsetrain.normalize", "sparsetrain.classes"};
+    const char *vals[] = {"classify", o->model, input, norm, names};
+    st_onnx_export_opts eo;
+    st_onnx_export_opts_default(&eo);
+    eo.recipe = r->have_recipe ? r->recipe.text : NULL;
+    eo.n_meta = 5, eo.meta_keys = keys, eo.meta_values = vals;
+    st_status rc = st_onnx_export_file(r->g, &eo, path, err);
+    if (rc == ST_OK) fprintf(o->log, "exported %s (opset 13, BatchNorm folded)\n", path);
+    free(names);
+    return rc;
 }
 
 static st_status open_data(run_ctx *r, const st_train_opts *o, st_error *err) {
@@ -223,31 +276,51 @@ static void apply_resumed_settings(st_train_opts *o, const st_meta *m, FILE *log
 
 static st_status setup(run_ctx *r, st_train_opts *o, st_error *err) {
     st_status rc;
+    const char *spec = o->model ? o->model : "cnn-small";
     if (o->resume) {
-        /* The checkpoint names its model; an explicit --model must agree (checked on load). */
+        /* The checkpoint names its model; an explicit --model must agree (checked on load).
+         * A model imported from ONNX is rebuilt from the architecture the checkpoint holds. */
         st_ckpt *c = NULL;
         if ((rc = st_ckpt_read(o->resume, &c, err)) != ST_OK) return rc;
         const char *m = st_ckpt_string(c, "model"), *task = st_ckpt_string(c, "task");
+        const st_ckpt_tensor *arch = st_ckpt_find(c, "arch/onnx");
         if (!m || !task || strcmp(task, "classify") != 0) {
             st_ckpt_free(c);
             return st_errorf(err, ST_ERR_INPUT, "%s: not a classifier training checkpoint", o->resume);
         }
-        snprintf(r->model, sizeof r->model, "%s", o->model ? o->model : m);
+        if (o->model) st_model_label(o->model, r->model, sizeof r->model);
+        else snprintf(r->model, sizeof r->model, "%s", m);
+        if (arch && arch->dtype == ST_DT_U8 && strcmp(r->model, m) == 0) {
+            r->arch_in = malloc(arch->nbytes ? arch->nbytes : 1);
+            if (!r->arch_in) {
+                st_ckpt_free(c);
+                return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+            }
+            memcpy(r->arch_in, arch->data, arch->nbytes);
+            r->arch_in_len = arch->nbytes;
+        }
+        if (!o->model) spec = r->model;
         st_ckpt_free(c);
     } else {
-        snprintf(r->model, sizeof r->model, "%s", o->model ? o->model : "cnn-small");
+        st_model_label(spec, r->model, sizeof r->model);
     }
     o->model = r->model;
     if ((rc = open_data(r, o, err)) != ST_OK) return rc;
     const st_dataset *d = &r->data;
-    if ((rc = st_model_build(o->model, r->channels, r->height, r->width, d->n_classes, &r->g, err)) != ST_OK)
+    if ((rc = st_model_open(spec, r->arch_in, r->arch_in_len, r->channels, r->height, r->width,
+                            d->n_classes, o->seed, &r->g, &r->st.arch, &r->st.arch_len, err)) != ST_OK)
         return rc;
+    if (r->st.arch && (rc = adopt_model_geometry(r, o, spec, err)) != ST_OK) return rc;
     if ((rc = st_graph_finalize(r->g, o->seed, err)) != ST_OK) return rc;
     st_kernels_init(&r->k, st_cpu_select_isa());
     if ((rc = st_optim_init(&r->opt, r->g, (st_opt_kind)o->optimizer, err)) != ST_OK) return rc;
     if (o->resume) {
-        if ((rc = st_train_state_load(o->resume, o->model, r->g, &r->opt, &r->st, &r->meta, err)) != ST_OK)
-            return rc;
+        uint8_t *arch = r->st.arch; /* the load resets the state */
+        size_t arch_len = r->st.arch_len;
+        r->st.arch = NULL;
+        rc = st_train_state_load(o->resume, o->model, r->g, &r->opt, &r->st, &r->meta, err);
+        r->st.arch = arch, r->st.arch_len = arch_len;
+        if (rc != ST_OK) return rc;
         apply_resumed_settings(o, &r->meta, o->log);
     }
     if ((rc = st_train_recipe_open(o->recipe, o->recipe_args, r->st.recipe_text, r->st.recipe_args,
@@ -501,6 +574,7 @@ st_status st_train_classifier(const st_train_opts *opts, st_train_result *res, s
             break;
         }
     }
+    if (rc == ST_OK && !res->interrupted && r.st.epoch >= o.epochs) rc = export_onnx(&r, &o, err);
     res->epochs_done = r.st.epoch;
     res->best_accuracy = r.st.best_metric;
     res->final_accuracy = r.st.history_rows ? r.st.history[(r.st.history_rows - 1) * ST_M_COLS + ST_M_TEST_ACC] : 0;

@@ -81,7 +81,7 @@ int st_cmd_recipe_check(int argc, char **argv) {
             st_dataset_free(&d);
             if (rc != ST_OK) goto fail;
         }
-        if ((rc = st_model_build(model, c, h, w, classes, &g, &err)) != ST_OK ||
+        if ((rc = st_model_open(model, NULL, 0, c, h, w, classes, 1, &g, NULL, NULL, &err)) != ST_OK ||
             (rc = st_graph_finalize(g, 1, &err)) != ST_OK ||
             (rc = st_recipe_bind(&r, g, steps, &run, &err)) != ST_OK)
             goto fail;

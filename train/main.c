@@ -25,12 +25,15 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: sparsetrain [train] --data DIR [options]\n"
             "       sparsetrain recipe-check RECIPE [--model NAME] [--steps-per-epoch N]\n"
+            "       sparsetrain export --checkpoint CKPT --out MODEL.onnx [--keep-bn]\n"
             "\n"
             "Trains (and prunes, with a recipe) a model on a dataset folder, on the CPU.\n"
             "\n"
             "  --data DIR        dataset folder: IDX files (e.g. /usr/share/datasets/fashion-mnist)\n"
             "                    or an ImageFolder tree (DIR/train/CLASS/*.png, DIR/val/CLASS/*.png)\n"
-            "  --model NAME      model to train (default cnn-small)\n"
+            "  --model NAME      model to train (default cnn-small), or an ONNX file (.onnx) from\n"
+            "                    our export or another framework's: its weights are the start,\n"
+            "                    its input size decides the image size\n"
             "  --recipe FILE     SparseML recipe (.yaml or .md): pruning and LR schedule; its\n"
             "                    epochs override --epochs\n"
             "  --recipe-args J   JSON object overriding recipe variables, e.g. '{\"num_epochs\": 3}'\n"
@@ -63,7 +66,8 @@ static void usage(FILE *f) {
     for (const st_model_info *m = st_models_list(); m->name; m++)
         fprintf(f, "  %-12s %s\n", m->name, m->description);
     fprintf(f,
-            "\nOutput folder: last.ckpt, best.ckpt, metrics.csv, summary.json.\n"
+            "\nOutput folder: last.ckpt, best.ckpt, metrics.csv, summary.json, and model.onnx\n"
+            "(the final model, BatchNorm folded) when the run completes.\n"
             "Ctrl-C saves last.ckpt at the end of the current step; --resume continues it.\n"
             "Exit codes: 0 done, 2 bad input (arguments, data, checkpoint), 1 other errors,\n"
             "130 interrupted.\n");
@@ -102,6 +106,7 @@ int main(int argc, char **argv) {
     int i = 1;
     if (i < argc && strcmp(argv[i], "recipe-check") == 0)
         return st_cmd_recipe_check(argc - 2, argv + 2);
+    if (i < argc && strcmp(argv[i], "export") == 0) return st_cmd_export(argc - 2, argv + 2);
     if (i < argc && strcmp(argv[i], "train") == 0) i++;
     for (; i < argc; i++) {
         const char *a = argv[i];

@@ -128,3 +128,30 @@ st_status st_write_summary_json(const char *path, const char *task, const char *
     free(b.s);
     return rc;
 }
+
+/* JSON array of strings, escaped; truncated (still valid JSON) if cap is too small. */
+void st_json_string_list(char *buf, size_t cap, const char *const *items, int n) {
+    size_t k = 0;
+    if (cap < 3) {
+        if (cap) buf[0] = 0;
+        return;
+    }
+    buf[k++] = '[';
+    for (int i = 0; i < n; i++) {
+        char item[1024];
+        size_t m = 0;
+        item[m++] = '"';
+        for (const unsigned char *p = (const unsigned char *)items[i]; *p && m + 8 < sizeof item; p++) {
+            if (*p == '"' || *p == '\\') item[m++] = '\\', item[m++] = (char)*p;
+            else if (*p < 0x20) m += (size_t)snprintf(item + m, sizeof item - m, "\\u%04x", *p);
+            else item[m++] = (char)*p;
+        }
+        item[m++] = '"';
+        if (k + m + (i ? 1 : 0) + 2 > cap) break;
+        if (i) buf[k++] = ',';
+        memcpy(buf + k, item, m);
+        k += m;
+    }
+    buf[k++] = ']';
+    buf[k] = 0;
+}

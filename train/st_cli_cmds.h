@@ -3,5 +3,6 @@
 #define ST_CLI_CMDS_H
 
 int st_cmd_recipe_check(int argc, char **argv);
+int st_cmd_export(int argc, char **argv);
 
 #endif

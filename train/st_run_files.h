@@ -25,4 +25,8 @@ st_status st_write_summary_json(const char *path, const char *task, const char *
                                 const char *metric_key, double metric, const st_graph *g,
                                 int epochs, double seconds, st_error *err);
 
+/* A JSON array of the strings, escaped, in buf (truncated to whole items if cap is
+ * too small; each item may take up to 6 bytes per input byte). */
+void st_json_string_list(char *buf, size_t cap, const char *const *items, int n);
+
 #endif

@@ -21,6 +21,11 @@ typedef struct st_train_state {
     char *recipe_args;   /* on load: its --recipe-args, or NULL */
     float lr_wd[6];      /* learning rate and weight decay per group at the save */
     int has_lr_wd;
+    /* Architecture of a model imported from ONNX, saved as tensor "arch/onnx" so the
+     * checkpoint alone rebuilds it (st_model_from_checkpoint). Owned; NULL for built-in
+     * models. Not filled by st_train_state_load. */
+    uint8_t *arch;
+    size_t arch_len;
 } st_train_state;
 
 #define ST_META_MAX 32

@@ -30,6 +30,9 @@ void st_train_state_free(st_train_state *s) {
     free(s->recipe_state);
     free(s->recipe_text);
     free(s->recipe_args);
+    free(s->arch);
+    s->arch = NULL;
+    s->arch_len = 0;
     s->history = s->recipe_state = NULL;
     s->recipe_text = s->recipe_args = NULL;
     s->history_rows = 0;
@@ -85,6 +88,10 @@ st_status st_train_state_save(const char *path, const st_graph *g, const st_opti
         if (rc == ST_OK && s->recipe_state_n > 0) {
             int64_t rn[1] = {(int64_t)s->recipe_state_n};
             rc = st_ckpt_put_tensor(w, "state/recipe", ST_DT_F32, 1, rn, s->recipe_state, err);
+        }
+        if (rc == ST_OK && s->arch) {
+            int64_t an[1] = {(int64_t)s->arch_len};
+            rc = st_ckpt_put_tensor(w, "arch/onnx", ST_DT_U8, 1, an, s->arch, err);
         }
         if (rc == ST_OK && s->history_rows > 0) {
             int64_t hs[2] = {s->history_rows, s->history_cols};

@@ -1,0 +1,163 @@
+/* The ONNX paths of the command-line tools: a training run exports model.onnx, `export`
+ * rebuilds a checkpoint's model, `--model file.onnx` trains an imported model (and
+ * resumes it from its checkpoint alone), `sparseengine info/run` read any of them, and
+ * bad files exit 2 with the file named. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "st_npy.h"
+#include "st_test_util.h"
+
+static int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+static void write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+/* Copies the first `keep` bytes of src to dst. */
+static void truncate_copy(const char *src, const char *dst, long keep) {
+    FILE *f = fopen(src, "rb");
+    ck_assert_ptr_nonnull(f);
+    char *buf = malloc(keep);
+    ck_assert_int_eq(fread(buf, 1, keep, f), keep);
+    fclose(f);
+    write_file(dst, buf, keep);
+    free(buf);
+}
+
+START_TEST(train_export_import_resume) {
+    char data[512], args[2048], out[16384], path[1024], p2[1024];
+    stt_make_idx_dataset(data, sizeof data);
+    /* 1. a run exports its final model */
+    snprintf(args, sizeof args, "--data %s --epochs 1 --batch 32 --threads 2 --out %s/a --no-progress", data, data);
+    ck_assert_msg(stt_run_sparsetrain(args, out, sizeof out) == 0, "%s", out);
+    snprintf(path, sizeof path, "%s/a/model.onnx", data);
+    ck_assert_msg(exists(path) && strstr(out, "model.onnx"), "%s", out);
+    snprintf(args, sizeof args, "info %s", path);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "Conv") && strstr(out, "Gemm") && strstr(out, "opset"), "%s", out);
+    ck_assert_msg(!strstr(out, "BatchNormalization"), "BN should be folded: %s", out);
+
+    /* 2. export with BatchNorm kept */
+    snprintf(p2, sizeof p2, "%s/a/keep.onnx", data);
+    snprintf(args, sizeof args, "export --checkpoint %s/a/last.ckpt --out %s --keep-bn", data, p2);
+    ck_assert_msg(stt_run_sparsetrain(args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "info %s", p2);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "BatchNormalization"), "%s", out);
+
+    /* 3. train the exported model as --model, stop after one epoch, resume from the
+     * checkpoint alone, export the result */
+    snprintf(args, sizeof args,
+             "--data %s --model %s --epochs 2 --stop-after 1 --batch 32 --threads 2 --out %s/b --no-progress",
+             data, path, data);
+    ck_assert_msg(stt_run_sparsetrain(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "onnx:model"), "%s", out);
+    snprintf(args, sizeof args, "--resume %s/b/last.ckpt --threads 2 --no-progress", data);
+    ck_assert_msg(stt_run_sparsetrain(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "epoch 2/2"), "%s", out);
+    snprintf(args, sizeof args, "export --checkpoint %s/b/last.ckpt --out %s/b/e.onnx", data, data);
+    ck_assert_msg(stt_run_sparsetrain(args, out, sizeof out) == 0, "%s", out);
+    snprintf(path, sizeof path, "%s/b/model.onnx", data);
+    ck_assert(exists(path));
+
+    /* 4. sparseengine run agrees with ONNX Runtime on both files */
+    float x[3 * 28 * 28];
+    for (int i = 0; i < 3 * 28 * 28; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    int64_t shape[4] = {3, 1, 28, 28};
+    char xin[1024], y1[1024], y2[1024];
+    snprintf(xin, sizeof xin, "%s/x.npy", data);
+    st_error err = {0};
+    ck_assert_int_eq(st_npy_write(xin, 4, shape, x, &err), ST_OK);
+    const char *models[2] = {"b/e.onnx", "a/keep.onnx"};
+    for (int m = 0; m < 2; m++) {
+        snprintf(path, sizeof path, "%s/%s", data, models[m]);
+        snprintf(y1, sizeof y1, "%s/y_ours.npy", data);
+        snprintf(args, sizeof args, "run %s --input %s --output %s", path, xin, y1);
+        ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
+        if (!stt_need_peers()) continue;
+        snprintf(y2, sizeof y2, "%s/y_ort.npy", data);
+        ck_assert_int_eq(stt_ort_run(path, xin, y2), 0);
+        ck_assert_int_eq(stt_onnx_check(path), 0);
+        st_npy a, b;
+        ck_assert_int_eq(st_npy_read(y1, &a, &err), ST_OK);
+        ck_assert_int_eq(st_npy_read(y2, &b, &err), ST_OK);
+        ck_assert_int_eq(a.ndim, 2);
+        ck_assert_int_eq(b.ndim, 2);
+        ck_assert_uint_eq(a.numel, 30);
+        ck_assert_uint_eq(b.numel, 30);
+        STT_ASSERT_CLOSE(a.data, b.data, a.numel, 1e-5, 1e-4);
+        st_npy_free(&a), st_npy_free(&b);
+    }
+}
+END_TEST
+
+START_TEST(bad_onnx_files_exit_2) {
+    char data[512], args[2048], out[16384], bad[1024], good[1024];
+    stt_make_idx_dataset(data, sizeof data);
+    snprintf(args, sizeof args, "--data %s --epochs 1 --train-limit 64 --batch 32 --threads 2 --out %s/a --no-progress", data, data);
+    ck_assert_msg(stt_run_sparsetrain(args, out, sizeof out) == 0, "%s", out);
+    snprintf(good, sizeof good, "%s/a/model.onnx", data);
+    snprintf(bad, sizeof bad, "%s/trunc.onnx", data);
+    truncate_copy(good, bad, 3000);
+    const char *cmds[] = {"sparseengine info %s", "sparseengine run %s --input x.npy",
+                          "sparsetrain --data DATA --model %s --epochs 1"};
+    for (int c = 0; c < 3; c++) {
+        char fmt[256];
+        snprintf(fmt, sizeof fmt, "%s", strchr(cmds[c], ' ') + 1);
+        char *d = strstr(fmt, "DATA");
+        char a2[2048];
+        if (d) {
+            *d = 0;
+            snprintf(a2, sizeof a2, "%s%s%s", fmt, data, d + 4);
+        } else {
+            snprintf(a2, sizeof a2, "%s", fmt);
+        }
+        snprintf(args, sizeof args, a2, bad);
+        int rc = stt_run_tool(strncmp(cmds[c], "sparseengine", 12) ? "sparsetrain" : "sparseengine",
+                              args, out, sizeof out);
+        ck_assert_msg(rc == 2 && strstr(out, "trunc.onnx"), "%s -> %d: %s", args, rc, out);
+    }
+    /* random bytes */
+    unsigned char junk[4096];
+    for (int i = 0; i < (int)sizeof junk; i++) junk[i] = (unsigned char)(i * 131 + 7);
+    write_file(bad, junk, sizeof junk);
+    snprintf(args, sizeof args, "info %s", bad);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 2, "%s", out);
+    /* a missing file, and an array of the wrong shape */
+    snprintf(args, sizeof args, "info %s/none.onnx", data);
+    ck_assert_int_eq(stt_run_tool("sparseengine", args, out, sizeof out), 2);
+    float x[2 * 3 * 8 * 8] = {0};
+    int64_t shape[4] = {2, 3, 8, 8};
+    char xin[1024];
+    snprintf(xin, sizeof xin, "%s/wrong.npy", data);
+    st_error err = {0};
+    ck_assert_int_eq(st_npy_write(xin, 4, shape, x, &err), ST_OK);
+    snprintf(args, sizeof args, "run %s --input %s", good, xin);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 2 && strstr(out, "wrong.npy"), "%s", out);
+    /* export of something that is not a checkpoint */
+    snprintf(args, sizeof args, "export --checkpoint %s --out %s/o.onnx", good, data);
+    ck_assert_msg(stt_run_sparsetrain(args, out, sizeof out) == 2, "%s", out);
+    snprintf(args, sizeof args, "export --checkpoint %s/a/last.ckpt", data);
+    ck_assert_int_eq(stt_run_sparsetrain(args, out, sizeof out), 2);
+}
+END_TEST
+
+Suite *onnx_cli_suite(void) {
+    Suite *s = suite_create("onnx_cli");
+    TCase *tc = tcase_create("cli");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, train_export_import_resume);
+    tcase_add_test(tc, bad_onnx_files_exit_2);
+    suite_add_tcase(s, tc);
+    return s;
+}
