@@ -32,9 +32,9 @@ START_TEST(test_train_outputs_and_learning) {
     st_train_opts o = small_opts(data, out);
     st_train_result res;
     st_error err = {0};
-    ck_assert_int_eq(st_train_classifier(&o, &res, &err), ST_OK);
+    ck_assert_int_eq(st_train_run(&o, &res, &err), ST_OK);
     ck_assert_int_eq(res.epochs_done, 3);
-    ck_assert_msg(res.final_accuracy > 0.8f, "accuracy %f on an easy synthetic task", res.final_accuracy);
+    ck_assert_msg(res.final_metric > 0.8f, "accuracy %f on an easy synthetic task", res.final_metric);
     const char *files[] = {"last.ckpt", "best.ckpt", "metrics.csv", "summary.json"};
     for (int i = 0; i < 4; i++) {
         char p[700];
@@ -69,22 +69,22 @@ START_TEST(test_resume_matches_uninterrupted_run) {
     st_train_result res;
     st_error err = {0};
     st_train_opts o = small_opts(data, a);
-    ck_assert_int_eq(st_train_classifier(&o, &res, &err), ST_OK);
-    float acc_full = res.final_accuracy;
+    ck_assert_int_eq(st_train_run(&o, &res, &err), ST_OK);
+    float acc_full = res.final_metric;
 
     /* stopped after epoch 1, then resumed */
     st_train_opts o1 = small_opts(data, b);
     o1.stop_after = 1;
-    ck_assert_int_eq(st_train_classifier(&o1, &res, &err), ST_OK);
+    ck_assert_int_eq(st_train_run(&o1, &res, &err), ST_OK);
     ck_assert_int_eq(res.epochs_done, 1);
     ck_assert(res.interrupted);
     snprintf(pb, sizeof pb, "%s/last.ckpt", b);
     st_train_opts o2 = small_opts(data, NULL);
     o2.resume = pb;
     o2.epochs = 99; /* the checkpoint's epoch count wins */
-    ck_assert_int_eq(st_train_classifier(&o2, &res, &err), ST_OK);
+    ck_assert_int_eq(st_train_run(&o2, &res, &err), ST_OK);
     ck_assert_int_eq(res.epochs_done, 3);
-    ck_assert_float_eq(res.final_accuracy, acc_full);
+    ck_assert_float_eq(res.final_metric, acc_full);
     snprintf(pa, sizeof pa, "%s/last.ckpt", a);
     stt_assert_same_ckpt(pa, pb);
 
@@ -92,13 +92,13 @@ START_TEST(test_resume_matches_uninterrupted_run) {
     volatile sig_atomic_t stop = 1;
     st_train_opts o3 = small_opts(data, b);
     o3.interrupt = &stop;
-    ck_assert_int_eq(st_train_classifier(&o3, &res, &err), ST_OK);
+    ck_assert_int_eq(st_train_run(&o3, &res, &err), ST_OK);
     ck_assert(res.interrupted);
     ck_assert_int_eq(res.epochs_done, 0);
     st_train_opts o4 = small_opts(data, NULL);
     o4.resume = pb;
-    ck_assert_int_eq(st_train_classifier(&o4, &res, &err), ST_OK);
-    ck_assert_float_eq(res.final_accuracy, acc_full);
+    ck_assert_int_eq(st_train_run(&o4, &res, &err), ST_OK);
+    ck_assert_float_eq(res.final_metric, acc_full);
     stt_assert_same_ckpt(pa, pb);
     fclose(o.log), fclose(o1.log), fclose(o2.log), fclose(o3.log), fclose(o4.log);
 }
@@ -135,7 +135,7 @@ START_TEST(test_cli_bad_checkpoints_exit_2) {
     o.epochs = 1;
     st_train_result res;
     st_error err = {0};
-    ck_assert_int_eq(st_train_classifier(&o, &res, &err), ST_OK);
+    ck_assert_int_eq(st_train_run(&o, &res, &err), ST_OK);
     fclose(o.log);
     snprintf(ck, sizeof ck, "%s/last.ckpt", out);
 

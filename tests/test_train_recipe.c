@@ -70,7 +70,7 @@ START_TEST(test_recipe_prunes_to_target_and_overrides_epochs) {
     st_train_opts o = opts(data, out, write_recipe(rp, sizeof rp, recipe_text));
     st_train_result res;
     st_error err = {0};
-    ck_assert_msg(st_train_classifier(&o, &res, &err) == ST_OK, "%s", err.msg);
+    ck_assert_msg(st_train_run(&o, &res, &err) == ST_OK, "%s", err.msg);
     ck_assert_int_eq(res.epochs_done, 3);
     snprintf(ck, sizeof ck, "%s/last.ckpt", out);
     st_ckpt *c = NULL;
@@ -85,7 +85,7 @@ START_TEST(test_recipe_prunes_to_target_and_overrides_epochs) {
     ck_assert_ptr_nonnull(st_ckpt_string(c, "recipe"));
     ck_assert_ptr_nonnull(strstr(st_ckpt_string(c, "recipe"), "GMPruningModifier"));
     st_ckpt_free(c);
-    ck_assert_msg(res.final_accuracy > 0.7f, "accuracy %f", res.final_accuracy);
+    ck_assert_msg(res.final_metric > 0.7f, "accuracy %f", res.final_metric);
     fclose(o.log);
 }
 END_TEST
@@ -101,7 +101,7 @@ START_TEST(test_gmp_ending_with_the_run_reaches_its_target) {
     st_train_opts o = opts(data, out, write_recipe(rp, sizeof rp, text));
     st_train_result res;
     st_error err = {0};
-    ck_assert_msg(st_train_classifier(&o, &res, &err) == ST_OK, "%s", err.msg);
+    ck_assert_msg(st_train_run(&o, &res, &err) == ST_OK, "%s", err.msg);
     snprintf(ck, sizeof ck, "%s/last.ckpt", out);
     st_ckpt *c = NULL;
     ck_assert_int_eq(st_ckpt_read(ck, &c, &err), ST_OK);
@@ -121,19 +121,19 @@ START_TEST(test_resume_in_the_middle_of_pruning) {
     st_train_result res;
     st_error err = {0};
     st_train_opts o = opts(data, a, rp);
-    ck_assert_msg(st_train_classifier(&o, &res, &err) == ST_OK, "%s", err.msg);
-    float acc = res.final_accuracy;
+    ck_assert_msg(st_train_run(&o, &res, &err) == ST_OK, "%s", err.msg);
+    float acc = res.final_metric;
     /* stop after epoch 1 (pruning is under way), resume from the checkpoint alone:
      * the recipe comes back from it too */
     st_train_opts o1 = opts(data, b, rp);
     o1.stop_after = 1;
-    ck_assert_int_eq(st_train_classifier(&o1, &res, &err), ST_OK);
+    ck_assert_int_eq(st_train_run(&o1, &res, &err), ST_OK);
     snprintf(pb, sizeof pb, "%s/last.ckpt", b);
     st_train_opts o2 = opts(data, NULL, NULL);
     o2.resume = pb;
-    ck_assert_msg(st_train_classifier(&o2, &res, &err) == ST_OK, "%s", err.msg);
+    ck_assert_msg(st_train_run(&o2, &res, &err) == ST_OK, "%s", err.msg);
     ck_assert_int_eq(res.epochs_done, 3);
-    ck_assert_float_eq(res.final_accuracy, acc);
+    ck_assert_float_eq(res.final_metric, acc);
     snprintf(pa, sizeof pa, "%s/last.ckpt", a);
     stt_assert_same_ckpt(pa, pb);
     fclose(o.log), fclose(o1.log), fclose(o2.log);

@@ -31,17 +31,19 @@ static void usage(FILE *f) {
             "\n"
             "  --data DIR        dataset folder: IDX files (e.g. /usr/share/datasets/fashion-mnist)\n"
             "                    or an ImageFolder tree (DIR/train/CLASS/*.png, DIR/val/CLASS/*.png)\n"
-            "  --model NAME      model to train (default cnn-small), or an ONNX file (.onnx) from\n"
+            "  --model NAME      model to train (default cnn-small, or yolov5n for YOLO folders),\n"
+            "                    or an ONNX file (.onnx) from\n"
             "                    our export or another framework's: its weights are the start,\n"
             "                    its input size decides the image size\n"
             "  --recipe FILE     SparseML recipe (.yaml or .md): pruning and LR schedule; its\n"
             "                    epochs override --epochs\n"
             "  --recipe-args J   JSON object overriding recipe variables, e.g. '{\"num_epochs\": 3}'\n"
             "  --epochs N        epochs (default 5)\n"
-            "  --batch N         batch size (default 64)\n"
-            "  --lr X            base learning rate (default 0.05 for SGD, 0.001 for AdamW)\n"
+            "  --batch N         batch size (default 64; detectors 16)\n"
+            "  --lr X            base learning rate (default 0.05 for SGD, 0.001 for AdamW;\n"
+            "                    detectors 0.01)\n"
             "  --weight-decay X  weight decay on conv/linear weights (default 5e-4)\n"
-            "  --momentum X      SGD momentum (default 0.9, Nesterov)\n"
+            "  --momentum X      SGD momentum (default 0.9, detectors 0.937; Nesterov)\n"
             "  --optimizer NAME  sgd or adamw (default sgd)\n"
             "  --threads N       threads (default: the number of CPUs)\n"
             "  --seed N          random seed (default 1); same seed and threads, same result\n"
@@ -50,13 +52,15 @@ static void usage(FILE *f) {
             "  --resume CKPT     continue a run from its last.ckpt\n"
             "  --stop-after N    stop after N epochs (resume later with --resume)\n"
             "  --dense           dense kernels only, even for pruned layers (for comparisons)\n"
-            "  --imgsz N         input size for image folders (default: the images' own size)\n"
+            "  --imgsz N         input size (default: the images' own size; detectors: a multiple\n"
+            "                    of 32, letterboxed)\n"
             "  --channels N      1 (gray) or 3 (RGB) input channels (default: the images' own)\n"
             "  --workers N       data loading threads (default 1)\n"
             "  --cache           keep decoded images in RAM\n"
             "  --strict          any broken image or label file, or a recipe modifier that is\n"
             "                    not run (quantization), is an error (default: skip / warn)\n"
-            "  --fliplr P        random horizontal flip probability (default 0)\n"
+            "  --fliplr P        random horizontal flip probability (default 0; detectors 0.5)\n"
+            "  --mosaic P        detectors: 4-image mosaic probability (default 1)\n"
             "  --train-limit N   use only the first N training images\n"
             "  --test-limit N    use only the first N test images\n"
             "  --progress / --no-progress   force the progress bar on or off\n"
@@ -102,7 +106,6 @@ int main(int argc, char **argv) {
     st_train_opts_default(&o);
     o.model = NULL; /* NULL: default, or the checkpoint's when resuming */
     o.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    int lr_given = 0;
     int i = 1;
     if (i < argc && strcmp(argv[i], "recipe-check") == 0)
         return st_cmd_recipe_check(argc - 2, argv + 2);
@@ -145,13 +148,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--workers")) bad = parse_int(v, 1, &o.workers);
         else if (!strcmp(a, "--channels")) bad = parse_int(v, 1, &o.channels) || (o.channels != 1 && o.channels != 3);
         else if (!strcmp(a, "--fliplr")) bad = parse_float(v, &o.fliplr) || o.fliplr < 0 || o.fliplr > 1;
+        else if (!strcmp(a, "--mosaic")) bad = parse_float(v, &o.mosaic) || o.mosaic < 0 || o.mosaic > 1;
         else if (!strcmp(a, "--train-limit")) bad = parse_int(v, 1, &o.train_limit);
         else if (!strcmp(a, "--test-limit")) bad = parse_int(v, 1, &o.test_limit);
         else if (!strcmp(a, "--seed")) {
             int s;
             bad = parse_int(v, 0, &s);
             o.seed = (uint64_t)s;
-        } else if (!strcmp(a, "--lr")) bad = parse_float(v, &o.lr) || o.lr <= 0, lr_given = 1;
+        } else if (!strcmp(a, "--lr")) bad = parse_float(v, &o.lr) || o.lr <= 0;
         else if (!strcmp(a, "--weight-decay")) bad = parse_float(v, &o.weight_decay) || o.weight_decay < 0;
         else if (!strcmp(a, "--momentum")) bad = parse_float(v, &o.momentum) || o.momentum < 0 || o.momentum >= 1;
         else if (!strcmp(a, "--optimizer")) {
@@ -167,7 +171,6 @@ int main(int argc, char **argv) {
         i += takes;
     }
     if (!o.data) return bad_arg("%s", "--data DIR is required");
-    if (o.optimizer == ST_OPT_ADAMW && !lr_given) o.lr = 0.001f;
 
     /* One owner of the threads: OpenMP and OpenBLAS both sized to --threads. */
     omp_set_num_threads(o.threads);
@@ -182,14 +185,17 @@ int main(int argc, char **argv) {
 
     st_error err = {0};
     st_train_result res;
-    st_status rc = st_train_classifier(&o, &res, &err);
+    st_status rc = st_train_run(&o, &res, &err);
     if (rc != ST_OK) {
         fprintf(stderr, "sparsetrain: error: %s\n", err.msg);
         return st_exit_code(rc);
     }
     if (res.interrupted) return interrupted ? 130 : 0;
-    printf("done: %d epochs, test accuracy %.2f%% (best %.2f%%), %.1fs; results in %s\n",
-           res.epochs_done, 100 * res.final_accuracy, 100 * res.best_accuracy, res.seconds,
-           res.out_dir);
+    if (!strcmp(res.task, "classify"))
+        printf("done: %d epochs, test accuracy %.2f%% (best %.2f%%), %.1fs; results in %s\n",
+               res.epochs_done, 100 * res.final_metric, 100 * res.best_metric, res.seconds, res.out_dir);
+    else
+        printf("done: %d epochs, %s %.4f (best %.4f), %.1fs; results in %s\n", res.epochs_done,
+               res.metric_name, res.final_metric, res.best_metric, res.seconds, res.out_dir);
     return 0;
 }

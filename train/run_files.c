@@ -106,20 +106,33 @@ st_status st_write_metrics_csv(const char *path, const char *const *header, cons
     return rc;
 }
 
+/* One JSON string (quoted, escaped). */
+static void sb_json_str(sbuf *b, const char *v) {
+    size_t cap = 6 * strlen(v) + 8;
+    char *tmp = malloc(cap);
+    if (!tmp) { b->oom = 1; return; }
+    st_json_string_list(tmp, cap, &v, 1);
+    tmp[strlen(tmp) - 1] = 0; /* drop the brackets */
+    sb_printf(b, "%s", tmp + 1);
+    free(tmp);
+}
+
 st_status st_write_summary_json(const char *path, const char *task, const char *model,
-                                const char *metric_key, double metric, const st_graph *g,
-                                int epochs, double seconds, st_error *err) {
+                                int n_metrics, const char *const *keys, const double *metrics,
+                                const st_graph *g, int epochs, double seconds, st_error *err) {
     sbuf b = {0};
-    sb_printf(&b, "{\n  \"task\": \"%s\",\n  \"model\": \"%s\",\n", task, model);
-    sb_printf(&b, "  \"metrics\": {\"%s\": %.6f},\n", metric_key, metric);
-    sb_printf(&b, "  \"sparsity\": {\n    \"overall\": %.6f,\n    \"layers\": {",
+    sb_printf(&b, "{\n  \"task\": \"%s\",\n  \"model\": ", task);
+    sb_json_str(&b, model);
+    sb_printf(&b, ",\n  \"metrics\": {");
+    for (int i = 0; i < n_metrics; i++) sb_printf(&b, "%s\"%s\": %.6f", i ? ", " : "", keys[i], metrics[i]);
+    sb_printf(&b, "},\n  \"sparsity\": {\n    \"overall\": %.6f,\n    \"layers\": {",
               st_graph_prunable_sparsity(g));
     int first = 1;
     for (int i = 0; i < g->n_params; i++) {
         if (!g->params[i].prunable) continue;
-        /* parameter names are [A-Za-z0-9._]: nothing to escape */
-        sb_printf(&b, "%s\n      \"%s\": %.6f", first ? "" : ",", g->params[i].name,
-                  st_param_sparsity(g, i));
+        sb_printf(&b, "%s\n      ", first ? "" : ",");
+        sb_json_str(&b, g->params[i].name);
+        sb_printf(&b, ": %.6f", st_param_sparsity(g, i));
         first = 0;
     }
     sb_printf(&b, "\n    }\n  },\n  \"epochs\": %d,\n  \"seconds\": %.3f\n}\n", epochs, seconds);

@@ -19,11 +19,11 @@ st_status st_write_metrics_csv(const char *path, const char *const *header, cons
                                int n_rows, int n_cols, st_error *err);
 /* Writes a whole text file atomically (temp file + rename). */
 st_status st_write_text_atomic(const char *path, const char *text, size_t len, st_error *err);
-/* summary.json: {"task", "model", "metrics": {metric_key: metric}, "sparsity": {"overall",
+/* summary.json: {"task", "model", "metrics": {key: value, ...}, "sparsity": {"overall",
  * "layers": {name: s}}, "epochs", "seconds"} */
 st_status st_write_summary_json(const char *path, const char *task, const char *model,
-                                const char *metric_key, double metric, const st_graph *g,
-                                int epochs, double seconds, st_error *err);
+                                int n_metrics, const char *const *keys, const double *metrics,
+                                const st_graph *g, int epochs, double seconds, st_error *err);
 
 /* A JSON array of the strings, escaped, in buf (truncated to whole items if cap is
  * too small; each item may take up to 6 bytes per input byte). */

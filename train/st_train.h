@@ -1,4 +1,5 @@
-/* The training loop for classifiers (Fashion-MNIST and friends). */
+/* Training runs: classifiers (Fashion-MNIST and friends) and YOLO detectors; the task
+ * follows the model and the dataset. */
 #ifndef ST_TRAIN_H
 #define ST_TRAIN_H
 
@@ -10,7 +11,7 @@
 
 typedef struct st_train_opts {
     const char *data;      /* dataset folder */
-    const char *model;     /* built-in model name */
+    const char *model;     /* built-in name or .onnx path; NULL: from the data / checkpoint */
     const char *out_dir;   /* NULL: runs/<model>, runs/<model>-2, ... (never overwrites) */
     int overwrite;         /* allow an explicit out_dir that already holds a run */
     const char *resume;    /* checkpoint to continue from, or NULL */
@@ -28,7 +29,8 @@ typedef struct st_train_opts {
     int workers;           /* data loader threads */
     int cache;             /* keep decoded images in RAM */
     int strict;            /* any broken file in the dataset is an error */
-    float fliplr;          /* horizontal-flip probability (augmentation; 0: off) */
+    float fliplr;          /* horizontal-flip probability (-1: task default, 0 / 0.5) */
+    float mosaic;          /* detection: 4-image mosaic probability (-1: default 1.0) */
     int dense;             /* never use the sparse kernels (for speed comparisons) */
     int progress;          /* -1 auto, 0 off, 1 on */
     FILE *log;             /* per-epoch lines (stdout) */
@@ -37,20 +39,16 @@ typedef struct st_train_opts {
 
 void st_train_opts_default(st_train_opts *o);
 
-/* Columns of one epoch's row in metrics.csv (and in the checkpoint's history). */
-enum {
-    ST_M_EPOCH, ST_M_TRAIN_LOSS, ST_M_TRAIN_ACC, ST_M_TEST_LOSS, ST_M_TEST_ACC, ST_M_LR,
-    ST_M_IMG_PER_S, ST_M_EPOCH_S, ST_M_DATA_WAIT_S, ST_M_SPARSITY, ST_M_COLS
-};
-
 typedef struct st_train_result {
     char out_dir[512];
     int epochs_done;
     int interrupted;
-    float final_accuracy, best_accuracy;
+    char task[16];         /* "classify" | "detect" */
+    char metric_name[16];  /* the metric that picks best.ckpt: test_acc, fitness */
+    float final_metric, best_metric;
     double seconds;
 } st_train_result;
 
-st_status st_train_classifier(const st_train_opts *o, st_train_result *res, st_error *err);
+st_status st_train_run(const st_train_opts *o, st_train_result *res, st_error *err);
 
 #endif

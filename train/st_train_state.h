@@ -11,7 +11,7 @@ typedef struct st_train_state {
     int epoch;          /* completed epochs */
     int epoch_step;     /* optimizer steps already done inside epoch `epoch` (0-based) */
     int64_t step;       /* global optimizer steps */
-    double part[5];     /* partial-epoch sums: loss, correct, seen, seconds, data wait */
+    double part[8];     /* partial-epoch sums (see trainer_internal.h ST_P_*) */
     float best_metric;
     float *history;     /* [history_rows][history_cols] */
     int history_rows, history_cols;
@@ -26,6 +26,10 @@ typedef struct st_train_state {
      * models. Not filled by st_train_state_load. */
     uint8_t *arch;
     size_t arch_len;
+    /* EMA of all parameters and buffers ([param_floats], owned) or NULL; saved as
+     * "ema/<name>" tensors and restored by st_train_state_load when present. */
+    float *ema;
+    int64_t ema_updates;
 } st_train_state;
 
 #define ST_META_MAX 32

@@ -31,6 +31,9 @@ void st_train_state_free(st_train_state *s) {
     free(s->recipe_text);
     free(s->recipe_args);
     free(s->arch);
+    st_free(s->ema);
+    s->ema = NULL;
+    s->ema_updates = 0;
     s->arch = NULL;
     s->arch_len = 0;
     s->history = s->recipe_state = NULL;
@@ -61,6 +64,7 @@ st_status st_train_state_save(const char *path, const st_graph *g, const st_opti
     for (int i = 0; rc == ST_OK && i < g->n_params; i++) {
         const st_param *p = &g->params[i];
         rc = put_f32(w, "param/", p, st_param_data(g, i), err);
+        if (rc == ST_OK && s && s->ema) rc = put_f32(w, "ema/", p, s->ema + p->offset, err);
         if (rc == ST_OK && p->prunable) {
             char name[ST_NAME_MAX + 16];
             snprintf(name, sizeof name, "mask/%s", p->name);
@@ -73,10 +77,11 @@ st_status st_train_state_save(const char *path, const st_graph *g, const st_opti
         }
     }
     if (rc == ST_OK && s) {
-        int64_t pos[3] = {s->epoch, s->epoch_step, s->step}, n3[1] = {3}, n5[1] = {5};
+        int64_t pos[4] = {s->epoch, s->epoch_step, s->step, s->ema_updates}, n3[1] = {4};
+        int64_t n5[1] = {(int64_t)(sizeof s->part / sizeof s->part[0])};
         rc = st_ckpt_put_tensor(w, "state/position", ST_DT_U64, 1, n3, pos, err);
         /* the partial sums are doubles: store their exact bit patterns as u64 */
-        uint64_t bits[5];
+        uint64_t bits[sizeof s->part / sizeof s->part[0]];
         memcpy(bits, s->part, sizeof bits);
         if (rc == ST_OK) rc = st_ckpt_put_tensor(w, "state/partial", ST_DT_U64, 1, n5, bits, err);
         snprintf(buf, sizeof buf, "%.9g", s->best_metric);
@@ -199,11 +204,25 @@ st_status st_train_state_load(const char *path, const char *model, st_graph *g, 
         memset(s, 0, sizeof *s);
         const st_ckpt_tensor *pos = st_ckpt_find(c, "state/position");
         const st_ckpt_tensor *part = st_ckpt_find(c, "state/partial");
-        if (pos && pos->dtype == ST_DT_U64 && pos->nbytes == 24) {
+        if (pos && pos->dtype == ST_DT_U64 && pos->nbytes >= 24) {
             const int64_t *v = pos->data;
             s->epoch = (int)v[0];
             s->epoch_step = (int)v[1];
             s->step = v[2];
+            if (pos->nbytes >= 32) s->ema_updates = v[3];
+        }
+        if (g->n_params) {
+            char first[ST_NAME_MAX + 8];
+            snprintf(first, sizeof first, "ema/%s", g->params[0].name);
+            if (st_ckpt_find(c, first)) {
+                s->ema = st_calloc(g->param_floats * sizeof(float));
+                if (!s->ema) { rc = st_errorf(err, ST_ERR_NOMEM, "out of memory"); goto done; }
+                for (int i = 0; i < g->n_params; i++) {
+                    const st_ckpt_tensor *t = want(c, path, "ema/", &g->params[i], ST_DT_F32, err);
+                    if (!t) { rc = ST_ERR_INPUT; goto done; }
+                    memcpy(s->ema + g->params[i].offset, t->data, g->params[i].numel * sizeof(float));
+                }
+            }
         }
         if (part && part->dtype == ST_DT_U64 && part->nbytes == sizeof s->part)
             memcpy(s->part, part->data, sizeof s->part);

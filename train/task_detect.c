@@ -1,0 +1,204 @@
+/* The detection task: YOLOv5's loss on the three head outputs, an EMA of the weights,
+ * and COCO-style mAP on the validation split (conf 0.001, class-aware NMS at IoU 0.6,
+ * at most 300 detections per image), evaluated with the EMA weights as YOLOv5 does. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_detect.h"
+#include "trainer_internal.h"
+
+enum { C_BOX, C_OBJ, C_CLS, C_P, C_R, C_MAP50, C_MAP, C_FITNESS, C_N };
+static const char *const cols[C_N] = {"box_loss", "obj_loss", "cls_loss", "precision",
+                                      "recall",   "mAP50",    "mAP50_95", "fitness"};
+static const char *const summary_keys[2] = {"mAP50", "mAP50_95"};
+static const int summary_cols[2] = {C_MAP50, C_MAP};
+
+#define CONF_THR 0.001f
+#define NMS_IOU 0.6f
+#define MAX_DET 300
+
+typedef struct {
+    st_yolo_cfg cfg;
+    st_yolo_ws *ws;
+    st_det *cand; /* decode output for one image */
+    int cand_cap;
+    st_gt *gt;    /* ground truth of one image */
+    int gt_cap;
+    st_map_result last; /* of the latest evaluation, for the final table */
+    int have_last;
+} detect_ctx;
+
+static st_status check_head(const st_run *r, const detect_ctx *c, st_error *err) {
+    const st_graph *g = r->g;
+    if (g->n_outputs != ST_YOLO_SCALES)
+        return st_errorf(err, ST_ERR_INPUT, "model %s has %d outputs; a YOLO detector has 3 (strides 8, 16, 32)",
+                         r->o->model, g->n_outputs);
+    for (int s = 0; s < ST_YOLO_SCALES; s++) {
+        st_shape o = g->values[g->outputs[s]];
+        int st = c->cfg.strides[s];
+        if (o.c != ST_YOLO_ANCHORS * (c->cfg.nc + 5) || o.h != r->height / st || o.w != r->width / st)
+            return st_errorf(err, ST_ERR_INPUT,
+                             "model %s output %d is %dx%dx%d; %d classes at %dx%d need %dx%dx%d",
+                             r->o->model, s, o.c, o.h, o.w, c->cfg.nc, r->height, r->width,
+                             ST_YOLO_ANCHORS * (c->cfg.nc + 5), r->height / st, r->width / st);
+    }
+    return ST_OK;
+}
+
+/* A fresh built-in detector starts with YOLOv5's Detect biases. */
+static void init_biases(st_run *r, detect_ctx *c) {
+    float *bias[ST_YOLO_SCALES];
+    for (int s = 0; s < ST_YOLO_SCALES; s++) {
+        char name[64];
+        snprintf(name, sizeof name, "model.24.m.%d.bias", s);
+        int p = st_graph_find_param(r->g, name);
+        if (p < 0) return;
+        bias[s] = st_param_data(r->g, p);
+    }
+    st_yolo_init_biases(&c->cfg, bias);
+}
+
+static st_status open_task(st_run *r, st_error *err) {
+    detect_ctx *c = calloc(1, sizeof *c);
+    if (!c) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+    r->task_ctx = c;
+    st_yolo_cfg_default(&c->cfg, r->data.n_classes, r->height, r->width);
+    st_status rc = check_head(r, c, err);
+    if (rc != ST_OK) return rc;
+    if (!r->o->resume && !r->st.arch) init_biases(r, c);
+    /* targets per batch: the loader's boxes; mosaic gives up to 4 images' worth */
+    if ((rc = st_yolo_ws_new(&c->cfg, r->o->batch, r->o->batch * 256, &c->ws, err)) != ST_OK) return rc;
+    int cells = 0;
+    for (int s = 0; s < ST_YOLO_SCALES; s++)
+        cells += (r->height / c->cfg.strides[s]) * (r->width / c->cfg.strides[s]);
+    /* every (anchor, cell, class) may pass conf 0.001 early in training */
+    long cap = (long)cells * ST_YOLO_ANCHORS * c->cfg.nc;
+    c->cand_cap = (int)(cap < (2L << 20) ? cap : (2L << 20));
+    c->cand = malloc((size_t)c->cand_cap * sizeof *c->cand);
+    c->gt_cap = 1024;
+    c->gt = malloc((size_t)c->gt_cap * sizeof *c->gt);
+    if (!r->st.ema) {
+        r->st.ema = st_alloc(r->g->param_floats * sizeof(float));
+        if (r->st.ema) memcpy(r->st.ema, r->g->param_data, r->g->param_floats * sizeof(float));
+    }
+    if (!c->cand || !c->gt || !r->st.ema) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+    return ST_OK;
+}
+
+static st_status train_loss(st_run *r, const st_batch *b, float *loss, st_error *err) {
+    detect_ctx *c = r->task_ctx;
+    int B = r->o->batch;
+    st_exec_forward(&r->ex, B, 1);
+    const float *out[ST_YOLO_SCALES];
+    float *dout[ST_YOLO_SCALES];
+    for (int s = 0; s < ST_YOLO_SCALES; s++) {
+        int v = r->g->outputs[s];
+        out[s] = r->ex.act[v];
+        dout[s] = r->ex.dact[v];
+        memset(dout[s], 0, (size_t)B * st_shape_numel(r->g->values[v]) * sizeof(float));
+    }
+    st_yolo_loss l;
+    st_status rc = st_yolo_loss_compute(&c->cfg, c->ws, B, out, b->boxes, b->n_boxes, dout, &l, err);
+    if (rc != ST_OK) return rc;
+    *loss = l.box + l.obj + l.cls;
+    r->st.part[ST_P_TASK + 0] += (double)l.box * B;
+    r->st.part[ST_P_TASK + 1] += (double)l.obj * B;
+    r->st.part[ST_P_TASK + 2] += (double)l.cls * B;
+    return ST_OK;
+}
+
+/* Ground truth of image n of a batch, in input pixels. */
+static int batch_gt(detect_ctx *c, const st_run *r, const st_batch *b, int n) {
+    int k = 0;
+    for (int i = 0; i < b->n_boxes && k < c->gt_cap; i++) {
+        const st_batch_box *x = &b->boxes[i];
+        if (x->img != n) continue;
+        c->gt[k++] = (st_gt){(x->cx - x->w / 2) * r->width, (x->cy - x->h / 2) * r->height,
+                             (x->cx + x->w / 2) * r->width, (x->cy + x->h / 2) * r->height, x->cls};
+    }
+    return k;
+}
+
+static st_status evaluate(st_run *r, float *row, st_error *err) {
+    detect_ctx *c = r->task_ctx;
+    st_map_acc *acc = NULL;
+    st_status rc = st_map_new(c->cfg.nc, &acc, err);
+    if (rc != ST_OK) return rc;
+    st_run_swap_ema(r);
+    double wait;
+    rc = st_loader_start_epoch(r->val_loader, 0, 0, err);
+    const st_batch *b;
+    while (rc == ST_OK && (b = st_loader_next(r->val_loader, &wait, &rc, err))) {
+        memcpy(st_exec_input(&r->ex), b->images,
+               (size_t)b->n * r->channels * r->height * r->width * sizeof(float));
+        st_exec_forward(&r->ex, b->n, 0);
+        const float *out[ST_YOLO_SCALES];
+        for (int s = 0; s < ST_YOLO_SCALES; s++) out[s] = r->ex.act[r->g->outputs[s]];
+        for (int n = 0; n < b->n && rc == ST_OK; n++) {
+            int nd = st_yolo_decode(&c->cfg, out, b->n, n, CONF_THR, c->cand, c->cand_cap);
+            nd = st_nms(c->cand, nd, NMS_IOU, MAX_DET, 1);
+            rc = st_map_add(acc, c->cand, nd, c->gt, batch_gt(c, r, b, n), err);
+        }
+    }
+    st_run_swap_ema(r);
+    if (rc == ST_OK) {
+        if (c->have_last) st_map_result_free(&c->last);
+        c->have_last = 0;
+        if ((rc = st_map_compute(acc, &c->last, err)) == ST_OK) c->have_last = 1;
+    }
+    st_map_free(acc);
+    if (rc != ST_OK) return rc;
+    double n = r->st.part[ST_P_SEEN] > 0 ? r->st.part[ST_P_SEEN] : 1;
+    row[C_BOX] = (float)(r->st.part[ST_P_TASK + 0] / n);
+    row[C_OBJ] = (float)(r->st.part[ST_P_TASK + 1] / n);
+    row[C_CLS] = (float)(r->st.part[ST_P_TASK + 2] / n);
+    row[C_P] = (float)c->last.precision;
+    row[C_R] = (float)c->last.recall;
+    row[C_MAP50] = (float)c->last.map50;
+    row[C_MAP] = (float)c->last.map50_95;
+    /* YOLOv5's choice of the best checkpoint */
+    row[C_FITNESS] = 0.1f * row[C_MAP50] + 0.9f * row[C_MAP];
+    return ST_OK;
+}
+
+static void describe(const st_run *r, const float *row, char *buf, size_t cap) {
+    snprintf(buf, cap, "box %.4f obj %.4f cls %.4f  P %.3f R %.3f  mAP50 %.4f  mAP50-95 %.4f",
+             row[C_BOX], row[C_OBJ], row[C_CLS], row[C_P], row[C_R], row[C_MAP50], row[C_MAP]);
+}
+
+/* The per-class table of the last evaluation. */
+static st_status finish(st_run *r, st_error *err) {
+    detect_ctx *c = r->task_ctx;
+    if (!c->have_last) return ST_OK;
+    FILE *f = r->o->log;
+    fprintf(f, "%-20s %8s %10s %8s %10s\n", "class", "images", "instances", "AP50", "AP50-95");
+    fprintf(f, "%-20s %8d %10s %8.4f %10.4f\n", "all", r->val.n, "", c->last.map50, c->last.map50_95);
+    for (int k = 0; k < c->last.nc; k++) {
+        if (c->last.ap50[k] < 0) {
+            fprintf(f, "%-20.20s %8d %10d %8s %10s\n", r->data.class_names[k], 0, 0, "-", "-");
+            continue;
+        }
+        fprintf(f, "%-20.20s %8d %10d %8.4f %10.4f\n", r->data.class_names[k], c->last.n_images[k],
+                c->last.n_gt[k], c->last.ap50[k], c->last.ap50_95[k]);
+    }
+    return ST_OK;
+}
+
+static void free_task(st_run *r) {
+    detect_ctx *c = r->task_ctx;
+    if (!c) return;
+    st_yolo_ws_free(c->ws);
+    if (c->have_last) st_map_result_free(&c->last);
+    free(c->cand);
+    free(c->gt);
+    free(c);
+    r->task_ctx = NULL;
+}
+
+const st_task_ops st_task_detect = {
+    .name = "detect", .n_cols = C_N, .cols = cols, .best_col = C_FITNESS,
+    .n_summary = 2, .summary_keys = summary_keys, .summary_cols = summary_cols,
+    .open = open_task, .train_loss = train_loss, .evaluate = evaluate, .describe = describe,
+    .finish = finish, .free = free_task,
+};
