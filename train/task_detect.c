@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "st_detect.h"
+#include "st_detect_run.h"
 #include "trainer_internal.h"
 
 enum { C_BOX, C_OBJ, C_CLS, C_P, C_R, C_MAP50, C_MAP, C_FITNESS, C_N };
@@ -14,37 +14,13 @@ static const char *const cols[C_N] = {"box_loss", "obj_loss", "cls_loss", "preci
 static const char *const summary_keys[2] = {"mAP50", "mAP50_95"};
 static const int summary_cols[2] = {C_MAP50, C_MAP};
 
-#define CONF_THR 0.001f
-#define NMS_IOU 0.6f
-#define MAX_DET 300
-
 typedef struct {
     st_yolo_cfg cfg;
     st_yolo_ws *ws;
-    st_det *cand; /* decode output for one image */
-    int cand_cap;
-    st_gt *gt;    /* ground truth of one image */
-    int gt_cap;
+    st_detect_buf buf;
     st_map_result last; /* of the latest evaluation, for the final table */
     int have_last;
 } detect_ctx;
-
-static st_status check_head(const st_run *r, const detect_ctx *c, st_error *err) {
-    const st_graph *g = r->g;
-    if (g->n_outputs != ST_YOLO_SCALES)
-        return st_errorf(err, ST_ERR_INPUT, "model %s has %d outputs; a YOLO detector has 3 (strides 8, 16, 32)",
-                         r->o->model, g->n_outputs);
-    for (int s = 0; s < ST_YOLO_SCALES; s++) {
-        st_shape o = g->values[g->outputs[s]];
-        int st = c->cfg.strides[s];
-        if (o.c != ST_YOLO_ANCHORS * (c->cfg.nc + 5) || o.h != r->height / st || o.w != r->width / st)
-            return st_errorf(err, ST_ERR_INPUT,
-                             "model %s output %d is %dx%dx%d; %d classes at %dx%d need %dx%dx%d",
-                             r->o->model, s, o.c, o.h, o.w, c->cfg.nc, r->height, r->width,
-                             ST_YOLO_ANCHORS * (c->cfg.nc + 5), r->height / st, r->width / st);
-    }
-    return ST_OK;
-}
 
 /* A fresh built-in detector starts with YOLOv5's Detect biases. */
 static void init_biases(st_run *r, detect_ctx *c) {
@@ -64,25 +40,17 @@ static st_status open_task(st_run *r, st_error *err) {
     if (!c) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
     r->task_ctx = c;
     st_yolo_cfg_default(&c->cfg, r->data.n_classes, r->height, r->width);
-    st_status rc = check_head(r, c, err);
+    st_status rc = st_detect_check_head(r->g, &c->cfg, r->o->model, err);
     if (rc != ST_OK) return rc;
     if (!r->o->resume && !r->st.arch) init_biases(r, c);
-    /* targets per batch: the loader's boxes; mosaic gives up to 4 images' worth */
+    /* targets per batch: the loader's boxes (mosaic: up to 4 images' worth each) */
     if ((rc = st_yolo_ws_new(&c->cfg, r->o->batch, r->o->batch * 256, &c->ws, err)) != ST_OK) return rc;
-    int cells = 0;
-    for (int s = 0; s < ST_YOLO_SCALES; s++)
-        cells += (r->height / c->cfg.strides[s]) * (r->width / c->cfg.strides[s]);
-    /* every (anchor, cell, class) may pass conf 0.001 early in training */
-    long cap = (long)cells * ST_YOLO_ANCHORS * c->cfg.nc;
-    c->cand_cap = (int)(cap < (2L << 20) ? cap : (2L << 20));
-    c->cand = malloc((size_t)c->cand_cap * sizeof *c->cand);
-    c->gt_cap = 1024;
-    c->gt = malloc((size_t)c->gt_cap * sizeof *c->gt);
+    if ((rc = st_detect_buf_init(&c->buf, &c->cfg, err)) != ST_OK) return rc;
     if (!r->st.ema) {
         r->st.ema = st_alloc(r->g->param_floats * sizeof(float));
-        if (r->st.ema) memcpy(r->st.ema, r->g->param_data, r->g->param_floats * sizeof(float));
+        if (!r->st.ema) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+        memcpy(r->st.ema, r->g->param_data, r->g->param_floats * sizeof(float));
     }
-    if (!c->cand || !c->gt || !r->st.ema) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
     return ST_OK;
 }
 
@@ -108,47 +76,15 @@ static st_status train_loss(st_run *r, const st_batch *b, float *loss, st_error 
     return ST_OK;
 }
 
-/* Ground truth of image n of a batch, in input pixels. */
-static int batch_gt(detect_ctx *c, const st_run *r, const st_batch *b, int n) {
-    int k = 0;
-    for (int i = 0; i < b->n_boxes && k < c->gt_cap; i++) {
-        const st_batch_box *x = &b->boxes[i];
-        if (x->img != n) continue;
-        c->gt[k++] = (st_gt){(x->cx - x->w / 2) * r->width, (x->cy - x->h / 2) * r->height,
-                             (x->cx + x->w / 2) * r->width, (x->cy + x->h / 2) * r->height, x->cls};
-    }
-    return k;
-}
-
 static st_status evaluate(st_run *r, float *row, st_error *err) {
     detect_ctx *c = r->task_ctx;
-    st_map_acc *acc = NULL;
-    st_status rc = st_map_new(c->cfg.nc, &acc, err);
-    if (rc != ST_OK) return rc;
+    if (c->have_last) st_map_result_free(&c->last);
+    c->have_last = 0;
+    st_run_swap_ema(r); /* YOLOv5 evaluates the EMA weights */
+    st_status rc = st_detect_evaluate(&r->ex, r->val_loader, &c->cfg, &c->buf, &c->last, err);
     st_run_swap_ema(r);
-    double wait;
-    rc = st_loader_start_epoch(r->val_loader, 0, 0, err);
-    const st_batch *b;
-    while (rc == ST_OK && (b = st_loader_next(r->val_loader, &wait, &rc, err))) {
-        memcpy(st_exec_input(&r->ex), b->images,
-               (size_t)b->n * r->channels * r->height * r->width * sizeof(float));
-        st_exec_forward(&r->ex, b->n, 0);
-        const float *out[ST_YOLO_SCALES];
-        for (int s = 0; s < ST_YOLO_SCALES; s++) out[s] = r->ex.act[r->g->outputs[s]];
-        for (int n = 0; n < b->n && rc == ST_OK; n++) {
-            int nd = st_yolo_decode(&c->cfg, out, b->n, n, CONF_THR, c->cand, c->cand_cap);
-            nd = st_nms(c->cand, nd, NMS_IOU, MAX_DET, 1);
-            rc = st_map_add(acc, c->cand, nd, c->gt, batch_gt(c, r, b, n), err);
-        }
-    }
-    st_run_swap_ema(r);
-    if (rc == ST_OK) {
-        if (c->have_last) st_map_result_free(&c->last);
-        c->have_last = 0;
-        if ((rc = st_map_compute(acc, &c->last, err)) == ST_OK) c->have_last = 1;
-    }
-    st_map_free(acc);
     if (rc != ST_OK) return rc;
+    c->have_last = 1;
     double n = r->st.part[ST_P_SEEN] > 0 ? r->st.part[ST_P_SEEN] : 1;
     row[C_BOX] = (float)(r->st.part[ST_P_TASK + 0] / n);
     row[C_OBJ] = (float)(r->st.part[ST_P_TASK + 1] / n);
@@ -190,8 +126,7 @@ static void free_task(st_run *r) {
     if (!c) return;
     st_yolo_ws_free(c->ws);
     if (c->have_last) st_map_result_free(&c->last);
-    free(c->cand);
-    free(c->gt);
+    st_detect_buf_free(&c->buf);
     free(c);
     r->task_ctx = NULL;
 }
