@@ -168,6 +168,8 @@ static void forward_node(st_exec *e, int i, int N, int training) {
     case ST_OP_LEAKYRELU: st_leakyrelu_forward(y, x, n_in, nd->a.slope); break;
     case ST_OP_SILU: st_silu_forward(y, x, n_in); break;
     case ST_OP_SIGMOID: st_sigmoid_forward(y, x, n_in); break;
+    case ST_OP_CLIP: st_clip_forward(y, x, n_in, nd->a.clip.lo, nd->a.clip.hi); break;
+    case ST_OP_SOFTMAX: st_softmax_forward(y, x, N, in.c, in.h * in.w); break;
     case ST_OP_MAXPOOL: {
         st_pool p = pool_desc(g, nd, N);
         st_maxpool_forward(&p, y, (int32_t *)e->state[i], x);
@@ -250,6 +252,10 @@ static void backward_node(st_exec *e, int i, int N) {
     case ST_OP_LEAKYRELU: if (dx) st_leakyrelu_backward(dx, dy, x, n_in, nd->a.slope); break;
     case ST_OP_SILU: if (dx) st_silu_backward(dx, dy, x, n_in); break;
     case ST_OP_SIGMOID: if (dx) st_sigmoid_backward(dx, dy, e->act[nd->output], n_in); break;
+    case ST_OP_CLIP: if (dx) st_clip_backward(dx, dy, x, n_in, nd->a.clip.lo, nd->a.clip.hi); break;
+    case ST_OP_SOFTMAX:
+        if (dx) st_softmax_backward(dx, dy, e->act[nd->output], N, in.c, in.h * in.w);
+        break;
     case ST_OP_MAXPOOL: {
         st_pool p = pool_desc(g, nd, N);
         if (dx) st_maxpool_backward(&p, dx, dy, (const int32_t *)e->state[i]);
