@@ -537,6 +537,45 @@ START_TEST(test_ort_every_op) {
 }
 END_TEST
 
+/* Output reached through a dropped Dropout (an Identity names it "output"), and a BN on
+ * a 2-D value (after a linear: kept, nothing to fold into). */
+static st_graph *edge_graph(void) {
+    st_graph *g = st_graph_new();
+    int x = st_g_flatten(g, st_g_input(g, 2, 4, 4));
+    x = st_g_batchnorm(g, "fc.bn", st_g_linear(g, "fc", x, 7, 1), 1e-5f, 0.1f);
+    st_g_output(g, st_g_dropout(g, x, 0.2f));
+    st_error err = {0};
+    ck_assert_msg(st_graph_finalize(g, 3, &err) == ST_OK, "%s", err.msg);
+    st_rng r;
+    st_rng_seed(&r, 4);
+    randomize_bn(g, &r);
+    return g;
+}
+
+START_TEST(test_export_edge_graph) {
+    st_graph *g = edge_graph();
+    Onnx__ModelProto *m = export_unpack(g, NULL);
+    check_common(m);
+    ck_assert_int_eq(count_op(m, "Identity"), 1);
+    ck_assert_int_eq(count_op(m, "BatchNormalization"), 1);
+    ck_assert_int_eq(count_op(m, "Dropout"), 0);
+    ck_assert_uint_eq(m->graph->output[0]->type->tensor_type->shape->n_dim, 2);
+    onnx__model_proto__free_unpacked(m, NULL);
+    st_onnx_export_opts o;
+    st_onnx_export_opts_default(&o);
+    o.keep_dropout = 1;
+    m = export_unpack(g, &o);
+    ck_assert_int_eq(count_op(m, "Identity"), 0);
+    ck_assert_int_eq(count_op(m, "Dropout"), 1);
+    onnx__model_proto__free_unpacked(m, NULL);
+    if (stt_need_peers()) {
+        check_against_ort(g, NULL, "edge");
+        check_against_ort(g, &o, "edge-dropout");
+    }
+    st_graph_free(g);
+}
+END_TEST
+
 Suite *onnx_export_suite(void) {
     Suite *s = suite_create("onnx_export");
     TCase *tc = tcase_create("structure");
@@ -550,6 +589,7 @@ Suite *onnx_export_suite(void) {
     TCase *peers = tcase_create("peers");
     tcase_add_test(peers, test_ort_cnn_small);
     tcase_add_test(peers, test_ort_every_op);
+    tcase_add_test(peers, test_export_edge_graph);
     tcase_set_timeout(peers, 300);
     suite_add_tcase(s, peers);
     return s;
