@@ -552,6 +552,18 @@ static int write_all(int fd, const uint8_t *buf, size_t len) {
     return 0;
 }
 
+/* Best effort: makes the rename itself durable by syncing the folder holding path. */
+static void sync_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
 st_status st_onnx_export_file(const st_graph *g, const st_onnx_export_opts *o, const char *path,
                               st_error *err) {
     uint8_t *buf;
@@ -575,8 +587,10 @@ st_status st_onnx_export_file(const st_graph *g, const st_onnx_export_opts *o, c
     if (ok && rename(tmp, path)) ok = 0, what = "rename", saved = errno;
     if (!ok) {
         if (fd >= 0) unlink(tmp);
-        s = st_errorf(err, ST_ERR_IO, "cannot %s %s: %s", what,
-                      strcmp(what, "rename") == 0 ? path : tmp, strerror(saved));
+        s = st_errorf(err, ST_ERR_IO, "cannot write %s: %s of %s failed: %s", path, what, tmp,
+                      strerror(saved));
+    } else {
+        sync_dir(path);
     }
     free(tmp);
     free(buf);
