@@ -377,6 +377,13 @@ START_TEST(test_map_vs_coco) {
             ck_assert_msg(fabs(r.ap50_95[c] - ap[c]) < 1e-9,
                           "trial %d class %d: AP50:95 %.12f vs %.12f", trial, c, r.ap50_95[c], ap[c]);
         }
+        double pr[2];
+        const char *ps = strstr(text, "\"precision\": "), *rs = strstr(text, "\"recall\": ");
+        ck_assert(ps && sscanf(ps, "\"precision\": %lf", &pr[0]) == 1);
+        ck_assert(rs && sscanf(rs, "\"recall\": %lf", &pr[1]) == 1);
+        ck_assert_msg(fabs(r.precision - pr[0]) < 1e-9 && fabs(r.recall - pr[1]) < 1e-9,
+                      "trial %d: P %.12f R %.12f vs %.12f %.12f", trial, r.precision, r.recall,
+                      pr[0], pr[1]);
         st_map_result_free(&r);
         st_map_free(m);
     }

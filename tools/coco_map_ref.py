@@ -5,8 +5,12 @@
 
 IN.json: {"nc": K, "images": [{"dets": [[x1, y1, x2, y2, score, cls], ...],
                                "gt":   [[x1, y1, x2, y2, cls], ...]}, ...]}
-OUT.json: {"reference": "pycocotools" | "port", "ap50": [K], "ap50_95": [K]}
-(-1 for a class without ground truth).
+OUT.json: {"reference": "pycocotools" | "port", "ap50": [K], "ap50_95": [K],
+           "precision": P, "recall": R}
+(-1 for a class without ground truth). P and R: YOLOv5's summary (utils/metrics.py
+ap_per_class) at IoU 0.5 on the COCO matches: per-class curves np.interp'ed on a
+1000-point confidence grid, mean F1 smoothed (fraction 0.1), first maximum; detections in
+COCOeval's order (YOLOv5's own quicksort may order equal scores differently).
 
 With pycocotools importable, COCOeval itself runs (area range "all", no detection limit
 per image: maxDets 10^6). Otherwise, unless --require-pycocotools (exit 77 then), a
@@ -98,6 +102,8 @@ def with_port(data):
     rec_thrs = np.linspace(.0, 1.00, int(np.round((1.00 - .0) / .01)) + 1, endpoint=True)
     T, R = len(iou_thrs), len(rec_thrs)
     prec = -np.ones((T, R, nc))
+    px = np.linspace(0, 1, 1000)
+    pc, rc_grid, with_gt = np.zeros((nc, 1000)), np.zeros((nc, 1000)), []
     for k in range(nc):
         E = []
         for im in data["images"]:
@@ -135,6 +141,13 @@ def with_port(data):
         npig = sum(e[2] for e in E)
         if npig == 0:
             continue
+        with_gt.append(k)
+        if len(scores):
+            conf = scores[inds]
+            tp0 = (dtm[0] > 0).astype(float)
+            tpc, fpc = tp0.cumsum(), (1 - tp0).cumsum()
+            rc_grid[k] = np.interp(-px, -conf, tpc / (npig + 1e-16), left=0)
+            pc[k] = np.interp(-px, -conf, tpc / (tpc + fpc), left=1)
         tps = dtm > 0
         fps = np.logical_not(dtm > 0)
         tp_sum = np.cumsum(tps, axis=1).astype(dtype=float)
@@ -152,7 +165,21 @@ def with_port(data):
                     break
                 q[ri] = pr[pi]
             prec[t, :, k] = q
-    return per_class(prec, nc)
+    p, r = 0.0, 0.0
+    if with_gt:
+        pk, rk = pc[with_gt], rc_grid[with_gt]
+        f1 = 2 * pk * rk / (pk + rk + 1e-16)
+        i = smooth(f1.mean(0), 0.1).argmax()
+        p, r = float(pk[:, i].mean()), float(rk[:, i].mean())
+    return per_class(prec, nc), p, r
+
+
+def smooth(y, f=0.05):
+    """YOLOv5's box filter of fraction f."""
+    nf = round(len(y) * f * 2) // 2 + 1
+    p = np.ones(nf // 2)
+    yp = np.concatenate((p * y[0], y, p * y[-1]), 0)
+    return np.convolve(yp, np.ones(nf) / nf, mode="valid")
 
 
 def main():
@@ -166,16 +193,15 @@ def main():
     if not have and "--require-pycocotools" in sys.argv:
         print("pycocotools is not installed", file=sys.stderr)
         return 77
+    (ap50, ap), p, r = with_port(data)
     if have:
         import contextlib
         import io
         with contextlib.redirect_stdout(io.StringIO()):  # COCOeval prints progress
             ap50, ap = with_pycocotools(data)
-    else:
-        ap50, ap = with_port(data)
     with open(args[1], "w") as f:
-        json.dump({"reference": "pycocotools" if have else "port", "ap50": ap50, "ap50_95": ap},
-                  f)
+        json.dump({"reference": "pycocotools" if have else "port", "ap50": ap50, "ap50_95": ap,
+                   "precision": p, "recall": r}, f)
     return 0
 
 
