@@ -113,6 +113,47 @@ START_TEST(test_nms) {
 }
 END_TEST
 
+/* Random boxes against torchvision's formulation (keep the best unsuppressed box, then
+ * suppress every later box overlapping it by IoU > thr), written independently. */
+START_TEST(test_nms_random) {
+    enum { N = 1500 };
+    static st_det d[N], ref[N];
+    static unsigned char gone[N];
+    st_rng rng;
+    for (int trial = 0; trial < 6; trial++) {
+        st_rng_seed(&rng, 77 + trial);
+        int aware = trial & 1, max_det = trial < 4 ? 0 : 50;
+        for (int i = 0; i < N; i++) {
+            float x = st_rng_uniform(&rng) * 300, y = st_rng_uniform(&rng) * 300;
+            float w = 5 + st_rng_uniform(&rng) * 50, h = 5 + st_rng_uniform(&rng) * 50;
+            /* scores on a grid: many ties, which must keep input order */
+            d[i] = D(x, y, x + w, y + h, (float)st_rng_below(&rng, 50) / 50, (int)st_rng_below(&rng, 3));
+        }
+        /* reference order: stable by score, via an insertion sort */
+        memcpy(ref, d, sizeof d);
+        for (int i = 1; i < N; i++) {
+            st_det x = ref[i];
+            int j = i;
+            for (; j > 0 && ref[j - 1].score < x.score; j--) ref[j] = ref[j - 1];
+            ref[j] = x;
+        }
+        memset(gone, 0, sizeof gone);
+        int nref = 0;
+        for (int i = 0; i < N; i++) {
+            if (gone[i]) continue;
+            if (max_det && nref == max_det) break;
+            ref[nref++] = ref[i];
+            for (int j = i + 1; j < N; j++)
+                if ((!aware || ref[j].cls == ref[i].cls) && st_box_iou(&ref[i], &ref[j]) > 0.45f)
+                    gone[j] = 1;
+        }
+        int k = st_nms(d, N, 0.45f, max_det, aware);
+        ck_assert_int_eq(k, nref);
+        ck_assert_int_eq(memcmp(d, ref, sizeof *d * (size_t)k), 0);
+    }
+}
+END_TEST
+
 START_TEST(test_map_basic) {
     st_gt gt[2] = {G(0, 0, 10, 10, 0), G(20, 20, 40, 40, 0)};
     /* no predictions: recall never reaches any r_i > 0, and r_0 = 0 has no detection
@@ -397,6 +438,7 @@ Suite *detect_eval_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_iou);
     tcase_add_test(tc, test_nms);
+    tcase_add_test(tc, test_nms_random);
     tcase_add_test(tc, test_map_basic);
     tcase_add_test(tc, test_map_no_gt);
     tcase_add_test(tc, test_map_tp_fp);
