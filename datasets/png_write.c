@@ -33,8 +33,30 @@ static void sink_warning(png_structp png, png_const_charp msg) {
     (void)msg;
 }
 
-/* Encodes im into the open file f. Returns 0, or -1 with sink->msg set. */
-static int encode(FILE *f, const st_image *im, png_sink *sink) {
+/* A growing memory buffer for st_png_write_memory. */
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+} png_membuf;
+
+static void membuf_write(png_structp png, png_bytep d, png_size_t n) {
+    png_membuf *m = png_get_io_ptr(png);
+    if (n > m->cap - m->len) {
+        size_t cap = ST_MAX(m->cap * 2, m->len + n + 4096);
+        uint8_t *b = realloc(m->buf, cap);
+        if (!b) png_error(png, "out of memory");
+        m->buf = b;
+        m->cap = cap;
+    }
+    memcpy(m->buf + m->len, d, n);
+    m->len += n;
+}
+
+static void membuf_flush(png_structp png) { (void)png; }
+
+/* Encodes im into the open file f, or into mem when f is NULL. Returns 0, or -1 with
+ * sink->msg set. */
+static int encode(FILE *f, png_membuf *mem, const st_image *im, png_sink *sink) {
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, sink, sink_error, sink_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     png_bytep *volatile rows = NULL;
@@ -48,7 +70,8 @@ static int encode(FILE *f, const st_image *im, png_sink *sink) {
         free(rows);
         return -1;
     }
-    png_init_io(png, f);
+    if (f) png_init_io(png, f);
+    else png_set_write_fn(png, mem, membuf_write, membuf_flush);
     png_set_IHDR(png, info, (png_uint_32)im->w, (png_uint_32)im->h, 8,
                  im->c == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -80,7 +103,7 @@ st_status st_png_write_ex(const char *path, const st_image *im, int durable, st_
     FILE *f = fopen(tmp, "wb");
     if (!f) return st_errorf(err, ST_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     png_sink sink = {{0}};
-    int bad = encode(f, im, &sink);
+    int bad = encode(f, NULL, im, &sink);
     int e = 0;
     if (!bad && (fflush(f) != 0 || (durable && fsync(fileno(f)) != 0))) {
         e = errno;
@@ -100,5 +123,22 @@ st_status st_png_write_ex(const char *path, const st_image *im, int durable, st_
         /* libpng reports write errors (disk full) through its error handler */
         return st_errorf(err, ST_ERR_IO, "%s: write failed: %s", path, sink.msg);
     }
+    return ST_OK;
+}
+
+st_status st_png_write_memory(const st_image *im, uint8_t **out, size_t *len, st_error *err) {
+    *out = NULL;
+    *len = 0;
+    if (!im || !im->data || (im->c != 1 && im->c != 3) || im->h <= 0 || im->w <= 0)
+        return st_errorf(err, ST_ERR_INTERNAL, "st_png_write_memory needs an 8-bit image with 1 or 3 channels");
+    png_sink sink = {{0}};
+    png_membuf mem = {0};
+    if (encode(NULL, &mem, im, &sink) != 0) {
+        free(mem.buf);
+        return st_errorf(err, strstr(sink.msg, "memory") ? ST_ERR_NOMEM : ST_ERR_INTERNAL,
+                         "PNG encoding failed: %s", sink.msg);
+    }
+    *out = mem.buf;
+    *len = mem.len;
     return ST_OK;
 }

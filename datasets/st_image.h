@@ -53,6 +53,10 @@ st_status st_png_write(const char *path, const st_image *im, st_error *err);
  * per-file fsync costs more than encoding a small image. */
 st_status st_png_write_ex(const char *path, const st_image *im, int durable, st_error *err);
 
+/* The same PNG encoding into memory: *out is malloc'd (free with free()), *len its size.
+ * For embedding images (the HTML report's data: URIs). */
+st_status st_png_write_memory(const st_image *im, uint8_t **out, size_t *len, st_error *err);
+
 /* dst must be allocated with the target size and src's channel count. */
 void st_image_resize_bilinear(const st_image *src, st_image *dst);
 /* Scales src to fit dst (square or not) keeping the aspect ratio, centred, the rest

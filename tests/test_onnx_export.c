@@ -465,7 +465,7 @@ static void check_against_ort(const st_graph *g, const st_onnx_export_opts *o, c
     ck_assert_msg(st_onnx_export_file(g, o, model, &err) == ST_OK, "%s", err.msg);
     ck_assert_msg(stt_onnx_check(model) == 0, "onnx.checker rejected %s", model);
     st_shape is = g->values[g->input];
-    size_t n_in = st_shape_numel(is), n_out = st_shape_numel(g->values[g->output]);
+    size_t n_in = st_shape_numel(is);
     st_rng r;
     st_rng_seed(&r, 1234);
     for (int N = 1; N <= 3; N += 2) {
@@ -476,22 +476,27 @@ static void check_against_ort(const st_graph *g, const st_onnx_export_opts *o, c
         snprintf(out_npy, sizeof out_npy, "%s/%s-out%d.npy", dir, tag, N);
         ck_assert_int_eq(st_npy_write(in_npy, 4, shape, x, &err), ST_OK);
         ck_assert_msg(stt_ort_run(model, in_npy, out_npy) == 0, "ORT failed on %s", model);
-        st_npy y;
-        ck_assert_int_eq(st_npy_read(out_npy, &y, &err), ST_OK);
-        ck_assert_int_eq(y.shape[0], N);
-        ck_assert_uint_eq(y.numel, (size_t)N * n_out);
         st_exec e;
         ck_assert_int_eq(st_exec_plan(&e, g, N, 0, &err), ST_OK);
         e.dense_only = 1;
         memcpy(st_exec_input(&e), x, (size_t)N * n_in * sizeof(float));
         st_exec_forward(&e, N, 0);
-        const float *ours = st_exec_output(&e);
-        size_t bad = stt_first_mismatch(y.data, ours, y.numel, 1e-5, 1e-4);
-        ck_assert_msg(bad == (size_t)-1, "%s batch %d: ORT %.8g vs ours %.8g at %zu", tag, N,
-                      bad == (size_t)-1 ? 0.0 : (double)y.data[bad],
-                      bad == (size_t)-1 ? 0.0 : (double)ours[bad], bad);
+        for (int k = 0; k < g->n_outputs; k++) {
+            char yk[760];
+            if (k) snprintf(yk, sizeof yk, "%s/%s-out%d_%d.npy", dir, tag, N, k);
+            else snprintf(yk, sizeof yk, "%s", out_npy);
+            st_npy y;
+            ck_assert_int_eq(st_npy_read(yk, &y, &err), ST_OK);
+            ck_assert_int_eq(y.shape[0], N);
+            ck_assert_uint_eq(y.numel, (size_t)N * st_shape_numel(g->values[g->outputs[k]]));
+            const float *ours = e.act[g->outputs[k]];
+            size_t bad = stt_first_mismatch(y.data, ours, y.numel, 1e-5, 1e-4);
+            ck_assert_msg(bad == (size_t)-1, "%s batch %d output %d: ORT %.8g vs ours %.8g at %zu",
+                          tag, N, k, bad == (size_t)-1 ? 0.0 : (double)y.data[bad],
+                          bad == (size_t)-1 ? 0.0 : (double)ours[bad], bad);
+            st_npy_free(&y);
+        }
         st_exec_free(&e);
-        st_npy_free(&y);
         free(x);
     }
 }
@@ -576,6 +581,31 @@ START_TEST(test_export_edge_graph) {
 }
 END_TEST
 
+/* Several outputs (a detector's scales): "output0", "output1", each with its shape. */
+START_TEST(test_export_two_outputs) {
+    st_graph *g = st_graph_new();
+    int x = st_g_input(g, 3, 8, 8);
+    int a = st_g_silu(g, st_g_batchnorm(g, "m.0.bn", st_g_conv2d(g, "m.0.conv", x, 4, 3, 3, 1, 1, 1, 1, 0), 1e-3f, 0.03f));
+    int b = st_g_conv2d(g, "m.1", a, 6, 3, 3, 2, 1, 1, 1, 1);
+    st_g_output(g, st_g_conv2d(g, "m.2", a, 5, 1, 1, 1, 0, 1, 1, 1));
+    st_g_output(g, b);
+    st_error err = {0};
+    ck_assert_msg(st_graph_finalize(g, 3, &err) == ST_OK, "%s", err.msg);
+    st_rng r;
+    st_rng_seed(&r, 4);
+    randomize_bn(g, &r);
+    Onnx__ModelProto *m = export_unpack(g, NULL);
+    ck_assert_uint_eq(m->graph->n_output, 2);
+    ck_assert_str_eq(m->graph->output[0]->name, "output0");
+    ck_assert_str_eq(m->graph->output[1]->name, "output1");
+    ck_assert_int_eq(m->graph->output[1]->type->tensor_type->shape->dim[1]->dim_value, 6);
+    ck_assert_int_eq(m->graph->output[1]->type->tensor_type->shape->dim[2]->dim_value, 4);
+    onnx__model_proto__free_unpacked(m, NULL);
+    if (stt_need_peers()) check_against_ort(g, NULL, "two-outputs");
+    st_graph_free(g);
+}
+END_TEST
+
 Suite *onnx_export_suite(void) {
     Suite *s = suite_create("onnx_export");
     TCase *tc = tcase_create("structure");
@@ -590,6 +620,7 @@ Suite *onnx_export_suite(void) {
     tcase_add_test(peers, test_ort_cnn_small);
     tcase_add_test(peers, test_ort_every_op);
     tcase_add_test(peers, test_export_edge_graph);
+    tcase_add_test(peers, test_export_two_outputs);
     tcase_set_timeout(peers, 300);
     suite_add_tcase(s, peers);
     return s;

@@ -4,13 +4,14 @@
 #   tools/install-deps.sh            build + test + default data
 #   tools/install-deps.sh --peers    also the reference tools: PyTorch, the ONNX checker,
 #                                    and ONNX Runtime (onnxruntime-node from npm, into
-#                                    .peers/ in the source tree or $ST_PEERS_DIR)
+#                                    .peers/ in the source tree or $ST_PEERS_DIR), and
+#                                    chromium (renders report.html headless in tests)
 set -euo pipefail
 
 pkgs=(gcc make cmake pkg-config libopenblas-openmp-dev libpng-dev zlib1g-dev check
       libyaml-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--peers" ]]; then
-  pkgs+=(python3-torch python3-torchvision python3-onnx python3-numpy)
+  pkgs+=(python3-torch python3-torchvision python3-onnx python3-numpy chromium)
   # node and npm: Debian's packages unless a node with npm is already there (some
   # machines carry a newer nodejs whose npm is bundled and conflicts with Debian's npm).
   command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)

@@ -2,6 +2,7 @@
 // Runs an ONNX model in ONNX Runtime (onnxruntime-node) on .npy inputs and writes .npy
 // outputs: the reference our tests and benchmarks compare against.
 //   node tools/ort_run.js model.onnx in.npy out.npy [--threads N] [--input-name NAME]
+//     (a model with several outputs: output k > 0 goes to out_k.npy)
 //   node tools/ort_run.js model.onnx in.npy --bench SECONDS [--threads N]   (prints ms)
 // onnxruntime-node is looked up in $ST_PEERS_DIR/node_modules (default .peers/ in the
 // source tree; tools/install-deps.sh --peers installs it there).
@@ -93,8 +94,12 @@ async function main() {
     return;
   }
   const out = await sess.run(feeds);
-  const y = out[sess.outputNames[0]];
-  writeNpy(args[2], y.dims.map(Number), y.data);
+  // the first output goes to OUT, output k > 0 to OUT with ".npy" -> "_k.npy"
+  sess.outputNames.forEach((name, k) => {
+    const y = out[name];
+    const file = k === 0 ? args[2] : args[2].replace(/(\.npy)?$/, `_${k}.npy`);
+    writeNpy(file, y.dims.map(Number), y.data);
+  });
 }
 
 main().catch((e) => { console.error(`ort_run: ${e.message}`); process.exit(1); });

@@ -67,10 +67,13 @@ int st_yolo_decode(const st_yolo_cfg *c, const float *const out[ST_YOLO_SCALES],
                    float conf_thr, st_det *dets, int cap);
 
 /* Class-aware (class_aware = 1) or class-agnostic NMS: sorts by score, keeps a box unless
- * it overlaps a kept box (of the same class) with IoU > iou_thr, at most max_det. In
- * place: the kept boxes come first, best first; returns their number. */
+ * it overlaps a kept box (of the same class) with IoU > iou_thr, at most max_det (<= 0:
+ * no limit). Equal scores keep their input order. In place: the kept boxes come first,
+ * best first; returns their number. */
 int st_nms(st_det *dets, int n, float iou_thr, int max_det, int class_aware);
 
+/* Intersection over union without the +1 pixel convention; 0 when either box has no
+ * area. */
 float st_box_iou(const st_det *a, const st_det *b);
 
 /* ---------------------------------------------------------------- mAP (COCO style) */
@@ -81,13 +84,15 @@ typedef struct st_gt {
 
 typedef struct st_map_acc st_map_acc;
 st_status st_map_new(int nc, st_map_acc **out, st_error *err);
-/* Adds one image's detections (any order) and ground truth. */
+/* Adds one image's detections (any order) and ground truth; classes must be in 0..nc-1
+ * (ST_ERR_INPUT otherwise, nothing added). Matching happens here, so the accumulator keeps
+ * only a small record per detection. */
 st_status st_map_add(st_map_acc *m, const st_det *dets, int n, const st_gt *gt, int n_gt,
                      st_error *err);
 
 typedef struct st_map_result {
     int nc;
-    double map50, map50_95;   /* means over classes that have ground truth */
+    double map50, map50_95;   /* means over classes that have ground truth (-1: none has) */
     double precision, recall; /* at the best mean F1 confidence, mean over classes */
     double *ap50, *ap50_95;   /* [nc]; -1 for a class with no ground truth */
     int *n_gt, *n_images;     /* [nc]: ground-truth boxes, images containing the class */

@@ -49,11 +49,27 @@ static int canon(const ox_ctx *c, int v) {
 static const char *vname(const ox_ctx *c, int v) { return c->v[canon(c, v)].name; }
 static int vrank(const ox_ctx *c, int v) { return c->v[canon(c, v)].rank; }
 
-/* Name for the tensor of value v produced by node i: "output" for the graph output,
- * else the node's name (or OpType_i), made unique. */
+/* Graph output k: "output", or "output0", "output1", ... when there are several (a
+ * detector's three scales). */
+static void output_name(const st_graph *g, int k, char *buf, size_t cap) {
+    if (g->n_outputs > 1) snprintf(buf, cap, "output%d", k);
+    else snprintf(buf, cap, "output");
+}
+
+static int output_index(const st_graph *g, int v) {
+    for (int k = 0; k < g->n_outputs; k++)
+        if (g->outputs[k] == v) return k;
+    return -1;
+}
+
+/* Name for the tensor of value v produced by node i: the output name for a graph
+ * output, else the node's name (or OpType_i), made unique. */
 static char *new_value_name(ox_ctx *c, int i, int v, const char *op_type) {
-    if (v == c->g->output) {
-        char *s = strdup("output");
+    int k = output_index(c->g, v);
+    if (k >= 0) {
+        char on[32];
+        output_name(c->g, k, on, sizeof on);
+        char *s = strdup(on);
         if (!s) c->b.oom = 1;
         return s;
     }
@@ -384,7 +400,7 @@ static int plan(ox_ctx *c) {
         c->fold[i] = -1;
         c->folded[i] = 0;
     }
-    c->uses[g->output]++;
+    for (int k = 0; k < g->n_outputs; k++) c->uses[g->outputs[k]]++;
     for (int i = 0; i < g->n_nodes && c->o->fold_bn; i++) {
         const st_node *nd = &g->nodes[i];
         if (nd->op != ST_OP_BATCHNORM) continue;
@@ -464,7 +480,11 @@ static st_status build(ox_ctx *c, st_error *err) {
         return st_errorf(err, ST_ERR_NOMEM, "ONNX export: out of memory");
     for (int v = 0; v < g->n_values; v++) c->alias[v] = -1;
     ox_reserve_name(&c->b, "input");
-    ox_reserve_name(&c->b, "output");
+    for (int k = 0; k < g->n_outputs; k++) {
+        char on[32];
+        output_name(g, k, on, sizeof on);
+        ox_reserve_name(&c->b, on);
+    }
     for (int p = 0; p < g->n_params; p++) ox_reserve_name(&c->b, g->params[p].name);
     if (plan(c) || ox_failed(&c->b)) return st_errorf(err, ST_ERR_NOMEM, "ONNX export: out of memory");
 
@@ -479,13 +499,16 @@ static st_status build(ox_ctx *c, st_error *err) {
         st_status s = emit_node(c, i, err);
         if (s != ST_OK) return s;
     }
-    /* The output tensor was renamed away (the input itself, or a dropped Dropout). */
-    const char *last = vname(c, g->output);
-    if (strcmp(last, "output") != 0)
-        ox_node(&c->b, "Identity", "output", &last, 1, "output");
-    st_shape os = g->values[g->output];
-    int64_t out_dims[3] = {os.c, os.h, os.w};
-    ox_graph_io(&c->b, 1, "output", vrank(c, g->output) == 2 ? 1 : 3, out_dims);
+    for (int k = 0; k < g->n_outputs; k++) {
+        /* An output tensor renamed away (the input itself, or a dropped Dropout). */
+        char on[32];
+        output_name(g, k, on, sizeof on);
+        const char *last = vname(c, g->outputs[k]);
+        if (strcmp(last, on) != 0) ox_node(&c->b, "Identity", on, &last, 1, on);
+        st_shape os = g->values[g->outputs[k]];
+        int64_t out_dims[3] = {os.c, os.h, os.w};
+        ox_graph_io(&c->b, 1, on, vrank(c, g->outputs[k]) == 2 ? 1 : 3, out_dims);
+    }
     if (ox_failed(&c->b)) return st_errorf(err, ST_ERR_NOMEM, "ONNX export: out of memory");
     return emit_metadata(c, err);
 }
