@@ -1,6 +1,8 @@
 /* Running a detector: see st_detect_run.h. */
 #include "st_detect_run.h"
 
+#include "st_draw.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,14 +103,6 @@ int st_detect_image(st_exec *ex, const st_yolo_cfg *c, const st_image *img, floa
     outputs(ex, out);
     int nd = st_yolo_decode(c, out, 1, 0, conf_thr, buf->cand, buf->cand_cap);
     nd = st_nms(buf->cand, nd, iou_thr, max_det, 1);
-    for (int i = 0; i < nd; i++) { /* undo the letterbox, clip to the image */
-        st_det *d = &buf->cand[i];
-        float *v[4] = {&d->x1, &d->y1, &d->x2, &d->y2};
-        for (int k = 0; k < 4; k++) {
-            float lim = k % 2 ? (float)img->h : (float)img->w;
-            float t = (*v[k] - (k % 2 ? py : px)) / scale;
-            *v[k] = t < 0 ? 0 : t > lim ? lim : t;
-        }
-    }
+    for (int i = 0; i < nd; i++) st_det_unletterbox(&buf->cand[i], scale, px, py, img->w, img->h);
     return nd;
 }

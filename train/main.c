@@ -26,6 +26,8 @@ static void usage(FILE *f) {
             "usage: sparsetrain [train] --data DIR [options]\n"
             "       sparsetrain recipe-check RECIPE [--model NAME] [--steps-per-epoch N]\n"
             "       sparsetrain export --checkpoint CKPT --out MODEL.onnx [--keep-bn]\n"
+            "       sparsetrain eval (--checkpoint CKPT | --model M.onnx) --data DIR\n"
+            "       sparsetrain predict (--checkpoint CKPT | --model M.onnx) IMG.png... --out DIR\n"
             "\n"
             "Trains (and prunes, with a recipe) a model on a dataset folder, on the CPU.\n"
             "\n"
@@ -110,6 +112,8 @@ int main(int argc, char **argv) {
     if (i < argc && strcmp(argv[i], "recipe-check") == 0)
         return st_cmd_recipe_check(argc - 2, argv + 2);
     if (i < argc && strcmp(argv[i], "export") == 0) return st_cmd_export(argc - 2, argv + 2);
+    if (i < argc && strcmp(argv[i], "predict") == 0) return st_cmd_predict(argc - 2, argv + 2);
+    if (i < argc && strcmp(argv[i], "eval") == 0) return st_cmd_eval(argc - 2, argv + 2);
     if (i < argc && strcmp(argv[i], "train") == 0) i++;
     for (; i < argc; i++) {
         const char *a = argv[i];

@@ -84,7 +84,15 @@ st_status st_model_from_checkpoint(const char *path, st_graph **out, st_meta *me
     rc = st_model_open(model, arch ? arch->data : NULL, arch ? arch->nbytes : 0, ic, ih, iw,
                        classes ? atoi(classes) : 0, 1, out, NULL, NULL, err);
     if (rc == ST_OK) rc = st_graph_finalize(*out, 1, err);
-    if (rc == ST_OK) rc = st_train_state_load(path, NULL, *out, NULL, NULL, meta, err);
+    if (rc == ST_OK) {
+        /* A run that kept an EMA of the weights (detection) evaluates and exports the EMA:
+         * it is the model. */
+        st_train_state s;
+        memset(&s, 0, sizeof s);
+        rc = st_train_state_load(path, NULL, *out, NULL, &s, meta, err);
+        if (rc == ST_OK && s.ema) memcpy((*out)->param_data, s.ema, (*out)->param_floats * sizeof(float));
+        st_train_state_free(&s);
+    }
     const char *rt = st_ckpt_string(c, "recipe");
     if (rc == ST_OK && recipe && rt && !(*recipe = strdup(rt)))
         rc = st_errorf(err, ST_ERR_NOMEM, "out of memory");

@@ -1,5 +1,6 @@
 #include "st_run_files.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -167,4 +168,68 @@ void st_json_string_list(char *buf, size_t cap, const char *const *items, int n)
     }
     buf[k++] = ']';
     buf[k] = 0;
+}
+
+/* Parses what st_json_string_list writes (and any JSON array of strings; \u escapes
+ * above ASCII become '?'). */
+st_status st_json_parse_string_list(const char *json, char ***out, int *n, st_error *err) {
+    *out = NULL;
+    *n = 0;
+    const char *p = json;
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+    if (*p++ != '[') return st_errorf(err, ST_ERR_INPUT, "not a JSON list of strings");
+    char **items = NULL;
+    int cnt = 0;
+    for (;;) {
+        while (*p == ' ' || *p == ',' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+        if (*p == ']') break;
+        if (*p++ != '"') goto bad;
+        char *s = malloc(strlen(p) + 1), **q = realloc(items, (size_t)(cnt + 1) * sizeof *items);
+        if (!s || !q) {
+            free(s);
+            if (q) items = q;
+            goto oom;
+        }
+        items = q;
+        items[cnt++] = s;
+        size_t k = 0;
+        for (; *p && *p != '"'; p++) {
+            if (*p != '\\') { s[k++] = *p; continue; }
+            p++;
+            switch (*p) {
+            case 'n': s[k++] = '\n'; break;
+            case 't': s[k++] = '\t'; break;
+            case 'r': s[k++] = '\r'; break;
+            case 'b': s[k++] = '\b'; break;
+            case 'f': s[k++] = '\f'; break;
+            case 'u': {
+                unsigned v = 0;
+                for (int d = 1; d <= 4; d++)
+                    if (!isxdigit((unsigned char)p[d])) goto bad;
+                sscanf(p + 1, "%4x", &v);
+                s[k++] = v < 128 ? (char)v : '?';
+                p += 4;
+                break;
+            }
+            case 0: goto bad;
+            default: s[k++] = *p;
+            }
+        }
+        if (*p++ != '"') goto bad;
+        s[k] = 0;
+    }
+    *out = items;
+    *n = cnt;
+    return ST_OK;
+bad:
+    st_json_free_list(items, cnt);
+    return st_errorf(err, ST_ERR_INPUT, "not a JSON list of strings");
+oom:
+    st_json_free_list(items, cnt);
+    return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+}
+
+void st_json_free_list(char **items, int n) {
+    for (int i = 0; i < n; i++) free(items[i]);
+    free(items);
 }

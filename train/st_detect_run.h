@@ -40,3 +40,17 @@ int st_detect_image(st_exec *ex, const st_yolo_cfg *c, const st_image *img, floa
                     float iou_thr, int max_det, st_detect_buf *buf);
 
 #endif
+
+/* A detector loaded for eval / predict: from a training checkpoint (EMA weights when
+ * present) or from an ONNX file (ours, with class names in its metadata, or any model
+ * whose three outputs have YOLOv5's layout). */
+typedef struct st_detector {
+    st_graph *g;
+    st_yolo_cfg cfg;
+    char **names; /* [cfg.nc] class names ("0", "1", ... when unknown) */
+    char label[128];
+} st_detector;
+
+st_status st_detector_open(const char *checkpoint, const char *onnx, st_detector *d,
+                           st_error *err);
+void st_detector_free(st_detector *d);

@@ -37,7 +37,8 @@ st_status st_model_open(const char *spec, const uint8_t *arch_in, size_t arch_in
                         int in_h, int in_w, int n_classes, uint64_t seed, st_graph **out,
                         uint8_t **arch, size_t *arch_len, st_error *err);
 
-/* Rebuilds the model a training checkpoint was saved from, with its weights and masks.
+/* Rebuilds the model a training checkpoint was saved from, with its weights (the EMA
+ * weights when the run kept them) and masks.
  * meta (may be NULL) receives the run's settings, *recipe (may be NULL) a malloc'ed copy
  * of the recipe text or NULL. */
 st_status st_model_from_checkpoint(const char *path, st_graph **out, st_meta *meta,

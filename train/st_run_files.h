@@ -28,5 +28,8 @@ st_status st_write_summary_json(const char *path, const char *task, const char *
 /* A JSON array of the strings, escaped, in buf (truncated to whole items if cap is
  * too small; each item may take up to 6 bytes per input byte). */
 void st_json_string_list(char *buf, size_t cap, const char *const *items, int n);
+/* Parses a JSON array of strings (as written above) into malloc'ed strings. */
+st_status st_json_parse_string_list(const char *json, char ***out, int *n, st_error *err);
+void st_json_free_list(char **items, int n);
 
 #endif

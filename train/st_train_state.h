@@ -36,7 +36,7 @@ typedef struct st_train_state {
 typedef struct st_meta {
     int n;
     char key[ST_META_MAX][48];
-    char value[ST_META_MAX][256];
+    char value[ST_META_MAX][2048]; /* class-name lists need room */
 } st_meta;
 
 void st_meta_set(st_meta *m, const char *key, const char *fmt, ...)

@@ -211,6 +211,9 @@ static void record_settings(st_run *r, const st_train_opts *o) {
     st_meta_set(m, "num_classes", "%d", r->data.n_classes);
     st_meta_set(m, "input", "%dx%dx%d", r->channels, r->height, r->width);
     st_meta_set(m, "normalize", "%.6g %.6g", r->mean, r->std);
+    char names[2048];
+    st_json_string_list(names, sizeof names, (const char *const *)r->data.class_names, r->data.n_classes);
+    st_meta_set(m, "classes", "%s", names);
 }
 
 static st_status open_history(st_run *r, const st_train_opts *o, st_error *err) {
