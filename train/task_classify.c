@@ -82,6 +82,8 @@ static void describe(const st_run *r, const float *row, char *buf, size_t cap) {
              row[C_TEST_LOSS], 100 * row[C_TEST_ACC]);
 }
 
+static st_status finish(st_run *r, st_error *err) { return st_run_write_report(r, NULL, 0, NULL, 0, err); }
+
 static void free_task(st_run *r) {
     classify_ctx *c = r->task_ctx;
     if (c) free(c->probs);
@@ -93,5 +95,5 @@ const st_task_ops st_task_classify = {
     .name = "classify", .n_cols = C_N, .cols = cols, .best_col = C_TEST_ACC,
     .n_summary = 1, .summary_keys = summary_keys, .summary_cols = summary_cols,
     .open = open_task, .train_loss = train_loss, .evaluate = evaluate, .describe = describe,
-    .finish = NULL, .free = free_task,
+    .finish = finish, .free = free_task,
 };

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "st_detect_run.h"
+#include "st_draw.h"
+#include "st_report.h"
 #include "trainer_internal.h"
 
 enum { C_BOX, C_OBJ, C_CLS, C_P, C_R, C_MAP50, C_MAP, C_FITNESS, C_N };
@@ -103,7 +105,47 @@ static void describe(const st_run *r, const float *row, char *buf, size_t cap) {
              row[C_BOX], row[C_OBJ], row[C_CLS], row[C_P], row[C_R], row[C_MAP50], row[C_MAP]);
 }
 
-/* The per-class table of the last evaluation. */
+/* A few validation images with the final model's detections (EMA weights). */
+static int report_images(st_run *r, detect_ctx *c, st_image *imgs, char (*captions)[96], int cap) {
+    int n = 0;
+    st_run_swap_ema(r);
+    for (int i = 0; i < r->val.n && n < cap; i++) {
+        st_image im;
+        int borrowed = 0;
+        st_error e = {0};
+        if (st_dataset_load_image(&r->data, &r->val, i, 3, &im, &borrowed, &e) != ST_OK) continue;
+        if (borrowed || im.c != 3) { /* draw on a private RGB copy */
+            st_image cp;
+            if (st_image_alloc(&cp, 3, im.h, im.w) != ST_OK) {
+                if (!borrowed) st_image_free(&im);
+                continue;
+            }
+            for (size_t k = 0; k < (size_t)im.h * im.w; k++)
+                for (int ch = 0; ch < 3; ch++) cp.data[k * 3 + ch] = im.data[k * im.c + (im.c == 3 ? ch : 0)];
+            if (!borrowed) st_image_free(&im);
+            im = cp;
+        }
+        int nd = st_detect_image(&r->ex, &c->cfg, &im, 0.25f, 0.45f, ST_DET_MAX, &c->buf);
+        st_draw_detections(&im, c->buf.cand, nd, (const char *const *)r->data.class_names, c->cfg.nc, 1, 0, 0);
+        snprintf(captions[n], 96, "validation image %d: %d detections (conf 0.25)", i + 1, nd);
+        imgs[n++] = im;
+    }
+    st_run_swap_ema(r);
+    return n;
+}
+
+/* First and last epochs without and with pruning, for the closing summary. */
+static void dense_vs_sparse(const st_run *r, int *dense_ep, int *sparse_ep) {
+    *dense_ep = *sparse_ep = -1;
+    for (int e = 0; e < r->st.history_rows; e++) {
+        const float *row = r->st.history + (size_t)e * r->n_cols;
+        if (row[ST_C_SPARSITY] < 0.01f) *dense_ep = e;
+    }
+    const float *last = r->st.history + (size_t)(r->st.history_rows - 1) * r->n_cols;
+    if (r->st.history_rows && last[ST_C_SPARSITY] >= 0.01f) *sparse_ep = r->st.history_rows - 1;
+}
+
+/* The per-class table of the last evaluation, the summary and report.html. */
 static st_status finish(st_run *r, st_error *err) {
     detect_ctx *c = r->task_ctx;
     if (!c->have_last) return ST_OK;
@@ -118,7 +160,30 @@ static st_status finish(st_run *r, st_error *err) {
         fprintf(f, "%-20.20s %8d %10d %8.4f %10.4f\n", r->data.class_names[k], c->last.n_images[k],
                 c->last.n_gt[k], c->last.ap50[k], c->last.ap50_95[k]);
     }
-    return ST_OK;
+    int de, se;
+    dense_vs_sparse(r, &de, &se);
+    char dense[160] = "no dense epoch", sparse[160] = "no pruned epoch";
+    if (de >= 0) {
+        const float *row = r->st.history + (size_t)de * r->n_cols;
+        snprintf(dense, sizeof dense, "mAP50 %.4f, mAP50-95 %.4f, %.1f s/epoch (epoch %d)",
+                 row[ST_C_COMMON + C_MAP50], row[ST_C_COMMON + C_MAP], row[ST_C_EPOCH_S], de + 1);
+    }
+    if (se >= 0) {
+        const float *row = r->st.history + (size_t)se * r->n_cols;
+        snprintf(sparse, sizeof sparse, "mAP50 %.4f, mAP50-95 %.4f, %.1f s/epoch at %.2f%% sparsity (epoch %d)",
+                 row[ST_C_COMMON + C_MAP50], row[ST_C_COMMON + C_MAP], row[ST_C_EPOCH_S],
+                 100 * row[ST_C_SPARSITY], se + 1);
+    }
+    fprintf(f, "dense:  %s\npruned: %s\nONNX:   %s/model.onnx\n", dense, sparse, r->dir);
+    st_image imgs[4];
+    char captions[4][96];
+    int n = report_images(r, c, imgs, captions, 4);
+    st_report_image ri[4];
+    for (int i = 0; i < n; i++) ri[i] = (st_report_image){captions[i], &imgs[i]};
+    st_report_kv extra[3] = {{"dense", dense}, {"pruned", sparse}, {"ONNX", "model.onnx"}};
+    st_status rc = st_run_write_report(r, ri, n, extra, 3, err);
+    for (int i = 0; i < n; i++) st_image_free(&imgs[i]);
+    return rc;
 }
 
 static void free_task(st_run *r) {

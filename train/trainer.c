@@ -159,6 +159,9 @@ static int train_epoch(st_run *r, int epoch, int steps, st_error *err, st_status
     size_t in_floats = (size_t)B * r->channels * r->height * r->width;
     int64_t total = (int64_t)steps * o->epochs;
     if ((*rc = st_loader_start_epoch(r->train_loader, epoch, r->st.epoch_step, err)) != ST_OK) return 0;
+    /* the last epoch's node times give the report's per-layer share of time */
+    if (epoch == o->epochs - 1 && !r->ex.node_seconds && (*rc = st_exec_profile(&r->ex, 1)) != ST_OK)
+        return 0;
     char label[32], extra[64];
     r->mask_updates = 0;
     snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, o->epochs);
@@ -266,7 +269,7 @@ static st_status end_epoch(st_run *r, int epoch, double t_start, double *prior_s
                 r->lr[0], r->lr[1], r->lr[2], r->wd[0], line, r->mask_updates);
         st_exec_sparse_describe(&r->ex, o->log);
     }
-    st_exec_profile_print(&r->ex, o->log, 12);
+    if (r->profile_print) st_exec_profile_print(&r->ex, o->log, 12);
     fflush(o->log);
     rc = save(r, "last.ckpt", err);
     if (rc == ST_OK && best) rc = save(r, "best.ckpt", err);

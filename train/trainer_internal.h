@@ -76,6 +76,7 @@ struct st_run {
     float lr[ST_NUM_PG], wd[ST_NUM_PG];
     int mask_updates;
     int n_cols;                     /* ST_C_COMMON + task->n_cols */
+    int profile_print;              /* ST_PROFILE set: print node times every epoch */
     char dir[512];
     char model[64];                 /* built-in name or onnx:<stem> */
     uint8_t *arch_in;
@@ -87,6 +88,12 @@ struct st_run {
 st_status st_run_setup(st_run *r, st_train_opts *o, st_error *err);
 void st_run_free(st_run *r);
 const char *st_run_col_name(const st_run *r, int c);
+
+/* OUTDIR/report.html from the history, the layers and the task's images. */
+struct st_report_image;
+struct st_report_kv;
+st_status st_run_write_report(st_run *r, const struct st_report_image *images, int n_images,
+                              const struct st_report_kv *extra, int n_extra, st_error *err);
 
 /* Exponential moving average of the weights (r->st.ema, detection): updated after each
  * optimizer step, pruned entries kept exactly zero; swapped into the graph for

@@ -283,7 +283,8 @@ st_status st_run_setup(st_run *r, st_train_opts *o, st_error *err) {
         else if (r->st.recipe_args) st_meta_set(&r->meta, "recipe_args", "%s", r->st.recipe_args);
     }
     /* ST_PROFILE=1: per-node timing, printed after each epoch (for performance work) */
-    if (getenv("ST_PROFILE") && (rc = st_exec_profile(&r->ex, 1)) != ST_OK)
+    r->profile_print = getenv("ST_PROFILE") != NULL;
+    if (r->profile_print && (rc = st_exec_profile(&r->ex, 1)) != ST_OK)
         return st_errorf(err, rc, "out of memory");
     if (o->resume && !o->out_dir) {
         /* continue in the folder the checkpoint lives in */
