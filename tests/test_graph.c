@@ -26,6 +26,11 @@ static st_graph *all_ops_graph(int with_dropout) {
     int s = st_g_add(g, d, p);
     int m = st_g_mul(g, s, st_g_sigmoid(g, s));
     int r = st_g_relu(g, st_g_avgpool(g, m, 3, 1, 1, 0, 1));
+    /* per-axis kernel/stride/padding, clip and channel softmax */
+    int k = st_g_conv2d_ex(g, "model.4", st_g_clip(g, m, -2.0f, 2.0f), 6, 3, 1, 1, 2, 1, 0, 1, 1, 1, 1);
+    k = st_g_pool_ex(g, ST_OP_AVGPOOL, k, 3, 1, 1, 1, 1, 0, 0, 0);  /* 6x4x2 */
+    k = st_g_upsample(g, st_g_pool_ex(g, ST_OP_MAXPOOL, k, 2, 1, 2, 1, 0, 0, 1, 0), 2); /* 6x4x4 */
+    r = st_g_add(g, r, st_g_softmax(g, st_g_conv2d_ex(g, "model.5", k, 6, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1)));
     int gp = st_g_global_avgpool(g, st_g_add(g, r, m));
     int f = st_g_flatten(g, gp);
     if (with_dropout) f = st_g_dropout(g, f, 0.5f);
@@ -191,12 +196,75 @@ START_TEST(test_cnn_small_shape_and_params) {
 }
 END_TEST
 
+START_TEST(test_graph_rename_param) {
+    st_graph *g = all_ops_graph(0);
+    int w = st_graph_find_param(g, "model.0.conv.weight");
+    ck_assert_int_eq(st_graph_rename_param(g, w, "onnx::Conv_12"), 0);
+    ck_assert_int_eq(st_graph_find_param(g, "onnx::Conv_12"), w);
+    ck_assert_int_eq(st_graph_find_param(g, "model.0.conv.weight"), -1);
+    /* a duplicate name is a sticky error reported by finalize */
+    ck_assert_int_eq(st_graph_rename_param(g, w, "model.3.bias"), -1);
+    st_error err = {0};
+    ck_assert_int_eq(st_graph_finalize(g, 1, &err), ST_ERR_INPUT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "duplicate parameter name model.3.bias"));
+    st_graph_free(g);
+}
+END_TEST
+
+/* Two outputs (as a detector's scales): backward with gradients on both equals the sum
+ * of the backward passes with one gradient each, and the outputs' gradients survive. */
+START_TEST(test_graph_two_outputs) {
+    st_graph *g = st_graph_new();
+    int x = st_g_input(g, 2, 6, 6);
+    int a = st_g_silu(g, st_g_conv2d(g, "m.0", x, 4, 3, 3, 1, 1, 1, 1, 1));
+    int b = st_g_conv2d(g, "m.1", a, 3, 3, 3, 2, 1, 1, 1, 1); /* 3x3x3 */
+    int c = st_g_conv2d(g, "m.2", st_g_upsample(g, b, 2), 5, 1, 1, 1, 0, 1, 1, 1);
+    st_g_output(g, c); /* 5x6x6, listed first */
+    st_g_output(g, b);
+    st_error err = {0};
+    ck_assert_int_eq(st_graph_finalize(g, 2, &err), ST_OK);
+    ck_assert_int_eq(g->n_outputs, 2);
+    ck_assert_int_eq(g->output, c);
+    const int N = 2;
+    st_exec e;
+    ck_assert_int_eq(st_exec_plan(&e, g, N, 1, &err), ST_OK);
+    st_rng r;
+    st_rng_seed(&r, 4);
+    stt_fill_uniform(st_exec_input(&e), (size_t)N * 72, -1, 1, &r);
+    size_t nc = (size_t)N * 180, nb = (size_t)N * 27;
+    float gc[360], gb[54];
+    stt_fill_uniform(gc, nc, -1, 1, &r);
+    stt_fill_uniform(gb, nb, -1, 1, &r);
+    float *sum = calloc(g->param_floats, sizeof(float)), *both = calloc(g->param_floats, sizeof(float));
+    for (int pass = 0; pass < 3; pass++) {
+        st_exec_forward(&e, N, 1);
+        memcpy(e.dact[c], gc, nc * sizeof(float));
+        memcpy(e.dact[b], gb, nb * sizeof(float));
+        if (pass == 0) memset(e.dact[b], 0, nb * sizeof(float));
+        if (pass == 1) memset(e.dact[c], 0, nc * sizeof(float));
+        st_graph_zero_grad(g);
+        st_exec_backward(&e);
+        for (size_t k = 0; k < g->param_floats; k++) (pass < 2 ? sum : both)[k] += g->grad_data[k];
+    }
+    STT_ASSERT_CLOSE(both, sum, g->param_floats, 1e-6, 1e-5);
+    double mag = 0;
+    for (size_t k = 0; k < g->param_floats; k++) mag += fabs(both[k]);
+    ck_assert(mag > 0);
+    st_g_output(g, c); /* after finalize: refused */
+    free(sum), free(both);
+    st_exec_free(&e);
+    st_graph_free(g);
+}
+END_TEST
+
 Suite *graph_suite(void) {
     Suite *s = suite_create("graph");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_graph_gradients_by_finite_differences);
     tcase_add_test(tc, test_graph_names_groups_and_flags);
+    tcase_add_test(tc, test_graph_rename_param);
+    tcase_add_test(tc, test_graph_two_outputs);
     tcase_add_test(tc, test_graph_builder_errors_are_sticky);
     tcase_add_test(tc, test_dropout_train_vs_eval);
     tcase_add_test(tc, test_cnn_small_shape_and_params);

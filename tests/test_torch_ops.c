@@ -192,6 +192,14 @@ static void act_case(const st_fixture *fx, const char *pf) {
     } else if (strcmp(pf, "sigmoid") == 0) {
         st_sigmoid_forward(out, x->data, n);
         st_sigmoid_backward(dx, g->data, out, n); /* takes the forward output */
+    } else if (strcmp(pf, "relu6") == 0 || strcmp(pf, "clip") == 0) {
+        float lo = need(fx, pf, "cfg")->data[0], hi = need(fx, pf, "cfg")->data[1];
+        st_clip_forward(out, x->data, n, lo, hi);
+        st_clip_backward(dx, g->data, x->data, n, lo, hi);
+    } else if (strcmp(pf, "softmax") == 0) {
+        int N = x->dims[0], C = x->dims[1], HW = x->dims[2] * x->dims[3];
+        st_softmax_forward(out, x->data, N, C, HW);
+        st_softmax_backward(dx, g->data, out, N, C, HW);
     } else {
         ck_abort_msg("unknown activation case %s", pf);
     }
@@ -199,7 +207,7 @@ static void act_case(const st_fixture *fx, const char *pf) {
     check_close(pf, 0, pf, "dx", dx, need(fx, pf, "dx"));
     free(out), free(dx);
 }
-START_TEST(test_activations) { run_suite_file("activations.stfx", act_case, 4); }
+START_TEST(test_activations) { run_suite_file("activations.stfx", act_case, 7); }
 END_TEST
 
 /* ---------------------------------------------------------------- pooling */

@@ -189,7 +189,10 @@ def activations_fixture():
     flat[4:12] = torch.tensor([20.0, -20.0, 40.0, -40.0, 90.0, -90.0, 100.0, -100.0])
     flat[12:20] = torch.tensor([1e-4, -1e-4, 1e-7, -1e-7, 0.5, -0.5, 8.0, -8.0])
     ops = [("relu", F.relu, []), ("leaky_relu", lambda t: F.leaky_relu(t, 0.1), [0.1]),
-           ("silu", F.silu, []), ("sigmoid", torch.sigmoid, [])]
+           ("silu", F.silu, []), ("sigmoid", torch.sigmoid, []),
+           ("relu6", lambda t: torch.clamp(t, 0.0, 6.0), [0.0, 6.0]),
+           ("clip", lambda t: torch.clamp(t, -1.5, 2.5), [-1.5, 2.5]),
+           ("softmax", lambda t: torch.softmax(t, dim=1), [])]
     res = []
     for name, fn, cfg in ops:
         pairs = [("x", f32(x)), ("cfg", np.array(cfg or [0.0]))]

@@ -168,6 +168,8 @@ static void forward_node(st_exec *e, int i, int N, int training) {
     case ST_OP_LEAKYRELU: st_leakyrelu_forward(y, x, n_in, nd->a.slope); break;
     case ST_OP_SILU: st_silu_forward(y, x, n_in); break;
     case ST_OP_SIGMOID: st_sigmoid_forward(y, x, n_in); break;
+    case ST_OP_CLIP: st_clip_forward(y, x, n_in, nd->a.clip.lo, nd->a.clip.hi); break;
+    case ST_OP_SOFTMAX: st_softmax_forward(y, x, N, in.c, in.h * in.w); break;
     case ST_OP_MAXPOOL: {
         st_pool p = pool_desc(g, nd, N);
         st_maxpool_forward(&p, y, (int32_t *)e->state[i], x);
@@ -250,6 +252,10 @@ static void backward_node(st_exec *e, int i, int N) {
     case ST_OP_LEAKYRELU: if (dx) st_leakyrelu_backward(dx, dy, x, n_in, nd->a.slope); break;
     case ST_OP_SILU: if (dx) st_silu_backward(dx, dy, x, n_in); break;
     case ST_OP_SIGMOID: if (dx) st_sigmoid_backward(dx, dy, e->act[nd->output], n_in); break;
+    case ST_OP_CLIP: if (dx) st_clip_backward(dx, dy, x, n_in, nd->a.clip.lo, nd->a.clip.hi); break;
+    case ST_OP_SOFTMAX:
+        if (dx) st_softmax_backward(dx, dy, e->act[nd->output], N, in.c, in.h * in.w);
+        break;
     case ST_OP_MAXPOOL: {
         st_pool p = pool_desc(g, nd, N);
         if (dx) st_maxpool_backward(&p, dx, dy, (const int32_t *)e->state[i]);
@@ -296,12 +302,25 @@ static void backward_node(st_exec *e, int i, int N) {
 
 void st_exec_backward(st_exec *e) {
     if (!e->with_grads) return;
-    /* The output gradient is the caller's; every other one is accumulated from zero. */
-    float *dout = e->dact[e->g->output];
-    size_t keep = (size_t)e->max_batch * st_shape_numel(e->g->values[e->g->output]);
-    float *end = e->grad_begin + e->grad_floats;
-    if (dout > e->grad_begin) memset(e->grad_begin, 0, (size_t)(dout - e->grad_begin) * sizeof(float));
-    if (dout + keep < end) memset(dout + keep, 0, (size_t)(end - dout - keep) * sizeof(float));
+    /* The output gradients are the caller's; every other one is accumulated from zero:
+     * zero the gaps between the output buffers (sorted by address). */
+    const st_graph *g = e->g;
+    float *lo[ST_MAX_OUTPUTS], *hi[ST_MAX_OUTPUTS];
+    int n = 0;
+    for (int k = 0; k < g->n_outputs; k++) {
+        float *d = e->dact[g->outputs[k]];
+        if (!d) continue;
+        float *h = d + (size_t)e->max_batch * st_shape_numel(g->values[g->outputs[k]]);
+        int j = n++;
+        for (; j > 0 && lo[j - 1] > d; j--) lo[j] = lo[j - 1], hi[j] = hi[j - 1];
+        lo[j] = d, hi[j] = h;
+    }
+    float *at = e->grad_begin, *end = e->grad_begin + e->grad_floats;
+    for (int k = 0; k <= n; k++) {
+        float *stop = k < n ? lo[k] : end;
+        if (stop > at) memset(at, 0, (size_t)(stop - at) * sizeof(float));
+        if (k < n && hi[k] > at) at = hi[k];
+    }
     for (int i = e->g->n_nodes - 1; i >= 0; i--) {
         double t0 = e->node_seconds ? omp_get_wtime() : 0;
         backward_node(e, i, e->batch);

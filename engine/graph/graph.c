@@ -11,7 +11,7 @@
 static const char *const op_names[ST_OP_COUNT] = {
     "Input", "Conv2d", "BatchNorm2d", "ReLU", "LeakyReLU", "SiLU", "Sigmoid", "MaxPool2d",
     "AvgPool2d", "GlobalAvgPool", "Linear", "Add", "Mul", "Concat", "Upsample", "Flatten",
-    "Dropout"};
+    "Dropout", "Clip", "Softmax"};
 
 const char *st_op_name(st_op_type op) { return op < ST_OP_COUNT ? op_names[op] : "?"; }
 
@@ -119,27 +119,35 @@ int st_g_input(st_graph *g, int c, int h, int w) {
     return nd->output;
 }
 
-int st_g_conv2d(st_graph *g, const char *name, int x, int out_c, int kh, int kw, int stride,
-                int pad, int dil, int groups, int bias) {
+int st_g_conv2d_ex(st_graph *g, const char *name, int x, int out_c, int kh, int kw,
+                   int stride_h, int stride_w, int pad_h, int pad_w, int dil_h, int dil_w,
+                   int groups, int bias) {
     if (check_value(g, x)) return -1;
     st_shape in = g->values[x];
     st_conv2d c = {.N = 1, .C = in.c, .H = in.h, .W = in.w, .K = out_c, .R = kh, .S = kw,
-                   .stride_h = stride, .stride_w = stride, .pad_h = pad, .pad_w = pad,
-                   .dil_h = dil, .dil_w = dil, .groups = groups};
-    if (groups < 1 || in.c % groups || out_c % groups || st_conv2d_init(&c))
+                   .stride_h = stride_h, .stride_w = stride_w, .pad_h = pad_h, .pad_w = pad_w,
+                   .dil_h = dil_h, .dil_w = dil_w, .groups = groups};
+    if (out_c < 1 || kh < 1 || kw < 1 || groups < 1 || in.c % groups || out_c % groups ||
+        st_conv2d_init(&c))
         return fail(g, "invalid convolution shape at %s", name);
     st_node *nd = add_node(g, ST_OP_CONV2D, name, &x, 1, (st_shape){out_c, c.P, c.Q});
     if (!nd) return -1;
     nd->a.conv.k = out_c, nd->a.conv.r = kh, nd->a.conv.s = kw;
-    nd->a.conv.stride_h = nd->a.conv.stride_w = stride;
-    nd->a.conv.pad_h = nd->a.conv.pad_w = pad;
-    nd->a.conv.dil_h = nd->a.conv.dil_w = dil;
+    nd->a.conv.stride_h = stride_h, nd->a.conv.stride_w = stride_w;
+    nd->a.conv.pad_h = pad_h, nd->a.conv.pad_w = pad_w;
+    nd->a.conv.dil_h = dil_h, nd->a.conv.dil_w = dil_w;
     nd->a.conv.groups = groups;
     int fan_in = in.c / groups * kh * kw;
     int64_t ws[4] = {out_c, in.c / groups, kh, kw}, bs[1] = {out_c};
     nd->params[0] = add_param(g, name, "weight", 4, ws, ST_PG_WEIGHT, 1, fan_in);
     nd->params[1] = bias ? add_param(g, name, "bias", 1, bs, ST_PG_BIAS, 0, fan_in) : -1;
     return failed(g) ? -1 : nd->output;
+}
+
+int st_g_conv2d(st_graph *g, const char *name, int x, int out_c, int kh, int kw, int stride,
+                int pad, int dil, int groups, int bias) {
+    return st_g_conv2d_ex(g, name, x, out_c, kh, kw, stride, stride, pad, pad, dil, dil, groups,
+                          bias);
 }
 
 int st_g_batchnorm(st_graph *g, const char *name, int x, float eps, float momentum) {
@@ -179,31 +187,44 @@ int st_g_dropout(st_graph *g, int x, float p) {
     return y;
 }
 
-static int pool(st_graph *g, st_op_type op, int x, int k, int stride, int pad, int ceil_mode,
-                int cip) {
+int st_g_pool_ex(st_graph *g, st_op_type op, int x, int kh, int kw, int stride_h, int stride_w,
+                 int pad_h, int pad_w, int ceil_mode, int cip) {
     if (check_value(g, x)) return -1;
+    if (op != ST_OP_MAXPOOL && op != ST_OP_AVGPOOL) return fail(g, "not a pooling op%s", "");
     st_shape in = g->values[x];
-    st_pool p = {.N = 1, .C = in.c, .H = in.h, .W = in.w, .kh = k, .kw = k, .stride_h = stride,
-                 .stride_w = stride, .pad_h = pad, .pad_w = pad, .ceil_mode = ceil_mode,
-                 .count_include_pad = cip};
-    if (st_pool_init(&p)) return fail(g, "invalid pooling shape%s", "");
+    st_pool p = {.N = 1, .C = in.c, .H = in.h, .W = in.w, .kh = kh, .kw = kw,
+                 .stride_h = stride_h, .stride_w = stride_w, .pad_h = pad_h, .pad_w = pad_w,
+                 .ceil_mode = ceil_mode, .count_include_pad = cip};
+    /* PyTorch's rule: padding at most half the kernel, so no window lies in padding only. */
+    if (kh < 1 || kw < 1 || stride_h < 1 || stride_w < 1 || pad_h < 0 || pad_w < 0 ||
+        2 * pad_h > kh || 2 * pad_w > kw || st_pool_init(&p))
+        return fail(g, "invalid pooling shape%s", "");
     st_node *nd = add_node(g, op, NULL, &x, 1, (st_shape){in.c, p.P, p.Q});
     if (!nd) return -1;
-    nd->a.pool.kh = nd->a.pool.kw = k;
-    nd->a.pool.stride_h = nd->a.pool.stride_w = stride;
-    nd->a.pool.pad_h = nd->a.pool.pad_w = pad;
+    nd->a.pool.kh = kh, nd->a.pool.kw = kw;
+    nd->a.pool.stride_h = stride_h, nd->a.pool.stride_w = stride_w;
+    nd->a.pool.pad_h = pad_h, nd->a.pool.pad_w = pad_w;
     nd->a.pool.ceil_mode = ceil_mode;
     nd->a.pool.count_include_pad = cip;
     return nd->output;
 }
 
 int st_g_maxpool(st_graph *g, int x, int k, int stride, int pad, int ceil_mode) {
-    return pool(g, ST_OP_MAXPOOL, x, k, stride, pad, ceil_mode, 0);
+    return st_g_pool_ex(g, ST_OP_MAXPOOL, x, k, k, stride, stride, pad, pad, ceil_mode, 0);
 }
 
 int st_g_avgpool(st_graph *g, int x, int k, int stride, int pad, int ceil_mode, int cip) {
-    return pool(g, ST_OP_AVGPOOL, x, k, stride, pad, ceil_mode, cip);
+    return st_g_pool_ex(g, ST_OP_AVGPOOL, x, k, k, stride, stride, pad, pad, ceil_mode, cip);
 }
+
+int st_g_clip(st_graph *g, int x, float lo, float hi) {
+    if (!(lo <= hi)) return fail(g, "clip needs min <= max%s", "");
+    int y = unary(g, ST_OP_CLIP, x);
+    if (y >= 0) g->nodes[g->n_nodes - 1].a.clip.lo = lo, g->nodes[g->n_nodes - 1].a.clip.hi = hi;
+    return y;
+}
+
+int st_g_softmax(st_graph *g, int x) { return unary(g, ST_OP_SOFTMAX, x); }
 
 int st_g_global_avgpool(st_graph *g, int x) {
     if (check_value(g, x)) return -1;
@@ -271,7 +292,11 @@ int st_g_upsample(st_graph *g, int x, int factor) {
 
 int st_g_output(st_graph *g, int x) {
     if (check_value(g, x)) return -1;
-    g->output = x;
+    if (g->n_outputs == ST_MAX_OUTPUTS) return fail(g, "too many graph outputs%s", "");
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == x) return fail(g, "value marked as an output twice%s", "");
+    g->outputs[g->n_outputs++] = x;
+    g->output = g->outputs[0];
     return x;
 }
 
@@ -279,6 +304,17 @@ int st_graph_find_param(const st_graph *g, const char *name) {
     for (int i = 0; i < g->n_params; i++)
         if (strcmp(g->params[i].name, name) == 0) return i;
     return -1;
+}
+
+int st_graph_rename_param(st_graph *g, int p, const char *name) {
+    if (failed(g)) return -1;
+    if (g->finalized) return fail(g, "graph is finalized; cannot rename parameters%s", "");
+    if (p < 0 || p >= g->n_params) return fail(g, "invalid parameter id%s", "");
+    if (!name[0] || strlen(name) >= ST_NAME_MAX) return fail(g, "bad parameter name '%s'", name);
+    int q = st_graph_find_param(g, name);
+    if (q >= 0 && q != p) return fail(g, "duplicate parameter name %s", name);
+    snprintf(g->params[p].name, ST_NAME_MAX, "%s", name);
+    return 0;
 }
 
 st_status st_graph_finalize(st_graph *g, uint64_t seed, st_error *err) {

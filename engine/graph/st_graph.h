@@ -47,6 +47,7 @@ enum { ST_PG_BUFFER = -1, ST_PG_WEIGHT = 0, ST_PG_BN = 1, ST_PG_BIAS = 2, ST_NUM
 
 #define ST_NAME_MAX 128
 #define ST_MAX_INPUTS 8
+#define ST_MAX_OUTPUTS 4
 
 typedef struct st_param {
     char name[ST_NAME_MAX];
@@ -98,7 +99,9 @@ typedef struct st_graph {
     int n_values, cap_values;
     st_param *params;
     int n_params, cap_params;
-    int input, output;
+    int input, output; /* output: the first graph output */
+    int outputs[ST_MAX_OUTPUTS]; /* every graph output, in the order they were marked */
+    int n_outputs;
     float *param_data; /* [param_floats] */
     float *grad_data;  /* [param_floats] */
     unsigned char *mask_data; /* [mask_bytes]: 1 keep, 0 pruned */
@@ -140,7 +143,8 @@ int st_g_concat(st_graph *g, const int *xs, int n);
 int st_g_upsample(st_graph *g, int x, int factor);
 int st_g_flatten(st_graph *g, int x);
 int st_g_dropout(st_graph *g, int x, float p);
-/* Marks the graph output. */
+/* Marks a graph output (up to ST_MAX_OUTPUTS, e.g. a detector's three scales); the
+ * first one is also g->output. */
 int st_g_output(st_graph *g, int x);
 
 /* Allocates the arenas and initialises parameters like PyTorch's defaults (uniform

@@ -69,3 +69,52 @@ void st_sigmoid_backward(float *dx, const float *dy, const float *y, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n > ST_ACT_OMP_MIN)
     for (size_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
 }
+
+/* Clip passes the gradient on [lo, hi], bounds included, as torch.clamp (ONNX Clip's
+ * PyTorch source) does; nn.ReLU6 (hardtanh) would exclude them. */
+void st_clip_forward(float *y, const float *x, size_t n, float lo, float hi) {
+#pragma omp parallel for simd schedule(static) if (n > ST_ACT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] < lo ? lo : x[i];
+        y[i] = v > hi ? hi : v;
+    }
+}
+
+void st_clip_backward(float *dx, const float *dy, const float *x, size_t n, float lo, float hi) {
+    if (!dx) return;
+#pragma omp parallel for simd schedule(static) if (n > ST_ACT_OMP_MIN)
+    for (size_t i = 0; i < n; i++) dx[i] += (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
+}
+
+/* Softmax over C channels of each of the HW pixels of each of N samples (NCHW). */
+void st_softmax_forward(float *y, const float *x, int N, int C, int HW) {
+#pragma omp parallel for schedule(static) if ((size_t)N * C * HW > ST_ACT_OMP_MIN)
+    for (int p = 0; p < N * HW; p++) {
+        size_t base = (size_t)(p / HW) * C * HW + p % HW;
+        float m = x[base];
+        for (int c = 1; c < C; c++) m = fmaxf(m, x[base + (size_t)c * HW]);
+        float s = 0.0f;
+        for (int c = 0; c < C; c++) {
+            float e = expf(x[base + (size_t)c * HW] - m);
+            y[base + (size_t)c * HW] = e;
+            s += e;
+        }
+        float inv = 1.0f / s;
+        for (int c = 0; c < C; c++) y[base + (size_t)c * HW] *= inv;
+    }
+}
+
+/* dx += y * (dy - sum_c dy*y), from the forward output y. */
+void st_softmax_backward(float *dx, const float *dy, const float *y, int N, int C, int HW) {
+    if (!dx) return;
+#pragma omp parallel for schedule(static) if ((size_t)N * C * HW > ST_ACT_OMP_MIN)
+    for (int p = 0; p < N * HW; p++) {
+        size_t base = (size_t)(p / HW) * C * HW + p % HW;
+        float dot = 0.0f;
+        for (int c = 0; c < C; c++) dot += dy[base + (size_t)c * HW] * y[base + (size_t)c * HW];
+        for (int c = 0; c < C; c++) {
+            size_t k = base + (size_t)c * HW;
+            dx[k] += y[k] * (dy[k] - dot);
+        }
+    }
+}

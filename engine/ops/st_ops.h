@@ -84,6 +84,11 @@ void st_silu_backward(float *dx, const float *dy, const float *x, size_t n);
 void st_sigmoid_forward(float *y, const float *x, size_t n);
 void st_sigmoid_backward(float *dx, const float *dy, const float *y /* forward OUTPUT */,
                          size_t n);
+void st_clip_forward(float *y, const float *x, size_t n, float lo, float hi);
+void st_clip_backward(float *dx, const float *dy, const float *x, size_t n, float lo, float hi);
+/* Softmax over the C channels of each pixel: x, y [N, C, HW]; backward reads the output. */
+void st_softmax_forward(float *y, const float *x, int N, int C, int HW);
+void st_softmax_backward(float *dx, const float *dy, const float *y, int N, int C, int HW);
 
 /* ---------------------------------------------------------------- Pooling */
 typedef struct {
