@@ -475,6 +475,12 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
         return set_act(c, 0, st_g_concat(g, ids, n), rank);
     }
 
+    if (fuse == FUSE_SILU) {
+        /* x * Sigmoid(x): x is the input that is not the (skipped) sigmoid's output */
+        int sig = val_of(c, st_onnx_str(c->node->input[0]))->user == -2 ? 0 : 1;
+        st_onnx_ival *x = act_in(c, 1 - sig);
+        return x ? set_act(c, 0, st_g_silu(g, x->vid), x->rank) : c->err->code;
+    }
     /* The rest take one activation first. */
     st_onnx_ival *x = act_in(c, 0);
     if (!x) return c->err->code;
@@ -487,14 +493,6 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
         return set_act(c, 0, st_g_global_avgpool(g, x->vid), 4);
     }
     if (!strcmp(op, "Add") || !strcmp(op, "Mul")) {
-        if (fuse == FUSE_SILU) {
-            /* x * Sigmoid(x): x is the input that is not the sigmoid's output */
-            st_onnx_ival *b = act_in(c, 1);
-            if (!b) return c->err->code;
-            int which = c->vals[st_onnx_map_get(&c->names, c->node->input[0])].user == -2 ? 1 : 0;
-            st_onnx_ival *src = which ? b : x;
-            return set_act(c, 0, st_g_silu(g, src->vid), src->rank);
-        }
         st_onnx_ival *b = st_onnx_in(c, 1);
         if (!b) return c->err->code;
         if (b->kind != ST_IV_ACT)
@@ -704,8 +702,8 @@ st_status st_onnx_import(const st_onnx_model *m, const st_onnx_import_opts *opts
         v->i = t->f ? NULL : t->i; /* DOUBLE tensors have both; floats win */
         v->pname = t->name;
     }
-    int in_vid, in_rank;
-    const char *in_name;
+    int in_vid = -1, in_rank = 4;
+    const char *in_name = "";
     if ((s = make_input(&c, &in_vid, &in_rank, &in_name))) goto done;
     int k = val_index(&c, in_name);
     if (k < 0) goto oom;
