@@ -481,8 +481,9 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
         st_onnx_ival *x = act_in(c, 1 - sig);
         return x ? set_act(c, 0, st_g_silu(g, x->vid), x->rank) : c->err->code;
     }
-    /* The rest take one activation first. */
-    st_onnx_ival *x = act_in(c, 0);
+    /* The rest take one activation first (Add/Mul check their own operands). */
+    int binary = !strcmp(op, "Add") || !strcmp(op, "Mul");
+    st_onnx_ival *x = binary ? st_onnx_in(c, 0) : act_in(c, 0);
     if (!x) return c->err->code;
     if (!strcmp(op, "Relu")) return set_act(c, 0, st_g_relu(g, x->vid), x->rank);
     if (!strcmp(op, "Sigmoid")) return set_act(c, 0, st_g_sigmoid(g, x->vid), x->rank);
@@ -495,7 +496,7 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
     if (!strcmp(op, "Add") || !strcmp(op, "Mul")) {
         st_onnx_ival *b = st_onnx_in(c, 1);
         if (!b) return c->err->code;
-        if (b->kind != ST_IV_ACT)
+        if (b->kind != ST_IV_ACT || x->kind != ST_IV_ACT)
             return st_onnx_node_err(c, "%s with a constant operand is not supported (only a bias "
                                     "right after a MatMul)", op);
         if (b->rank != x->rank) return st_onnx_node_err(c, "operands of different ranks");
