@@ -15,7 +15,7 @@ static const char *const supported_ops[] = {
     "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Mul", "Add", "Concat",
     "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Flatten", "Reshape",
     "Resize", "Upsample", "Identity", "Dropout", "Clip", "Softmax", "Constant", "Shape",
-    "Gather", "Unsqueeze", "Squeeze", "Cast", NULL};
+    "Gather", "Unsqueeze", "Squeeze", "Cast", "Pad", NULL};
 
 enum { FUSE_NONE = 0, FUSE_SKIP, FUSE_SILU, FUSE_BIAS };
 
@@ -131,6 +131,14 @@ static void bind(st_onnx_imp *c, int slot, const st_onnx_ival *w, const float *d
     int p = c->g->nodes[c->g->n_nodes - 1].params[slot];
     if (p < 0) return;
     const char *name = w->pname ? w->pname : "";
+    /* Exporters deduplicate equal initializers (PyTorch shares, e.g., all-zero biases of
+     * the same length); our parameters cannot be shared, so later users get a copy
+     * under a derived name and train independently, as they did in the source model. */
+    char alt[ST_NAME_MAX + 32];
+    for (int k = 1; st_graph_find_param(c->g, name) >= 0; k++) {
+        snprintf(alt, sizeof alt, "%s.shared%d", w->pname ? w->pname : "", k);
+        name = alt;
+    }
     if (st_graph_rename_param(c->g, p, name)) return;
     if (c->n_loads == c->cap_loads) {
         int nc = c->cap_loads ? 2 * c->cap_loads : 64;
@@ -518,6 +526,28 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
         st_shape s = g->values[x->vid];
         if (x->rank == 2 || (s.h == 1 && s.w == 1)) return set_act(c, 0, x->vid, 2);
         return set_act(c, 0, st_g_flatten(g, x->vid), 2);
+    }
+    if (!strcmp(op, "Pad")) {
+        /* PyTorch emits an all-zero Pad before average pooling; only that is supported */
+        char buf[32];
+        const char *mode = st_onnx_attr_s(c->node, "mode", "constant", buf, sizeof buf);
+        int64_t pads[2 * ST_ONNX_MAX_NDIM];
+        int np = 0;
+        if (c->m->opset < 11) {
+            np = st_onnx_attr_ints(c->node, "pads", pads, 2 * ST_ONNX_MAX_NDIM);
+        } else {
+            st_onnx_ival *p = st_onnx_in(c, 1);
+            if (!p) return c->err->code;
+            if (p->kind != ST_IV_CONST || !p->i || p->n > 2 * ST_ONNX_MAX_NDIM)
+                return st_onnx_node_err(c, "pads must be a constant int64 list");
+            np = (int)p->n;
+            memcpy(pads, p->i, p->n * sizeof(int64_t));
+        }
+        for (int k = 0; k < np && k < 2 * ST_ONNX_MAX_NDIM; k++)
+            if (pads[k] != 0)
+                return st_onnx_node_err(c, "Pad (mode %s) with non-zero pads is not supported; "
+                                        "only the no-op Pad exporters put before pooling", mode);
+        return st_onnx_set_out(c, 0, x);
     }
     if (!strcmp(op, "Dropout")) {
         float p = st_onnx_attr_f(c->node, "ratio", 0.5f);
