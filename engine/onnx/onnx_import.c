@@ -60,7 +60,7 @@ static int val_index(st_onnx_imp *c, const char *name) {
     return c->n_vals++;
 }
 
-static st_onnx_ival *val_of(const st_onnx_imp *c, const char *name) {
+st_onnx_ival *st_onnx_val(const st_onnx_imp *c, const char *name) {
     int i = st_onnx_map_get(&c->names, name);
     return i >= 0 ? &c->vals[i] : NULL;
 }
@@ -74,7 +74,7 @@ st_onnx_ival *st_onnx_in(st_onnx_imp *c, int k) {
         st_onnx_node_err(c, "input %d is missing", k);
         return NULL;
     }
-    st_onnx_ival *v = val_of(c, c->node->input[k]);
+    st_onnx_ival *v = st_onnx_val(c, c->node->input[k]);
     if (!v || v->kind == ST_IV_NONE) {
         st_onnx_node_err(c, "input '%s' has no value (produced by an unused output?)", c->node->input[k]);
         return NULL;
@@ -84,7 +84,7 @@ st_onnx_ival *st_onnx_in(st_onnx_imp *c, int k) {
 
 st_status st_onnx_set_out(st_onnx_imp *c, int k, const st_onnx_ival *v) {
     if (k >= (int)c->node->n_output || !*st_onnx_str(c->node->output[k])) return ST_OK;
-    st_onnx_ival *o = val_of(c, c->node->output[k]);
+    st_onnx_ival *o = st_onnx_val(c, c->node->output[k]);
     if (!o) return st_onnx_node_err(c, "internal: output not registered");
     int uses = o->uses, user = o->user;
     const char *pname = o->pname;
@@ -94,7 +94,7 @@ st_status st_onnx_set_out(st_onnx_imp *c, int k, const st_onnx_ival *v) {
     return ST_OK;
 }
 
-static st_onnx_ival *act_in(st_onnx_imp *c, int k) {
+st_onnx_ival *st_onnx_act_in(st_onnx_imp *c, int k) {
     st_onnx_ival *v = st_onnx_in(c, k);
     if (v && v->kind != ST_IV_ACT) {
         st_onnx_node_err(c, "input '%s' must be computed from the image input, not a constant",
@@ -105,7 +105,7 @@ static st_onnx_ival *act_in(st_onnx_imp *c, int k) {
 }
 
 /* A float constant with `n` elements (n < 0: any) and at most max_ndim dimensions. */
-static st_onnx_ival *weight_in(st_onnx_imp *c, int k, const char *what, long long n) {
+st_onnx_ival *st_onnx_weight_in(st_onnx_imp *c, int k, const char *what, long long n) {
     st_onnx_ival *v = st_onnx_in(c, k);
     if (!v) return NULL;
     if (v->kind != ST_IV_CONST || !v->f) {
@@ -119,24 +119,25 @@ static st_onnx_ival *weight_in(st_onnx_imp *c, int k, const char *what, long lon
     return v;
 }
 
-static st_status set_act(st_onnx_imp *c, int k, int vid, int rank) {
+st_status st_onnx_set_act(st_onnx_imp *c, int k, int vid, int rank) {
     if (vid < 0) return ST_OK; /* the builder's sticky error is reported after the node */
     st_onnx_ival v = {.kind = ST_IV_ACT, .vid = vid, .rank = rank};
     return st_onnx_set_out(c, k, &v);
 }
 
 /* Parameter p of the last node takes the name and the values of `w` (or of `data`). */
-static void bind(st_onnx_imp *c, int slot, const st_onnx_ival *w, const float *data) {
+void st_onnx_bind(st_onnx_imp *c, int slot, const st_onnx_ival *w, const float *data) {
     if (c->g->err.code || c->err->code) return;
     int p = c->g->nodes[c->g->n_nodes - 1].params[slot];
     if (p < 0) return;
-    const char *name = w->pname ? w->pname : "";
+    char own[200], alt[240];
+    if (!w->pname) snprintf(own, sizeof own, "%.159s.param%d", c->label, slot); /* computed weight */
+    const char *name = w->pname ? w->pname : own;
     /* Exporters deduplicate equal initializers (PyTorch shares, e.g., all-zero biases of
      * the same length); our parameters cannot be shared, so later users get a copy
      * under a derived name and train independently, as they did in the source model. */
-    char alt[ST_NAME_MAX + 32];
     for (int k = 1; st_graph_find_param(c->g, name) >= 0; k++) {
-        snprintf(alt, sizeof alt, "%s.shared%d", w->pname ? w->pname : "", k);
+        snprintf(alt, sizeof alt, "%.200s.shared%d", w->pname ? w->pname : own, k);
         name = alt;
     }
     if (st_graph_rename_param(c->g, p, name)) return;
@@ -153,292 +154,16 @@ static void bind(st_onnx_imp *c, int slot, const st_onnx_ival *w, const float *d
     c->loads[c->n_loads++] = (st_onnx_load){p, data ? data : w->f, c->g->params[p].numel};
 }
 
-static const char *tmp_name(st_onnx_imp *c, char *buf, size_t cap) {
+const char *st_onnx_tmp_name(st_onnx_imp *c, char *buf, size_t cap) {
     /* Replaced by the initializers' names right after; only needs to be unique. */
     snprintf(buf, cap, "\x01onnx%d", c->tmp_names++);
     return buf;
 }
 
-/* Padding of one axis: explicit pads must be symmetric; auto_pad SAME_* is resolved
- * when the total is even. */
-static st_status axis_pad(st_onnx_imp *c, const char *auto_pad, const int64_t *pads, int npads,
-                          int axis, int in, int k_eff, int stride, int *pad) {
-    const char *an = axis ? "width" : "height";
-    if (strcmp(auto_pad, "VALID") == 0) {
-        *pad = 0;
-        return ST_OK;
-    }
-    if (strncmp(auto_pad, "SAME_", 5) == 0) {
-        int out = (in + stride - 1) / stride;
-        int total = (out - 1) * stride + k_eff - in;
-        if (total < 0) total = 0;
-        if (total % 2)
-            return st_onnx_node_err(c, "auto_pad %s needs asymmetric padding on the %s axis "
-                                    "(total %d); re-export with explicit pads", auto_pad, an, total);
-        *pad = total / 2;
-        return ST_OK;
-    }
-    if (strcmp(auto_pad, "NOTSET") && *auto_pad)
-        return st_onnx_node_err(c, "unknown auto_pad '%s'", auto_pad);
-    if (npads < 0) {
-        *pad = 0;
-        return ST_OK;
-    }
-    if (npads != 4) return st_onnx_node_err(c, "pads must have 4 values for a 2-D op, got %d", npads);
-    if (pads[axis] != pads[axis + 2])
-        return st_onnx_node_err(c, "asymmetric padding on the %s axis (pads = [%lld, %lld, %lld, "
-                                "%lld]) is not supported", an, (long long)pads[0], (long long)pads[1],
-                                (long long)pads[2], (long long)pads[3]);
-    if (pads[axis] < 0 || pads[axis] > 65536) return st_onnx_node_err(c, "bad padding");
-    *pad = (int)pads[axis];
-    return ST_OK;
-}
-
-/* Two values of a 2-D attribute (default when absent), each in [lo, 65536]. */
-static st_status attr2(st_onnx_imp *c, const char *name, int def, int lo, int *v) {
-    int64_t a[4];
-    int n = st_onnx_attr_ints(c->node, name, a, 4);
-    if (n < 0) {
-        v[0] = v[1] = def;
-        return ST_OK;
-    }
-    if (n != 2) return st_onnx_node_err(c, "%s must have 2 values, got %d", name, n);
-    for (int i = 0; i < 2; i++) {
-        if (a[i] < lo || a[i] > 65536) return st_onnx_node_err(c, "bad %s %lld", name, (long long)a[i]);
-        v[i] = (int)a[i];
-    }
-    return ST_OK;
-}
-
-static st_status imp_conv(st_onnx_imp *c) {
-    st_onnx_ival *x = act_in(c, 0), *w = x ? weight_in(c, 1, "weight", -1) : NULL;
-    if (!w) return c->err->code;
-    if (x->rank != 4 || w->ndim != 4)
-        return st_onnx_node_err(c, "only 2-D convolutions on [N, C, H, W] are supported");
-    st_shape in = c->g->values[x->vid];
-    int64_t group = st_onnx_attr_i(c->node, "group", 1);
-    int64_t M = w->dims[0], kh = w->dims[2], kw = w->dims[3];
-    if (group < 1 || group > in.c || M < 1 || M % group || M > 1 << 20 || kh < 1 || kw < 1 ||
-        kh > 4096 || kw > 4096)
-        return st_onnx_node_err(c, "bad weight shape or group %lld", (long long)group);
-    if (w->dims[1] * group != in.c)
-        return st_onnx_node_err(c, "weight '%s' expects %lld input channels (%lld per group x %lld "
-                                "groups), the input has %d", c->node->input[1],
-                                (long long)(w->dims[1] * group), (long long)w->dims[1],
-                                (long long)group, in.c);
-    int64_t ks[4];
-    int nks = st_onnx_attr_ints(c->node, "kernel_shape", ks, 4);
-    if (nks >= 0 && (nks != 2 || ks[0] != kh || ks[1] != kw))
-        return st_onnx_node_err(c, "kernel_shape does not match the weight's shape");
-    int st[2], dl[2], pad[2];
-    if (attr2(c, "strides", 1, 1, st) || attr2(c, "dilations", 1, 1, dl)) return c->err->code;
-    int64_t pads[4];
-    int npads = st_onnx_attr_ints(c->node, "pads", pads, 4);
-    char buf[32];
-    const char *ap = st_onnx_attr_s(c->node, "auto_pad", "NOTSET", buf, sizeof buf);
-    if (axis_pad(c, ap, pads, npads, 0, in.h, (int)(kh - 1) * dl[0] + 1, st[0], &pad[0]) ||
-        axis_pad(c, ap, pads, npads, 1, in.w, (int)(kw - 1) * dl[1] + 1, st[1], &pad[1]))
-        return c->err->code;
-    st_onnx_ival *b = NULL;
-    if (st_onnx_has_in(c, 2) && !(b = weight_in(c, 2, "bias", M))) return c->err->code;
-    char tn[32];
-    int y = st_g_conv2d_ex(c->g, tmp_name(c, tn, sizeof tn), x->vid, (int)M, (int)kh, (int)kw, st[0],
-                           st[1], pad[0], pad[1], dl[0], dl[1], (int)group, b != NULL);
-    if (y < 0) return ST_OK;
-    bind(c, 0, w, NULL);
-    if (b) bind(c, 1, b, NULL);
-    return set_act(c, 0, y, 4);
-}
-
-static st_status imp_bn(st_onnx_imp *c) {
-    st_onnx_ival *x = act_in(c, 0);
-    if (!x) return c->err->code;
-    int C = c->g->values[x->vid].c;
-    if (x->rank == 4 || c->g->values[x->vid].h == 1) {
-        st_onnx_ival *p[4];
-        static const char *const what[4] = {"scale", "B", "mean", "var"};
-        for (int k = 0; k < 4; k++)
-            if (!(p[k] = weight_in(c, k + 1, what[k], C))) return c->err->code;
-        for (size_t o = 1; o < c->node->n_output; o++) {
-            st_onnx_ival *v = val_of(c, st_onnx_str(c->node->output[o]));
-            if (v && v->uses)
-                return st_onnx_node_err(c, "training outputs (running statistics) are used; only Y may be");
-        }
-        float eps = st_onnx_attr_f(c->node, "epsilon", 1e-5f);
-        float mom = st_onnx_attr_f(c->node, "momentum", 0.9f);
-        char tn[32];
-        /* ONNX: running = m * running + (1 - m) * batch; ours (PyTorch): the other way. */
-        int y = st_g_batchnorm(c->g, tmp_name(c, tn, sizeof tn), x->vid, eps, 1.0f - mom);
-        if (y < 0) return ST_OK;
-        for (int k = 0; k < 4; k++) bind(c, k, p[k], NULL);
-        return set_act(c, 0, y, x->rank);
-    }
-    return st_onnx_node_err(c, "BatchNormalization needs [N, C, H, W] or [N, C]");
-}
-
-/* Gemm: Y = alpha * A * B' + beta * C, folded into one linear layer. */
-static st_status imp_gemm(st_onnx_imp *c) {
-    st_onnx_ival *x = act_in(c, 0), *b = x ? weight_in(c, 1, "B", -1) : NULL;
-    if (!b) return c->err->code;
-    st_shape in = c->g->values[x->vid];
-    if (in.h != 1 || in.w != 1) return st_onnx_node_err(c, "input must be flattened to [N, F]");
-    if (st_onnx_attr_i(c->node, "transA", 0)) return st_onnx_node_err(c, "transA = 1 is not supported");
-    int transB = st_onnx_attr_i(c->node, "transB", 0) != 0;
-    float alpha = st_onnx_attr_f(c->node, "alpha", 1.0f), beta = st_onnx_attr_f(c->node, "beta", 1.0f);
-    if (b->ndim != 2) return st_onnx_node_err(c, "B must be 2-D");
-    int64_t K = transB ? b->dims[1] : b->dims[0], M = transB ? b->dims[0] : b->dims[1];
-    if (K != in.c)
-        return st_onnx_node_err(c, "B '%s' expects %lld input features, the input has %d",
-                                c->node->input[1], (long long)K, in.c);
-    if (M < 1) return st_onnx_node_err(c, "B has no output features");
-    st_onnx_ival *bias = NULL;
-    if (st_onnx_has_in(c, 2) && beta != 0.0f) {
-        if (!(bias = weight_in(c, 2, "C", -1))) return c->err->code;
-        if (bias->n != (size_t)M && bias->n != 1)
-            return st_onnx_node_err(c, "C has %zu values; only a bias of %lld (or 1) is supported", bias->n, (long long)M);
-    }
-    const float *wd = b->f;
-    if (!transB || alpha != 1.0f) {
-        float *t = st_onnx_own(c, (size_t)(M * K) * sizeof(float));
-        if (!t) return c->err->code;
-        for (int64_t o = 0; o < M; o++)
-            for (int64_t i = 0; i < K; i++)
-                t[o * K + i] = alpha * (transB ? b->f[o * K + i] : b->f[i * M + o]);
-        wd = t;
-    }
-    const float *bd = NULL;
-    if (bias && (beta != 1.0f || bias->n != (size_t)M)) {
-        float *t = st_onnx_own(c, (size_t)M * sizeof(float));
-        if (!t) return c->err->code;
-        for (int64_t o = 0; o < M; o++) t[o] = beta * bias->f[bias->n == 1 ? 0 : o];
-        bd = t;
-    }
-    char tn[32];
-    int y = st_g_linear(c->g, tmp_name(c, tn, sizeof tn), x->vid, (int)M, bias != NULL);
-    if (y < 0) return ST_OK;
-    bind(c, 0, b, wd);
-    if (bias) bind(c, 1, bias, bd);
-    return set_act(c, 0, y, 2);
-}
-
-/* MatMul by a [K, M] initializer; `add` is the fused bias Add node (or NULL). */
-static st_status imp_matmul(st_onnx_imp *c, const Onnx__NodeProto *add) {
-    st_onnx_ival *x = act_in(c, 0), *b = x ? weight_in(c, 1, "B", -1) : NULL;
-    if (!b) return c->err->code;
-    st_shape in = c->g->values[x->vid];
-    if (x->rank != 2 || b->ndim != 2)
-        return st_onnx_node_err(c, "only [N, K] x [K, M] (a 2-D activation by a 2-D initializer) is supported");
-    int64_t K = b->dims[0], M = b->dims[1];
-    if (K != in.c)
-        return st_onnx_node_err(c, "B '%s' expects %lld input features, the input has %d",
-                                c->node->input[1], (long long)K, in.c);
-    if (M < 1) return st_onnx_node_err(c, "B has no output features");
-    st_onnx_ival *bias = NULL;
-    if (add) {
-        const char *a0 = st_onnx_str(add->input[0]), *a1 = st_onnx_str(add->input[1]);
-        bias = val_of(c, strcmp(a0, c->node->output[0]) == 0 ? a1 : a0);
-    }
-    float *t = st_onnx_own(c, (size_t)(M * K) * sizeof(float));
-    if (!t) return c->err->code;
-    for (int64_t o = 0; o < M; o++)
-        for (int64_t i = 0; i < K; i++) t[o * K + i] = b->f[i * M + o];
-    char tn[32];
-    int y = st_g_linear(c->g, tmp_name(c, tn, sizeof tn), x->vid, (int)M, bias != NULL);
-    if (y < 0) return ST_OK;
-    bind(c, 0, b, t);
-    if (bias) bind(c, 1, bias, NULL);
-    st_status s = set_act(c, 0, y, 2);
-    if (!s && add) {
-        st_onnx_ival v = {.kind = ST_IV_ACT, .vid = y, .rank = 2};
-        st_onnx_ival *o = val_of(c, st_onnx_str(add->output[0]));
-        if (o) o->kind = v.kind, o->vid = v.vid, o->rank = v.rank;
-    }
-    return s;
-}
-
-static st_status imp_pool(st_onnx_imp *c, int is_max) {
-    st_onnx_ival *x = act_in(c, 0);
-    if (!x) return c->err->code;
-    if (x->rank != 4) return st_onnx_node_err(c, "pooling needs [N, C, H, W]");
-    st_shape in = c->g->values[x->vid];
-    int64_t ks[4];
-    if (st_onnx_attr_ints(c->node, "kernel_shape", ks, 4) != 2)
-        return st_onnx_node_err(c, "kernel_shape must have 2 values");
-    if (ks[0] < 1 || ks[1] < 1 || ks[0] > 65536 || ks[1] > 65536) return st_onnx_node_err(c, "bad kernel_shape");
-    int st[2], dl[2], pad[2];
-    if (attr2(c, "strides", 1, 1, st) || attr2(c, "dilations", 1, 1, dl)) return c->err->code;
-    if (dl[0] != 1 || dl[1] != 1) return st_onnx_node_err(c, "dilated pooling is not supported");
-    if (st_onnx_attr_i(c->node, "storage_order", 0)) return st_onnx_node_err(c, "storage_order 1 is not supported");
-    if (c->node->n_output > 1) {
-        st_onnx_ival *v = val_of(c, st_onnx_str(c->node->output[1]));
-        if (v && v->uses) return st_onnx_node_err(c, "the Indices output is not supported");
-    }
-    int64_t pads[4];
-    int npads = st_onnx_attr_ints(c->node, "pads", pads, 4);
-    char buf[32];
-    const char *ap = st_onnx_attr_s(c->node, "auto_pad", "NOTSET", buf, sizeof buf);
-    if (axis_pad(c, ap, pads, npads, 0, in.h, (int)ks[0], st[0], &pad[0]) ||
-        axis_pad(c, ap, pads, npads, 1, in.w, (int)ks[1], st[1], &pad[1]))
-        return c->err->code;
-    int ceil_mode = st_onnx_attr_i(c->node, "ceil_mode", 0) != 0;
-    int cip = !is_max && st_onnx_attr_i(c->node, "count_include_pad", 0) != 0;
-    int y = st_g_pool_ex(c->g, is_max ? ST_OP_MAXPOOL : ST_OP_AVGPOOL, x->vid, (int)ks[0], (int)ks[1],
-                         st[0], st[1], pad[0], pad[1], ceil_mode, cip);
-    return set_act(c, 0, y, 4);
-}
-
-/* Nearest-neighbour upsampling by one integer factor on both spatial axes. */
-static st_status imp_resize(st_onnx_imp *c, int is_resize) {
-    st_onnx_ival *x = act_in(c, 0);
-    if (!x) return c->err->code;
-    if (x->rank != 4) return st_onnx_node_err(c, "needs [N, C, H, W]");
-    st_shape in = c->g->values[x->vid];
-    char buf[64], buf2[64];
-    const char *mode = st_onnx_attr_s(c->node, "mode", "nearest", buf, sizeof buf);
-    if (strcmp(mode, "nearest")) return st_onnx_node_err(c, "mode '%s' is not supported (only nearest)", mode);
-    double fh = 0, fw = 0;
-    int scales_in = !is_resize ? 1 : c->m->opset >= 11 ? 2 : 1;
-    const Onnx__AttributeProto *sa = st_onnx_attr(c->node, "scales");
-    if (!is_resize && c->m->opset < 9 && sa) {
-        if (sa->n_floats != 4) return st_onnx_node_err(c, "scales must have 4 values");
-        if (sa->floats[0] != 1.0f || sa->floats[1] != 1.0f) return st_onnx_node_err(c, "only spatial scaling is supported");
-        fh = sa->floats[2], fw = sa->floats[3];
-    } else if (st_onnx_has_in(c, scales_in) && val_of(c, c->node->input[scales_in]) &&
-               val_of(c, c->node->input[scales_in])->n > 0) {
-        st_onnx_ival *s = weight_in(c, scales_in, "scales", 4);
-        if (!s) return c->err->code;
-        if (s->f[0] != 1.0f || s->f[1] != 1.0f) return st_onnx_node_err(c, "only spatial scaling is supported");
-        fh = s->f[2], fw = s->f[3];
-    } else if (is_resize && st_onnx_has_in(c, 3)) {
-        st_onnx_ival *s = st_onnx_in(c, 3);
-        if (!s) return c->err->code;
-        if (s->kind != ST_IV_CONST || !s->i || s->n != 4) return st_onnx_node_err(c, "sizes must be 4 constant ints");
-        if (s->i[1] != in.c) return st_onnx_node_err(c, "sizes may not change the channels");
-        fh = (double)s->i[2] / in.h, fw = (double)s->i[3] / in.w;
-    } else {
-        return st_onnx_node_err(c, "needs scales or sizes");
-    }
-    if (fh != fw || fh < 1 || fh > 64 || fh != floor(fh))
-        return st_onnx_node_err(c, "scales %g x %g: only equal integer factors are supported", fh, fw);
-    int f = (int)fh;
-    if (is_resize && c->m->opset >= 11 && f > 1) {
-        /* With an integer factor, nearest under these conventions picks floor(i / f). */
-        const char *ct = st_onnx_attr_s(c->node, "coordinate_transformation_mode", "half_pixel", buf, sizeof buf);
-        const char *nm = st_onnx_attr_s(c->node, "nearest_mode", "round_prefer_floor", buf2, sizeof buf2);
-        int half = !strcmp(ct, "half_pixel") || !strcmp(ct, "pytorch_half_pixel");
-        int rounding = !strncmp(nm, "round_prefer_", 13);
-        int ok = (half && rounding) ||
-                 (!strcmp(ct, "asymmetric") && (!strcmp(nm, "floor") || (f == 2 && !strcmp(nm, "round_prefer_floor"))));
-        if (!ok) return st_onnx_node_err(c, "coordinate_transformation_mode '%s' with nearest_mode '%s' is not supported", ct, nm);
-    }
-    if (f == 1) return st_onnx_set_out(c, 0, x);
-    return set_act(c, 0, st_g_upsample(c->g, x->vid, f), 4);
-}
-
-/* Reads an optional float scalar input k; returns 1 if present. */
+/* Reads an optional float scalar input k; returns 1 if present, -1 on error. */
 static int scalar_in(st_onnx_imp *c, int k, float *v) {
     if (!st_onnx_has_in(c, k)) return 0;
-    st_onnx_ival *s = weight_in(c, k, "scalar", 1);
+    st_onnx_ival *s = st_onnx_weight_in(c, k, "scalar", 1);
     if (!s) return -1;
     *v = s->f[0];
     return 1;
@@ -446,11 +171,11 @@ static int scalar_in(st_onnx_imp *c, int k, float *v) {
 
 static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
     st_graph *g = c->g;
-    if (!strcmp(op, "Conv")) return imp_conv(c);
-    if (!strcmp(op, "BatchNormalization")) return imp_bn(c);
-    if (!strcmp(op, "Gemm")) return imp_gemm(c);
-    if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool")) return imp_pool(c, op[1] == 'a');
-    if (!strcmp(op, "Resize") || !strcmp(op, "Upsample")) return imp_resize(c, op[0] == 'R');
+    if (!strcmp(op, "Conv")) return st_onnx_imp_conv(c);
+    if (!strcmp(op, "BatchNormalization")) return st_onnx_imp_bn(c);
+    if (!strcmp(op, "Gemm")) return st_onnx_imp_gemm(c);
+    if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool")) return st_onnx_imp_pool(c, op[1] == 'a');
+    if (!strcmp(op, "Resize") || !strcmp(op, "Upsample")) return st_onnx_imp_resize(c, op[0] == 'R');
     if (!strcmp(op, "Constant")) return st_onnx_fold(c, op);
     if (!strcmp(op, "Shape") || !strcmp(op, "Gather") || !strcmp(op, "Unsqueeze") ||
         !strcmp(op, "Squeeze"))
@@ -471,7 +196,7 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
         int ids[ST_MAX_INPUTS], n = (int)c->node->n_input, rank = 0;
         if (n > ST_MAX_INPUTS) return st_onnx_node_err(c, "at most %d inputs are supported", ST_MAX_INPUTS);
         for (int k = 0; k < n; k++) {
-            st_onnx_ival *v = act_in(c, k);
+            st_onnx_ival *v = st_onnx_act_in(c, k);
             if (!v) return c->err->code;
             if (k && v->rank != rank) return st_onnx_node_err(c, "inputs of different ranks");
             rank = v->rank;
@@ -480,26 +205,26 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
         int64_t axis = st_onnx_attr_i(c->node, "axis", 1);
         if (axis < 0) axis += rank;
         if (axis != 1) return st_onnx_node_err(c, "only axis 1 (channels) is supported");
-        return set_act(c, 0, st_g_concat(g, ids, n), rank);
+        return st_onnx_set_act(c, 0, st_g_concat(g, ids, n), rank);
     }
 
     if (fuse == FUSE_SILU) {
         /* x * Sigmoid(x): x is the input that is not the (skipped) sigmoid's output */
-        int sig = val_of(c, st_onnx_str(c->node->input[0]))->user == -2 ? 0 : 1;
-        st_onnx_ival *x = act_in(c, 1 - sig);
-        return x ? set_act(c, 0, st_g_silu(g, x->vid), x->rank) : c->err->code;
+        int sig = st_onnx_val(c, st_onnx_str(c->node->input[0]))->user == -2 ? 0 : 1;
+        st_onnx_ival *x = st_onnx_act_in(c, 1 - sig);
+        return x ? st_onnx_set_act(c, 0, st_g_silu(g, x->vid), x->rank) : c->err->code;
     }
     /* The rest take one activation first (Add/Mul check their own operands). */
     int binary = !strcmp(op, "Add") || !strcmp(op, "Mul");
-    st_onnx_ival *x = binary ? st_onnx_in(c, 0) : act_in(c, 0);
+    st_onnx_ival *x = binary ? st_onnx_in(c, 0) : st_onnx_act_in(c, 0);
     if (!x) return c->err->code;
-    if (!strcmp(op, "Relu")) return set_act(c, 0, st_g_relu(g, x->vid), x->rank);
-    if (!strcmp(op, "Sigmoid")) return set_act(c, 0, st_g_sigmoid(g, x->vid), x->rank);
+    if (!strcmp(op, "Relu")) return st_onnx_set_act(c, 0, st_g_relu(g, x->vid), x->rank);
+    if (!strcmp(op, "Sigmoid")) return st_onnx_set_act(c, 0, st_g_sigmoid(g, x->vid), x->rank);
     if (!strcmp(op, "LeakyRelu"))
-        return set_act(c, 0, st_g_leakyrelu(g, x->vid, st_onnx_attr_f(c->node, "alpha", 0.01f)), x->rank);
+        return st_onnx_set_act(c, 0, st_g_leakyrelu(g, x->vid, st_onnx_attr_f(c->node, "alpha", 0.01f)), x->rank);
     if (!strcmp(op, "GlobalAveragePool")) {
         if (x->rank != 4) return st_onnx_node_err(c, "needs [N, C, H, W]");
-        return set_act(c, 0, st_g_global_avgpool(g, x->vid), 4);
+        return st_onnx_set_act(c, 0, st_g_global_avgpool(g, x->vid), 4);
     }
     if (!strcmp(op, "Add") || !strcmp(op, "Mul")) {
         st_onnx_ival *b = st_onnx_in(c, 1);
@@ -509,23 +234,23 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
                                     "right after a MatMul)", op);
         if (b->rank != x->rank) return st_onnx_node_err(c, "operands of different ranks");
         int y = op[0] == 'A' ? st_g_add(g, x->vid, b->vid) : st_g_mul(g, x->vid, b->vid);
-        return set_act(c, 0, y, x->rank);
+        return st_onnx_set_act(c, 0, y, x->rank);
     }
-    if (!strcmp(op, "MatMul")) return imp_matmul(c, NULL);
+    if (!strcmp(op, "MatMul")) return st_onnx_imp_matmul(c, NULL);
     if (!strcmp(op, "Flatten")) {
         if (st_onnx_attr_i(c->node, "axis", 1) != 1) return st_onnx_node_err(c, "only axis 1 is supported");
         st_shape s = g->values[x->vid];
         /* [N, C, 1, 1] is already laid out as [N, C]: no copy needed */
-        if (x->rank == 2 || (s.h == 1 && s.w == 1)) return set_act(c, 0, x->vid, 2);
-        return set_act(c, 0, st_g_flatten(g, x->vid), 2);
+        if (x->rank == 2 || (s.h == 1 && s.w == 1)) return st_onnx_set_act(c, 0, x->vid, 2);
+        return st_onnx_set_act(c, 0, st_g_flatten(g, x->vid), 2);
     }
     if (!strcmp(op, "Reshape")) {
         int flatten;
         if (st_onnx_reshape_kind(c, x, &flatten)) return c->err->code;
         if (!flatten) return st_onnx_set_out(c, 0, x);
         st_shape s = g->values[x->vid];
-        if (x->rank == 2 || (s.h == 1 && s.w == 1)) return set_act(c, 0, x->vid, 2);
-        return set_act(c, 0, st_g_flatten(g, x->vid), 2);
+        if (x->rank == 2 || (s.h == 1 && s.w == 1)) return st_onnx_set_act(c, 0, x->vid, 2);
+        return st_onnx_set_act(c, 0, st_g_flatten(g, x->vid), 2);
     }
     if (!strcmp(op, "Pad")) {
         /* PyTorch emits an all-zero Pad before average pooling; only that is supported */
@@ -553,11 +278,11 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
         float p = st_onnx_attr_f(c->node, "ratio", 0.5f);
         if (c->m->opset >= 12 && scalar_in(c, 1, &p) < 0) return c->err->code;
         if (c->node->n_output > 1) {
-            st_onnx_ival *v = val_of(c, st_onnx_str(c->node->output[1]));
+            st_onnx_ival *v = st_onnx_val(c, st_onnx_str(c->node->output[1]));
             if (v && v->uses) return st_onnx_node_err(c, "the mask output is not supported");
         }
         if (!(p >= 0.0f && p < 1.0f)) return st_onnx_node_err(c, "ratio %g is not in [0, 1)", p);
-        return set_act(c, 0, st_g_dropout(g, x->vid, p), x->rank);
+        return st_onnx_set_act(c, 0, st_g_dropout(g, x->vid, p), x->rank);
     }
     if (!strcmp(op, "Clip")) {
         float lo = -INFINITY, hi = INFINITY;
@@ -568,7 +293,7 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
             return c->err->code;
         }
         if (!(lo <= hi)) return st_onnx_node_err(c, "min %g > max %g", lo, hi);
-        return set_act(c, 0, st_g_clip(g, x->vid, lo, hi), x->rank);
+        return st_onnx_set_act(c, 0, st_g_clip(g, x->vid, lo, hi), x->rank);
     }
     if (!strcmp(op, "Softmax")) {
         int64_t axis = st_onnx_attr_i(c->node, "axis", c->m->opset >= 13 ? -1 : 1);
@@ -579,9 +304,9 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
                                    : (flat && (axis == 1 || axis == -3));
         if (!ok) return st_onnx_node_err(c, "softmax over axis %lld of a rank-%d value is not supported "
                                          "(only over channels)", (long long)axis, x->rank);
-        st_onnx_ival *o = val_of(c, st_onnx_str(c->node->output[0]));
+        st_onnx_ival *o = st_onnx_val(c, st_onnx_str(c->node->output[0]));
         if (c->opts && c->opts->strip_softmax && o && o->user == -3) return st_onnx_set_out(c, 0, x);
-        return set_act(c, 0, st_g_softmax(g, x->vid), x->rank);
+        return st_onnx_set_act(c, 0, st_g_softmax(g, x->vid), x->rank);
     }
     return st_onnx_node_err(c, "internal: unhandled operator");
 }
@@ -663,14 +388,14 @@ static st_status plan(st_onnx_imp *c, int *fuse) {
         const Onnx__NodeProto *n = gp->node[i];
         for (size_t k = 0; k < n->n_input; k++) {
             if (!*st_onnx_str(n->input[k])) continue;
-            st_onnx_ival *v = val_of(c, n->input[k]);
+            st_onnx_ival *v = st_onnx_val(c, n->input[k]);
             if (v) v->uses++, v->user = (int)i;
         }
         for (size_t k = 0; k < n->n_output; k++)
             if (val_index(c, st_onnx_str(n->output[k])) < 0)
                 return st_errorf(c->err, ST_ERR_NOMEM, "%s: out of memory", c->m->file);
     }
-    st_onnx_ival *out = val_of(c, st_onnx_str(gp->output[0]->name));
+    st_onnx_ival *out = st_onnx_val(c, st_onnx_str(gp->output[0]->name));
     if (!out) return st_errorf(c->err, ST_ERR_INPUT, "%s: graph output has no producer", c->m->file);
     out->uses++;
     out->user = -3; /* marks the graph output (see Softmax) */
@@ -678,7 +403,7 @@ static st_status plan(st_onnx_imp *c, int *fuse) {
         const Onnx__NodeProto *n = gp->node[i];
         const char *op = st_onnx_str(n->op_type);
         if ((strcmp(op, "Sigmoid") && strcmp(op, "MatMul")) || n->n_output < 1 || n->n_input < 1) continue;
-        st_onnx_ival *y = val_of(c, st_onnx_str(n->output[0]));
+        st_onnx_ival *y = st_onnx_val(c, st_onnx_str(n->output[0]));
         if (!y || y->uses != 1 || y->user < 0) continue;
         const Onnx__NodeProto *u = gp->node[y->user];
         if (u->n_input != 2 || u->n_output < 1) continue;
@@ -690,9 +415,9 @@ static st_status plan(st_onnx_imp *c, int *fuse) {
             fuse[y->user] = FUSE_SILU;
             y->user = -2; /* tells the Mul which input is the sigmoid's */
         } else if (!strcmp(op, "MatMul") && !strcmp(st_onnx_str(u->op_type), "Add")) {
-            const st_onnx_ival *b = val_of(c, other);
+            const st_onnx_ival *b = st_onnx_val(c, other);
             if (b && b->kind == ST_IV_CONST && b->f && b->ndim <= 2 && n->n_input >= 2) {
-                const st_onnx_ival *w = val_of(c, st_onnx_str(n->input[1]));
+                const st_onnx_ival *w = st_onnx_val(c, st_onnx_str(n->input[1]));
                 if (w && w->kind == ST_IV_CONST && w->ndim == 2 && b->n == (size_t)w->dims[1] &&
                     b->dims[b->ndim ? b->ndim - 1 : 0] == w->dims[1]) {
                     fuse[i] = FUSE_BIAS;
@@ -746,7 +471,7 @@ st_status st_onnx_import(const st_onnx_model *m, const st_onnx_import_opts *opts
         st_onnx_node_label(c.node, (int)i, c.label, sizeof c.label);
         if (fuse[i] == FUSE_SKIP) continue;
         const char *op = st_onnx_str(c.node->op_type);
-        if (fuse[i] == FUSE_BIAS) s = imp_matmul(&c, gp->node[c.vals[st_onnx_map_get(&c.names,
+        if (fuse[i] == FUSE_BIAS) s = st_onnx_imp_matmul(&c, gp->node[c.vals[st_onnx_map_get(&c.names,
                                          c.node->output[0])].user]);
         else s = imp_layer(&c, op, fuse[i]);
         if (s) goto done;
@@ -756,7 +481,7 @@ st_status st_onnx_import(const st_onnx_model *m, const st_onnx_import_opts *opts
         }
     }
     c.node = NULL;
-    st_onnx_ival *o = val_of(&c, st_onnx_str(gp->output[0]->name));
+    st_onnx_ival *o = st_onnx_val(&c, st_onnx_str(gp->output[0]->name));
     if (!o || o->kind != ST_IV_ACT) {
         s = st_errorf(err, ST_ERR_INPUT, "%s: graph output '%s' does not depend on the input",
                       m->file, st_onnx_str(gp->output[0]->name));

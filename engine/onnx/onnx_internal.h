@@ -134,6 +134,27 @@ st_status st_onnx_set_out(st_onnx_imp *c, int k, const st_onnx_ival *v);
 /* A malloc'ed buffer owned by the import, NULL (error set) when out of memory. */
 void *st_onnx_own(st_onnx_imp *c, size_t bytes);
 
+/* The value named `name`, NULL if unknown. */
+st_onnx_ival *st_onnx_val(const st_onnx_imp *c, const char *name);
+/* Input k as an activation / as a float constant of n values (n < 0: any); NULL with
+ * the error set otherwise. */
+st_onnx_ival *st_onnx_act_in(st_onnx_imp *c, int k);
+st_onnx_ival *st_onnx_weight_in(st_onnx_imp *c, int k, const char *what, long long n);
+/* Output k is graph value vid (vid < 0: a builder failed; reported after the node). */
+st_status st_onnx_set_act(st_onnx_imp *c, int k, int vid, int rank);
+/* Parameter `slot` of the last built node takes w's name and values (or `data`). */
+void st_onnx_bind(st_onnx_imp *c, int slot, const st_onnx_ival *w, const float *data);
+/* A unique placeholder module name for a builder. */
+const char *st_onnx_tmp_name(st_onnx_imp *c, char *buf, size_t cap);
+
+/* Layer ops (onnx_layers.c) on the current node; `add` is a fused bias Add or NULL. */
+st_status st_onnx_imp_conv(st_onnx_imp *c);
+st_status st_onnx_imp_bn(st_onnx_imp *c);
+st_status st_onnx_imp_gemm(st_onnx_imp *c);
+st_status st_onnx_imp_matmul(st_onnx_imp *c, const Onnx__NodeProto *add);
+st_status st_onnx_imp_pool(st_onnx_imp *c, int is_max);
+st_status st_onnx_imp_resize(st_onnx_imp *c, int is_resize);
+
 /* Constant folding of shape arithmetic (onnx_fold.c): Shape, Gather, Unsqueeze,
  * Squeeze, Cast, Concat of constants, Constant. Returns ST_OK and sets the outputs, or
  * an error. */
