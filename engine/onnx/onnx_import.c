@@ -202,6 +202,9 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
             rank = v->rank;
             ids[k] = v->vid;
         }
+        int64_t total = 0;
+        for (int k = 0; k < n; k++) total += (int64_t)st_shape_numel(g->values[ids[k]]);
+        if (total > ST_ONNX_MAX_VALUE) return st_onnx_node_err(c, "output too large");
         int64_t axis = st_onnx_attr_i(c->node, "axis", 1);
         if (axis < 0) axis += rank;
         if (axis != 1) return st_onnx_node_err(c, "only axis 1 (channels) is supported");
@@ -311,22 +314,30 @@ static st_status imp_layer(st_onnx_imp *c, const char *op, int fuse) {
     return st_onnx_node_err(c, "internal: unhandled operator");
 }
 
-/* Lists every unsupported operator with its nodes, in one message. */
+/* Lists every unsupported operator with its nodes, in one message (cut short with
+ * "..." when it would not fit). */
 static st_status check_ops(const st_onnx_model *m, st_error *err) {
     const Onnx__GraphProto *g = m->graph;
-    char msg[900] = "";
-    int bad = 0;
-    for (size_t i = 0; i < g->n_node; i++) {
+    char msg[800] = "";
+    int bad = 0, full = 0, n_keys = 0;
+    char *keys[64]; /* the map keeps pointers to its keys */
+    st_onnx_map seen;
+    if (st_onnx_map_init(&seen, 16)) return st_errorf(err, ST_ERR_NOMEM, "%s: out of memory", m->file);
+    for (size_t i = 0; i < g->n_node && !full; i++) {
         const Onnx__NodeProto *n = g->node[i];
         const char *d = st_onnx_str(n->domain), *op = st_onnx_str(n->op_type);
         int std = !*d || !strcmp(d, "ai.onnx"), ok = 0;
         for (int k = 0; std && supported_ops[k] && !ok; k++) ok = !strcmp(op, supported_ops[k]);
         if (ok) continue;
-        int first = 1;
-        for (size_t j = 0; j < i && first; j++)
-            first = !(strcmp(st_onnx_str(g->node[j]->op_type), op) == 0 &&
-                      strcmp(st_onnx_str(g->node[j]->domain), d) == 0);
-        if (!first) continue;
+        char key[300];
+        snprintf(key, sizeof key, "%.140s|%.140s", d, op);
+        if (st_onnx_map_get(&seen, key) >= 0) continue;
+        if (n_keys == 64) {
+            full = 1;
+            break;
+        }
+        if (!(keys[n_keys] = strdup(key)) || st_onnx_map_put(&seen, keys[n_keys], 1)) break;
+        n_keys++;
         size_t l = strlen(msg);
         snprintf(msg + l, sizeof msg - l, "%s%s%s%s (", bad ? ", " : "", std ? "" : d, std ? "" : ".", op);
         int listed = 0;
@@ -334,13 +345,19 @@ static st_status check_ops(const st_onnx_model *m, st_error *err) {
             if (strcmp(st_onnx_str(g->node[j]->op_type), op) || strcmp(st_onnx_str(g->node[j]->domain), d)) continue;
             char lb[160];
             l = strlen(msg);
+            if (l > sizeof msg - 200) {
+                full = 1;
+                break;
+            }
             snprintf(msg + l, sizeof msg - l, "%s%s", listed++ ? ", " : "",
                      st_onnx_node_label(g->node[j], (int)j, lb, sizeof lb));
         }
         l = strlen(msg);
-        snprintf(msg + l, sizeof msg - l, ")");
+        snprintf(msg + l, sizeof msg - l, full ? ", ...)" : ")");
         bad++;
     }
+    st_onnx_map_free(&seen);
+    for (int k = 0; k < n_keys; k++) free(keys[k]);
     if (bad) return st_errorf(err, ST_ERR_INPUT, "%s: unsupported operators: %s", m->file, msg);
     return ST_OK;
 }
@@ -375,6 +392,9 @@ static st_status make_input(st_onnx_imp *c, int *vid, int *rank, const char **na
                              "positive size (only the batch may be symbolic)", c->m->file, *name, k);
         d[k] = s->dim[k]->dim_value;
     }
+    if (d[1] * d[2] * d[3] > ST_ONNX_MAX_VALUE)
+        return st_errorf(c->err, ST_ERR_INPUT, "%s: input '%s' is too large (%lld values per sample)",
+                         c->m->file, *name, (long long)(d[1] * d[2] * d[3]));
     *rank = (int)s->n_dim;
     *vid = st_g_input(c->g, (int)d[1], (int)d[2], (int)d[3]);
     if (*vid < 0) return st_errorf(c->err, ST_ERR_INPUT, "%s: input '%s': %s", c->m->file, *name, c->g->err.msg);
@@ -477,6 +497,11 @@ st_status st_onnx_import(const st_onnx_model *m, const st_onnx_import_opts *opts
         if (s) goto done;
         if (c.g->err.code != ST_OK) {
             s = st_onnx_node_err(&c, "%s", c.g->err.msg);
+            goto done;
+        }
+        if ((int64_t)st_shape_numel(c.g->values[c.g->n_values - 1]) > ST_ONNX_MAX_VALUE) {
+            s = st_onnx_node_err(&c, "output too large (%zu values per sample)",
+                                 st_shape_numel(c.g->values[c.g->n_values - 1]));
             goto done;
         }
     }

@@ -158,19 +158,28 @@ void st_onnx_print_info(const st_onnx_model *m, FILE *f) {
     fprintf(f, "outputs:\n");
     for (size_t i = 0; i < g->n_output; i++) print_value_info(g->output[i], f);
 
-    /* Op counts in order of first appearance. */
+    /* Op counts in order of first appearance (a map: files can have many nodes). */
     fprintf(f, "operators (%zu nodes):\n", g->n_node);
-    for (size_t i = 0; i < g->n_node; i++) {
-        const char *op = st_onnx_str(g->node[i]->op_type);
-        int seen = 0, count = 0;
-        for (size_t j = 0; j < g->n_node && !seen; j++) {
-            if (strcmp(st_onnx_str(g->node[j]->op_type), op) != 0) continue;
-            if (j < i) seen = 1;
+    st_onnx_map ops;
+    int *count = calloc(g->n_node + 1, sizeof *count);
+    const char **type = calloc(g->n_node + 1, sizeof *type);
+    if (count && type && st_onnx_map_init(&ops, 64) == 0) {
+        int n_types = 0;
+        for (size_t i = 0; i < g->n_node; i++) {
+            const char *op = st_onnx_str(g->node[i]->op_type);
+            int k = st_onnx_map_get(&ops, op);
+            if (k < 0) {
+                if (st_onnx_map_put(&ops, op, n_types)) break;
+                type[n_types] = op;
+                k = n_types++;
+            }
+            count[k]++;
         }
-        if (seen) continue;
-        for (size_t j = i; j < g->n_node; j++) count += strcmp(st_onnx_str(g->node[j]->op_type), op) == 0;
-        fprintf(f, "  %-22s %d\n", op, count);
+        for (int k = 0; k < n_types; k++) fprintf(f, "  %-22s %d\n", type[k], count[k]);
+        st_onnx_map_free(&ops);
     }
+    free(count);
+    free(type);
     size_t params = 0;
     for (int i = 0; i < m->n_tensors; i++)
         if (m->tensors[i].is_init && m->tensors[i].f) params += m->tensors[i].numel;

@@ -17,6 +17,9 @@
 #define ST_ONNX_MAX_NUMEL ((size_t)1 << 30)    /* elements of one tensor */
 #define ST_ONNX_MAX_NDIM 8
 #define ST_ONNX_MAX_NODES 200000
+/* Elements of one activation per sample: keeps every builder's int arithmetic (a
+ * concat of 8, an upsampling by 64) far from overflow. */
+#define ST_ONNX_MAX_VALUE ((int64_t)1 << 27)
 
 /* One decoded tensor. FLOAT tensors get `f`; integer tensors (INT64, INT32, and the
  * other integer types) get `i`; DOUBLE gets both (f rounded). Other types keep only

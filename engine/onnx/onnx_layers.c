@@ -280,6 +280,7 @@ st_status st_onnx_imp_resize(st_onnx_imp *c, int is_resize) {
                  (!strcmp(ct, "asymmetric") && (!strcmp(nm, "floor") || (f == 2 && !strcmp(nm, "round_prefer_floor"))));
         if (!ok) return st_onnx_node_err(c, "coordinate_transformation_mode '%s' with nearest_mode '%s' is not supported", ct, nm);
     }
+    if ((int64_t)st_shape_numel(in) * f * f > ST_ONNX_MAX_VALUE) return st_onnx_node_err(c, "output too large");
     if (f == 1) return st_onnx_set_out(c, 0, x);
     return st_onnx_set_act(c, 0, st_g_upsample(c->g, x->vid, f), 4);
 }

@@ -320,8 +320,16 @@ static st_status validate_graph(st_onnx_model *m, st_error *err) {
                               "any node, graph input or initializer", m->file, lb, n->op_type, in);
             goto done;
         }
-        for (size_t o = 0; o < n->n_output; o++)
-            if (st_onnx_map_put(&defined, st_onnx_str(n->output[o]), 1)) goto oom;
+        for (size_t o = 0; o < n->n_output; o++) {
+            const char *on = st_onnx_str(n->output[o]);
+            if (!*on) continue; /* an omitted optional output */
+            if (st_onnx_map_get(&defined, on) >= 0) {
+                s = st_errorf(err, ST_ERR_INPUT, "%s: node '%s' (%s) output '%s' is already defined "
+                              "(every value must have one producer)", m->file, lb, n->op_type, on);
+                goto done;
+            }
+            if (st_onnx_map_put(&defined, on, 1)) goto oom;
+        }
     }
     for (size_t i = 0; i < g->n_output; i++) {
         const char *on = st_onnx_str(g->output[i]->name);
