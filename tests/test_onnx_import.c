@@ -383,6 +383,28 @@ START_TEST(opset9_ops) {
 }
 END_TEST
 
+/* Exporters share equal initializers between layers (PyTorch deduplicates, e.g.,
+ * zero biases); each layer gets its own copy, the later ones under derived names. */
+START_TEST(shared_initializer) {
+    stb *b = stb_new(13);
+    stb_input(b, "x", 4, (int64_t[]){-1, 2, 3, 3});
+    float w[4 * 2] = {1, 2, 3, 4, 5, 6, 7, 8}, w2[4 * 4] = {0}, zb[4] = {0.5f, 0, 0, -0.5f};
+    stb_init(b, "w1", 4, (int64_t[]){4, 2, 1, 1}, w);
+    stb_init(b, "w2", 4, (int64_t[]){4, 4, 1, 1}, w2);
+    stb_init(b, "zero_bias", 1, (int64_t[]){4}, zb);
+    stb_node(b, "Conv", "c1", "x,w1,zero_bias", "a");
+    stb_node(b, "Conv", "c2", "a,w2,zero_bias", "y");
+    stb_output(b, "y");
+    st_graph *g = import_ok(b, NULL);
+    int p1 = st_graph_find_param(g, "zero_bias"), p2 = st_graph_find_param(g, "zero_bias.shared1");
+    ck_assert_int_ge(p1, 0);
+    ck_assert_int_ge(p2, 0);
+    ck_assert_mem_eq(st_param_data(g, p2), zb, sizeof zb);
+    st_graph_free(g);
+    stb_free(b);
+}
+END_TEST
+
 START_TEST(unsupported_listing) {
     stb *b = stb_new(13);
     stb_input(b, "x", 4, (int64_t[]){-1, 2, 4, 4});
@@ -467,6 +489,7 @@ Suite *onnx_import_suite(void) {
     tcase_add_test(tc, matmul_add_fusion);
     tcase_add_test(tc, flatten_patterns);
     tcase_add_test(tc, opset9_ops);
+    tcase_add_test(tc, shared_initializer);
     tcase_add_test(tc, unsupported_listing);
     tcase_add_test(tc, import_errors);
     suite_add_tcase(s, tc);

@@ -176,6 +176,11 @@ START_TEST(bad_graph) {
     stb_free(b);
 
     b = small_model(13);
+    stb_node(b, "Relu", "again", "h", "h");
+    EXPECT_BAD(b, "node 'again' (Relu) output 'h' is already defined");
+    stb_free(b);
+
+    b = small_model(13);
     stb_model(b)->graph->node[0]->op_type = NULL;
     EXPECT_BAD(b, "no op_type");
     stb_free(b);
