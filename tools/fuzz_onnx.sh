@@ -11,8 +11,10 @@ CC=clang cmake -S "$root" -B "$bdir" -DST_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebI
 cmake --build "$bdir" -j2 --target fuzz_onnx fuzz_onnx_seeds >/dev/null
 mkdir -p "$bdir/seeds" "$bdir/corpus" "$bdir/crashes"
 "$bdir/fuzz_onnx_seeds" "$bdir/seeds"
-# Small real exports make good seeds when the interop test has generated them.
-find "$root/build/onnx_models" -name '*.onnx' -size -300k -exec cp {} "$bdir/seeds/" \; 2>/dev/null || true
+# Small real exports and the read tests' models make good seeds when the tests have
+# written them (build/onnx_models, build/onnx-seeds).
+find "$root/build/onnx_models" "$root/build/onnx-seeds" -name '*.onnx' -size -300k \
+  -exec cp {} "$bdir/seeds/" \; 2>/dev/null || true
 export OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 rc=0
 "$bdir/fuzz_onnx" "$bdir/corpus" "$bdir/seeds" -max_total_time="$secs" -max_len=65536 \
