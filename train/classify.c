@@ -238,6 +238,10 @@ static st_status setup(run_ctx *r, st_train_opts *o, st_error *err) {
         snprintf(r->model, sizeof r->model, "%s", o->model ? o->model : "cnn-small");
     }
     o->model = r->model;
+    /* detectors (yolov5*) have three head outputs and their own loss: not trainable here */
+    const st_model_info *mi = st_model_find(o->model);
+    if (mi && strcmp(mi->task, "classify") != 0)
+        return st_errorf(err, ST_ERR_INPUT, "model %s is a %s model, not a classifier", o->model, mi->task);
     if ((rc = open_data(r, o, err)) != ST_OK) return rc;
     const st_dataset *d = &r->data;
     if ((rc = st_model_build(o->model, r->channels, r->height, r->width, d->n_classes, &r->g, err)) != ST_OK)
