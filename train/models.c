@@ -3,9 +3,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "models_yolo.h"
+
 static const st_model_info models[] = {
     {"cnn-small", "classify",
      "2 conv (32, 64 ch, 3x3) + BN + ReLU + max-pool, FC 128, FC classes; 421k params at 28x28"},
+    {"yolov5n", "detect",
+     "YOLOv5n v6 (depth 0.33, width 0.25): CSP backbone, SPPF, PANet, 3 heads P3-P5; "
+     "1.78M params at 10 classes; input a multiple of 32"},
+    {"yolov5s", "detect",
+     "YOLOv5s v6 (depth 0.33, width 0.50): CSP backbone, SPPF, PANet, 3 heads P3-P5; "
+     "7.05M params at 10 classes; input a multiple of 32"},
     {NULL, NULL, NULL},
 };
 
@@ -44,12 +52,22 @@ st_status st_model_build(const char *name, int in_c, int in_h, int in_w, int n_c
         }
         return st_errorf(err, ST_ERR_INPUT, "unknown model '%s' (known: %s)", name, known);
     }
-    if (n_classes < 2) return st_errorf(err, ST_ERR_INPUT, "a classifier needs at least 2 classes (got %d)", n_classes);
+    int detect = strcmp(st_model_find(name)->task, "detect") == 0;
+    if (!detect && n_classes < 2)
+        return st_errorf(err, ST_ERR_INPUT, "a classifier needs at least 2 classes (got %d)", n_classes);
+    if (detect && n_classes < 1)
+        return st_errorf(err, ST_ERR_INPUT, "a detector needs at least 1 class (got %d)", n_classes);
+    /* five stride-2 stages: other sizes would misalign the upsampled and lateral maps */
+    if (detect && (in_h < 32 || in_w < 32 || in_h % 32 || in_w % 32))
+        return st_errorf(err, ST_ERR_INPUT,
+                         "%s needs an input height and width that are multiples of 32 (got %dx%d)",
+                         name, in_h, in_w);
     st_graph *g = st_graph_new();
     if (!g) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
     int x = st_g_input(g, in_c, in_h, in_w);
-    if (strcmp(name, "cnn-small") == 0) x = cnn_small(g, x, n_classes);
-    st_g_output(g, x);
+    if (strcmp(name, "cnn-small") == 0) st_g_output(g, cnn_small(g, x, n_classes));
+    else if (strcmp(name, "yolov5n") == 0) st_yolov5_build(g, x, n_classes, 0.33, 0.25);
+    else if (strcmp(name, "yolov5s") == 0) st_yolov5_build(g, x, n_classes, 0.33, 0.50);
     if (g->err.code != ST_OK) {
         st_status s = st_errorf(err, g->err.code, "model %s: %s", name, g->err.msg);
         st_graph_free(g);
