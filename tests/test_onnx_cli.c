@@ -35,7 +35,7 @@ static void truncate_copy(const char *src, const char *dst, long keep) {
 }
 
 START_TEST(train_export_import_resume) {
-    char data[512], args[2048], out[16384], path[1024], p2[1024];
+    char data[512], args[4096], out[16384], path[1024], p2[1024];
     stt_make_idx_dataset(data, sizeof data);
     /* 1. a run exports its final model */
     snprintf(args, sizeof args, "--data %s --epochs 1 --batch 32 --threads 2 --out %s/a --no-progress", data, data);
@@ -102,7 +102,7 @@ START_TEST(train_export_import_resume) {
 END_TEST
 
 START_TEST(bad_onnx_files_exit_2) {
-    char data[512], args[2048], out[16384], bad[1024], good[1024];
+    char data[512], args[4096], out[16384], bad[1024], good[1024];
     stt_make_idx_dataset(data, sizeof data);
     snprintf(args, sizeof args, "--data %s --epochs 1 --train-limit 64 --batch 32 --threads 2 --out %s/a --no-progress", data, data);
     ck_assert_msg(stt_run_sparsetrain(args, out, sizeof out) == 0, "%s", out);

@@ -174,7 +174,7 @@ int main(int argc, char **argv) {
         }
         i += takes;
     }
-    if (!o.data) return bad_arg("%s", "--data DIR is required");
+    if (!o.data && !o.resume) return bad_arg("%s", "--data DIR is required");
 
     /* One owner of the threads: OpenMP and OpenBLAS both sized to --threads. */
     omp_set_num_threads(o.threads);

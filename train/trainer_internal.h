@@ -78,6 +78,7 @@ struct st_run {
     int n_cols;                     /* ST_C_COMMON + task->n_cols */
     int profile_print;              /* ST_PROFILE set: print node times every epoch */
     char dir[512];
+    char data_path[1024];           /* --data taken from the checkpoint when resuming */
     char model[64];                 /* built-in name or onnx:<stem> */
     uint8_t *arch_in;
     size_t arch_in_len;

@@ -61,6 +61,11 @@ static st_status choose_model(st_run *r, st_train_opts *o, const char **spec, ch
         return st_errorf(err, ST_ERR_INPUT, "%s: not a sparsetrain training checkpoint", o->resume);
     }
     snprintf(task, task_cap, "%s", t);
+    const char *data = st_ckpt_string(c, "data");
+    if (!o->data && data) { /* resume where the run trained */
+        snprintf(r->data_path, sizeof r->data_path, "%s", data);
+        o->data = r->data_path;
+    }
     if (o->model) st_model_label(o->model, r->model, sizeof r->model);
     else snprintf(r->model, sizeof r->model, "%s", m);
     /* A model imported from ONNX is rebuilt from the architecture the checkpoint holds. */
@@ -196,6 +201,7 @@ static st_status open_recipe(st_run *r, st_train_opts *o, st_error *err) {
 static void record_settings(st_run *r, const st_train_opts *o) {
     st_meta *m = &r->meta;
     st_meta_set(m, "model", "%s", o->model);
+    st_meta_set(m, "data", "%s", o->data);
     st_meta_set(m, "task", "%s", r->task->name);
     st_meta_set(m, "epochs", "%d", o->epochs);
     st_meta_set(m, "batch", "%d", o->batch);
@@ -236,6 +242,7 @@ st_status st_run_setup(st_run *r, st_train_opts *o, st_error *err) {
     const char *spec;
     char task[16];
     if ((rc = choose_model(r, o, &spec, task, sizeof task, err)) != ST_OK) return rc;
+    if (!o->data) return st_errorf(err, ST_ERR_INPUT, "--data DIR is required");
     if ((rc = open_data(r, o, &spec, task, err)) != ST_OK) return rc;
     if (!o->resume) st_model_label(spec, r->model, sizeof r->model);
     o->model = r->model;
