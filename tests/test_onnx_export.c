@@ -524,6 +524,25 @@ START_TEST(test_ort_cnn_small) {
 }
 END_TEST
 
+/* The detector: yolov5n (3 classes, 64x64), dense and 95% pruned, BN folded; its three
+ * raw head outputs against ONNX Runtime, and the import of its own export. */
+START_TEST(test_ort_yolov5n) {
+    if (!stt_need_peers()) return;
+    for (int pruned = 0; pruned <= 1; pruned++) {
+        st_graph *g = NULL;
+        st_error err = {0};
+        ck_assert_int_eq(st_model_build("yolov5n", 3, 64, 64, 3, &g, &err), ST_OK);
+        ck_assert_int_eq(st_graph_finalize(g, 5, &err), ST_OK);
+        st_rng r;
+        st_rng_seed(&r, 6);
+        randomize_bn(g, &r);
+        if (pruned) prune_all(g, 0.95, &r);
+        check_against_ort(g, NULL, pruned ? "yolov5n-pruned" : "yolov5n-dense");
+        st_graph_free(g);
+    }
+}
+END_TEST
+
 START_TEST(test_ort_every_op) {
     if (!stt_need_peers()) return;
     st_graph *g = every_op(21);
@@ -621,6 +640,7 @@ Suite *onnx_export_suite(void) {
     tcase_add_test(peers, test_ort_every_op);
     tcase_add_test(peers, test_export_edge_graph);
     tcase_add_test(peers, test_export_two_outputs);
+    tcase_add_test(peers, test_ort_yolov5n);
     tcase_set_timeout(peers, 300);
     suite_add_tcase(s, peers);
     return s;

@@ -415,10 +415,12 @@ static st_status plan(st_onnx_imp *c, int *fuse) {
             if (val_index(c, st_onnx_str(n->output[k])) < 0)
                 return st_errorf(c->err, ST_ERR_NOMEM, "%s: out of memory", c->m->file);
     }
-    st_onnx_ival *out = st_onnx_val(c, st_onnx_str(gp->output[0]->name));
-    if (!out) return st_errorf(c->err, ST_ERR_INPUT, "%s: graph output has no producer", c->m->file);
-    out->uses++;
-    out->user = -3; /* marks the graph output (see Softmax) */
+    for (size_t k = 0; k < gp->n_output; k++) {
+        st_onnx_ival *out = st_onnx_val(c, st_onnx_str(gp->output[k]->name));
+        if (!out) return st_errorf(c->err, ST_ERR_INPUT, "%s: graph output has no producer", c->m->file);
+        out->uses++;
+        out->user = -3; /* marks a graph output (see Softmax) */
+    }
     for (size_t i = 0; i < gp->n_node; i++) {
         const Onnx__NodeProto *n = gp->node[i];
         const char *op = st_onnx_str(n->op_type);
@@ -455,9 +457,9 @@ st_status st_onnx_import(const st_onnx_model *m, const st_onnx_import_opts *opts
     st_status s = check_ops(m, err);
     if (s) return s;
     const Onnx__GraphProto *gp = m->graph;
-    if (gp->n_output != 1)
-        return st_errorf(err, ST_ERR_INPUT, "%s: the graph has %zu outputs; only one is supported",
-                         m->file, gp->n_output);
+    if (gp->n_output < 1 || gp->n_output > ST_MAX_OUTPUTS)
+        return st_errorf(err, ST_ERR_INPUT, "%s: the graph has %zu outputs; 1 to %d are supported",
+                         m->file, gp->n_output, ST_MAX_OUTPUTS);
     st_onnx_imp c = {.m = m, .opts = opts, .err = err};
     int *fuse = calloc(gp->n_node + 1, sizeof *fuse);
     c.g = st_graph_new();
@@ -506,13 +508,15 @@ st_status st_onnx_import(const st_onnx_model *m, const st_onnx_import_opts *opts
         }
     }
     c.node = NULL;
-    st_onnx_ival *o = st_onnx_val(&c, st_onnx_str(gp->output[0]->name));
-    if (!o || o->kind != ST_IV_ACT) {
-        s = st_errorf(err, ST_ERR_INPUT, "%s: graph output '%s' does not depend on the input",
-                      m->file, st_onnx_str(gp->output[0]->name));
-        goto done;
+    for (size_t k = 0; k < gp->n_output; k++) {
+        st_onnx_ival *o = st_onnx_val(&c, st_onnx_str(gp->output[k]->name));
+        if (!o || o->kind != ST_IV_ACT) {
+            s = st_errorf(err, ST_ERR_INPUT, "%s: graph output '%s' does not depend on the input",
+                          m->file, st_onnx_str(gp->output[k]->name));
+            goto done;
+        }
+        st_g_output(c.g, o->vid);
     }
-    st_g_output(c.g, o->vid);
     if ((s = st_graph_finalize(c.g, opts ? opts->seed : 0, err))) {
         if (s == ST_ERR_INPUT || s == ST_ERR_INTERNAL) {
             char msg[sizeof err->msg];
