@@ -445,8 +445,8 @@ START_TEST(import_errors) {
     expect_import_error(b, "node 'cv' (Conv): weight 'w' expects 2 input channels");
     stb_free(b);
     b = one_conv("VALID", NULL, 3, 3);
-    stb_output(b, "x");
-    expect_import_error(b, "2 outputs");
+    for (int k = 0; k < 4; k++) stb_output(b, "x");
+    expect_import_error(b, "5 outputs; 1 to 4 are supported");
     stb_free(b);
     b = one_conv("VALID", NULL, 3, 3);
     stb_model(b)->graph->input[0]->type->tensor_type->shape->dim[2]->value_case =

@@ -9,7 +9,8 @@
 set -euo pipefail
 
 pkgs=(gcc make cmake pkg-config libopenblas-openmp-dev libpng-dev zlib1g-dev check
-      libyaml-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev dataset-fashion-mnist)
+      libyaml-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev dataset-fashion-mnist
+      clang libclang-rt-14-dev)  # clang + libFuzzer: the ONNX fuzz target
 if [[ "${1:-}" == "--peers" ]]; then
   pkgs+=(python3-torch python3-torchvision python3-onnx python3-numpy chromium)
   # node and npm: Debian's packages unless a node with npm is already there (some

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: first the unit suites under
-# AddressSanitizer + UndefinedBehaviorSanitizer, then the whole suite on the Release
-# build (its last line is Check's summary).
+# AddressSanitizer + UndefinedBehaviorSanitizer, a short fuzzing run of the ONNX reader,
+# then the whole suite on the Release build (its last line is Check's summary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -14,6 +14,9 @@ unit=$(build-asan/st_tests --list | grep -v -x -e train -e train_recipe -e onnx_
 echo "== unit tests under ASan + UBSan: $(echo $unit | tr '\n' ' ')"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   build-asan/st_tests $unit
+
+echo "== ONNX reader fuzzing (libFuzzer, 30 s)"
+tools/fuzz_onnx.sh 30
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs" >/dev/null
