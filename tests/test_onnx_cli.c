@@ -149,6 +149,8 @@ START_TEST(bad_onnx_files_exit_2) {
     ck_assert_msg(stt_run_sparsetrain(args, out, sizeof out) == 2, "%s", out);
     snprintf(args, sizeof args, "export --checkpoint %s/a/last.ckpt", data);
     ck_assert_int_eq(stt_run_sparsetrain(args, out, sizeof out), 2);
+    snprintf(args, sizeof args, "export --checkpoint %s/a/last.ckpt --out %s/d.onnx --decode", data, data);
+    ck_assert_msg(stt_run_sparsetrain(args, out, sizeof out) == 2 && strstr(out, "not a detector"), "%s", out);
 }
 END_TEST
 

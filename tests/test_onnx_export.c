@@ -543,6 +543,81 @@ START_TEST(test_ort_yolov5n) {
 }
 END_TEST
 
+/* The export with YOLOv5's decode: ONNX Runtime's "detections" [N, A, 5+nc] equal the
+ * decode of our raw outputs computed here from the formulas (docs/yolov5.md). */
+START_TEST(test_ort_yolov5n_decode) {
+    if (!stt_need_peers()) return;
+    const int nc = 3, S = 64, N = 2, K = nc + 5;
+    st_graph *g = NULL;
+    st_error err = {0};
+    ck_assert_int_eq(st_model_build("yolov5n", 3, S, S, nc, &g, &err), ST_OK);
+    ck_assert_int_eq(st_graph_finalize(g, 8, &err), ST_OK);
+    st_rng r;
+    st_rng_seed(&r, 9);
+    randomize_bn(g, &r);
+    st_onnx_yolo_decode d = {.nc = nc, .strides = {8, 16, 32},
+                             .anchors = {{{10, 13}, {16, 30}, {33, 23}},
+                                         {{30, 61}, {62, 45}, {59, 119}},
+                                         {{116, 90}, {156, 198}, {373, 326}}}};
+    st_onnx_export_opts o;
+    st_onnx_export_opts_default(&o);
+    o.yolo_decode = &d;
+    char dir[512], model[700], in_npy[700], out_npy[700];
+    stt_tmpdir(dir, sizeof dir, "onnx-decode");
+    snprintf(model, sizeof model, "%s/yolo-decode.onnx", dir);
+    ck_assert_msg(st_onnx_export_file(g, &o, model, &err) == ST_OK, "%s", err.msg);
+    ck_assert_msg(stt_onnx_check(model) == 0, "onnx.checker rejected %s", model);
+    size_t n_in = (size_t)N * 3 * S * S;
+    float *x = malloc(n_in * sizeof(float));
+    stt_fill_uniform(x, n_in, 0.0f, 1.0f, &r);
+    int64_t shape[4] = {N, 3, S, S};
+    snprintf(in_npy, sizeof in_npy, "%s/in.npy", dir);
+    snprintf(out_npy, sizeof out_npy, "%s/out.npy", dir);
+    ck_assert_int_eq(st_npy_write(in_npy, 4, shape, x, &err), ST_OK);
+    ck_assert_int_eq(stt_ort_run(model, in_npy, out_npy), 0);
+    st_npy y;
+    ck_assert_int_eq(st_npy_read(out_npy, &y, &err), ST_OK);
+    int A = 3 * (8 * 8 + 4 * 4 + 2 * 2);
+    ck_assert_int_eq(y.ndim, 3);
+    ck_assert_int_eq(y.shape[1], A);
+    ck_assert_int_eq(y.shape[2], K);
+    st_exec e;
+    ck_assert_int_eq(st_exec_plan(&e, g, N, 0, &err), ST_OK);
+    memcpy(st_exec_input(&e), x, n_in * sizeof(float));
+    st_exec_forward(&e, N, 0);
+    float *want = malloc(y.numel * sizeof(float));
+    for (int n = 0; n < N; n++) {
+        int row = 0;
+        for (int sc = 0; sc < 3; sc++) {
+            st_shape os = g->values[g->outputs[sc]];
+            const float *raw = e.act[g->outputs[sc]] + (size_t)n * st_shape_numel(os);
+            int H = os.h, W = os.w, hw = H * W;
+            for (int a = 0; a < 3; a++)
+                for (int cy = 0; cy < H; cy++)
+                    for (int cx = 0; cx < W; cx++, row++) {
+                        float *o = want + ((size_t)n * A + row) * K;
+                        for (int k = 0; k < K; k++) {
+                            float v = 1.0f / (1.0f + expf(-raw[(size_t)(a * K + k) * hw + cy * W + cx]));
+                            if (k == 0) v = (v * 2 - 0.5f + cx) * d.strides[sc];
+                            else if (k == 1) v = (v * 2 - 0.5f + cy) * d.strides[sc];
+                            else if (k < 4) v = (v * 2) * (v * 2) * d.anchors[sc][a][k - 2];
+                            o[k] = v;
+                        }
+                    }
+        }
+    }
+    STT_ASSERT_CLOSE(y.data, want, y.numel, 1e-4, 1e-4);
+    /* the decode needs a detector */
+    st_graph *c = cnn_small(3);
+    ck_assert_int_eq(st_onnx_export_file(c, &o, model, &err), ST_ERR_INPUT);
+    st_graph_free(c);
+    free(want), free(x);
+    st_npy_free(&y);
+    st_exec_free(&e);
+    st_graph_free(g);
+}
+END_TEST
+
 START_TEST(test_ort_every_op) {
     if (!stt_need_peers()) return;
     st_graph *g = every_op(21);
@@ -641,6 +716,7 @@ Suite *onnx_export_suite(void) {
     tcase_add_test(peers, test_export_edge_graph);
     tcase_add_test(peers, test_export_two_outputs);
     tcase_add_test(peers, test_ort_yolov5n);
+    tcase_add_test(peers, test_ort_yolov5n_decode);
     tcase_set_timeout(peers, 300);
     suite_add_tcase(s, peers);
     return s;

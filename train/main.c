@@ -25,7 +25,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: sparsetrain [train] --data DIR [options]\n"
             "       sparsetrain recipe-check RECIPE [--model NAME] [--steps-per-epoch N]\n"
-            "       sparsetrain export --checkpoint CKPT --out MODEL.onnx [--keep-bn]\n"
+            "       sparsetrain export --checkpoint CKPT --out MODEL.onnx [--keep-bn] [--decode]\n"
             "       sparsetrain eval (--checkpoint CKPT | --model M.onnx) --data DIR\n"
             "       sparsetrain predict (--checkpoint CKPT | --model M.onnx) IMG.png... --out DIR\n"
             "\n"

@@ -485,6 +485,7 @@ static st_status build(ox_ctx *c, st_error *err) {
         output_name(g, k, on, sizeof on);
         ox_reserve_name(&c->b, on);
     }
+    ox_reserve_name(&c->b, "detections");
     for (int p = 0; p < g->n_params; p++) ox_reserve_name(&c->b, g->params[p].name);
     if (plan(c) || ox_failed(&c->b)) return st_errorf(err, ST_ERR_NOMEM, "ONNX export: out of memory");
 
@@ -499,15 +500,25 @@ static st_status build(ox_ctx *c, st_error *err) {
         st_status s = emit_node(c, i, err);
         if (s != ST_OK) return s;
     }
-    for (int k = 0; k < g->n_outputs; k++) {
-        /* An output tensor renamed away (the input itself, or a dropped Dropout). */
-        char on[32];
-        output_name(g, k, on, sizeof on);
-        const char *last = vname(c, g->outputs[k]);
-        if (strcmp(last, on) != 0) ox_node(&c->b, "Identity", on, &last, 1, on);
-        st_shape os = g->values[g->outputs[k]];
-        int64_t out_dims[3] = {os.c, os.h, os.w};
-        ox_graph_io(&c->b, 1, on, vrank(c, g->outputs[k]) == 2 ? 1 : 3, out_dims);
+    if (c->o->yolo_decode) {
+        const char *raw[3];
+        int hw[3][2];
+        for (int k = 0; k < 3; k++) {
+            raw[k] = vname(c, g->outputs[k]);
+            hw[k][0] = g->values[g->outputs[k]].h, hw[k][1] = g->values[g->outputs[k]].w;
+        }
+        st_onnx_emit_yolo_decode(&c->b, c->o->yolo_decode, raw, hw);
+    } else {
+        for (int k = 0; k < g->n_outputs; k++) {
+            /* An output tensor renamed away (the input itself, or a dropped Dropout). */
+            char on[32];
+            output_name(g, k, on, sizeof on);
+            const char *last = vname(c, g->outputs[k]);
+            if (strcmp(last, on) != 0) ox_node(&c->b, "Identity", on, &last, 1, on);
+            st_shape os = g->values[g->outputs[k]];
+            int64_t out_dims[3] = {os.c, os.h, os.w};
+            ox_graph_io(&c->b, 1, on, vrank(c, g->outputs[k]) == 2 ? 1 : 3, out_dims);
+        }
     }
     if (ox_failed(&c->b)) return st_errorf(err, ST_ERR_NOMEM, "ONNX export: out of memory");
     return emit_metadata(c, err);
@@ -540,6 +551,14 @@ st_status st_onnx_export_memory(const st_graph *g, const st_onnx_export_opts *o,
     }
     st_status s = check_graph(g, err);
     if (s != ST_OK) return s;
+    if (o->yolo_decode) {
+        int want = 3 * (o->yolo_decode->nc + 5);
+        for (int k = 0; k < 3 && g->n_outputs == 3; k++)
+            if (g->values[g->outputs[k]].c != want) s = ST_ERR_INPUT;
+        if (g->n_outputs != 3 || s != ST_OK)
+            return st_errorf(err, ST_ERR_INPUT, "ONNX export: the decode needs a detector's three "
+                                                "raw outputs of 3 x (classes + 5) channels");
+    }
     ox_ctx c = {.g = g, .o = o};
     s = build(&c, err);
     if (s == ST_OK) {

@@ -18,6 +18,7 @@
 
 #ifndef ST_VERSION_STRING
 #define ST_VERSION_STRING "0.1"
+
 #endif
 
 #define OX_OPSET 13
@@ -76,5 +77,12 @@ typedef struct {
 void ox_str_printf(ox_str *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON string literal (quoted, escaped). */
 void ox_str_json(ox_str *s, const char *v);
+
+
+struct st_onnx_yolo_decode;
+/* YOLOv5's decode after the raw outputs raw[s] ([N, 3(nc+5), H, W], hw[s] = {H, W}); the
+ * graph output "detections". 0 or -1 (out of memory). */
+int st_onnx_emit_yolo_decode(ox_builder *b, const struct st_onnx_yolo_decode *d,
+                             const char *const raw[3], const int hw[3][2]);
 
 #endif

@@ -55,12 +55,23 @@ typedef struct {
 st_status st_onnx_import(const st_onnx_model *m, const st_onnx_import_opts *opts,
                          st_graph **out, st_error *err);
 
+/* YOLOv5's decode, appended to a detector's three raw outputs on export. */
+typedef struct st_onnx_yolo_decode {
+    int nc;
+    int strides[3];
+    float anchors[3][3][2]; /* pixels (w, h) per scale and anchor */
+} st_onnx_yolo_decode;
+
 typedef struct {
     int fold_bn;        /* 1 (default): BatchNorm folded into the preceding conv */
     int keep_dropout;   /* 0 (default): Dropout left out (eval graph); 1: kept */
     const char *producer_version; /* NULL: the build's version */
     const char *graph_name;       /* NULL: "sparsetrain" */
     const char *recipe;           /* recipe text for metadata, NULL none */
+    /* Not NULL (detectors): the graph's three raw outputs are decoded as YOLOv5's export
+     * does, and the only output is "detections" [N, 3*(cells of all scales), 5 + nc]:
+     * cx, cy, w, h in input pixels, objectness, class probabilities. */
+    const st_onnx_yolo_decode *yolo_decode;
     /* extra metadata_props, n_meta pairs */
     int n_meta;
     const char *const *meta_keys;
