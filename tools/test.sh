@@ -10,7 +10,7 @@ jobs=$(nproc)
 # Sanitizer build: unit suites (the long end-to-end suite runs only in Release).
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DST_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$jobs" >/dev/null
-unit=$(build-asan/st_tests --list | grep -v -x -e train -e train_recipe -e onnx_cli)
+unit=$(build-asan/st_tests --list | grep -v -x -e train -e train_recipe -e onnx_cli -e detect_cli)
 echo "== unit tests under ASan + UBSan: $(echo $unit | tr '\n' ' ')"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   build-asan/st_tests $unit
