@@ -174,14 +174,16 @@ static st_status finish(st_run *r, st_error *err) {
                  row[ST_C_COMMON + C_MAP50], row[ST_C_COMMON + C_MAP], row[ST_C_EPOCH_S],
                  100 * row[ST_C_SPARSITY], se + 1);
     }
-    fprintf(f, "dense:  %s\npruned: %s\nONNX:   %s/model.onnx\n", dense, sparse, r->dir);
+    char speed[256];
+    st_run_speed_line(r, speed, sizeof speed);
+    fprintf(f, "dense:  %s\npruned: %s\nspeed:  %s\nONNX:   %s/model.onnx\n", dense, sparse, speed, r->dir);
     st_image imgs[4];
     char captions[4][96];
     int n = report_images(r, c, imgs, captions, 4);
     st_report_image ri[4];
     for (int i = 0; i < n; i++) ri[i] = (st_report_image){captions[i], &imgs[i]};
-    st_report_kv extra[3] = {{"dense", dense}, {"pruned", sparse}, {"ONNX", "model.onnx"}};
-    st_status rc = st_run_write_report(r, ri, n, extra, 3, err);
+    st_report_kv extra[4] = {{"dense", dense}, {"pruned", sparse}, {"training speed", speed}, {"ONNX", "model.onnx"}};
+    st_status rc = st_run_write_report(r, ri, n, extra, 4, err);
     for (int i = 0; i < n; i++) st_image_free(&imgs[i]);
     return rc;
 }

@@ -128,6 +128,19 @@ static st_status export_onnx(st_run *r, st_error *err) {
     return rc;
 }
 
+void st_run_speed_line(const st_run *r, char *buf, size_t cap) {
+    int n = 0;
+    double d = r->dense_s > 0 ? r->dense_img / r->dense_s : 0, h = r->held_s > 0 ? r->held_img / r->held_s : 0;
+    int B = r->o->batch;
+    if (d > 0)
+        n += snprintf(buf + n, cap - n, "dense %.1f img/s (%.0f steps)", d, r->dense_img / B);
+    if (h > 0)
+        n += snprintf(buf + n, cap - n, "%sat %.2f%% sparsity %.1f img/s (%.0f steps)", n ? ", " : "",
+                      100 * r->cur_sparsity, h, r->held_img / B);
+    if (d > 0 && h > 0) n += snprintf(buf + n, cap - n, ": %.2fx", h / d);
+    if (!n) snprintf(buf, cap, "no training steps timed");
+}
+
 void st_run_ema_update(st_run *r) {
     if (!r->st.ema) return;
     /* YOLOv5's ModelEMA: decay 0.9999 ramped up over the first ~2000 updates */
@@ -191,6 +204,8 @@ static int train_epoch(st_run *r, int epoch, int steps, st_error *err, st_status
         if (r->rrun) {
             if (st_recipe_run_step(r->rrun, r->g, r->st.step, r->lr, r->wd)) {
                 r->mask_updates++;
+                r->cur_sparsity = (float)st_graph_prunable_sparsity(r->g);
+                r->held_s = r->held_img = 0;
                 /* the new masks take effect in this very step's forward pass */
                 if ((*rc = st_exec_sparse_repack(&r->ex, err)) != ST_OK) break;
             }
@@ -209,6 +224,9 @@ static int train_epoch(st_run *r, int epoch, int steps, st_error *err, st_status
         part[ST_P_SEEN] += B;
         part[ST_P_SECONDS] += st_now() - t0;
         part[ST_P_WAIT] += wait;
+        double dt = st_now() - t0;
+        if (r->cur_sparsity < 0.01f) r->dense_s += dt, r->dense_img += B;
+        else r->held_s += dt, r->held_img += B;
         snprintf(extra, sizeof extra, "loss %.4f", part[ST_P_LOSS] / part[ST_P_SEEN]);
         st_progress_update(&pb, s + 1, extra);
         stop = o->interrupt && *o->interrupt && s + 1 < steps;

@@ -286,6 +286,7 @@ st_status st_run_setup(st_run *r, st_train_opts *o, st_error *err) {
             return rc;
         /* masks restored from a checkpoint may already be sparse */
         if ((rc = st_exec_sparse_repack(&r->ex, err)) != ST_OK) return rc;
+        r->cur_sparsity = (float)st_graph_prunable_sparsity(r->g);
         if (o->recipe_args) st_meta_set(&r->meta, "recipe_args", "%s", o->recipe_args);
         else if (r->st.recipe_args) st_meta_set(&r->meta, "recipe_args", "%s", r->st.recipe_args);
     }
