@@ -18,7 +18,10 @@
 static int usage(int code) {
     fprintf(code ? stderr : stdout,
             "usage: bench_yolo_step [--model yolov5n|yolov5s] [--imgsz N] [--batch N] [--threads N]\n"
-            "                       [--steps N] [--classes N] [--top N]\n");
+            "                       [--steps N] [--classes N] [--top N] [--sparsity S] [--dense]\n"
+            "--sparsity S prunes the model as recipes/yolo95.yaml does (model.1-23 at S, the stem\n"
+            "at min(S, 0.5), the Detect head at min(S, 0.8); random masks) and lets the executor\n"
+            "choose sparse kernels; --dense keeps every layer on the dense path.\n");
     return code;
 }
 
@@ -29,10 +32,12 @@ static int fail(st_status rc, const st_error *err) {
 
 int main(int argc, char **argv) {
     const char *model = "yolov5n";
-    long imgsz = 320, batch = 16, threads = 2, steps = 5, nc = 10, top = 15;
+    long imgsz = 320, batch = 16, threads = 2, steps = 5, nc = 10, top = 15, dense = 0;
+    double sparsity = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(0);
+        if (!strcmp(a, "--dense")) { dense = 1; continue; }
         if (!v) return usage(2);
         int bad = 0;
         if (!strcmp(a, "--model")) model = v;
@@ -42,6 +47,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) bad = st_tool_int(v, 1, 100000, &steps);
         else if (!strcmp(a, "--classes")) bad = st_tool_int(v, 1, 1000, &nc);
         else if (!strcmp(a, "--top")) bad = st_tool_int(v, 0, 1000, &top);
+        else if (!strcmp(a, "--sparsity")) {
+            char *end;
+            sparsity = strtod(v, &end);
+            bad = *end || !(sparsity >= 0 && sparsity < 1);
+        }
         else return usage(2);
         if (bad) return usage(2);
         i++;
@@ -64,6 +74,18 @@ int main(int argc, char **argv) {
         bias[s] = st_param_data(g, st_graph_find_param(g, name));
     }
     st_yolo_init_biases(&cfg, bias);
+    st_rng mr;
+    st_rng_seed(&mr, 7);
+    for (int p = 0; p < g->n_params && sparsity > 0; p++) {
+        if (!g->params[p].prunable) continue;
+        const char *nm = g->params[p].name;
+        double sp = !strncmp(nm, "model.0.", 8) ? (sparsity < 0.5 ? sparsity : 0.5)
+                  : !strncmp(nm, "model.24.", 9) ? (sparsity < 0.8 ? sparsity : 0.8) : sparsity;
+        unsigned char *m = st_param_mask(g, p);
+        float *w = st_param_data(g, p);
+        for (size_t j = 0; j < g->params[p].numel; j++)
+            if (st_rng_uniform(&mr) < sp) m[j] = 0, w[j] = 0.0f;
+    }
 
     /* synthetic batch: uniform pixels, 4 boxes of random size per image */
     const int per_img = 4, n_boxes = (int)batch * per_img;
@@ -74,6 +96,8 @@ int main(int argc, char **argv) {
     if ((rc = st_exec_plan(&e, g, (int)batch, 1, &err)) != ST_OK ||
         (rc = st_yolo_ws_new(&cfg, (int)batch, n_boxes, &ws, &err)) != ST_OK)
         return fail(rc, &err);
+    e.dense_only = (int)dense;
+    if ((rc = st_exec_sparse_repack(&e, &err)) != ST_OK) return fail(rc, &err);
     st_rng r;
     st_rng_seed(&r, 42);
     float *x = st_exec_input(&e);
@@ -106,10 +130,22 @@ int main(int argc, char **argv) {
         if (step >= 0) t_fwd += t1 - t0, t_loss += t2 - t1, t_bwd += t3 - t2;
     }
     double ms = 1e3 * (t_fwd + t_loss + t_bwd) / steps;
-    printf("%s %ldx%ld, batch %ld, %ld threads, %zu params: %.1f ms/step (forward %.1f, loss %.2f, "
-           "backward %.1f), %.1f images/s\n",
-           model, imgsz, imgsz, batch, threads, st_graph_num_trainable(g), ms, 1e3 * t_fwd / steps,
+    printf("%s %ldx%ld, batch %ld, %ld threads, %zu params, %.1f%% of prunable weights zero, %d layers "
+           "on sparse kernels: %.1f ms/step (forward %.1f, loss %.2f, backward %.1f), %.1f images/s\n",
+           model, imgsz, imgsz, batch, threads, st_graph_num_trainable(g),
+           100 * st_graph_prunable_sparsity(g), st_exec_sparse_count(&e), ms, 1e3 * t_fwd / steps,
            1e3 * t_loss / steps, 1e3 * t_bwd / steps, batch * 1e3 / ms);
+    /* where the time goes, by operation type */
+    double by_op[ST_OP_COUNT] = {0}, total = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        double t = e.node_seconds[2 * i] + e.node_seconds[2 * i + 1];
+        by_op[g->nodes[i].op] += t;
+        total += t;
+    }
+    printf("time by operation:");
+    for (int op = 0; op < ST_OP_COUNT; op++)
+        if (by_op[op] > 0.005 * total) printf(" %s %.1f%%", st_op_name((st_op_type)op), 100 * by_op[op] / total);
+    printf("\n");
     printf("last loss: total %.4f (box %.4f obj %.4f cls %.4f), %d assigned anchors\n", loss.total, loss.box,
            loss.obj, loss.cls, loss.n_targets);
     if (top > 0) {
