@@ -70,6 +70,18 @@ START_TEST(train_export_import_resume) {
     snprintf(path, sizeof path, "%s/b/model.onnx", data);
     ck_assert(exists(path));
 
+    /* 3b. one-shot pruning of the exported model by a recipe's final sparsities */
+    snprintf(args, sizeof args, "oneshot --recipe %s/recipes/classifier90.yaml --model %s/a/model.onnx --out %s/a/p90.onnx",
+             ST_SOURCE_DIR, data, data);
+    ck_assert_msg(stt_run_sparsetrain(args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "info %s/a/p90.onnx", data);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "model.2.conv.weight") && strstr(out, "90.00%") &&
+                  strstr(out, "sparsetrain.recipe"), "%s", out);
+    snprintf(args, sizeof args, "oneshot --recipe %s/recipes/classifier90.yaml --model %s/none.onnx --out %s/x.onnx",
+             ST_SOURCE_DIR, data, data);
+    ck_assert_int_eq(stt_run_sparsetrain(args, out, sizeof out), 2);
+
     /* 4. sparseengine run agrees with ONNX Runtime on both files */
     float x[3 * 28 * 28];
     for (int i = 0; i < 3 * 28 * 28; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;

@@ -28,6 +28,7 @@ static void usage(FILE *f) {
             "       sparsetrain export --checkpoint CKPT --out MODEL.onnx [--keep-bn] [--decode]\n"
             "       sparsetrain eval (--checkpoint CKPT | --model M.onnx) --data DIR\n"
             "       sparsetrain predict (--checkpoint CKPT | --model M.onnx) IMG.png... --out DIR\n"
+            "       sparsetrain oneshot --recipe RECIPE --model IN.onnx --out OUT.onnx\n"
             "\n"
             "Trains (and prunes, with a recipe) a model on a dataset folder, on the CPU.\n"
             "\n"
@@ -114,6 +115,7 @@ int main(int argc, char **argv) {
     if (i < argc && strcmp(argv[i], "export") == 0) return st_cmd_export(argc - 2, argv + 2);
     if (i < argc && strcmp(argv[i], "predict") == 0) return st_cmd_predict(argc - 2, argv + 2);
     if (i < argc && strcmp(argv[i], "eval") == 0) return st_cmd_eval(argc - 2, argv + 2);
+    if (i < argc && strcmp(argv[i], "oneshot") == 0) return st_cmd_oneshot(argc - 2, argv + 2);
     if (i < argc && strcmp(argv[i], "train") == 0) i++;
     for (; i < argc; i++) {
         const char *a = argv[i];

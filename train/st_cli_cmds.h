@@ -6,5 +6,6 @@ int st_cmd_recipe_check(int argc, char **argv);
 int st_cmd_export(int argc, char **argv);
 int st_cmd_predict(int argc, char **argv);
 int st_cmd_eval(int argc, char **argv);
+int st_cmd_oneshot(int argc, char **argv);
 
 #endif
