@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# sparseengine against ONNX Runtime on the same ONNX files, same thread count, one run.
+#   tools/bench_vs_ort.sh [--threads 2] [--seconds 5] [--batch 1] [MODEL.onnx ...]
+# Without models: builds the standard set in build/bench_models: torchvision resnet18 at
+# 224 (random weights) dense and one-shot pruned to 90% / 95% (recipes/resnet18-oneshot*),
+# and yolov5n at 320 from runs/ (model.onnx of a yolo95 / dense run) when present.
+# Prints per model: ORT latency, ours (layers, columns), and the ratios. Both sides run
+# with the environment as given (OPENBLAS_CORETYPE etc. unchanged).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+threads=2 secs=5 batch=1 models=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --threads) threads=$2; shift 2 ;;
+    --seconds) secs=$2; shift 2 ;;
+    --batch) batch=$2; shift 2 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) models+=("$1"); shift ;;
+  esac
+done
+"$root/tools/install-deps.sh" --peers
+bin="$root/build"
+dir="$bin/bench_models"
+mkdir -p "$dir"
+if [[ ${#models[@]} -eq 0 ]]; then
+  [[ -f "$dir/resnet18.onnx" ]] || /usr/bin/python3 "$root/tools/export_torchvision.py" --model resnet18 --size 224 --out "$dir/resnet18.onnx"
+  for t in 90 95; do
+    [[ -f "$dir/resnet18-$t.onnx" ]] || "$bin/sparsetrain" oneshot --recipe "$root/recipes/resnet18-oneshot$t.yaml" \
+      --model "$dir/resnet18.onnx" --out "$dir/resnet18-$t.onnx" >/dev/null
+  done
+  models=("$dir/resnet18.onnx" "$dir/resnet18-90.onnx" "$dir/resnet18-95.onnx")
+  for m in "$root"/runs/*/model.onnx; do [[ -f "$m" ]] && models+=("$m"); done
+fi
+printf "%-44s %10s %12s %12s %8s %8s\n" model "ORT ms" "ours layers" "ours columns" "x lay" "x col"
+for m in "${models[@]}"; do
+  dims=$("$bin/sparseengine" info "$m" | awk '/^  input/ {print; exit}' | grep -o '\[.*\]')
+  c=$(echo "$dims" | tr -d '[]' | awk -F', ' '{print $2}')
+  h=$(echo "$dims" | tr -d '[]' | awk -F', ' '{print $3}')
+  w=$(echo "$dims" | tr -d '[]' | awk -F', ' '{print $4}')
+  /usr/bin/python3 -c "import numpy as np; np.save('$dir/x.npy', np.random.RandomState(0).rand($batch, $c, $h, $w).astype(np.float32))"
+  ort=$(node "$root/tools/ort_run.js" "$m" "$dir/x.npy" --bench "$secs" --threads "$threads" | \
+        /usr/bin/python3 -c "import json,sys; print('%.3f' % json.load(sys.stdin)['median_ms'])")
+  lay=$("$bin/sparseengine" bench "$m" -b "$batch" -ncores "$threads" -t "$secs" -w 1 --schedule layers | awk -F': ' '/Latency Median/ {print $2}')
+  col=$("$bin/sparseengine" bench "$m" -b "$batch" -ncores "$threads" -t "$secs" -w 1 --schedule columns | awk -F': ' '/Latency Median/ {print $2}')
+  printf "%-44s %10.3f %12.3f %12.3f %8.2f %8.2f\n" "$(basename "$(dirname "$m")")/$(basename "$m")" \
+    "$ort" "$lay" "$col" "$(echo "$ort / $lay" | bc -l)" "$(echo "$ort / $col" | bc -l)"
+done
