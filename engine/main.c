@@ -12,17 +12,21 @@
 #include "st_exec.h"
 #include "st_npy.h"
 #include "st_onnx.h"
+#include "se_cli.h"
 
 static int usage(FILE *f, int code) {
     fprintf(f,
             "usage: sparseengine info MODEL.onnx\n"
             "       sparseengine run MODEL.onnx --input X.npy [--output Y.npy] [--threads N]\n"
+            "       sparseengine run MODEL.onnx --image IMG.png [--threads N]\n"
             "\n"
             "info  prints the model's producer, opset, inputs and outputs, operator counts,\n"
             "      parameter count and the sparsity of each convolution / Gemm weight.\n"
             "run   runs the model on a NumPy array (float32 or float64, [N, C, H, W] or [N, F];\n"
             "      N is any batch size) and writes the output as float32 .npy (default:\n"
-            "      prints its shape and first values).\n"
+            "      prints its shape and first values). With --image: the PNG is preprocessed as\n"
+            "      the model's metadata says (our exports record input size, normalisation,\n"
+            "      task and class names) and the top-5 classes or the detections are printed.\n"
             "\n"
             "Exit codes: 0 done, 2 bad input (file, model, array), 1 other errors.\n");
     return code;
@@ -63,7 +67,7 @@ static int output_is_flat(const st_graph *g) {
 }
 
 static int cmd_run(int argc, char **argv) {
-    const char *model = NULL, *in = NULL, *out = NULL;
+    const char *model = NULL, *in = NULL, *out = NULL, *image = NULL;
     int threads = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -78,6 +82,7 @@ static int cmd_run(int argc, char **argv) {
             return 2;
         }
         if (!strcmp(a, "--input")) in = v;
+        else if (!strcmp(a, "--image")) image = v;
         else if (!strcmp(a, "--output")) out = v;
         else if (!strcmp(a, "--threads") && (threads = atoi(v)) > 0) {}
         else {
@@ -86,11 +91,13 @@ static int cmd_run(int argc, char **argv) {
         }
         i++;
     }
+    if (threads > 0) omp_set_num_threads(threads);
+    if (model && image) return se_cmd_run_image(model, image);
     if (!model || !in) {
-        fprintf(stderr, "sparseengine run: needs MODEL.onnx and --input X.npy\n(see sparseengine --help)\n");
+        fprintf(stderr, "sparseengine run: needs MODEL.onnx and --input X.npy (or --image IMG.png)\n"
+                        "(see sparseengine --help)\n");
         return 2;
     }
-    if (threads > 0) omp_set_num_threads(threads);
     st_error err = {0};
     st_onnx_model *m = NULL;
     st_graph *g = NULL;

@@ -168,9 +168,13 @@ static int emit_conv(ox_ctx *c, int i, char *out) {
             bias_name = strdup(g->params[nd->params[1]].name);
             if (!bias_name) c->b.oom = 1;
         } else {
+            /* named after the weight: model.0.conv.weight -> model.0.conv.bias */
             char base[ST_NAME_MAX + 16];
-            if (nd->name[0]) snprintf(base, sizeof base, "%s.bias", nd->name);
-            else snprintf(base, sizeof base, "Conv_%d.bias", i);
+            const char *wn = g->params[nd->params[0]].name;
+            size_t wl = strlen(wn);
+            if (wl > 7 && !strcmp(wn + wl - 7, ".weight"))
+                snprintf(base, sizeof base, "%.*s.bias", (int)(wl - 7), wn);
+            else snprintf(base, sizeof base, "%s_bias", wn);
             bias_name = ox_unique_name(&c->b, base);
         }
         int64_t k = nd->a.conv.k;

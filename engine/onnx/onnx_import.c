@@ -141,6 +141,12 @@ void st_onnx_bind(st_onnx_imp *c, int slot, const st_onnx_ival *w, const float *
         name = alt;
     }
     if (st_graph_rename_param(c->g, p, name)) return;
+    if (slot == 0) { /* the node (module) takes its weight's name: conv1.weight -> conv1 */
+        st_node *nd = &c->g->nodes[c->g->n_nodes - 1];
+        size_t l = strlen(name);
+        if (l > 7 && !strcmp(name + l - 7, ".weight")) snprintf(nd->name, sizeof nd->name, "%.*s", (int)(l - 7), name);
+        else snprintf(nd->name, sizeof nd->name, "%s", name);
+    }
     if (c->n_loads == c->cap_loads) {
         int nc = c->cap_loads ? 2 * c->cap_loads : 64;
         st_onnx_load *q = realloc(c->loads, (size_t)nc * sizeof *q);
