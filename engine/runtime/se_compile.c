@@ -386,6 +386,11 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
     for (int i = 0; i < c->n_steps && !rc; i++) {
         se_step *s = &c->steps[i];
         if (s->op == ST_OP_CONV2D || s->op == ST_OP_LINEAR) rc = choose_kernel(c, s, &scratch, err, errcap);
+        /* The dense conv adds its bias in a pass of its own when it runs one sample per
+         * gemm; the epilogue's pass takes it over. */
+        if (s->op == ST_OP_CONV2D && !s->sparse && s->b && s->conv.groups == 1 &&
+            st_conv2d_batch_chunk(&s->conv) == 1)
+            s->dense_bias_in_epi = 1;
         size_t sc = step_scratch(c, s);
         if (sc > scratch) scratch = sc;
     }

@@ -56,6 +56,7 @@ typedef struct se_step {
     const float *w, *b; /* weights in use: folded copies (owned below) or the graph's */
     float *w_own, *b_own;
     int sparse;         /* 1: packed weights and the sparse kernels */
+    int dense_bias_in_epi; /* dense conv, one sample per gemm: bias added by the epilogue */
     st_csr csr;
     double sparsity;    /* fraction of exact zeros of w */
     double speedup;     /* modelled dense/sparse time */
@@ -101,7 +102,9 @@ int se__fail(char *err, size_t errcap, int code, const char *fmt, ...)
 
 void se__model_retain(se_model *m);
 
-/* se_run.c: the fused epilogue over n elements of y (batch included). */
-void se__epilogue(const se_step *s, float *y, float *const *ptr, size_t n);
+/* se_run.c: the fused epilogue over n elements of y (batch included); with bias, first
+ * y += bias[channel] for planes of `plane` elements, channel = plane index % K. */
+void se__epilogue(const se_step *s, float *y, float *const *ptr, size_t n, const float *bias,
+                  int K, size_t plane);
 
 #endif

@@ -43,48 +43,68 @@ void se_context_free(se_context *x) {
 
 static inline float sigmoidf_(float v) { return 1.0f / (1.0f + expf(-v)); }
 
-void se__epilogue(const se_step *s, float *y, float *const *ptr, size_t n) {
+/* Applies the epilogue ops in sequence to m elements at yb (residuals at offset i0). */
+static inline void epi_block(const se_step *s, float *yb, size_t m, size_t i0, float bias,
+                             float *const *ptr) {
+    if (bias != 0.0f) {
+#pragma omp simd
+        for (size_t i = 0; i < m; i++) yb[i] += bias;
+    }
+    for (int e = 0; e < s->n_epi; e++) {
+        const se_epi *ep = &s->epi[e];
+        const float a = ep->a, b = ep->b;
+        switch (ep->kind) {
+        case SE_EPI_RELU:
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) yb[i] = yb[i] > 0.0f ? yb[i] : 0.0f;
+            break;
+        case SE_EPI_LEAKYRELU:
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) yb[i] = yb[i] > 0.0f ? yb[i] : yb[i] * a;
+            break;
+        case SE_EPI_SILU:
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) yb[i] = yb[i] * sigmoidf_(yb[i]);
+            break;
+        case SE_EPI_SIGMOID:
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) yb[i] = sigmoidf_(yb[i]);
+            break;
+        case SE_EPI_CLIP:
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) {
+                float v = yb[i] < a ? a : yb[i];
+                yb[i] = v > b ? b : v;
+            }
+            break;
+        case SE_EPI_ADD: {
+            const float *r = ptr[ep->value] + i0;
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) yb[i] += r[i];
+            break;
+        }
+        default: break;
+        }
+    }
+}
+
+void se__epilogue(const se_step *s, float *y, float *const *ptr, size_t n, const float *bias,
+                  int K, size_t plane) {
+    if (bias) { /* per output channel: planes of `plane` elements, channel = plane % K */
+        const size_t planes = n / plane, per = (plane + SE_EPI_BLOCK - 1) / SE_EPI_BLOCK;
+#pragma omp parallel for schedule(static) if (n > SE_OMP_MIN)
+        for (size_t t = 0; t < planes * per; t++) {
+            const size_t pl = t / per, i0 = pl * plane + (t % per) * SE_EPI_BLOCK;
+            const size_t m = ST_MIN(pl * plane + plane - i0, (size_t)SE_EPI_BLOCK);
+            epi_block(s, y + i0, m, i0, bias[pl % (size_t)K], ptr);
+        }
+        return;
+    }
     const size_t nb = (n + SE_EPI_BLOCK - 1) / SE_EPI_BLOCK;
 #pragma omp parallel for schedule(static) if (n > SE_OMP_MIN)
     for (size_t blk = 0; blk < nb; blk++) {
         const size_t i0 = blk * SE_EPI_BLOCK, m = ST_MIN(n - i0, (size_t)SE_EPI_BLOCK);
-        float *yb = y + i0;
-        for (int e = 0; e < s->n_epi; e++) {
-            const se_epi *ep = &s->epi[e];
-            const float a = ep->a, b = ep->b;
-            switch (ep->kind) {
-            case SE_EPI_RELU:
-#pragma omp simd
-                for (size_t i = 0; i < m; i++) yb[i] = yb[i] > 0.0f ? yb[i] : 0.0f;
-                break;
-            case SE_EPI_LEAKYRELU:
-#pragma omp simd
-                for (size_t i = 0; i < m; i++) yb[i] = yb[i] > 0.0f ? yb[i] : yb[i] * a;
-                break;
-            case SE_EPI_SILU:
-#pragma omp simd
-                for (size_t i = 0; i < m; i++) yb[i] = yb[i] * sigmoidf_(yb[i]);
-                break;
-            case SE_EPI_SIGMOID:
-#pragma omp simd
-                for (size_t i = 0; i < m; i++) yb[i] = sigmoidf_(yb[i]);
-                break;
-            case SE_EPI_CLIP:
-#pragma omp simd
-                for (size_t i = 0; i < m; i++) {
-                    float v = yb[i] < a ? a : yb[i];
-                    yb[i] = v > b ? b : v;
-                }
-                break;
-            case SE_EPI_ADD: {
-                const float *r = ptr[ep->value] + i0;
-#pragma omp simd
-                for (size_t i = 0; i < m; i++) yb[i] += r[i];
-                break;
-            }
-            default: break;
-            }
-        }
+        epi_block(s, y + i0, m, i0, 0.0f, ptr);
     }
 }
 
@@ -104,7 +124,8 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
             if (st_conv2d_sparse_forward(&s->conv, &s->csr, y, x, s->b, scratch, &e) != ST_OK)
                 return se__fail(err, errcap, 1, "%s: %s", nd->name, e.msg);
         } else {
-            st_conv2d_forward(&s->conv, y, x, s->w, s->b, scratch);
+            /* the bias goes into the epilogue's pass (one pass over y fewer) */
+            st_conv2d_forward(&s->conv, y, x, s->w, s->dense_bias_in_epi ? NULL : s->b, scratch);
         }
         break;
     case ST_OP_LINEAR:
@@ -149,7 +170,10 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
     default:
         return se__fail(err, errcap, 1, "internal: no kernel for %s (%s)", st_op_name(s->op), nd->name);
     }
-    if (s->n_epi) se__epilogue(s, y, ptr, (size_t)N * st_shape_numel(g->values[s->out]));
+    const int epi_bias = s->op == ST_OP_CONV2D && !s->sparse && s->dense_bias_in_epi;
+    if (s->n_epi || epi_bias)
+        se__epilogue(s, y, ptr, (size_t)N * st_shape_numel(g->values[s->out]),
+                     epi_bias ? s->b : NULL, s->conv.K, (size_t)s->conv.P * s->conv.Q);
     return 0;
 }
 
