@@ -1,0 +1,408 @@
+/* sparseengine: compiling an imported graph into an inference plan for one batch size
+ * (see se_internal.h for the plan's shape).
+ *
+ *  1. Simplification: a BatchNorm whose input is a convolution's output read by nothing
+ *     else is folded into that convolution (w' = w * s, b' = (b - mean) * s + beta with
+ *     s = gamma / sqrt(var + eps), in double); the chain of single-reader activations
+ *     and residual Adds that follows a convolution or linear layer becomes its epilogue
+ *     (an Add only when its other operand is computed before the layer, as in
+ *     ResNet / C3 bottlenecks). Flatten, Dropout and Identity alias their input.
+ *  2. Kernels: per convolution / linear layer, the sparse kernels (packed st_csr, forward
+ *     only) when st_sparse_expected_speedup at this batch and the weights' sparsity
+ *     says > 1.3x, else the dense path; depthwise and grouped convolutions stay dense.
+ *     The cost model was fitted on training steps (forward + both backward passes).
+ *  3. Memory: best-fit offsets in one arena by liveness, plus a shared scratch. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "se_internal.h"
+
+static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static int epi_kind(st_op_type op) {
+    switch (op) {
+    case ST_OP_RELU: return SE_EPI_RELU;
+    case ST_OP_LEAKYRELU: return SE_EPI_LEAKYRELU;
+    case ST_OP_SILU: return SE_EPI_SILU;
+    case ST_OP_SIGMOID: return SE_EPI_SIGMOID;
+    case ST_OP_CLIP: return SE_EPI_CLIP;
+    case ST_OP_ADD: return SE_EPI_ADD;
+    default: return 0;
+    }
+}
+
+/* Per-value facts the simplification needs. */
+typedef struct {
+    int *uses;     /* [n_values] readers (a node reading it twice counts twice) */
+    int *reader;   /* [n_values] the last node reading it */
+    int *producer; /* [n_values] node writing it */
+    char *is_out;  /* [n_values] graph output */
+} vinfo;
+
+static int sole_reader(const st_graph *g, const vinfo *vi, int v) {
+    if (vi->uses[v] != 1 || vi->is_out[v]) return -1;
+    return vi->reader[v];
+}
+
+void se_compiled_free(se_compiled *c) {
+    if (!c) return;
+    for (int i = 0; c->steps && i < c->n_steps; i++) {
+        se_step *s = &c->steps[i];
+        free(s->w_own);
+        free(s->b_own);
+        st_csr_free(&s->csr);
+    }
+    free(c->steps);
+    free(c->root);
+    free(c->off);
+    se_model_free(c->m);
+    free(c);
+}
+
+/* Folds BatchNorm node bn into the step's weights (owned copies). */
+static int fold_bn(const st_graph *g, se_step *s, const st_node *conv, const st_node *bn) {
+    const st_param *wp = &g->params[conv->params[0]];
+    const int K = conv->a.conv.k;
+    const size_t per = wp->numel / (size_t)K;
+    s->w_own = malloc(wp->numel * sizeof(float));
+    s->b_own = malloc((size_t)K * sizeof(float));
+    if (!s->w_own || !s->b_own) return 4;
+    const float *w = st_param_data(g, conv->params[0]);
+    const float *b = conv->params[1] >= 0 ? st_param_data(g, conv->params[1]) : NULL;
+    const float *gam = st_param_data(g, bn->params[0]), *bet = st_param_data(g, bn->params[1]);
+    const float *mean = st_param_data(g, bn->params[2]), *var = st_param_data(g, bn->params[3]);
+    for (int k = 0; k < K; k++) {
+        double sc = (double)gam[k] / sqrt((double)var[k] + (double)bn->a.bn.eps);
+        for (size_t j = 0; j < per; j++)
+            s->w_own[(size_t)k * per + j] = (float)((double)w[(size_t)k * per + j] * sc);
+        s->b_own[k] = (float)(((b ? (double)b[k] : 0.0) - (double)mean[k]) * sc + (double)bet[k]);
+    }
+    s->w = s->w_own;
+    s->b = s->b_own;
+    return 0;
+}
+
+/* Dense or sparse for a conv / linear step; packs the sparse ones. */
+static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err, size_t errcap) {
+    const st_graph *g = c->g;
+    const st_param *wp = &g->params[g->nodes[s->node].params[0]];
+    size_t zeros = 0;
+    for (size_t j = 0; j < wp->numel; j++) zeros += s->w[j] == 0.0f;
+    s->sparsity = wp->numel ? (double)zeros / (double)wp->numel : 0.0;
+    st_conv2d d;
+    if (s->op == ST_OP_CONV2D) {
+        d = s->conv;
+    } else {
+        d = (st_conv2d){.N = c->batch, .C = s->in_f, .H = 1, .W = 1, .K = s->out_f, .R = 1,
+                        .S = 1, .stride_h = 1, .stride_w = 1, .dil_h = 1, .dil_w = 1,
+                        .groups = 1};
+        st_conv2d_init(&d);
+    }
+    s->macs = (double)d.N * d.K * (d.C / d.groups) * d.R * d.S * d.P * d.Q;
+    c->macs_total += s->macs;
+    if (s->op == ST_OP_CONV2D && d.groups > 1) {
+        snprintf(s->why, sizeof s->why, "dense (grouped/depthwise, %.0f%% zeros)", 100 * s->sparsity);
+        return 0;
+    }
+    s->speedup = st_sparse_expected_speedup(&d, s->sparsity);
+    if (c->dense) {
+        snprintf(s->why, sizeof s->why, "dense (dense requested; %.0f%% zeros, modelled x%.2f)",
+                 100 * s->sparsity, s->speedup);
+        return 0;
+    }
+    if (!st_sparse_should_use(&d, s->sparsity)) {
+        snprintf(s->why, sizeof s->why, "dense (%.0f%% zeros, sparse modelled x%.2f <= 1.3)",
+                 100 * s->sparsity, s->speedup);
+        return 0;
+    }
+    st_error e = {0};
+    st_status rc = s->op == ST_OP_CONV2D
+                       ? st_csr_pack(&s->csr, &d, s->w, NULL, &e)
+                       : st_csr_pack_linear(&s->csr, s->in_f, s->out_f, s->w, NULL, &e);
+    if (rc != ST_OK)
+        return se__fail(err, errcap, (int)rc, "%s: packing %s: %s", c->m->path,
+                        g->nodes[s->node].name, e.msg);
+    s->sparse = 1;
+    c->macs_sparse += s->macs;
+    /* sized for omp_get_max_threads(), which se_compile set to the run's thread count */
+    size_t sc = s->op == ST_OP_CONV2D ? st_conv2d_sparse_scratch_floats(&s->csr)
+                                      : st_linear_sparse_scratch_floats(&s->csr);
+    if (sc > *scratch) *scratch = sc;
+    snprintf(s->why, sizeof s->why, "sparse (%.0f%% zeros, modelled x%.2f)", 100 * s->sparsity,
+             s->speedup);
+    return 0;
+}
+
+/* Scratch floats a step needs besides the sparse kernels'. */
+static size_t step_scratch(const se_compiled *c, const se_step *s) {
+    const st_graph *g = c->g;
+    switch (s->op) {
+    case ST_OP_CONV2D: return s->sparse ? 0 : st_conv2d_scratch_floats(&s->conv);
+    case ST_OP_MAXPOOL: /* argmax indices, int32 */
+        return (size_t)c->batch * s->pool.C * s->pool.P * s->pool.Q;
+    case ST_OP_BATCHNORM: return 2 * (size_t)g->values[s->in[0]].c;
+    default: return 0;
+    }
+}
+
+/* Builds the steps (simplification and fusion). */
+static int build_steps(se_compiled *c, const vinfo *vi, char *err, size_t errcap) {
+    const st_graph *g = c->g;
+    char *done = calloc((size_t)g->n_nodes, 1);
+    c->steps = calloc((size_t)g->n_nodes + 1, sizeof *c->steps);
+    if (!done || !c->steps) return free(done), se__fail(err, errcap, 4, "out of memory");
+    int rc = 0;
+    for (int i = 0; i < g->n_nodes && !rc; i++) {
+        const st_node *nd = &g->nodes[i];
+        if (done[i] || nd->op == ST_OP_INPUT || nd->op == ST_OP_FLATTEN || nd->op == ST_OP_DROPOUT)
+            continue;
+        se_step *s = &c->steps[c->n_steps++];
+        s->op = nd->op;
+        s->node = i;
+        s->bn_node = -1;
+        s->n_in = nd->n_inputs;
+        for (int k = 0; k < nd->n_inputs; k++) s->in[k] = c->root[nd->inputs[k]];
+        int cur = nd->output;
+        st_shape in = nd->n_inputs ? g->values[nd->inputs[0]] : g->values[nd->output];
+        if (nd->op == ST_OP_CONV2D || nd->op == ST_OP_LINEAR) {
+            s->w = st_param_data(g, nd->params[0]);
+            s->b = nd->params[1] >= 0 ? st_param_data(g, nd->params[1]) : NULL;
+            if (nd->op == ST_OP_CONV2D) {
+                s->conv = (st_conv2d){.N = c->batch, .C = in.c, .H = in.h, .W = in.w,
+                                      .K = nd->a.conv.k, .R = nd->a.conv.r, .S = nd->a.conv.s,
+                                      .stride_h = nd->a.conv.stride_h,
+                                      .stride_w = nd->a.conv.stride_w, .pad_h = nd->a.conv.pad_h,
+                                      .pad_w = nd->a.conv.pad_w, .dil_h = nd->a.conv.dil_h,
+                                      .dil_w = nd->a.conv.dil_w, .groups = nd->a.conv.groups};
+                if (st_conv2d_init(&s->conv) != 0) {
+                    rc = se__fail(err, errcap, 2, "%s: convolution %s has an invalid shape",
+                                  c->m->path, nd->name);
+                    break;
+                }
+                int r = sole_reader(g, vi, cur);
+                if (r >= 0 && g->nodes[r].op == ST_OP_BATCHNORM) {
+                    if ((rc = fold_bn(g, s, nd, &g->nodes[r]))) {
+                        rc = se__fail(err, errcap, 4, "out of memory");
+                        break;
+                    }
+                    s->bn_node = r;
+                    done[r] = 1;
+                    cur = g->nodes[r].output;
+                }
+            } else {
+                s->in_f = (int)st_shape_numel(in);
+                s->out_f = nd->a.features;
+            }
+            /* epilogue: single-reader elementwise successors */
+            while (s->n_epi < SE_MAX_EPI) {
+                int r = sole_reader(g, vi, cur);
+                if (r < 0) break;
+                const st_node *u = &g->nodes[r];
+                int kind = epi_kind(u->op);
+                if (!kind) break;
+                se_epi *ep = &s->epi[s->n_epi];
+                if (kind == SE_EPI_ADD) {
+                    int other = u->inputs[0] == cur ? u->inputs[1] : u->inputs[0];
+                    if (other == cur || vi->producer[other] > i) break;
+                    ep->value = c->root[other];
+                } else if (kind == SE_EPI_LEAKYRELU) {
+                    ep->a = u->a.slope;
+                } else if (kind == SE_EPI_CLIP) {
+                    ep->a = u->a.clip.lo, ep->b = u->a.clip.hi;
+                }
+                ep->kind = kind;
+                s->n_epi++;
+                done[r] = 1;
+                cur = u->output;
+            }
+        } else if (nd->op == ST_OP_MAXPOOL || nd->op == ST_OP_AVGPOOL) {
+            s->pool = (st_pool){.N = c->batch, .C = in.c, .H = in.h, .W = in.w,
+                                .kh = nd->a.pool.kh, .kw = nd->a.pool.kw,
+                                .stride_h = nd->a.pool.stride_h, .stride_w = nd->a.pool.stride_w,
+                                .pad_h = nd->a.pool.pad_h, .pad_w = nd->a.pool.pad_w,
+                                .ceil_mode = nd->a.pool.ceil_mode,
+                                .count_include_pad = nd->a.pool.count_include_pad};
+            st_pool_init(&s->pool);
+        }
+        s->out = c->root[cur];
+    }
+    free(done);
+    return rc;
+}
+
+/* Best-fit offsets by liveness. Free blocks are kept sorted by offset and coalesced. */
+typedef struct {
+    size_t *off, *len;
+    int n;
+    size_t top; /* end of the arena so far */
+} freelist;
+
+static size_t fl_alloc(freelist *f, size_t n) {
+    int best = -1;
+    for (int i = 0; i < f->n; i++)
+        if (f->len[i] >= n && (best < 0 || f->len[i] < f->len[best])) best = i;
+    if (best >= 0) {
+        size_t o = f->off[best];
+        f->off[best] += n, f->len[best] -= n;
+        if (!f->len[best]) {
+            memmove(f->off + best, f->off + best + 1, (size_t)(f->n - best - 1) * sizeof(size_t));
+            memmove(f->len + best, f->len + best + 1, (size_t)(f->n - best - 1) * sizeof(size_t));
+            f->n--;
+        }
+        return o;
+    }
+    /* grow: a free block at the end of the arena is extended */
+    if (f->n && f->off[f->n - 1] + f->len[f->n - 1] == f->top) {
+        size_t o = f->off[--f->n];
+        f->top = o + n;
+        return o;
+    }
+    size_t o = f->top;
+    f->top += n;
+    return o;
+}
+
+static void fl_free(freelist *f, size_t o, size_t n) {
+    int i = 0;
+    while (i < f->n && f->off[i] < o) i++;
+    memmove(f->off + i + 1, f->off + i, (size_t)(f->n - i) * sizeof(size_t));
+    memmove(f->len + i + 1, f->len + i, (size_t)(f->n - i) * sizeof(size_t));
+    f->off[i] = o, f->len[i] = n;
+    f->n++;
+    if (i + 1 < f->n && f->off[i] + f->len[i] == f->off[i + 1]) { /* merge with the next */
+        f->len[i] += f->len[i + 1];
+        memmove(f->off + i + 1, f->off + i + 2, (size_t)(f->n - i - 2) * sizeof(size_t));
+        memmove(f->len + i + 1, f->len + i + 2, (size_t)(f->n - i - 2) * sizeof(size_t));
+        f->n--;
+    }
+    if (i > 0 && f->off[i - 1] + f->len[i - 1] == f->off[i]) { /* and the previous */
+        f->len[i - 1] += f->len[i];
+        memmove(f->off + i, f->off + i + 1, (size_t)(f->n - i - 1) * sizeof(size_t));
+        memmove(f->len + i, f->len + i + 1, (size_t)(f->n - i - 1) * sizeof(size_t));
+        f->n--;
+    }
+}
+
+static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap) {
+    const st_graph *g = c->g;
+    const int nv = g->n_values;
+    int *last = malloc((size_t)nv * sizeof *last);
+    freelist f = {malloc(((size_t)nv + 2) * sizeof(size_t)), malloc(((size_t)nv + 2) * sizeof(size_t)), 0, 0};
+    if (!last || !f.off || !f.len) {
+        free(last), free(f.off), free(f.len);
+        return se__fail(err, errcap, 4, "out of memory");
+    }
+    for (int v = 0; v < nv; v++) last[v] = -1, c->off[v] = -1;
+    for (int i = 0; i < c->n_steps; i++) {
+        const se_step *s = &c->steps[i];
+        for (int k = 0; k < s->n_in; k++) last[s->in[k]] = i;
+        for (int e = 0; e < s->n_epi; e++)
+            if (s->epi[e].kind == SE_EPI_ADD) last[s->epi[e].value] = i;
+    }
+    for (int k = 0; k < c->n_out; k++) last[c->out_val[k]] = c->n_steps; /* to the end */
+    c->act_floats_no_reuse = 0;
+    for (int i = 0; i < c->n_steps; i++) {
+        const se_step *s = &c->steps[i];
+        size_t n = pad16((size_t)c->batch * st_shape_numel(g->values[s->out]));
+        c->act_floats_no_reuse += n;
+        c->off[s->out] = (int64_t)fl_alloc(&f, n); /* before freeing: never aliases an input */
+        if (last[s->out] < i) last[s->out] = i;     /* never read: free right away */
+        int freed[ST_MAX_INPUTS + SE_MAX_EPI + 1], nf = 0;
+        for (int k = 0; k < s->n_in + s->n_epi + 1; k++) {
+            int v = k < s->n_in ? s->in[k] : k < s->n_in + s->n_epi ? s->epi[k - s->n_in].value : s->out;
+            if (k >= s->n_in && k < s->n_in + s->n_epi && s->epi[k - s->n_in].kind != SE_EPI_ADD) continue;
+            if (v == g->input || last[v] != i || c->off[v] < 0) continue;
+            int dup = 0;
+            for (int j = 0; j < nf; j++) dup |= freed[j] == v;
+            if (dup) continue;
+            freed[nf++] = v;
+            fl_free(&f, (size_t)c->off[v], pad16((size_t)c->batch * st_shape_numel(g->values[v])));
+        }
+    }
+    c->scratch_floats = pad16(scratch);
+    for (int v = 0; v < nv; v++)
+        if (c->off[v] >= 0) c->off[v] += (int64_t)c->scratch_floats;
+    c->arena_floats = c->scratch_floats + f.top;
+    free(last), free(f.off), free(f.len);
+    return 0;
+}
+
+int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char *err,
+               size_t errcap) {
+    if (out) *out = NULL;
+    if (!mc || !o || !out) return se__fail(err, errcap, 2, "se_compile: NULL argument");
+    if (o->batch < 1) return se__fail(err, errcap, 2, "batch must be >= 1 (got %d)", o->batch);
+    if (o->threads < 0) return se__fail(err, errcap, 2, "threads must be >= 0 (got %d)", o->threads);
+    if (o->schedule != SE_SCHEDULE_LAYERS && o->schedule != SE_SCHEDULE_COLUMNS)
+        return se__fail(err, errcap, 2, "unknown schedule %d", o->schedule);
+    se_model *m = (se_model *)mc; /* the reference count is the only thing written */
+    const st_graph *g = m->g;
+    se_compiled *c = calloc(1, sizeof *c);
+    if (!c) return se__fail(err, errcap, 4, "out of memory");
+    se__model_retain(m);
+    c->m = m;
+    c->g = g;
+    c->batch = o->batch;
+    c->threads = o->threads > 0 ? o->threads : omp_get_max_threads();
+    c->schedule_req = o->schedule;
+    c->dense = o->dense != 0;
+    c->n_out = g->n_outputs;
+    const int nv = g->n_values;
+    vinfo vi = {calloc((size_t)nv, sizeof(int)), calloc((size_t)nv, sizeof(int)),
+                calloc((size_t)nv, sizeof(int)), calloc((size_t)nv, 1)};
+    c->root = malloc((size_t)nv * sizeof *c->root);
+    c->off = malloc((size_t)nv * sizeof *c->off);
+    int rc = 0;
+    if (!vi.uses || !vi.reader || !vi.producer || !vi.is_out || !c->root || !c->off) {
+        rc = se__fail(err, errcap, 4, "out of memory");
+        goto done;
+    }
+    for (int v = 0; v < nv; v++) c->root[v] = v, vi.producer[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const st_node *nd = &g->nodes[i];
+        vi.producer[nd->output] = i;
+        for (int k = 0; k < nd->n_inputs; k++) vi.uses[nd->inputs[k]]++, vi.reader[nd->inputs[k]] = i;
+        if (nd->op == ST_OP_FLATTEN || nd->op == ST_OP_DROPOUT) c->root[nd->output] = c->root[nd->inputs[0]];
+    }
+    for (int k = 0; k < g->n_outputs; k++) {
+        vi.is_out[g->outputs[k]] = 1;
+        c->out_val[k] = c->root[g->outputs[k]];
+        int rank = m->out_rank[k];
+        if (rank != 2 && rank != 4) { /* not declared: flat after Linear/Flatten/GAP */
+            int p = vi.producer[g->outputs[k]];
+            st_op_type op = p >= 0 ? g->nodes[p].op : ST_OP_INPUT;
+            rank = op == ST_OP_LINEAR || op == ST_OP_FLATTEN ? 2 : 4;
+        }
+        c->out_ndim[k] = rank;
+    }
+    if ((rc = build_steps(c, &vi, err, errcap))) goto done;
+    /* Kernel choice; the sparse scratch is sized for the run's thread count. */
+    int prev_threads = omp_get_max_threads();
+    omp_set_num_threads(c->threads);
+    size_t scratch = 0;
+    for (int i = 0; i < c->n_steps && !rc; i++) {
+        se_step *s = &c->steps[i];
+        if (s->op == ST_OP_CONV2D || s->op == ST_OP_LINEAR) rc = choose_kernel(c, s, &scratch, err, errcap);
+        /* The dense conv adds its bias in a pass of its own when it runs one sample per
+         * gemm; the epilogue's pass takes it over. */
+        if (s->op == ST_OP_CONV2D && !s->sparse && s->b && s->conv.groups == 1 &&
+            st_conv2d_batch_chunk(&s->conv) == 1)
+            s->dense_bias_in_epi = 1;
+        size_t sc = step_scratch(c, s);
+        if (sc > scratch) scratch = sc;
+    }
+    omp_set_num_threads(prev_threads);
+    if (rc) goto done;
+    rc = plan_memory(c, scratch, err, errcap);
+done:
+    free(vi.uses), free(vi.reader), free(vi.producer), free(vi.is_out);
+    if (rc) {
+        se_compiled_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}

@@ -1,0 +1,110 @@
+/* Private to engine/runtime: the loaded model, the compiled plan and the contexts behind
+ * sparseengine.h.
+ *
+ * A plan is a list of steps in execution order. A step is one graph node, or a
+ * convolution / linear layer with what was folded or fused into it: a BatchNorm folded
+ * into its weights and bias, then an epilogue of up to SE_MAX_EPI elementwise ops
+ * (activations and residual Adds, in graph order) applied to the layer's output right
+ * after the kernel, block by block, in place. Flatten, Dropout (eval) and Identity make
+ * no step: their output is the same buffer as their input (values are mapped to a
+ * "root" value that owns the buffer).
+ *
+ * Memory: every root value a step writes gets an offset in one arena, assigned by a
+ * best-fit planner over the steps in order (a buffer is returned after its last
+ * reader; graph outputs live to the end); a scratch region (im2col, the sparse
+ * kernels' per-thread bands, max-pool indices, BN statistics) sized for the largest
+ * step sits at the start. The graph input is read from the caller's array in place.
+ *
+ * Ownership: a compiled model holds a reference on its se_model (whose graph it reads),
+ * its folded weights and packed sparse weights; after se_compile it is never written.
+ * A context holds the arena and the value pointer table. */
+#ifndef SE_INTERNAL_H
+#define SE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sparseengine.h"
+#include "st_graph.h"
+#include "st_ops.h"
+#include "st_sparse.h"
+
+#define SE_MAX_EPI 4
+
+/* Epilogue op kinds. */
+enum { SE_EPI_RELU = 1, SE_EPI_LEAKYRELU, SE_EPI_SILU, SE_EPI_SIGMOID, SE_EPI_CLIP, SE_EPI_ADD };
+
+typedef struct se_epi {
+    int kind;
+    float a, b;  /* leaky slope; clip lo, hi */
+    int value;   /* SE_EPI_ADD: the root value added */
+} se_epi;
+
+typedef struct se_step {
+    st_op_type op;      /* of the main node */
+    int node;           /* main node index in the graph (names, attributes) */
+    int n_in;
+    int in[ST_MAX_INPUTS]; /* root values read (the main node's inputs) */
+    int out;            /* root value written (the last fused node's output) */
+    int bn_node;        /* folded BatchNorm node, or -1 */
+    int n_epi;
+    se_epi epi[SE_MAX_EPI];
+    /* conv / linear */
+    st_conv2d conv;     /* N = the compiled batch */
+    int in_f, out_f;    /* linear */
+    const float *w, *b; /* weights in use: folded copies (owned below) or the graph's */
+    float *w_own, *b_own;
+    int sparse;         /* 1: packed weights and the sparse kernels */
+    int dense_bias_in_epi; /* dense conv, one sample per gemm: bias added by the epilogue */
+    st_csr csr;
+    double sparsity;    /* fraction of exact zeros of w */
+    double speedup;     /* modelled dense/sparse time */
+    double macs;        /* dense multiply-adds of this layer at the compiled batch */
+    char why[96];       /* the kernel choice and its reason */
+    st_pool pool;       /* pools */
+} se_step;
+
+struct se_model {
+    atomic_int refs;    /* the caller's, plus one per compiled model */
+    st_graph *g;
+    char path[512];
+    int n_out;
+    char *out_names[ST_MAX_OUTPUTS];
+    int out_rank[ST_MAX_OUTPUTS]; /* rank the file declares (0 unknown) */
+};
+
+struct se_compiled {
+    se_model *m;
+    const st_graph *g;
+    int batch, threads;  /* threads: resolved (>= 1) */
+    int schedule_req;    /* as asked; the layer schedule runs */
+    int dense;
+    se_step *steps;
+    int n_steps;
+    int *root;           /* [n_values] */
+    int64_t *off;        /* [n_values] arena offset (floats) of a root's buffer, -1 none */
+    size_t arena_floats, scratch_floats, act_floats_no_reuse;
+    int n_out;
+    int out_val[ST_MAX_OUTPUTS], out_ndim[ST_MAX_OUTPUTS];
+    double macs_total, macs_sparse;
+};
+
+struct se_context {
+    const se_compiled *c;
+    float *arena;
+    float **ptr;         /* [n_values] */
+};
+
+/* err helpers: printf into err (if err and errcap) and return code. */
+int se__fail(char *err, size_t errcap, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+void se__model_retain(se_model *m);
+
+/* se_run.c: the fused epilogue over n elements of y (batch included); with bias, first
+ * y += bias[channel] for planes of `plane` elements, channel = plane index % K. */
+void se__epilogue(const se_step *s, float *y, float *const *ptr, size_t n, const float *bias,
+                  int K, size_t plane);
+
+#endif

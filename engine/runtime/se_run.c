@@ -1,0 +1,201 @@
+/* sparseengine: contexts and running a compiled plan, step by step. The compiled model
+ * is only read here; everything a run writes lives in the context (arena) or the
+ * caller's output arrays. OpenMP threads: the compiled thread count is set for the
+ * calling thread for the duration of the run (kernels and OpenBLAS's OpenMP build read
+ * it), then the caller's setting is restored. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "se_internal.h"
+
+#define SE_EPI_BLOCK 4096      /* elements per epilogue block (16 KiB: stays in L1) */
+#define SE_OMP_MIN 32768
+
+int se_context_new(const se_compiled *c, se_context **out, char *err, size_t errcap) {
+    if (out) *out = NULL;
+    if (!c || !out) return se__fail(err, errcap, 2, "se_context_new: NULL argument");
+    se_context *x = calloc(1, sizeof *x);
+    if (!x) return se__fail(err, errcap, 4, "out of memory");
+    x->c = c;
+    x->ptr = calloc((size_t)c->g->n_values, sizeof *x->ptr);
+    x->arena = st_calloc((c->arena_floats ? c->arena_floats : 16) * sizeof(float));
+    if (!x->ptr || !x->arena) {
+        se_context_free(x);
+        return se__fail(err, errcap, 4, "out of memory for a context of %zu bytes",
+                        c->arena_floats * sizeof(float));
+    }
+    for (int v = 0; v < c->g->n_values; v++) {
+        int r = c->root[v];
+        x->ptr[v] = c->off[r] >= 0 ? x->arena + c->off[r] : NULL;
+    }
+    *out = x;
+    return 0;
+}
+
+void se_context_free(se_context *x) {
+    if (!x) return;
+    st_free(x->arena);
+    free(x->ptr);
+    free(x);
+}
+
+static inline float sigmoidf_(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+/* Applies the epilogue ops in sequence to m elements at yb (residuals at offset i0). */
+static inline void epi_block(const se_step *s, float *yb, size_t m, size_t i0, float bias,
+                             float *const *ptr) {
+    if (bias != 0.0f) {
+#pragma omp simd
+        for (size_t i = 0; i < m; i++) yb[i] += bias;
+    }
+    for (int e = 0; e < s->n_epi; e++) {
+        const se_epi *ep = &s->epi[e];
+        const float a = ep->a, b = ep->b;
+        switch (ep->kind) {
+        case SE_EPI_RELU:
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) yb[i] = yb[i] > 0.0f ? yb[i] : 0.0f;
+            break;
+        case SE_EPI_LEAKYRELU:
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) yb[i] = yb[i] > 0.0f ? yb[i] : yb[i] * a;
+            break;
+        case SE_EPI_SILU:
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) yb[i] = yb[i] * sigmoidf_(yb[i]);
+            break;
+        case SE_EPI_SIGMOID:
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) yb[i] = sigmoidf_(yb[i]);
+            break;
+        case SE_EPI_CLIP:
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) {
+                float v = yb[i] < a ? a : yb[i];
+                yb[i] = v > b ? b : v;
+            }
+            break;
+        case SE_EPI_ADD: {
+            const float *r = ptr[ep->value] + i0;
+#pragma omp simd
+            for (size_t i = 0; i < m; i++) yb[i] += r[i];
+            break;
+        }
+        default: break;
+        }
+    }
+}
+
+void se__epilogue(const se_step *s, float *y, float *const *ptr, size_t n, const float *bias,
+                  int K, size_t plane) {
+    if (bias) { /* per output channel: planes of `plane` elements, channel = plane % K */
+        const size_t planes = n / plane, per = (plane + SE_EPI_BLOCK - 1) / SE_EPI_BLOCK;
+#pragma omp parallel for schedule(static) if (n > SE_OMP_MIN)
+        for (size_t t = 0; t < planes * per; t++) {
+            const size_t pl = t / per, i0 = pl * plane + (t % per) * SE_EPI_BLOCK;
+            const size_t m = ST_MIN(pl * plane + plane - i0, (size_t)SE_EPI_BLOCK);
+            epi_block(s, y + i0, m, i0, bias[pl % (size_t)K], ptr);
+        }
+        return;
+    }
+    const size_t nb = (n + SE_EPI_BLOCK - 1) / SE_EPI_BLOCK;
+#pragma omp parallel for schedule(static) if (n > SE_OMP_MIN)
+    for (size_t blk = 0; blk < nb; blk++) {
+        const size_t i0 = blk * SE_EPI_BLOCK, m = ST_MIN(n - i0, (size_t)SE_EPI_BLOCK);
+        epi_block(s, y + i0, m, i0, 0.0f, ptr);
+    }
+}
+
+static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, float *scratch,
+                    char *err, size_t errcap) {
+    const st_graph *g = c->g;
+    const st_node *nd = &g->nodes[s->node];
+    const int N = c->batch;
+    float *y = ptr[s->out];
+    const float *x = s->n_in ? ptr[s->in[0]] : NULL;
+    st_shape in = s->n_in ? g->values[s->in[0]] : g->values[s->out];
+    const size_t n_in = (size_t)N * st_shape_numel(in);
+    st_error e = {0};
+    switch (s->op) {
+    case ST_OP_CONV2D:
+        if (s->sparse) {
+            if (st_conv2d_sparse_forward(&s->conv, &s->csr, y, x, s->b, scratch, &e) != ST_OK)
+                return se__fail(err, errcap, 1, "%s: %s", nd->name, e.msg);
+        } else {
+            /* the bias goes into the epilogue's pass (one pass over y fewer) */
+            st_conv2d_forward(&s->conv, y, x, s->w, s->dense_bias_in_epi ? NULL : s->b, scratch);
+        }
+        break;
+    case ST_OP_LINEAR:
+        if (s->sparse) {
+            if (st_linear_sparse_forward(&s->csr, y, x, s->b, N, scratch, &e) != ST_OK)
+                return se__fail(err, errcap, 1, "%s: %s", nd->name, e.msg);
+        } else {
+            st_linear_forward(y, x, s->w, s->b, N, s->in_f, s->out_f);
+        }
+        break;
+    case ST_OP_BATCHNORM: {
+        st_batchnorm bn = {.N = N, .C = in.c, .HW = in.h * in.w, .eps = nd->a.bn.eps,
+                           .momentum = nd->a.bn.momentum};
+        /* eval mode reads the running statistics and writes only save_mean/invstd */
+        st_batchnorm_forward(&bn, y, x, st_param_data(g, nd->params[0]),
+                             st_param_data(g, nd->params[1]), st_param_data(g, nd->params[2]),
+                             st_param_data(g, nd->params[3]), scratch, scratch + in.c, 0);
+        break;
+    }
+    case ST_OP_RELU: st_relu_forward(y, x, n_in); break;
+    case ST_OP_LEAKYRELU: st_leakyrelu_forward(y, x, n_in, nd->a.slope); break;
+    case ST_OP_SILU: st_silu_forward(y, x, n_in); break;
+    case ST_OP_SIGMOID: st_sigmoid_forward(y, x, n_in); break;
+    case ST_OP_CLIP: st_clip_forward(y, x, n_in, nd->a.clip.lo, nd->a.clip.hi); break;
+    case ST_OP_SOFTMAX: st_softmax_forward(y, x, N, in.c, in.h * in.w); break;
+    case ST_OP_MAXPOOL: st_maxpool_forward(&s->pool, y, (int32_t *)scratch, x); break;
+    case ST_OP_AVGPOOL: st_avgpool_forward(&s->pool, y, x); break;
+    case ST_OP_GLOBALAVGPOOL: st_global_avgpool_forward(y, x, N, in.c, in.h * in.w); break;
+    case ST_OP_ADD: st_add_forward(y, x, ptr[s->in[1]], n_in); break;
+    case ST_OP_MUL: st_mul_forward(y, x, ptr[s->in[1]], n_in); break;
+    case ST_OP_CONCAT: {
+        const float *xs[ST_MAX_INPUTS];
+        int cs[ST_MAX_INPUTS];
+        for (int k = 0; k < s->n_in; k++) {
+            xs[k] = ptr[s->in[k]];
+            cs[k] = g->values[s->in[k]].c;
+        }
+        st_concat_forward(y, xs, cs, s->n_in, N, in.h * in.w);
+        break;
+    }
+    case ST_OP_UPSAMPLE: st_upsample_nearest_forward(y, x, N, in.c, in.h, in.w, nd->a.factor); break;
+    default:
+        return se__fail(err, errcap, 1, "internal: no kernel for %s (%s)", st_op_name(s->op), nd->name);
+    }
+    const int epi_bias = s->op == ST_OP_CONV2D && !s->sparse && s->dense_bias_in_epi;
+    if (s->n_epi || epi_bias)
+        se__epilogue(s, y, ptr, (size_t)N * st_shape_numel(g->values[s->out]),
+                     epi_bias ? s->b : NULL, s->conv.K, (size_t)s->conv.P * s->conv.Q);
+    return 0;
+}
+
+int se_run(se_context *x, const float *input, float *const *outputs, char *err, size_t errcap) {
+    if (!x || !input || !outputs) return se__fail(err, errcap, 2, "se_run: NULL argument");
+    const se_compiled *c = x->c;
+    const st_graph *g = c->g;
+    for (int k = 0; k < c->n_out; k++)
+        if (!outputs[k]) return se__fail(err, errcap, 2, "se_run: output %d is NULL", k);
+    /* The input is read in place (only ever read): bind it and its aliases. */
+    for (int v = 0; v < g->n_values; v++)
+        if (c->root[v] == g->input) x->ptr[v] = (float *)input;
+    const int prev = omp_get_max_threads();
+    omp_set_num_threads(c->threads);
+    float *scratch = x->arena;
+    int rc = 0;
+    for (int i = 0; i < c->n_steps && !rc; i++) rc = run_step(c, &c->steps[i], x->ptr, scratch, err, errcap);
+    omp_set_num_threads(prev);
+    if (rc) return rc;
+    for (int k = 0; k < c->n_out; k++) {
+        size_t n = (size_t)c->batch * st_shape_numel(g->values[c->out_val[k]]);
+        memcpy(outputs[k], x->ptr[c->out_val[k]], n * sizeof(float));
+    }
+    return 0;
+}
