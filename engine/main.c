@@ -12,10 +12,13 @@
 #include "st_exec.h"
 #include "st_npy.h"
 #include "st_onnx.h"
+#include "se_cli.h"
 
 static int usage(FILE *f, int code) {
     fprintf(f,
             "usage: sparseengine info MODEL.onnx\n"
+            "       sparseengine bench MODEL.onnx [-b BATCH] [-t SECONDS] [-w WARMUP] [-ncores N]\n"
+            "                          [--schedule layers|columns] [--dense] [-x RESULT.json]\n"
             "       sparseengine run MODEL.onnx --input X.npy [--output Y.npy] [--threads N]\n"
             "\n"
             "info  prints the model's producer, opset, inputs and outputs, operator counts,\n"
@@ -23,6 +26,9 @@ static int usage(FILE *f, int code) {
             "run   runs the model on a NumPy array (float32 or float64, [N, C, H, W] or [N, F];\n"
             "      N is any batch size) and writes the output as float32 .npy (default:\n"
             "      prints its shape and first values).\n"
+            "\n"
+            "bench compiles the model (BatchNorm folded, activations fused, sparse kernels where\n"
+            "      they are faster) and reports throughput and latency (see bench --help).\n"
             "\n"
             "Exit codes: 0 done, 2 bad input (file, model, array), 1 other errors.\n");
     return code;
@@ -144,6 +150,7 @@ int main(int argc, char **argv) {
         return usage(argc < 2 ? stderr : stdout, argc < 2 ? 2 : 0);
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "bench")) return se_cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "sparseengine: unknown command '%s'\n(see sparseengine --help)\n", argv[1]);
     return 2;
 }

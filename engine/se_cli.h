@@ -1,0 +1,7 @@
+/* Subcommands of the sparseengine front end (engine/main.c); each returns the exit code. */
+#ifndef SE_CLI_H
+#define SE_CLI_H
+
+int se_cmd_bench(int argc, char **argv);
+
+#endif
