@@ -17,6 +17,8 @@
 static int usage(FILE *f, int code) {
     fprintf(f,
             "usage: sparseengine info MODEL.onnx\n"
+            "       sparseengine bench MODEL.onnx [-b BATCH] [-t SECONDS] [-w WARMUP] [-ncores N]\n"
+            "                          [--schedule layers|columns] [--dense] [-x RESULT.json]\n"
             "       sparseengine run MODEL.onnx --input X.npy [--output Y.npy] [--threads N]\n"
             "       sparseengine run MODEL.onnx --image IMG.png [--threads N]\n"
             "\n"
@@ -27,6 +29,9 @@ static int usage(FILE *f, int code) {
             "      prints its shape and first values). With --image: the PNG is preprocessed as\n"
             "      the model's metadata says (our exports record input size, normalisation,\n"
             "      task and class names) and the top-5 classes or the detections are printed.\n"
+            "\n"
+            "bench compiles the model (BatchNorm folded, activations fused, sparse kernels where\n"
+            "      they are faster) and reports throughput and latency (see bench --help).\n"
             "\n"
             "Exit codes: 0 done, 2 bad input (file, model, array), 1 other errors.\n");
     return code;
@@ -151,6 +156,7 @@ int main(int argc, char **argv) {
         return usage(argc < 2 ? stderr : stdout, argc < 2 ? 2 : 0);
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "bench")) return se_cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "sparseengine: unknown command '%s'\n(see sparseengine --help)\n", argv[1]);
     return 2;
 }

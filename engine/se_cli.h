@@ -2,6 +2,7 @@
 #ifndef SE_CLI_H
 #define SE_CLI_H
 
+int se_cmd_bench(int argc, char **argv);
 int se_cmd_run_image(const char *model, const char *image);
 
 #endif

@@ -1,0 +1,150 @@
+/* sparseengine bench: throughput and latency of a compiled model, as users of such tools
+ * expect to read them (DeepSparse-style lines), optionally as JSON with percentiles. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "se_cli.h"
+#include "sparseengine.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(const double *v, int n, double p) {
+    double k = p / 100.0 * (n - 1);
+    int i = (int)k;
+    return i + 1 < n ? v[i] + (k - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
+static int usage(FILE *f, int code) {
+    fprintf(f,
+            "usage: sparseengine bench MODEL.onnx [-b BATCH] [-t SECONDS] [-w WARMUP]\n"
+            "                          [-ncores N] [--schedule layers|columns] [--dense]\n"
+            "                          [-x RESULT.json]\n"
+            "\n"
+            "Compiles MODEL for the batch size and runs it on random inputs for SECONDS\n"
+            "(default 10) after WARMUP seconds (default 2); prints throughput and latency.\n"
+            "-ncores: threads (default: all CPUs). --dense: no sparse kernels (comparison).\n"
+            "-x: the same figures plus percentiles 50/90/95/99 as JSON.\n");
+    return code;
+}
+
+int se_cmd_bench(int argc, char **argv) {
+    const char *path = NULL, *json = NULL;
+    double secs = 10, warm = 2;
+    se_options o;
+    se_options_default(&o);
+    o.threads = omp_get_num_procs();
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout, 0);
+        if (!strcmp(a, "--dense")) { o.dense = 1; continue; }
+        if (a[0] != '-') {
+            if (path) return usage(stderr, 2);
+            path = a;
+            continue;
+        }
+        int bad = !v;
+        if (bad) {}
+        else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) bad = (o.batch = atoi(v)) < 1;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--time")) bad = !((secs = atof(v)) > 0);
+        else if (!strcmp(a, "-w") || !strcmp(a, "--warmup")) bad = !((warm = atof(v)) >= 0);
+        else if (!strcmp(a, "-ncores") || !strcmp(a, "--ncores")) bad = (o.threads = atoi(v)) < 1;
+        else if (!strcmp(a, "-x")) json = v;
+        else if (!strcmp(a, "--schedule")) {
+            if (!strcmp(v, "layers")) o.schedule = SE_SCHEDULE_LAYERS;
+            else if (!strcmp(v, "columns")) o.schedule = SE_SCHEDULE_COLUMNS;
+            else bad = 1;
+        } else bad = 1;
+        if (bad) {
+            fprintf(stderr, "sparseengine bench: bad option '%s%s%s'\n(see sparseengine bench --help)\n",
+                    a, v ? " " : "", v ? v : "");
+            return 2;
+        }
+        i++;
+    }
+    if (!path) return usage(stderr, 2);
+    char err[512] = "";
+    se_model *m = NULL;
+    se_compiled *c = NULL;
+    se_context *x = NULL;
+    float *in = NULL, **outs = NULL;
+    double *lat = NULL;
+    int rc = se_load(path, &m, err, sizeof err);
+    if (!rc) rc = se_compile(m, &o, &c, err, sizeof err);
+    if (!rc) rc = se_context_new(c, &x, err, sizeof err);
+    if (rc) goto done;
+    int64_t d[4];
+    int nd = se_input_shape(c, d);
+    size_t n_in = 1;
+    for (int k = 0; k < nd; k++) n_in *= (size_t)d[k];
+    int n_out = se_num_outputs(c);
+    in = malloc(n_in * sizeof *in);
+    outs = calloc((size_t)n_out, sizeof *outs);
+    if (!in || !outs) { rc = 4; snprintf(err, sizeof err, "out of memory"); goto done; }
+    for (int k = 0; k < n_out; k++) {
+        int64_t od[4];
+        int ond = se_output_shape(c, k, od);
+        size_t n = 1;
+        for (int j = 0; j < ond; j++) n *= (size_t)od[j];
+        if (!(outs[k] = malloc(n * sizeof(float)))) { rc = 4; snprintf(err, sizeof err, "out of memory"); goto done; }
+    }
+    unsigned s = 12345;
+    for (size_t i = 0; i < n_in; i++) s = s * 1103515245u + 12345u, in[i] = (float)((s >> 8) & 0xffff) / 65536.0f;
+    double t0 = omp_get_wtime();
+    while (!rc && omp_get_wtime() - t0 < warm) rc = se_run(x, in, outs, err, sizeof err);
+    int cap = 1024, n = 0;
+    lat = malloc((size_t)cap * sizeof *lat);
+    if (!lat) { rc = 4; goto done; }
+    double start = omp_get_wtime();
+    while (!rc && (omp_get_wtime() - start < secs || n < 3)) {
+        double a = omp_get_wtime();
+        rc = se_run(x, in, outs, err, sizeof err);
+        double b = omp_get_wtime();
+        if (n == cap) {
+            double *q = realloc(lat, (size_t)(cap *= 2) * sizeof *lat);
+            if (!q) { rc = 4; break; }
+            lat = q;
+        }
+        lat[n++] = 1e3 * (b - a);
+    }
+    if (rc) goto done;
+    double total = omp_get_wtime() - start, mean = 0, var = 0;
+    for (int i = 0; i < n; i++) mean += lat[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) var += (lat[i] - mean) * (lat[i] - mean);
+    double sd = n > 1 ? sqrt(var / (n - 1)) : 0;
+    qsort(lat, (size_t)n, sizeof *lat, cmp_double);
+    double thr = (double)o.batch * n / total, frac = se_sparse_fraction(c);
+    const char *sched = o.schedule == SE_SCHEDULE_COLUMNS ? "columns" : "layers";
+    printf("Original Model Path: %s\nBatch Size: %d\nScenario: sync\nCores: %d\nSchedule: %s\n"
+           "Sparse kernels: %.1f%% of multiply-adds%s\n",
+           path, o.batch, o.threads, sched, 100 * frac, o.dense ? " (--dense)" : "");
+    printf("Throughput (items/sec): %.4f\nLatency Mean (ms/batch): %.4f\nLatency Median (ms/batch): %.4f\n"
+           "Latency Std (ms/batch): %.4f\nIterations: %d\n",
+           thr, mean, pct(lat, n, 50), sd, n);
+    if (json) {
+        FILE *f = fopen(json, "w");
+        if (!f) { rc = 2; snprintf(err, sizeof err, "%s: cannot write", json); goto done; }
+        fprintf(f, "{\"model\": \"%s\", \"batch_size\": %d, \"cores\": %d, \"schedule\": \"%s\", "
+                   "\"dense\": %s, \"sparse_fraction\": %.6f, \"throughput_items_per_sec\": %.6f, "
+                   "\"latency_mean_ms\": %.6f, \"latency_median_ms\": %.6f, \"latency_std_ms\": %.6f, "
+                   "\"iterations\": %d, \"latency_percentiles_ms\": {\"50\": %.6f, \"90\": %.6f, "
+                   "\"95\": %.6f, \"99\": %.6f}}\n",
+                path, o.batch, o.threads, sched, o.dense ? "true" : "false", frac, thr, mean,
+                pct(lat, n, 50), sd, n, pct(lat, n, 50), pct(lat, n, 90), pct(lat, n, 95), pct(lat, n, 99));
+        if (fclose(f)) { rc = 1; snprintf(err, sizeof err, "%s: write failed", json); }
+    }
+done:
+    if (rc) fprintf(stderr, "sparseengine bench: error: %s\n", err);
+    for (int k = 0; outs && k < se_num_outputs(c); k++) free(outs[k]);
+    free(outs), free(in), free(lat);
+    se_context_free(x);
+    se_compiled_free(c);
+    se_model_free(m);
+    return rc;
+}
