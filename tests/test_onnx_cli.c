@@ -82,6 +82,21 @@ START_TEST(train_export_import_resume) {
              ST_SOURCE_DIR, data, data);
     ck_assert_int_eq(stt_run_sparsetrain(args, out, sizeof out), 2);
 
+    /* 3c. the engine's benchmark and image front end on the exported model */
+    snprintf(args, sizeof args, "bench %s/a/p90.onnx -b 2 -t 0.3 -w 0 -ncores 2 -x %s/b.json", data, data);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "Throughput (items/sec): ") && strstr(out, "Latency Median (ms/batch): ") &&
+                  strstr(out, "Iterations: ") && strstr(out, "Batch Size: 2"), "%s", out);
+    snprintf(path, sizeof path, "%s/b.json", data);
+    FILE *jf = fopen(path, "r");
+    ck_assert_ptr_nonnull(jf);
+    char js[2048] = "";
+    ck_assert_uint_gt(fread(js, 1, sizeof js - 1, jf), 0);
+    fclose(jf);
+    ck_assert_msg(strstr(js, "\"latency_percentiles_ms\": {\"50\"") && strstr(js, "\"99\""), "%s", js);
+    snprintf(args, sizeof args, "bench %s/a/p90.onnx -b 0", data);
+    ck_assert_int_eq(stt_run_tool("sparseengine", args, out, sizeof out), 2);
+
     /* 4. sparseengine run agrees with ONNX Runtime on both files */
     float x[3 * 28 * 28];
     for (int i = 0; i < 3 * 28 * 28; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
