@@ -54,8 +54,10 @@ void se_compiled_free(se_compiled *c) {
         free(s->w_own);
         free(s->b_own);
         st_csr_free(&s->csr);
+        st_csr_free(&s->col_csr);
     }
     free(c->steps);
+    free(c->secs);
     free(c->root);
     free(c->off);
     se_model_free(c->m);
@@ -163,6 +165,7 @@ static int build_steps(se_compiled *c, const vinfo *vi, char *err, size_t errcap
         s->op = nd->op;
         s->node = i;
         s->bn_node = -1;
+        s->col_sec = -1;
         s->n_in = nd->n_inputs;
         for (int k = 0; k < nd->n_inputs; k++) s->in[k] = c->root[nd->inputs[k]];
         int cur = nd->output;
@@ -296,11 +299,14 @@ static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap)
         return se__fail(err, errcap, 4, "out of memory");
     }
     for (int v = 0; v < nv; v++) last[v] = -1, c->off[v] = -1;
+    /* A section (columns) reads its inputs and residuals until its last step writes
+     * its output band by band: they live to its end. */
     for (int i = 0; i < c->n_steps; i++) {
         const se_step *s = &c->steps[i];
-        for (int k = 0; k < s->n_in; k++) last[s->in[k]] = i;
+        const int end = s->col_sec >= 0 ? c->secs[s->col_sec].last : i;
+        for (int k = 0; k < s->n_in; k++) last[s->in[k]] = ST_MAX(last[s->in[k]], end);
         for (int e = 0; e < s->n_epi; e++)
-            if (s->epi[e].kind == SE_EPI_ADD) last[s->epi[e].value] = i;
+            if (s->epi[e].kind == SE_EPI_ADD) last[s->epi[e].value] = ST_MAX(last[s->epi[e].value], end);
     }
     for (int k = 0; k < c->n_out; k++) last[c->out_val[k]] = c->n_steps; /* to the end */
     c->act_floats_no_reuse = 0;
@@ -308,7 +314,9 @@ static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap)
         const se_step *s = &c->steps[i];
         size_t n = pad16((size_t)c->batch * st_shape_numel(g->values[s->out]));
         c->act_floats_no_reuse += n;
-        c->off[s->out] = (int64_t)fl_alloc(&f, n); /* before freeing: never aliases an input */
+        /* a section's intermediate maps live only in the columns' band buffers */
+        const int inner = s->col_sec >= 0 && c->secs[s->col_sec].last != i;
+        if (!inner) c->off[s->out] = (int64_t)fl_alloc(&f, n); /* before freeing: never aliases an input */
         if (last[s->out] < i) last[s->out] = i;     /* never read: free right away */
         int freed[ST_MAX_INPUTS + SE_MAX_EPI + 1], nf = 0;
         for (int k = 0; k < s->n_in + s->n_epi + 1; k++) {
@@ -396,6 +404,11 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
     }
     omp_set_num_threads(prev_threads);
     if (rc) goto done;
+    if (c->schedule_req == SE_SCHEDULE_COLUMNS) {
+        if ((rc = se__columns_plan(c, err, errcap))) goto done;
+        size_t sc = se__columns_scratch_floats(c);
+        if (sc > scratch) scratch = sc;
+    }
     rc = plan_memory(c, scratch, err, errcap);
 done:
     free(vi.uses), free(vi.reader), free(vi.producer), free(vi.is_out);

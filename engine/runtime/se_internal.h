@@ -63,7 +63,33 @@ typedef struct se_step {
     double macs;        /* dense multiply-adds of this layer at the compiled batch */
     char why[96];       /* the kernel choice and its reason */
     st_pool pool;       /* pools */
+    /* tensor columns (se_columns.c): the step's band sub-problem, batch 1, fixed shape:
+     * col_rows output rows from col_rin padded input rows (pad_h 0: rows outside the map
+     * are filled with col_pad) */
+    int col_sec;        /* section index, or -1: runs as a layer */
+    int col_rows, col_rin;
+    float col_pad;      /* 0 (conv, avg pool) or -inf (max pool) */
+    st_conv2d col_conv;
+    st_csr col_csr;     /* sparse: packed for col_conv */
+    st_pool col_pool;
 } se_step;
+
+/* A section: steps [first, last] run column by column (bands of `band` rows of the last
+ * step's output, full width), each thread with its own buffers of thread_floats floats
+ * at the start of the arena. */
+#define SE_COL_MAX_STEPS 32
+typedef struct se_section {
+    int first, last;
+    int band, nbands;   /* output rows per band of the last step, bands per image */
+    size_t thread_floats, ws_bytes; /* buffers per thread; modelled working set per band */
+    size_t in_off, out_off, scr_off; /* per-thread buffer offsets (floats): input band,
+                                        two output bands (ping-pong), kernel scratch */
+    size_t out_floats;
+    double recompute;   /* (work with halos - work without) / work without */
+} se_section;
+
+/* Internal knob (tests): > 0 forces the band height of every section (rows). */
+extern int se__columns_band_rows;
 
 struct se_model {
     atomic_int refs;    /* the caller's, plus one per compiled model */
@@ -88,6 +114,9 @@ struct se_compiled {
     int n_out;
     int out_val[ST_MAX_OUTPUTS], out_ndim[ST_MAX_OUTPUTS];
     double macs_total, macs_sparse;
+    se_section *secs;    /* columns schedule: sections (none with the layer schedule) */
+    int n_secs;
+    size_t l2_bytes;     /* per-core L2 the band heights were sized for */
 };
 
 struct se_context {
@@ -106,5 +135,15 @@ void se__model_retain(se_model *m);
  * y += bias[channel] for planes of `plane` elements, channel = plane index % K. */
 void se__epilogue(const se_step *s, float *y, float *const *ptr, size_t n, const float *bias,
                   int K, size_t plane);
+
+/* se_run.c: the epilogue of a band of `rows` rows x Q (K channels, rows*Q apart) of a
+ * step's output whose first row is map row y0 of image n; bias per channel when given. */
+void se__epilogue_band(const se_step *s, float *y, float *const *ptr, int n, int y0, int rows,
+                       const float *bias);
+/* se_columns.c */
+int se__columns_plan(se_compiled *c, char *err, size_t errcap); /* after kernel choice */
+size_t se__columns_scratch_floats(const se_compiled *c);
+int se__columns_run(const se_compiled *c, const se_section *sec, float *const *ptr, float *arena,
+                    char *err, size_t errcap);
 
 #endif

@@ -153,11 +153,16 @@ int se_describe(const se_compiled *c, char *buf, size_t cap) {
     if (!c || (!buf && cap)) return 2;
     if (cap) buf[0] = 0;
     size_t at = 0;
-    put(buf, cap, &at, "plan: %d steps, batch %d, %d thread%s, schedule %s\n", c->n_steps,
+    put(buf, cap, &at, "plan: %d steps, batch %d, %d thread%s, schedule %s", c->n_steps,
         c->batch, c->threads, c->threads == 1 ? "" : "s",
-        c->schedule_req == SE_SCHEDULE_COLUMNS
-            ? "layers (columns requested: not implemented yet, the layer schedule runs)"
-            : "layers");
+        c->schedule_req == SE_SCHEDULE_COLUMNS ? "columns" : "layers");
+    if (c->schedule_req == SE_SCHEDULE_COLUMNS) {
+        int cols = 0;
+        for (int k = 0; k < c->n_secs; k++) cols += c->secs[k].last - c->secs[k].first + 1;
+        put(buf, cap, &at, " (%d section%s, %d of %d steps as columns, the rest as layers; L2 %zu KiB)",
+            c->n_secs, c->n_secs == 1 ? "" : "s", cols, c->n_steps, c->l2_bytes >> 10);
+    }
+    put(buf, cap, &at, "\n");
     put(buf, cap, &at,
         "memory: context %zu bytes (activations %zu bytes without reuse, scratch %zu bytes)\n",
         c->arena_floats * sizeof(float), c->act_floats_no_reuse * sizeof(float),
@@ -182,7 +187,16 @@ int se_describe(const se_compiled *c, char *buf, size_t cap) {
             put(buf, cap, &at, "]");
         }
         if (s->why[0]) put(buf, cap, &at, " kernel %s", s->why);
-        put(buf, cap, &at, " tile layer\n");
+        if (s->col_sec >= 0) {
+            const se_section *sec = &c->secs[s->col_sec];
+            put(buf, cap, &at, " tile columns[section %d steps %d-%d", s->col_sec, sec->first, sec->last);
+            if (i == sec->first)
+                put(buf, cap, &at, ": band %d rows x %d bands, working set %zu KiB, recompute %.0f%%",
+                    sec->band, sec->nbands, sec->ws_bytes >> 10, 100.0 * sec->recompute);
+            put(buf, cap, &at, "; this step %d rows from %d]\n", s->col_rows, s->col_rin);
+        } else {
+            put(buf, cap, &at, " tile layer\n");
+        }
     }
     return at < cap ? 0 : 2;
 }

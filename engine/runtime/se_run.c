@@ -108,6 +108,15 @@ void se__epilogue(const se_step *s, float *y, float *const *ptr, size_t n, const
     }
 }
 
+void se__epilogue_band(const se_step *s, float *y, float *const *ptr, int n, int y0, int rows,
+                       const float *bias) {
+    const int K = s->conv.K;
+    const size_t P = (size_t)s->conv.P, Q = (size_t)s->conv.Q, m = (size_t)rows * Q;
+    for (int k = 0; k < K; k++)
+        epi_block(s, y + (size_t)k * m, m, (((size_t)n * K + k) * P + (size_t)y0) * Q,
+                  bias ? bias[k] : 0.0f, ptr);
+}
+
 static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, float *scratch,
                     char *err, size_t errcap) {
     const st_graph *g = c->g;
@@ -190,7 +199,16 @@ int se_run(se_context *x, const float *input, float *const *outputs, char *err, 
     omp_set_num_threads(c->threads);
     float *scratch = x->arena;
     int rc = 0;
-    for (int i = 0; i < c->n_steps && !rc; i++) rc = run_step(c, &c->steps[i], x->ptr, scratch, err, errcap);
+    for (int i = 0; i < c->n_steps && !rc; i++) {
+        const se_step *s = &c->steps[i];
+        if (s->col_sec >= 0) { /* a section: column by column, then past its last step */
+            const se_section *sec = &c->secs[s->col_sec];
+            rc = se__columns_run(c, sec, x->ptr, scratch, err, errcap);
+            i = sec->last;
+            continue;
+        }
+        rc = run_step(c, s, x->ptr, scratch, err, errcap);
+    }
     omp_set_num_threads(prev);
     if (rc) return rc;
     for (int k = 0; k < c->n_out; k++) {
