@@ -18,12 +18,14 @@
 
 static char err[1024];
 
+static int schedule = SE_SCHEDULE_COLUMNS; /* the default */
+
 static se_compiled *compile(const char *path, int batch, int threads, int dense) {
     se_model *m = NULL;
     ck_assert_msg(se_load(path, &m, err, sizeof err) == 0, "%s", err);
     se_options o;
     se_options_default(&o);
-    o.batch = batch, o.threads = threads, o.dense = dense;
+    o.batch = batch, o.threads = threads, o.dense = dense, o.schedule = schedule;
     se_compiled *c = NULL;
     ck_assert_msg(se_compile(m, &o, &c, err, sizeof err) == 0, "%s", err);
     se_model_free(m); /* the compiled model keeps what it needs */
@@ -248,7 +250,14 @@ START_TEST(plan_folds_fuses_and_reuses) {
     ck_assert_msg(strstr(desc, "silu,add]"), "no fused residual add:\n%s", desc);
     ck_assert_int_eq(se_num_outputs(c), 3);
     size_t all = stt_engine_activation_bytes(path, 1), ctx = se_context_bytes(c);
-    ck_assert_msg(ctx < all / 2, "context %zu bytes vs %zu bytes of activations", ctx, all);
+    /* columns: band buffers per thread, section inputs live to the section's end */
+    ck_assert_msg(ctx < all * 6 / 10, "context %zu bytes vs %zu bytes of activations", ctx, all);
+    se_compiled_free(c);
+    schedule = SE_SCHEDULE_LAYERS;
+    c = compile(path, 1, 1, 0);
+    schedule = SE_SCHEDULE_COLUMNS;
+    ctx = se_context_bytes(c);
+    ck_assert_msg(ctx < all / 2, "layers: context %zu bytes vs %zu bytes of activations", ctx, all);
     se_compiled_free(c);
     /* one 3x3 conv: sparse kernels at 95%, dense when dense */
     for (int pruned = 0; pruned <= 1; pruned++) {

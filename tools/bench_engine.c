@@ -5,7 +5,7 @@
  * --sparsity S zeroes a random fraction S of every prunable weight (weights and masks)
  * before the ONNX export (BN folded by the exporter). The executor runs twice: dense
  * only, and with its own sparse kernel choice (st_exec_sparse_repack); the engine runs
- * with its choice and with dense forced. */
+ * with its choice and with dense forced, each with the layer and the column schedule. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,10 +111,11 @@ int main(int argc, char **argv) {
     se_model *m = NULL;
     if (se_load(path, &m, msg, sizeof msg)) return fprintf(stderr, "%s\n", msg), 2;
     remove(path);
-    for (int dense = 1; dense >= 0; dense--) {
+    for (int run = 0; run < 4; run++) {
+        const int dense = run < 2, sched = run & 1 ? SE_SCHEDULE_COLUMNS : SE_SCHEDULE_LAYERS;
         se_options o;
         se_options_default(&o);
-        o.batch = (int)batch, o.threads = (int)threads, o.dense = dense, o.schedule = SE_SCHEDULE_LAYERS;
+        o.batch = (int)batch, o.threads = (int)threads, o.dense = dense, o.schedule = sched;
         se_compiled *c = NULL;
         se_context *cx = NULL;
         if (se_compile(m, &o, &c, msg, sizeof msg) || se_context_new(c, &cx, msg, sizeof msg))
@@ -140,7 +141,8 @@ int main(int argc, char **argv) {
             if (dd > md) md = dd;
         }
         char what[96];
-        snprintf(what, sizeof what, "se_run (%s, %.0f%% MACs sparse)", dense ? "dense" : "own choice",
+        snprintf(what, sizeof what, "se_run %s (%s, %.0f%% MACs sparse)",
+                 sched == SE_SCHEDULE_COLUMNS ? "columns" : "layers", dense ? "dense" : "own choice",
                  100 * se_sparse_fraction(c));
         report(what, t, (int)iters);
         printf("    context %.1f MB; output 0 vs executor: max rel err %.2g\n",

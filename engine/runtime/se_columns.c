@@ -24,8 +24,9 @@
  * the layer steps' scratch, which is not in use while a section runs).
  *
  * Band height: the largest whose modelled working set (sum over steps of input
- * channels x padded input rows x width, plus the output band, x 4 bytes) fits in half
- * of the per-core L2 (sysfs; 1 MB if unknown), lowered so every thread gets an item. */
+ * channels x padded input rows x width, plus the output band and the largest dense
+ * band's im2col buffer, x 4 bytes) fits in half of the per-core L2 (sysfs; 1 MB if
+ * unknown), lowered so every thread gets an item. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -129,13 +130,18 @@ static size_t size_bands(se_step *steps, const se_section *sec, int B) {
         }
         steps[j].col_rows = ST_MIN(L, geom_of(&steps[j]).P);
     }
-    size_t ws = (size_t)gl.K * B * gl.Q;
+    size_t ws = (size_t)gl.K * B * gl.Q, im2col = 0;
     for (int j = first; j <= last; j++) {
         const rowgeom g = geom_of(&steps[j]);
         steps[j].col_rin = (steps[j].col_rows - 1) * g.s + g.d * (g.k - 1) + 1;
         ws += (size_t)g.C * steps[j].col_rin * g.W;
+        if (steps[j].op == ST_OP_CONV2D && !steps[j].sparse) { /* the dense band's im2col */
+            st_conv2d sub = steps[j].conv;
+            sub.N = 1, sub.H = steps[j].col_rin, sub.pad_h = 0;
+            if (st_conv2d_init(&sub) == 0) im2col = ST_MAX(im2col, st_conv2d_scratch_floats(&sub));
+        }
     }
-    return ws * sizeof(float);
+    return (ws + im2col) * sizeof(float);
 }
 
 /* Band sub-problems (and packed weights) and per-thread buffers of a section. */
