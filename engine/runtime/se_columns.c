@@ -26,7 +26,8 @@
  * Band height: the largest whose modelled working set (sum over steps of input
  * channels x padded input rows x width, plus the output band and the largest dense
  * band's im2col buffer, x 4 bytes) fits in half of the per-core L2 (sysfs; 1 MB if
- * unknown), lowered so every thread gets an item. */
+ * unknown), lowered so every thread gets an item, then evened out over the bands. A
+ * section that would be one band per image runs as layers (nothing to gain). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -252,6 +253,14 @@ int se__columns_plan(se_compiled *c, char *err, size_t errcap) {
             /* every thread gets at least one (image, band) item */
             const int per_img = (c->threads + c->batch - 1) / c->batch;
             if (per_img > 1) B = ST_MIN(B, (gl.P + per_img - 1) / per_img);
+            /* equal bands: a short last band would shift its fixed-height window up and
+             * recompute most of the band before it */
+            const int nb = (gl.P + B - 1) / B;
+            B = (gl.P + nb - 1) / nb;
+            if (nb == 1) { /* one band per image: nothing kept in cache that layers do not */
+                i = j + 1;
+                continue;
+            }
         }
         sec->band = B;
         sec->nbands = (gl.P + B - 1) / B;
