@@ -1,6 +1,6 @@
 /* The tensor-column schedule (engine/runtime/se_columns.c): the same compiled model run
  * as columns and as layers gives the same outputs (1e-5) on hand-built chains with odd
- * sizes, stride 2, padding, dilation, 5x5 kernels, max / average pooling, dense and
+ * sizes, stride 2, padding, dilation, 5x5 kernels, a depthwise convolution, max / average pooling, dense and
  * sparse convolutions, a fused residual Add, batch 1 and 3, band heights forced to 1, 2
  * and 3 rows (many bands, halos) and chosen automatically; and on the cnn-small /
  * yolov5n exports. The plan says which steps run as columns. */
@@ -155,7 +155,7 @@ static void write_stb(stb *b, const char *path) {
 }
 
 /* x [3, 41, 57] -> conv 5x5 p2 (relu) -> conv 3x3 s2 p1 (leaky) -> maxpool 3x3 s1 p1 ->
- * conv 3x3 dil 2 p2, 95% zeros (relu) -> avgpool 2x2 s2 -> conv 1x1 (t: two readers, ends
+ * depthwise 3x3 p1 (leaky) -> conv 3x3 dil 2 p2, 95% zeros (relu) -> avgpool 2x2 s2 -> conv 1x1 (t: two readers, ends
  * the section) -> conv 1x1 -> conv 3x3 p1 + t (residual Add from before the section) ->
  * maxpool 2x2 s2 ceil -> y. */
 static void write_chain(const char *path, double prune) {
@@ -165,6 +165,7 @@ static void write_chain(const char *path, double prune) {
     stb_input(b, "x", 4, (int64_t[]){-1, 3, 41, 57});
     conv_init(b, "c1", 16, 3, 5, 5, 0.0, &r);
     conv_init(b, "c2", 64, 16, 3, 3, prune, &r);
+    conv_init(b, "dw", 64, 1, 3, 3, 0.0, &r);
     conv_init(b, "c3", 128, 64, 3, 3, prune, &r);
     conv_init(b, "c4", 128, 128, 1, 1, prune, &r);
     conv_init(b, "c5", 128, 128, 1, 1, prune, &r);
@@ -177,7 +178,9 @@ static void write_chain(const char *path, double prune) {
     stb_attr_ints(b, n, "kernel_shape", 2, (int64_t[]){3, 3});
     stb_attr_ints(b, n, "strides", 2, (int64_t[]){1, 1});
     stb_attr_ints(b, n, "pads", 4, (int64_t[]){1, 1, 1, 1});
-    conv(b, "c3", "m1", "a3", 3, 1, 2, 2);
+    stb_attr_i(b, conv(b, "dw", "m1", "d1", 3, 1, 1, 1), "group", 64);
+    stb_attr_f(b, stb_node(b, "LeakyRelu", "ld", "d1", "d1r"), "alpha", 0.1f);
+    conv(b, "c3", "d1r", "a3", 3, 1, 2, 2);
     stb_node(b, "Relu", "r3", "a3", "a3r");
     n = stb_node(b, "AveragePool", "ap", "a3r", "p3");
     stb_attr_ints(b, n, "kernel_shape", 2, (int64_t[]){2, 2});
@@ -210,6 +213,7 @@ START_TEST(hand_built_chains) {
             ck_assert_int_eq(se_describe(c, desc, sizeof desc), 0);
             ck_assert_msg(sparse_cols >= 2, "no sparse steps in columns:\n%s", desc);
             /* two sections: c1..c4 (t has two readers), c5..mp2 */
+            ck_assert_msg(c->n_steps == 10, "%s", desc);
             ck_assert_msg(c->n_secs == 2, "%s", desc);
             ck_assert_int_eq(c->secs[0].first, 0);
             se_compiled_free(c);
@@ -217,7 +221,7 @@ START_TEST(hand_built_chains) {
         for (int batch = 1; batch <= 3; batch += 2)
             for (int threads = 1; threads <= 2; threads++) {
                 int cols = check_same(path, tag, batch, threads);
-                ck_assert_int_eq(cols, 9); /* every step */
+                ck_assert_int_eq(cols, 10); /* every step */
             }
     }
 }
@@ -253,9 +257,9 @@ START_TEST(plan_describes_columns) {
     ck_assert_int_eq(se_describe(col, desc, sizeof desc), 0);
     /* automatic bands: the first section is split (a section that would be one band per
      * image runs as layers) */
-    ck_assert_msg(col->n_secs >= 1 && col->secs[0].first == 0 && col->secs[0].last == 5, "%s", desc);
+    ck_assert_msg(col->n_secs >= 1 && col->secs[0].first == 0 && col->secs[0].last == 6, "%s", desc);
     ck_assert_msg(strstr(desc, "schedule columns ("), "%s", desc);
-    ck_assert_msg(strstr(desc, "tile columns[section 0 steps 0-5: band "), "%s", desc);
+    ck_assert_msg(strstr(desc, "tile columns[section 0 steps 0-6: band "), "%s", desc);
     for (int k = 0; k < col->n_secs; k++) ck_assert_int_ge(col->secs[k].nbands, 2);
     for (int i = 0; i < col->n_steps; i++) {
         const se_step *s = &col->steps[i];

@@ -312,7 +312,10 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
         int o0[SE_COL_MAX_STEPS], a[SE_COL_MAX_STEPS];
 #pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < items; it++) {
-            if (fail) continue;
+            int failed;
+#pragma omp atomic read
+            failed = fail;
+            if (failed) continue;
             const int n = it / sec->nbands, b = it % sec->nbands;
             const int y0 = b * sec->band, y1 = ST_MIN(y0 + sec->band, gl.P);
             int lo, hi;
@@ -342,9 +345,11 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                                                      &e) != ST_OK) {
 #pragma omp critical(se_columns_fail)
                             {
+#pragma omp atomic write
                                 fail = 1;
                                 snprintf(msg, sizeof msg, "%s: %s", c->g->nodes[s->node].name, e.msg);
                             }
+                            src_rows = 0;
                             break;
                         }
                     } else {
@@ -359,7 +364,7 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                 src = yo, src_o0 = o0[j - first], src_rows = s->col_rows;
                 cur ^= 1;
             }
-            if (fail) continue;
+            if (src_rows == 0) continue; /* this item failed */
             float *y = ptr[c->steps[last].out] + (size_t)n * gl.K * gl.P * gl.Q;
             for (int ch = 0; ch < gl.K; ch++)
                 memcpy(y + ((size_t)ch * gl.P + y0) * gl.Q,
