@@ -227,7 +227,8 @@ START_TEST(hand_built_chains) {
 }
 END_TEST
 
-/* cnn-small and yolov5n exports: columns == layers, dense and 95% pruned. */
+/* cnn-small and yolov5n exports: columns == layers, dense and 95% pruned (and yolov5n
+ * at 320, as benchmarked). */
 START_TEST(exported_models) {
     static const char *const models[] = {"cnn-small", "yolov5n"};
     const char *name = models[_i];
@@ -239,6 +240,11 @@ START_TEST(exported_models) {
         int size = _i ? 96 : 28;
         stt_engine_write_model(path, name, size, pruned ? 0.95 : 0.0, _i, 60 + pruned);
         for (int batch = 1; batch <= 3; batch += 2) check_same(path, tag, batch, 2);
+    }
+    if (_i) { /* the benchmark's shape: yolov5n @320, 95% pruned, batch 1 */
+        snprintf(path, sizeof path, "%s/%s-320.onnx", dir, name);
+        stt_engine_write_model(path, name, 320, 0.95, 1, 62);
+        check_same(path, "yolov5n-320-p95", 1, 2);
     }
 }
 END_TEST
