@@ -104,7 +104,7 @@ struct se_compiled {
     se_model *m;
     const st_graph *g;
     int batch, threads;  /* threads: resolved (>= 1) */
-    int schedule_req;    /* as asked; the layer schedule runs */
+    int schedule_req;    /* as asked (columns: the sections below, the rest as layers) */
     int dense;
     se_step *steps;
     int n_steps;
