@@ -4,7 +4,9 @@
 #include <check.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "st_ops.h"
 #include "st_ops_test_util.h"
@@ -98,6 +100,68 @@ START_TEST(test_batchnorm_fast_matches_ref) {
             free(y), free(yr), free(sm), free(si), free(smr), free(sir);
             free(dx), free(dg), free(dbt), free(dxr), free(dgr), free(dbtr);
         }
+    }
+}
+END_TEST
+
+/* The fused BatchNorm+activation against the separate ops it replaces: forward output
+ * and statistics bit-identical, gradients equal up to the order of the reductions, on
+ * odd shapes, both modes, with and without the aux / dz buffers, accumulating. */
+START_TEST(test_bn_act_matches_separate_ops) {
+    const int Ns[] = {1, 3}, Cs[] = {1, 7, 17}, HWs[] = {1, 5, 33};
+    int count = 0;
+    for (int act = 0; act < 3; act++)
+    for (int ni = 0; ni < 2; ni++)
+    for (int ci = 0; ci < 3; ci++)
+    for (int hi = 0; hi < 3; hi++)
+    for (int mode = 0; mode < 4; mode++) {
+        const int training = mode & 1, bufs = mode >> 1;
+        st_batchnorm bn = {Ns[ni], Cs[ci], HWs[hi], 1e-3f, 0.03f};
+        const int C = bn.C;
+        const size_t n = (size_t)bn.N * C * bn.HW;
+        if (training && n == (size_t)C) continue; /* one value per channel: xhat = 0 */
+        st_rng r;
+        st_rng_seed(&r, 4000 + count++);
+        float *x = ot_rand(n, -1, 3, &r), *dy = ot_rand(n, -1, 1, &r);
+        float *gamma = ot_rand(C, 0.5f, 1.5f, &r), *beta = ot_rand(C, -1, 1, &r);
+        float *rm = ot_rand(C, -1, 1, &r), *rv = ot_rand(C, 0.5f, 2, &r);
+        float *rm2 = ot_copy(rm, C), *rv2 = ot_copy(rv, C);
+        float *z = ot_alloc(n), *y = ot_alloc(n), *y2 = ot_alloc(n), *aux = ot_alloc(n);
+        float *sm = ot_alloc(C), *si = ot_alloc(C), *sm2 = ot_alloc(C), *si2 = ot_alloc(C);
+        float *zs = ot_alloc(C), *dzb = ot_alloc(n);
+        st_batchnorm_forward(&bn, z, x, gamma, beta, rm, rv, sm, si, training);
+        if (act == ST_ACT_RELU) st_relu_forward(y, z, n);
+        else if (act == ST_ACT_LEAKYRELU) st_leakyrelu_forward(y, z, n, 0.1f);
+        else st_silu_forward(y, z, n);
+        st_bn_act_forward(&bn, (st_act_kind)act, 0.1f, y2, bufs ? aux : NULL, x, gamma, beta,
+                          rm2, rv2, sm2, si2, zs, training);
+        char what[96];
+        snprintf(what, sizeof what, "bn_act act %d N %d C %d HW %d train %d bufs %d", act, bn.N,
+                 C, bn.HW, training, bufs);
+        ck_assert_msg(!memcmp(y, y2, n * sizeof(float)), "%s: forward not bit-identical", what);
+        ck_assert_msg(!memcmp(rm, rm2, C * sizeof(float)) && !memcmp(rv, rv2, C * sizeof(float)) &&
+                          !memcmp(sm, sm2, C * sizeof(float)) && !memcmp(si, si2, C * sizeof(float)),
+                      "%s: statistics differ", what);
+        /* separate backward: dz = act'(z) dy from zero, then BN */
+        float *dz = ot_zeros(n);
+        if (act == ST_ACT_RELU) st_relu_backward(dz, dy, z, n);
+        else if (act == ST_ACT_LEAKYRELU) st_leakyrelu_backward(dz, dy, z, n, 0.1f);
+        else st_silu_backward(dz, dy, z, n);
+        float *dx = ot_rand(n, -1, 1, &r), *dg = ot_rand(C, -1, 1, &r), *db = ot_rand(C, -1, 1, &r);
+        float *dx2 = ot_copy(dx, n), *dg2 = ot_copy(dg, C), *db2 = ot_copy(db, C);
+        st_batchnorm_backward(&bn, dx, dg, db, dz, x, gamma, sm, si, training);
+        st_bn_act_backward(&bn, (st_act_kind)act, 0.1f, dx2, dg2, db2, bufs ? dzb : NULL, dy,
+                           bufs ? aux : NULL, x, gamma, beta, sm2, si2, zs, training);
+        OT_ASSERT_NEAR(dx2, dx, n, 1e-5, 1e-4, what);
+        OT_ASSERT_NEAR(dg2, dg, (size_t)C, 1e-5, 1e-4, what);
+        OT_ASSERT_NEAR(db2, db, (size_t)C, 1e-5, 1e-4, what);
+        if (bufs) ck_assert_msg(!memcmp(dz, dzb, n * sizeof(float)), "%s: dz differs", what);
+        /* NULL gradients: nothing written, nothing read out of bounds */
+        st_bn_act_backward(&bn, (st_act_kind)act, 0.1f, NULL, NULL, NULL, bufs ? dzb : NULL, dy,
+                           bufs ? aux : NULL, x, gamma, beta, sm2, si2, zs, training);
+        free(x), free(dy), free(gamma), free(beta), free(rm), free(rv), free(rm2), free(rv2);
+        free(z), free(y), free(y2), free(aux), free(sm), free(si), free(sm2), free(si2);
+        free(zs), free(dzb), free(dz), free(dx), free(dg), free(db), free(dx2), free(dg2), free(db2);
     }
 }
 END_TEST
@@ -619,6 +683,7 @@ Suite *ops_basic_suite(void) {
     tcase_add_test(tl, test_batchnorm_fast_matches_ref);
     tcase_add_test(tl, test_batchnorm_running_stats_by_hand);
     tcase_add_test(tl, test_batchnorm_thread_count_invariant);
+    tcase_add_test(tl, test_bn_act_matches_separate_ops);
     suite_add_tcase(s, tl);
     TCase *ta = tcase_create("activations");
     tcase_set_timeout(ta, 60);
