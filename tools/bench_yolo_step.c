@@ -22,7 +22,7 @@ static int usage(int code) {
             "--sparsity S prunes the model as recipes/yolo95.yaml does (model.1-23 at S, the stem\n"
             "at min(S, 0.5), the Detect head at min(S, 0.8); random masks) and lets the executor\n"
             "choose sparse kernels; --dense keeps every layer on the dense path. --fuse-both\n"
-            "runs the steps twice in one process, BN+activation fusion off then on (ST_NO_FUSE=1\n"
+            "runs the steps four times in one process, BN+activation fusion off, on, off, on (ST_NO_FUSE=1\n"
             "turns it off everywhere).\n");
     return code;
 }
@@ -114,10 +114,10 @@ int main(int argc, char **argv) {
     float *dout[ST_YOLO_SCALES];
     for (int s = 0; s < ST_YOLO_SCALES; s++) out[s] = e.act[g->outputs[s]], dout[s] = e.dact[g->outputs[s]];
 
-    for (int pass = 0; pass < (fuse_both ? 2 : 1); pass++) {
+    for (int pass = 0; pass < (fuse_both ? 4 : 1); pass++) { /* off, on, off, on */
     if (fuse_both) {
-        st_exec_set_fusion(&e, pass);
-        printf("-- BN+activation fusion %s (%d pairs)\n", pass ? "on" : "off", st_exec_fused_count(&e));
+        st_exec_set_fusion(&e, pass & 1);
+        printf("-- BN+activation fusion %s (%d pairs)\n", pass & 1 ? "on" : "off", st_exec_fused_count(&e));
     }
     double t_fwd = 0, t_loss = 0, t_bwd = 0;
     st_yolo_loss loss = {0};
@@ -156,6 +156,10 @@ int main(int argc, char **argv) {
     for (int op = 0; op < ST_OP_COUNT; op++)
         if (by_op[op] > 0.005 * total) printf(" %s %.1f%%", st_op_name((st_op_type)op), 100 * by_op[op] / total);
     if (fused > 0) printf(" batchnorm+act(fused) %.1f%%", 100 * fused / total);
+    printf("\nms/step by operation:");
+    for (int op = 0; op < ST_OP_COUNT; op++)
+        if (by_op[op] > 0.005 * total) printf(" %s %.1f", st_op_name((st_op_type)op), 1e3 * by_op[op] / steps);
+    if (fused > 0) printf(" batchnorm+act(fused) %.1f", 1e3 * fused / steps);
     printf("\n");
     printf("last loss: total %.4f (box %.4f obj %.4f cls %.4f), %d assigned anchors\n", loss.total, loss.box,
            loss.obj, loss.cls, loss.n_targets);

@@ -3,8 +3,11 @@
  * st_<act>_*: the statistics are the two double passes of batchnorm.c (mean, then centred
  * sum of squares, `omp simd` lanes in a fixed order, one thread per channel), z is
  * computed with the same float expression, and act(z) / act'(z) with the same formulas
- * as activation.c, so the forward output is bit-identical to the separate ops; the
- * backward reductions sum the same terms, possibly in another lane order (rounding).
+ * as activation.c, except sigmoid's exp: on AVX2 CPUs SiLU's forward uses a polynomial
+ * exp (act_kernels_avx2.c, relative error ~1e-7; ST_ISA=scalar keeps libm's expf), so
+ * ReLU/LeakyReLU forward outputs are bit-identical to the separate ops and SiLU's agree
+ * to ~1e-7 relative; the backward reductions sum the same terms, possibly in another
+ * lane order (rounding).
  *
  * Forward writes y = act(z) and, for SiLU, aux = sigmoid(z) (what backward needs, so
  * backward calls no expf); z itself is not stored: backward recomputes it from x with the
@@ -12,10 +15,40 @@
  * Backward: pass 1 computes dz = dy * act'(z) (stored in dz_buf when given) together with
  * the BN reductions sum dz and sum dz * (x - mean); pass 2 accumulates dx. */
 #include <math.h>
+#include <pthread.h>
 
+#include "act_kernels.h"
+#include "st_cpu.h"
 #include "st_ops.h"
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void st_bn_silu_row_scalar(float *y, float *s, const float *x, size_t n, float mf, float scale,
+                           float shift) {
+    if (s) {
+        for (size_t i = 0; i < n; i++) {
+            float z = (x[i] - mf) * scale + shift;
+            float sg = sigmoidf(z);
+            s[i] = sg;
+            y[i] = z * sg;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            float z = (x[i] - mf) * scale + shift;
+            y[i] = z * sigmoidf(z);
+        }
+    }
+}
+
+static st_bn_silu_row_fn silu_row;
+static pthread_once_t silu_row_once = PTHREAD_ONCE_INIT;
+static void silu_row_init(void) {
+    silu_row = st_cpu_select_isa() >= ST_ISA_AVX2 ? st_bn_silu_row_avx2 : st_bn_silu_row_scalar;
+}
+st_bn_silu_row_fn st_bn_silu_row(void) {
+    pthread_once(&silu_row_once, silu_row_init);
+    return silu_row;
+}
 
 void st_bn_act_forward(const st_batchnorm *bn, st_act_kind act, float slope, float *y,
                        float *aux, const float *x, const float *gamma, const float *beta,
@@ -24,6 +57,7 @@ void st_bn_act_forward(const st_batchnorm *bn, st_act_kind act, float slope, flo
     const int N = bn->N, C = bn->C;
     const size_t HW = (size_t)bn->HW, M = (size_t)N * HW;
     const double mom = bn->momentum;
+    const st_bn_silu_row_fn row = st_bn_silu_row();
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         double mean, invstd;
@@ -78,24 +112,7 @@ void st_bn_act_forward(const st_batchnorm *bn, st_act_kind act, float slope, flo
                     yp[i] = z > 0.0f ? z : z * slope;
                 }
                 break;
-            case ST_ACT_SILU:
-                if (aux) {
-                    float *ap = aux + off;
-#pragma omp simd
-                    for (size_t i = 0; i < HW; i++) {
-                        float z = (xp[i] - mf) * scale + shift;
-                        float s = sigmoidf(z);
-                        ap[i] = s;
-                        yp[i] = z * s;
-                    }
-                } else {
-#pragma omp simd
-                    for (size_t i = 0; i < HW; i++) {
-                        float z = (xp[i] - mf) * scale + shift;
-                        yp[i] = z * sigmoidf(z);
-                    }
-                }
-                break;
+            case ST_ACT_SILU: row(yp, aux ? aux + off : NULL, xp, HW, mf, scale, shift); break;
             }
         }
     }
