@@ -108,8 +108,8 @@ void st_bn_act_forward(const st_batchnorm *bn, st_act_kind act, float slope, flo
             case ST_ACT_LEAKYRELU:
 #pragma omp simd
                 for (size_t i = 0; i < HW; i++) {
-                    float z = (xp[i] - mf) * scale + shift;
-                    yp[i] = z > 0.0f ? z : z * slope;
+                    float z = (xp[i] - mf) * scale + shift, zs = z * slope;
+                    yp[i] = z > 0.0f ? z : zs;
                 }
                 break;
             case ST_ACT_SILU: row(yp, aux ? aux + off : NULL, xp, HW, mf, scale, shift); break;
@@ -125,6 +125,12 @@ static inline float act_grad(st_act_kind act, float slope, float g, float z, flo
     case ST_ACT_LEAKYRELU: return z > 0.0f ? g : g * slope;
     default: return g * s * (1.0f + z * (1.0f - s));
     }
+}
+
+static inline float relu_grad(float d, float z) { return z > 0.0f ? d : 0.0f; }
+static inline float leaky_grad(float d, float z, float slope) {
+    float ds = d * slope;
+    return z > 0.0f ? d : ds;
 }
 
 /* SiLU needs sigmoid(z): from aux, or recomputed when aux is NULL. */
@@ -149,25 +155,35 @@ void st_bn_act_backward(const st_batchnorm *bn, st_act_kind act, float slope, fl
             for (int n = 0; n < N; n++) {
                 const size_t off = ((size_t)n * C + c) * HW;
                 const float *xp = x + off, *dp = dy + off, *ap = aux ? aux + off : NULL;
-                if (dzc) {
-                    float *zp = dzc + off;
-#pragma omp simd reduction(+ : sdy, sdyxc)
-                    for (size_t i = 0; i < HW; i++) {
-                        float z = (xp[i] - mf) * scale + shift;
-                        float g = act_grad(act, slope, dp[i], z, ST_BNACT_S(i, z));
-                        zp[i] = g;
-                        sdy += g;
-                        sdyxc += g * (xp[i] - mean);
-                    }
-                } else {
-#pragma omp simd reduction(+ : sdy, sdyxc)
-                    for (size_t i = 0; i < HW; i++) {
-                        float z = (xp[i] - mf) * scale + shift;
-                        float g = act_grad(act, slope, dp[i], z, ST_BNACT_S(i, z));
-                        sdy += g;
-                        sdyxc += g * (xp[i] - mean);
-                    }
-                }
+                float *zp = dzc ? dzc + off : NULL;
+                /* one loop per activation (and with/without the dz store) so each
+                 * vectorises: GCC -O2 does not unswitch a loop on `act` */
+#define ST_BNACT_PASS1(GRAD)                                                                   \
+    do {                                                                                       \
+        if (zp) {                                                                              \
+            _Pragma("omp simd reduction(+ : sdy, sdyxc)") for (size_t i = 0; i < HW; i++) {     \
+                float z = (xp[i] - mf) * scale + shift;                                        \
+                float g = (GRAD);                                                              \
+                zp[i] = g;                                                                     \
+                sdy += g;                                                                      \
+                sdyxc += g * (xp[i] - mean);                                                   \
+            }                                                                                  \
+        } else {                                                                               \
+            _Pragma("omp simd reduction(+ : sdy, sdyxc)") for (size_t i = 0; i < HW; i++) {     \
+                float z = (xp[i] - mf) * scale + shift;                                        \
+                float g = (GRAD);                                                              \
+                sdy += g;                                                                      \
+                sdyxc += g * (xp[i] - mean);                                                   \
+            }                                                                                  \
+        }                                                                                      \
+    } while (0)
+                /* both arms of each select computed unconditionally: GCC does not
+                 * if-convert a select whose arm may trap (-ftrapping-math) */
+                if (act == ST_ACT_RELU) ST_BNACT_PASS1(relu_grad(dp[i], z));
+                else if (act == ST_ACT_LEAKYRELU) ST_BNACT_PASS1(leaky_grad(dp[i], z, slope));
+                else if (ap) ST_BNACT_PASS1(act_grad(ST_ACT_SILU, slope, dp[i], z, ap[i]));
+                else ST_BNACT_PASS1(act_grad(ST_ACT_SILU, slope, dp[i], z, sigmoidf(z)));
+#undef ST_BNACT_PASS1
             }
         }
         const double sdyxhat = sdyxc * invstd;
