@@ -177,8 +177,9 @@ void st_bn_act_backward(const st_batchnorm *bn, st_act_kind act, float slope, fl
             }                                                                                  \
         }                                                                                      \
     } while (0)
-                /* both arms of each select computed unconditionally: GCC does not
-                 * if-convert a select whose arm may trap (-ftrapping-math) */
+                /* the ReLU/LeakyReLU selects vectorise only because this file is built
+                 * with -fno-trapping-math (CMakeLists.txt): under the default GCC
+                 * -O2 does not if-convert them */
                 if (act == ST_ACT_RELU) ST_BNACT_PASS1(relu_grad(dp[i], z));
                 else if (act == ST_ACT_LEAKYRELU) ST_BNACT_PASS1(leaky_grad(dp[i], z, slope));
                 else if (ap) ST_BNACT_PASS1(act_grad(ST_ACT_SILU, slope, dp[i], z, ap[i]));
