@@ -6,7 +6,9 @@
  * Inputs of piecewise-linear ops are kept away from their kinks (and max pooling gets
  * distinct, well separated values) so a step of eps never crosses one. */
 #include <check.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "st_gradcheck.h"
 #include "st_ops.h"
@@ -405,6 +407,76 @@ START_TEST(test_gradcheck_softmax_xent) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------ BatchNorm + activation */
+
+typedef struct {
+    st_batchnorm bn;
+    st_act_kind act;
+    int training, bufs; /* bufs: pass aux and dz_buf (else NULL: recomputed) */
+    float *rm0, *rv0, *rm, *rv, *sm, *si, *zs, *aux, *dz;
+} bnact_ctx;
+
+static void bnact_fwd(gc_op *op, float *y) {
+    bnact_ctx *k = op->ctx;
+    memcpy(k->rm, k->rm0, sizeof(float) * k->bn.C);
+    memcpy(k->rv, k->rv0, sizeof(float) * k->bn.C);
+    st_bn_act_forward(&k->bn, k->act, 0.1f, y, k->bufs ? k->aux : NULL, op->in[0], op->in[1],
+                      op->in[2], k->rm, k->rv, k->sm, k->si, k->zs, k->training);
+}
+
+static void bnact_bwd(gc_op *op, float *const *g, const float *dy) {
+    bnact_ctx *k = op->ctx;
+    st_bn_act_backward(&k->bn, k->act, 0.1f, g[0], g[1], g[2], k->bufs ? k->dz : NULL, dy,
+                       k->bufs ? k->aux : NULL, op->in[0], op->in[1], op->in[2], k->sm, k->si,
+                       k->zs, k->training);
+}
+
+/* _i: bits 0-1 activation (relu, leakyrelu, silu), bit 2 training, bit 3 buffers. For the
+ * kinked activations the inputs are redrawn until every z = bn(x) is at least 0.1 from
+ * the kink, so a step of eps (1e-3 here) never crosses it. */
+START_TEST(test_gradcheck_bn_act) {
+    if ((_i & 3) == 3) return;
+    bnact_ctx k = {.bn = {3, 2, 5, 1e-5f, 0.1f}, .act = (st_act_kind)(_i & 3),
+                   .training = (_i >> 2) & 1, .bufs = (_i >> 3) & 1};
+    const int C = k.bn.C;
+    const size_t n = (size_t)k.bn.N * C * k.bn.HW;
+    st_rng r;
+    st_rng_seed(&r, 2200 + _i);
+    k.rm0 = ot_rand(C, -0.5f, 0.5f, &r), k.rv0 = ot_rand(C, 0.5f, 1.5f, &r);
+    k.rm = ot_alloc(C), k.rv = ot_alloc(C), k.sm = ot_alloc(C), k.si = ot_alloc(C);
+    k.zs = ot_alloc(C), k.aux = ot_alloc(n), k.dz = ot_alloc(n);
+    static const char *acts[] = {"relu", "leakyrelu", "silu"};
+    char name[64];
+    snprintf(name, sizeof name, "bn_act %s %s%s", acts[k.act], k.training ? "train" : "eval",
+             k.bufs ? " bufs" : "");
+    gc_op op = {.name = name, .n_in = 3, .fwd = bnact_fwd, .bwd = bnact_bwd, .ctx = &k};
+    op.in_n[0] = n, op.in_n[1] = C, op.in_n[2] = C;
+    op.in_name[0] = "x", op.in_name[1] = "gamma", op.in_name[2] = "beta";
+    op.in[0] = ot_alloc(n), op.in[1] = ot_alloc(C), op.in[2] = ot_alloc(C);
+    float *z = ot_alloc(n);
+    for (int tries = 0;; tries++) {
+        ck_assert_int_lt(tries, 1000);
+        stt_fill_uniform(op.in[0], n, -2, 2, &r);
+        stt_fill_uniform(op.in[1], C, 0.5f, 1.5f, &r);
+        stt_fill_uniform(op.in[2], C, -1, 1, &r);
+        if (k.act == ST_ACT_SILU) break;
+        memcpy(k.rm, k.rm0, sizeof(float) * C), memcpy(k.rv, k.rv0, sizeof(float) * C);
+        st_batchnorm_forward(&k.bn, z, op.in[0], op.in[1], op.in[2], k.rm, k.rv, k.sm, k.si,
+                             k.training);
+        size_t j = 0;
+        while (j < n && fabsf(z[j]) > 0.1f) j++;
+        if (j == n) break;
+    }
+    free(z);
+    op.out_n = n;
+    op.eps = 1e-3f;
+    gc_check(&op, 2300 + _i);
+    for (int i = 0; i < 3; i++) free(op.in[i]);
+    free(k.rm0), free(k.rv0), free(k.rm), free(k.rv), free(k.sm), free(k.si);
+    free(k.zs), free(k.aux), free(k.dz);
+}
+END_TEST
+
 Suite *gradcheck_suite(void) {
     Suite *s = suite_create("gradcheck");
     TCase *tc = tcase_create("params");
@@ -413,6 +485,7 @@ Suite *gradcheck_suite(void) {
                         2 * (int)(sizeof conv_shapes / sizeof conv_shapes[0]));
     tcase_add_loop_test(tc, test_gradcheck_linear, 0, 2);
     tcase_add_loop_test(tc, test_gradcheck_batchnorm, 0, 8);
+    tcase_add_loop_test(tc, test_gradcheck_bn_act, 0, 16);
     suite_add_tcase(s, tc);
     TCase *tf = tcase_create("parameter_free");
     tcase_set_timeout(tf, 60);

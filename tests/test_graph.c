@@ -257,6 +257,80 @@ START_TEST(test_graph_two_outputs) {
 }
 END_TEST
 
+static float *copy_floats(const float *src, size_t n) {
+    float *p = malloc(n * sizeof(float));
+    ck_assert_ptr_nonnull(p);
+    memcpy(p, src, n * sizeof(float));
+    return p;
+}
+
+/* BN+activation fusion in the executor: pairs whose BN output has one reader (a
+ * ReLU, LeakyReLU or SiLU) and is no graph output are fused, the others not; outputs,
+ * running statistics and gradients equal to rounding with fusion off. */
+START_TEST(test_exec_bn_act_fusion) {
+    st_graph *g = st_graph_new();
+    int x = st_g_input(g, 3, 7, 5);
+    int a = st_g_silu(g, st_g_batchnorm(g, "m.0.bn", st_g_conv2d(g, "m.0.conv", x, 6, 3, 3, 1, 1, 1, 1, 0), 1e-3f, 0.03f));
+    int b = st_g_relu(g, st_g_batchnorm(g, "m.1.bn", st_g_conv2d(g, "m.1.conv", a, 5, 3, 3, 2, 1, 1, 1, 0), 1e-5f, 0.1f));
+    int c = st_g_batchnorm(g, "m.2.bn", b, 1e-5f, 0.1f);          /* two readers: not fused */
+    int d = st_g_add(g, st_g_relu(g, c), c);
+    int e2 = st_g_leakyrelu(g, st_g_batchnorm(g, "m.3.bn", st_g_conv2d(g, "m.3.conv", d, 4, 1, 1, 1, 0, 1, 1, 0), 1e-5f, 0.1f), 0.1f);
+    int o2 = st_g_batchnorm(g, "m.4.bn", e2, 1e-5f, 0.1f);        /* a graph output: not fused */
+    int s = st_g_silu(g, o2);
+    int y = st_g_linear(g, "m.5", st_g_flatten(g, st_g_global_avgpool(g, s)), 3, 1);
+    st_g_output(g, y);
+    st_g_output(g, o2);
+    st_error err = {0};
+    ck_assert_int_eq(st_graph_finalize(g, 7, &err), ST_OK);
+    const int N = 3;
+    st_exec e;
+    ck_assert_int_eq(st_exec_plan(&e, g, N, 1, &err), ST_OK);
+    ck_assert_int_eq(st_exec_set_fusion(&e, 1), ST_OK);
+    ck_assert_int_eq(st_exec_fused_count(&e), 3);
+    ck_assert_ptr_nonnull(e.fuse);
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == ST_OP_BATCHNORM)
+            ck_assert_int_eq(e.fuse[i] >= 0, strncmp(g->nodes[i].name, "m.2", 3) && strncmp(g->nodes[i].name, "m.4", 3));
+    st_rng r;
+    st_rng_seed(&r, 21);
+    size_t n_in = (size_t)N * 3 * 7 * 5, ny = (size_t)N * 3, no2 = (size_t)N * st_shape_numel(g->values[o2]);
+    stt_fill_uniform(st_exec_input(&e), n_in, -1, 1, &r);
+    float *p0 = malloc(g->param_floats * sizeof(float));
+    memcpy(p0, g->param_data, g->param_floats * sizeof(float));
+    float *gy = malloc(ny * sizeof(float)), *go2 = malloc(no2 * sizeof(float));
+    stt_fill_uniform(gy, ny, -1, 1, &r);
+    stt_fill_uniform(go2, no2, -1, 1, &r);
+    float *out[2][2], *params[2], *grads[2];
+    for (int fused = 0; fused < 2; fused++) {
+        ck_assert_int_eq(st_exec_set_fusion(&e, fused), ST_OK);
+        ck_assert_int_eq(st_exec_fused_count(&e), fused ? 3 : 0);
+        memcpy(g->param_data, p0, g->param_floats * sizeof(float));
+        st_exec_forward(&e, N, 1);
+        memcpy(e.dact[y], gy, ny * sizeof(float));
+        memcpy(e.dact[o2], go2, no2 * sizeof(float));
+        st_graph_zero_grad(g);
+        st_exec_backward(&e);
+        out[fused][0] = copy_floats(e.act[y], ny);
+        out[fused][1] = copy_floats(e.act[o2], no2);
+        params[fused] = copy_floats(g->param_data, g->param_floats);
+        grads[fused] = copy_floats(g->grad_data, g->param_floats);
+    }
+    /* bit-identical but for SiLU's exp, a polynomial on AVX2 CPUs */
+    STT_ASSERT_CLOSE(out[1][0], out[0][0], ny, 1e-6, 1e-5);
+    STT_ASSERT_CLOSE(out[1][1], out[0][1], no2, 1e-6, 1e-5);
+    STT_ASSERT_CLOSE(params[1], params[0], g->param_floats, 1e-6, 1e-5); /* running stats */
+    STT_ASSERT_CLOSE(grads[1], grads[0], g->param_floats, 1e-5, 1e-4);
+    double mag = 0;
+    for (size_t k = 0; k < g->param_floats; k++) mag += fabs(grads[1][k]);
+    ck_assert(mag > 0);
+    ck_assert_str_eq(st_exec_node_label(&e, 2), "batchnorm+silu");
+    for (int f = 0; f < 2; f++) free(out[f][0]), free(out[f][1]), free(params[f]), free(grads[f]);
+    free(p0), free(gy), free(go2);
+    st_exec_free(&e);
+    st_graph_free(g);
+}
+END_TEST
+
 Suite *graph_suite(void) {
     Suite *s = suite_create("graph");
     TCase *tc = tcase_create("core");
@@ -265,6 +339,7 @@ Suite *graph_suite(void) {
     tcase_add_test(tc, test_graph_names_groups_and_flags);
     tcase_add_test(tc, test_graph_rename_param);
     tcase_add_test(tc, test_graph_two_outputs);
+    tcase_add_test(tc, test_exec_bn_act_fusion);
     tcase_add_test(tc, test_graph_builder_errors_are_sticky);
     tcase_add_test(tc, test_dropout_train_vs_eval);
     tcase_add_test(tc, test_cnn_small_shape_and_params);

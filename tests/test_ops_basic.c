@@ -4,8 +4,12 @@
 #include <check.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "act_kernels.h"
+#include "st_cpu.h"
 #include "st_ops.h"
 #include "st_ops_test_util.h"
 
@@ -99,6 +103,104 @@ START_TEST(test_batchnorm_fast_matches_ref) {
             free(dx), free(dg), free(dbt), free(dxr), free(dgr), free(dbtr);
         }
     }
+}
+END_TEST
+
+/* The fused BatchNorm+activation against the separate ops it replaces: forward output
+ * (but SiLU's, whose exp may be a polynomial) and statistics bit-identical, gradients
+ * equal up to the order of the reductions, on
+ * odd shapes, both modes, with and without the aux / dz buffers, accumulating. */
+START_TEST(test_bn_act_matches_separate_ops) {
+    const int Ns[] = {1, 3}, Cs[] = {1, 7, 17}, HWs[] = {1, 5, 33};
+    int count = 0;
+    for (int act = 0; act < 3; act++)
+    for (int ni = 0; ni < 2; ni++)
+    for (int ci = 0; ci < 3; ci++)
+    for (int hi = 0; hi < 3; hi++)
+    for (int mode = 0; mode < 4; mode++) {
+        const int training = mode & 1, bufs = mode >> 1;
+        st_batchnorm bn = {Ns[ni], Cs[ci], HWs[hi], 1e-3f, 0.03f};
+        const int C = bn.C;
+        const size_t n = (size_t)bn.N * C * bn.HW;
+        if (training && n == (size_t)C) continue; /* one value per channel: xhat = 0 */
+        st_rng r;
+        st_rng_seed(&r, 4000 + count++);
+        float *x = ot_rand(n, -1, 3, &r), *dy = ot_rand(n, -1, 1, &r);
+        float *gamma = ot_rand(C, 0.5f, 1.5f, &r), *beta = ot_rand(C, -1, 1, &r);
+        float *rm = ot_rand(C, -1, 1, &r), *rv = ot_rand(C, 0.5f, 2, &r);
+        float *rm2 = ot_copy(rm, C), *rv2 = ot_copy(rv, C);
+        float *z = ot_alloc(n), *y = ot_alloc(n), *y2 = ot_alloc(n), *aux = ot_alloc(n);
+        float *sm = ot_alloc(C), *si = ot_alloc(C), *sm2 = ot_alloc(C), *si2 = ot_alloc(C);
+        float *zs = ot_alloc(C), *dzb = ot_alloc(n);
+        st_batchnorm_forward(&bn, z, x, gamma, beta, rm, rv, sm, si, training);
+        if (act == ST_ACT_RELU) st_relu_forward(y, z, n);
+        else if (act == ST_ACT_LEAKYRELU) st_leakyrelu_forward(y, z, n, 0.1f);
+        else st_silu_forward(y, z, n);
+        st_bn_act_forward(&bn, (st_act_kind)act, 0.1f, y2, bufs ? aux : NULL, x, gamma, beta,
+                          rm2, rv2, sm2, si2, zs, training);
+        char what[96];
+        snprintf(what, sizeof what, "bn_act act %d N %d C %d HW %d train %d bufs %d", act, bn.N,
+                 C, bn.HW, training, bufs);
+        if (act == ST_ACT_SILU) OT_ASSERT_NEAR(y2, y, n, 1e-6, 1e-6, what); /* polynomial exp */
+        else ck_assert_msg(!memcmp(y, y2, n * sizeof(float)), "%s: forward not bit-identical", what);
+        ck_assert_msg(!memcmp(rm, rm2, C * sizeof(float)) && !memcmp(rv, rv2, C * sizeof(float)) &&
+                          !memcmp(sm, sm2, C * sizeof(float)) && !memcmp(si, si2, C * sizeof(float)),
+                      "%s: statistics differ", what);
+        /* separate backward: dz = act'(z) dy from zero, then BN */
+        float *dz = ot_zeros(n);
+        if (act == ST_ACT_RELU) st_relu_backward(dz, dy, z, n);
+        else if (act == ST_ACT_LEAKYRELU) st_leakyrelu_backward(dz, dy, z, n, 0.1f);
+        else st_silu_backward(dz, dy, z, n);
+        float *dx = ot_rand(n, -1, 1, &r), *dg = ot_rand(C, -1, 1, &r), *db = ot_rand(C, -1, 1, &r);
+        float *dx2 = ot_copy(dx, n), *dg2 = ot_copy(dg, C), *db2 = ot_copy(db, C);
+        st_batchnorm_backward(&bn, dx, dg, db, dz, x, gamma, sm, si, training);
+        st_bn_act_backward(&bn, (st_act_kind)act, 0.1f, dx2, dg2, db2, bufs ? dzb : NULL, dy,
+                           bufs ? aux : NULL, x, gamma, beta, sm2, si2, zs, training);
+        OT_ASSERT_NEAR(dx2, dx, n, 1e-5, 1e-4, what);
+        OT_ASSERT_NEAR(dg2, dg, (size_t)C, 1e-5, 1e-4, what);
+        OT_ASSERT_NEAR(db2, db, (size_t)C, 1e-5, 1e-4, what);
+        if (bufs) OT_ASSERT_NEAR(dzb, dz, n, 1e-6, 1e-5, what);
+        if (bufs && act != ST_ACT_SILU) ck_assert_msg(!memcmp(dz, dzb, n * sizeof(float)), "%s: dz differs", what);
+        /* NULL gradients: nothing written, nothing read out of bounds */
+        st_bn_act_backward(&bn, (st_act_kind)act, 0.1f, NULL, NULL, NULL, bufs ? dzb : NULL, dy,
+                           bufs ? aux : NULL, x, gamma, beta, sm2, si2, zs, training);
+        free(x), free(dy), free(gamma), free(beta), free(rm), free(rv), free(rm2), free(rv2);
+        free(z), free(y), free(y2), free(aux), free(sm), free(si), free(sm2), free(si2);
+        free(zs), free(dzb), free(dz), free(dx), free(dg), free(db), free(dx2), free(dg2), free(db2);
+    }
+}
+END_TEST
+
+/* The SiLU row kernel of the CPU's ISA (polynomial exp on AVX2) against libm's expf:
+ * relative error <= 1e-6 over a dense sweep and at the extremes (saturation, overflow of
+ * exp(-z), zero, tiny values). */
+START_TEST(test_bn_silu_row_kernels) {
+    const size_t n = 200003; /* odd: exercises the scalar tail */
+    float *x = ot_alloc(n), *y = ot_alloc(n), *s = ot_alloc(n), *y2 = ot_alloc(n), *s2 = ot_alloc(n);
+    const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 87.0f, -87.0f, 88.5f, -88.5f, 100.0f,
+                             -100.0f, 1e4f, -1e4f, 17.0f, -17.0f, 0.5f, -0.5f};
+    for (size_t i = 0; i < n; i++) x[i] = -120.0f + 240.0f * (float)i / (float)(n - 1);
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) x[i * 7] = special[i];
+    st_bn_silu_row_fn fns[] = {st_bn_silu_row_scalar, st_bn_silu_row(),
+                               st_cpu_best_isa() >= ST_ISA_AVX2 ? st_bn_silu_row_avx2 : NULL};
+    for (int f = 1; f < 3; f++) {
+        if (!fns[f]) continue;
+        /* identity BN (mean 0, scale 1, shift 0), then a real one */
+        for (int b = 0; b < 2; b++) {
+            float mf = b ? 0.25f : 0.0f, sc = b ? 1.5f : 1.0f, sh = b ? -0.5f : 0.0f;
+            fns[0](y, s, x, n, mf, sc, sh);
+            fns[f](y2, s2, x, n, mf, sc, sh);
+            for (size_t i = 0; i < n; i++) {
+                ck_assert_msg(fabsf(y2[i] - y[i]) <= 1e-6f * fabsf(y[i]) + 1e-37f,
+                              "kernel %d: silu(%g) %.9g vs %.9g", f, x[i], y2[i], y[i]);
+                ck_assert_msg(fabsf(s2[i] - s[i]) <= 1e-6f * fabsf(s[i]) + 1e-37f,
+                              "kernel %d: sigmoid(%g) %.9g vs %.9g", f, x[i], s2[i], s[i]);
+            }
+            fns[f](y2, NULL, x, n, mf, sc, sh); /* s may be NULL */
+            OT_ASSERT_NEAR(y2, y, n, 0, 1e-6, "silu row without s");
+        }
+    }
+    free(x), free(y), free(s), free(y2), free(s2);
 }
 END_TEST
 
@@ -619,6 +721,8 @@ Suite *ops_basic_suite(void) {
     tcase_add_test(tl, test_batchnorm_fast_matches_ref);
     tcase_add_test(tl, test_batchnorm_running_stats_by_hand);
     tcase_add_test(tl, test_batchnorm_thread_count_invariant);
+    tcase_add_test(tl, test_bn_act_matches_separate_ops);
+    tcase_add_test(tl, test_bn_silu_row_kernels);
     suite_add_tcase(s, tl);
     TCase *ta = tcase_create("activations");
     tcase_set_timeout(ta, 60);

@@ -18,10 +18,12 @@
 static int usage(int code) {
     fprintf(code ? stderr : stdout,
             "usage: bench_yolo_step [--model yolov5n|yolov5s] [--imgsz N] [--batch N] [--threads N]\n"
-            "                       [--steps N] [--classes N] [--top N] [--sparsity S] [--dense]\n"
+            "                       [--steps N] [--classes N] [--top N] [--sparsity S] [--dense] [--fuse-both]\n"
             "--sparsity S prunes the model as recipes/yolo95.yaml does (model.1-23 at S, the stem\n"
             "at min(S, 0.5), the Detect head at min(S, 0.8); random masks) and lets the executor\n"
-            "choose sparse kernels; --dense keeps every layer on the dense path.\n");
+            "choose sparse kernels; --dense keeps every layer on the dense path. --fuse-both\n"
+            "runs the steps four times in one process, BN+activation fusion off, on, off, on (ST_NO_FUSE=1\n"
+            "turns it off everywhere).\n");
     return code;
 }
 
@@ -32,12 +34,13 @@ static int fail(st_status rc, const st_error *err) {
 
 int main(int argc, char **argv) {
     const char *model = "yolov5n";
-    long imgsz = 320, batch = 16, threads = 2, steps = 5, nc = 10, top = 15, dense = 0;
+    long imgsz = 320, batch = 16, threads = 2, steps = 5, nc = 10, top = 15, dense = 0, fuse_both = 0;
     double sparsity = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(0);
         if (!strcmp(a, "--dense")) { dense = 1; continue; }
+        if (!strcmp(a, "--fuse-both")) { fuse_both = 1; continue; }
         if (!v) return usage(2);
         int bad = 0;
         if (!strcmp(a, "--model")) model = v;
@@ -111,8 +114,14 @@ int main(int argc, char **argv) {
     float *dout[ST_YOLO_SCALES];
     for (int s = 0; s < ST_YOLO_SCALES; s++) out[s] = e.act[g->outputs[s]], dout[s] = e.dact[g->outputs[s]];
 
+    for (int pass = 0; pass < (fuse_both ? 4 : 1); pass++) { /* off, on, off, on */
+    if (fuse_both) {
+        st_exec_set_fusion(&e, pass & 1);
+        printf("-- BN+activation fusion %s (%d pairs)\n", pass & 1 ? "on" : "off", st_exec_fused_count(&e));
+    }
     double t_fwd = 0, t_loss = 0, t_bwd = 0;
     st_yolo_loss loss = {0};
+    st_exec_profile(&e, 0);
     for (long step = -1; step < steps; step++) { /* step -1 warms up caches and threads */
         if (step == 0 && (rc = st_exec_profile(&e, 1)) != ST_OK)
             return fail(st_errorf(&err, rc, "out of memory"), &err);
@@ -135,22 +144,29 @@ int main(int argc, char **argv) {
            model, imgsz, imgsz, batch, threads, st_graph_num_trainable(g),
            100 * st_graph_prunable_sparsity(g), st_exec_sparse_count(&e), ms, 1e3 * t_fwd / steps,
            1e3 * t_loss / steps, 1e3 * t_bwd / steps, batch * 1e3 / ms);
-    /* where the time goes, by operation type */
-    double by_op[ST_OP_COUNT] = {0}, total = 0;
+    /* where the time goes, by operation type; fused BN+activation pairs on their own */
+    double by_op[ST_OP_COUNT] = {0}, total = 0, fused = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         double t = e.node_seconds[2 * i] + e.node_seconds[2 * i + 1];
-        by_op[g->nodes[i].op] += t;
+        if (e.fuse && e.fuse[i] >= 0) fused += t;
+        else by_op[g->nodes[i].op] += t;
         total += t;
     }
     printf("time by operation:");
     for (int op = 0; op < ST_OP_COUNT; op++)
         if (by_op[op] > 0.005 * total) printf(" %s %.1f%%", st_op_name((st_op_type)op), 100 * by_op[op] / total);
+    if (fused > 0) printf(" batchnorm+act(fused) %.1f%%", 100 * fused / total);
+    printf("\nms/step by operation:");
+    for (int op = 0; op < ST_OP_COUNT; op++)
+        if (by_op[op] > 0.005 * total) printf(" %s %.1f", st_op_name((st_op_type)op), 1e3 * by_op[op] / steps);
+    if (fused > 0) printf(" batchnorm+act(fused) %.1f", 1e3 * fused / steps);
     printf("\n");
     printf("last loss: total %.4f (box %.4f obj %.4f cls %.4f), %d assigned anchors\n", loss.total, loss.box,
            loss.obj, loss.cls, loss.n_targets);
     if (top > 0) {
         printf("slowest nodes over %ld steps:\n", steps);
         st_exec_profile_print(&e, stdout, (int)top);
+    }
     }
     st_yolo_ws_free(ws);
     st_exec_free(&e);

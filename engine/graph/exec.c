@@ -34,7 +34,8 @@ static st_pool pool_desc(const st_graph *g, const st_node *nd, int batch) {
 static size_t node_state_floats(const st_graph *g, const st_node *nd, int batch) {
     size_t out = (size_t)batch * st_shape_numel(g->values[nd->output]);
     switch (nd->op) {
-    case ST_OP_BATCHNORM: return pad16(2 * (size_t)g->values[nd->output].c);
+    /* save_mean, save_invstd, and the scale of the fused BN+activation */
+    case ST_OP_BATCHNORM: return pad16(3 * (size_t)g->values[nd->output].c);
     case ST_OP_MAXPOOL:
     case ST_OP_DROPOUT: return pad16(out);
     default: return 0;
@@ -113,12 +114,88 @@ st_status st_exec_plan(st_exec *e, const st_graph *g, int max_batch, int with_gr
             ps += st;
         }
     }
+    st_status rc = st_exec_set_fusion(e, getenv("ST_NO_FUSE") == NULL);
+    if (rc != ST_OK) {
+        st_exec_free(e);
+        return st_errorf(err, rc, "out of memory planning the fusion table");
+    }
     return ST_OK;
+}
+
+static int fusable_act(st_op_type op) {
+    return op == ST_OP_RELU || op == ST_OP_LEAKYRELU || op == ST_OP_SILU;
+}
+
+st_status st_exec_set_fusion(st_exec *e, int on) {
+    free(e->fuse);
+    e->fuse = NULL;
+    if (!on) return ST_OK;
+    const st_graph *g = e->g;
+    int *fuse = malloc((size_t)g->n_nodes * sizeof *fuse);
+    int *readers = calloc((size_t)g->n_values, sizeof *readers);
+    int *reader = malloc((size_t)g->n_values * sizeof *reader);
+    if (!fuse || !readers || !reader) {
+        free(fuse), free(readers), free(reader);
+        return ST_ERR_NOMEM;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        fuse[i] = -1;
+        for (int k = 0; k < g->nodes[i].n_inputs; k++) {
+            int v = g->nodes[i].inputs[k];
+            readers[v]++;
+            reader[v] = i;
+        }
+    }
+    for (int k = 0; k < g->n_outputs; k++) readers[g->outputs[k]] += 2; /* never fuse */
+    readers[g->output] += 2;
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const st_node *nd = &g->nodes[i];
+        if (nd->op != ST_OP_BATCHNORM || readers[nd->output] != 1) continue;
+        int j = reader[nd->output];
+        if (j <= i || !fusable_act(g->nodes[j].op)) continue;
+        fuse[i] = j;
+        fuse[j] = i;
+        n++;
+    }
+    free(readers), free(reader);
+    if (n) e->fuse = fuse;
+    else free(fuse);
+    return ST_OK;
+}
+
+int st_exec_fused_count(const st_exec *e) {
+    int n = 0;
+    if (e->fuse)
+        for (int i = 0; i < e->g->n_nodes; i++) n += e->g->nodes[i].op == ST_OP_BATCHNORM && e->fuse[i] >= 0;
+    return n;
+}
+
+const char *st_exec_node_label(const st_exec *e, int i) {
+    st_op_type op = e->g->nodes[i].op;
+    if (!e->fuse || e->fuse[i] < 0) return st_op_name(op);
+    if (op == ST_OP_BATCHNORM) {
+        switch (e->g->nodes[e->fuse[i]].op) {
+        case ST_OP_RELU: return "batchnorm+relu";
+        case ST_OP_LEAKYRELU: return "batchnorm+leakyrelu";
+        default: return "batchnorm+silu";
+        }
+    }
+    switch (op) {
+    case ST_OP_RELU: return "relu (fused)";
+    case ST_OP_LEAKYRELU: return "leakyrelu (fused)";
+    default: return "silu (fused)";
+    }
+}
+
+static st_act_kind act_kind(st_op_type op) {
+    return op == ST_OP_RELU ? ST_ACT_RELU : op == ST_OP_LEAKYRELU ? ST_ACT_LEAKYRELU : ST_ACT_SILU;
 }
 
 void st_exec_free(st_exec *e) {
     if (e->g) st_exec_sparse_free(e);
     free(e->node_seconds);
+    free(e->fuse);
     free(e->act);
     free(e->dact);
     free(e->state);
@@ -146,6 +223,18 @@ static void forward_node(st_exec *e, int i, int N, int training) {
     const float *x = nd->n_inputs ? e->act[nd->inputs[0]] : NULL;
     st_shape in = nd->n_inputs ? g->values[nd->inputs[0]] : g->values[nd->output];
     size_t n_in = (size_t)N * st_shape_numel(in);
+    if (e->fuse && e->fuse[i] >= 0) {
+        if (nd->op != ST_OP_BATCHNORM) return; /* done by its BN node */
+        const st_node *an = &g->nodes[e->fuse[i]];
+        st_batchnorm bn = {.N = N, .C = in.c, .HW = in.h * in.w, .eps = nd->a.bn.eps,
+                           .momentum = nd->a.bn.momentum};
+        float *st = e->state[i];
+        st_bn_act_forward(&bn, act_kind(an->op), an->a.slope, e->act[an->output], y, x,
+                          pdata(e, nd->params[0]), pdata(e, nd->params[1]),
+                          st_param_data(g, nd->params[2]), st_param_data(g, nd->params[3]),
+                          st, st + in.c, st + 2 * in.c, training);
+        return;
+    }
     switch (nd->op) {
     case ST_OP_INPUT:
     case ST_OP_FLATTEN: break;
@@ -231,6 +320,20 @@ static void backward_node(st_exec *e, int i, int N) {
     float *dx = e->dact[nd->inputs[0]];
     st_shape in = g->values[nd->inputs[0]];
     size_t n_in = (size_t)N * st_shape_numel(in);
+    if (e->fuse && e->fuse[i] >= 0) {
+        if (nd->op != ST_OP_BATCHNORM) return; /* done by its BN node */
+        const st_node *an = &g->nodes[e->fuse[i]];
+        st_batchnorm bn = {.N = N, .C = in.c, .HW = in.h * in.w, .eps = nd->a.bn.eps,
+                           .momentum = nd->a.bn.momentum};
+        const float *st = e->state[i];
+        /* dy of the pair is the activation output's gradient; the BN output's gradient
+         * buffer (read by nobody else) holds dz between the two passes */
+        st_bn_act_backward(&bn, act_kind(an->op), an->a.slope, dx, pgrad(e, nd->params[0]),
+                           pgrad(e, nd->params[1]), e->dact[nd->output], e->dact[an->output],
+                           e->act[nd->output], x, pdata(e, nd->params[0]),
+                           pdata(e, nd->params[1]), st, st + in.c, st + 2 * in.c, 1);
+        return;
+    }
     switch (nd->op) {
     case ST_OP_CONV2D: {
         if (st_exec_sparse_backward(e, nd, i, N, dx, pgrad(e, nd->params[0]), pgrad(e, nd->params[1]), dy, x))
@@ -349,7 +452,7 @@ void st_exec_profile_print(const st_exec *e, FILE *f, int top) {
                 best = i;
         done[best] = 1;
         double s = e->node_seconds[2 * best] + e->node_seconds[2 * best + 1];
-        fprintf(f, "%-4d %-14s %-20s %10.3f %10.3f %5.1f%%\n", best, st_op_name(g->nodes[best].op),
+        fprintf(f, "%-4d %-14s %-20s %10.3f %10.3f %5.1f%%\n", best, st_exec_node_label(e, best),
                 g->nodes[best].name, e->node_seconds[2 * best], e->node_seconds[2 * best + 1],
                 total > 0 ? 100 * s / total : 0);
     }

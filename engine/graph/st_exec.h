@@ -39,6 +39,12 @@ typedef struct st_exec {
     float *sparse_scratch;
     size_t sparse_scratch_floats;
     int dense_only;        /* never use the sparse kernels (for comparisons) */
+    /* BatchNorm -> ReLU/LeakyReLU/SiLU pairs run as one fused op: fuse[bn] is the
+     * activation node, fuse[act] the BN node, -1 elsewhere (NULL: no fusion). The BN node
+     * writes the activation's output; for SiLU its own output buffer holds sigmoid(z)
+     * rather than z (nothing else reads it). The activation node does nothing; its
+     * profile time is 0 and the pair's time is the BN node's. */
+    int *fuse;
 } st_exec;
 
 /* Chooses, per prunable conv / linear node, between the dense and the sparse kernels
@@ -57,6 +63,15 @@ int st_exec_sparse_count(const st_exec *e);
 st_status st_exec_profile(st_exec *e, int on);
 /* Prints a table of the slowest nodes (forward and backward seconds, share). */
 void st_exec_profile_print(const st_exec *e, FILE *f, int top);
+
+/* Turns the BN+activation fusion on (the default, unless the environment sets
+ * ST_NO_FUSE) or off; call between steps, not between a forward and its backward. */
+st_status st_exec_set_fusion(st_exec *e, int on);
+/* Number of fused BN+activation pairs. */
+int st_exec_fused_count(const st_exec *e);
+/* "batchnorm+silu" for a fused BN node, "silu (fused)" for its activation, else the
+ * op's name. */
+const char *st_exec_node_label(const st_exec *e, int i);
 
 /* Floats of arena a plan for this graph and batch needs. */
 size_t st_exec_arena_floats(const st_graph *g, int max_batch, int with_grads);

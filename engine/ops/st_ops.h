@@ -73,6 +73,25 @@ void st_batchnorm_backward_ref(const st_batchnorm *bn, float *dx, float *dgamma,
                                const float *dy, const float *x, const float *gamma,
                                const float *save_mean, const float *save_invstd, int training);
 
+/* ---------------------------------------------------------------- BatchNorm2d + activation */
+/* y = act(batchnorm(x)) in one op, same results as st_batchnorm_forward then the
+ * activation's forward (bit-identical forward; backward equal up to summation order).
+ * zscale[C] receives the per-channel float scale gamma*invstd the forward used, so that
+ * backward recomputes z = bn(x) exactly. aux [N*C*HW] (SiLU only, may be NULL) receives
+ * sigmoid(z), which spares backward its expf; ReLU/LeakyReLU ignore it.
+ * Backward accumulates dx, dgamma, dbeta (each may be NULL) from dy = dL/dy; dz_buf
+ * [N*C*HW] (may be NULL: dz is then computed twice) is overwritten with dL/dz. */
+typedef enum { ST_ACT_RELU, ST_ACT_LEAKYRELU, ST_ACT_SILU } st_act_kind;
+void st_bn_act_forward(const st_batchnorm *bn, st_act_kind act, float slope, float *y,
+                       float *aux, const float *x, const float *gamma, const float *beta,
+                       float *running_mean, float *running_var, float *save_mean,
+                       float *save_invstd, float *zscale, int training);
+void st_bn_act_backward(const st_batchnorm *bn, st_act_kind act, float slope, float *dx,
+                        float *dgamma, float *dbeta, float *dz_buf, const float *dy,
+                        const float *aux, const float *x, const float *gamma,
+                        const float *beta, const float *save_mean, const float *save_invstd,
+                        const float *zscale, int training);
+
 /* ---------------------------------------------------------------- Activations */
 /* n elements; backward reads x (the forward input) and accumulates into dx. */
 void st_relu_forward(float *y, const float *x, size_t n);
