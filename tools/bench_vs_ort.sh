@@ -33,7 +33,8 @@ if [[ ${#models[@]} -eq 0 ]]; then
 fi
 printf "%-44s %10s %12s %12s %8s %8s\n" model "ORT ms" "ours layers" "ours columns" "x lay" "x col"
 for m in "${models[@]}"; do
-  dims=$("$bin/sparseengine" info "$m" | awk '/^  input/ {print; exit}' | grep -o '\[.*\]')
+  # no early exit in awk: sparseengine would die of SIGPIPE and pipefail stop the script
+  dims=$("$bin/sparseengine" info "$m" | awk '/^  input/ && !d {print; d=1}' | grep -o '\[.*\]')
   c=$(echo "$dims" | tr -d '[]' | awk -F', ' '{print $2}')
   h=$(echo "$dims" | tr -d '[]' | awk -F', ' '{print $3}')
   w=$(echo "$dims" | tr -d '[]' | awk -F', ' '{print $4}')
