@@ -18,7 +18,7 @@
 
 static char err[1024];
 
-static int schedule = SE_SCHEDULE_COLUMNS; /* the default */
+static int schedule = SE_SCHEDULE_COLUMNS; /* these tests exercise columns unless told */
 
 static se_compiled *compile(const char *path, int batch, int threads, int dense) {
     se_model *m = NULL;
@@ -297,7 +297,7 @@ START_TEST(bad_input) {
     se_options o;
     se_options_default(&o);
     ck_assert_int_eq(o.batch, 1);
-    ck_assert_int_eq(o.schedule, SE_SCHEDULE_COLUMNS);
+    ck_assert_int_eq(o.schedule, SE_SCHEDULE_LAYERS);
     se_compiled *c = (se_compiled *)1;
     o.batch = 0;
     ck_assert_int_eq(se_compile(m, &o, &c, err, sizeof err), 2);

@@ -36,7 +36,7 @@ typedef struct se_options {
     int dense;    /* 1: never use the sparse kernels (for comparisons) */
 } se_options;
 
-void se_options_default(se_options *o); /* batch 1, threads 0, columns, sparse allowed */
+void se_options_default(se_options *o); /* batch 1, threads 0, layers, sparse allowed */
 
 int se_load(const char *path, se_model **out, char *err, size_t errcap);
 void se_model_free(se_model *m);

@@ -24,7 +24,7 @@ void se_options_default(se_options *o) {
     memset(o, 0, sizeof *o);
     o->batch = 1;
     o->threads = 0;
-    o->schedule = SE_SCHEDULE_COLUMNS;
+    o->schedule = SE_SCHEDULE_LAYERS; /* columns are not faster yet on most models */
     o->dense = 0;
 }
 
