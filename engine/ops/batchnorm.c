@@ -1,50 +1,22 @@
 /* BatchNorm2d fast path: one thread per channel, reductions in double in an order fixed
  * by the binary (`omp simd` lanes, then the lane sum), so results are deterministic for
- * any thread count; the lanes keep the adds from serialising on one accumulator. Two passes (mean, then centred
- * sum of squares) avoid the cancellation of the E[x^2] - E[x]^2 formula. */
+ * any thread count; the lanes keep the adds from serialising on one accumulator. The
+ * forward statistics (bn_stats.h) take two passes (mean, then centred sum of squares) to
+ * avoid the cancellation of the E[x^2] - E[x]^2 formula. */
 #include <math.h>
 
+#include "bn_stats.h"
 #include "st_ops.h"
 
 void st_batchnorm_forward(const st_batchnorm *bn, float *y, const float *x, const float *gamma,
                           const float *beta, float *running_mean, float *running_var,
                           float *save_mean, float *save_invstd, int training) {
     const int N = bn->N, C = bn->C;
-    const size_t HW = (size_t)bn->HW, M = (size_t)N * HW;
-    const double mom = bn->momentum;
+    const size_t HW = (size_t)bn->HW;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         double mean, invstd;
-        if (training) {
-            double s = 0.0;
-            for (int n = 0; n < N; n++) {
-                const float *xp = x + ((size_t)n * C + c) * HW;
-#pragma omp simd reduction(+ : s)
-                for (size_t i = 0; i < HW; i++) s += xp[i];
-            }
-            mean = s / (double)M;
-            double v = 0.0;
-            for (int n = 0; n < N; n++) {
-                const float *xp = x + ((size_t)n * C + c) * HW;
-#pragma omp simd reduction(+ : v)
-                for (size_t i = 0; i < HW; i++) {
-                    double d = xp[i] - mean;
-                    v += d * d;
-                }
-            }
-            double var = v / (double)M;
-            invstd = 1.0 / sqrt(var + bn->eps);
-            /* One value per channel has no unbiased variance; keep the biased one rather
-             * than divide by zero. */
-            double unbiased = M > 1 ? v / (double)(M - 1) : var;
-            if (running_mean)
-                running_mean[c] = (float)((1.0 - mom) * running_mean[c] + mom * mean);
-            if (running_var)
-                running_var[c] = (float)((1.0 - mom) * running_var[c] + mom * unbiased);
-        } else {
-            mean = running_mean[c];
-            invstd = 1.0 / sqrt((double)running_var[c] + bn->eps);
-        }
+        st_bn_channel_stats(bn, x, c, running_mean, running_var, training, &mean, &invstd);
         save_mean[c] = (float)mean;
         save_invstd[c] = (float)invstd;
         /* Centre before scaling: folding mean into a shift would cancel badly when

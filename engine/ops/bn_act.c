@@ -19,6 +19,7 @@
 
 #include "act_kernels.h"
 #include "st_cpu.h"
+#include "bn_stats.h"
 #include "st_ops.h"
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -55,40 +56,12 @@ void st_bn_act_forward(const st_batchnorm *bn, st_act_kind act, float slope, flo
                        float *running_mean, float *running_var, float *save_mean,
                        float *save_invstd, float *zscale, int training) {
     const int N = bn->N, C = bn->C;
-    const size_t HW = (size_t)bn->HW, M = (size_t)N * HW;
-    const double mom = bn->momentum;
+    const size_t HW = (size_t)bn->HW;
     const st_bn_silu_row_fn row = st_bn_silu_row();
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         double mean, invstd;
-        if (training) {
-            double s = 0.0;
-            for (int n = 0; n < N; n++) {
-                const float *xp = x + ((size_t)n * C + c) * HW;
-#pragma omp simd reduction(+ : s)
-                for (size_t i = 0; i < HW; i++) s += xp[i];
-            }
-            mean = s / (double)M;
-            double v = 0.0;
-            for (int n = 0; n < N; n++) {
-                const float *xp = x + ((size_t)n * C + c) * HW;
-#pragma omp simd reduction(+ : v)
-                for (size_t i = 0; i < HW; i++) {
-                    double d = xp[i] - mean;
-                    v += d * d;
-                }
-            }
-            double var = v / (double)M;
-            invstd = 1.0 / sqrt(var + bn->eps);
-            double unbiased = M > 1 ? v / (double)(M - 1) : var;
-            if (running_mean)
-                running_mean[c] = (float)((1.0 - mom) * running_mean[c] + mom * mean);
-            if (running_var)
-                running_var[c] = (float)((1.0 - mom) * running_var[c] + mom * unbiased);
-        } else {
-            mean = running_mean[c];
-            invstd = 1.0 / sqrt((double)running_var[c] + bn->eps);
-        }
+        st_bn_channel_stats(bn, x, c, running_mean, running_var, training, &mean, &invstd);
         save_mean[c] = (float)mean;
         save_invstd[c] = (float)invstd;
         const float mf = (float)mean, scale = (float)(gamma[c] * invstd), shift = beta[c];
