@@ -1,5 +1,7 @@
 #include "st_test_util.h"
 
+#include "st_graph.h"
+
 #include "st_ckpt.h"
 
 #include <math.h>
@@ -167,4 +169,41 @@ int stt_onnx_check(const char *model) {
              "/usr/bin/python3 -c \"import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), "
              "full_check=True)\" '%s'", model);
     return stt_run(cmd);
+}
+
+/* ---- graphs with non-default values (export, engine and ONNX tests) ---- */
+
+/* Non-default BN statistics and affine parameters, so folding is really exercised. */
+void stt_randomize_bn(st_graph *g, st_rng *r) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const st_node *nd = &g->nodes[i];
+        if (nd->op != ST_OP_BATCHNORM) continue;
+        size_t c = g->params[nd->params[0]].numel;
+        stt_fill_uniform(st_param_data(g, nd->params[0]), c, 0.5f, 1.5f, r);
+        stt_fill_uniform(st_param_data(g, nd->params[1]), c, -0.5f, 0.5f, r);
+        stt_fill_uniform(st_param_data(g, nd->params[2]), c, -0.3f, 0.3f, r);
+        stt_fill_uniform(st_param_data(g, nd->params[3]), c, 0.5f, 2.0f, r);
+    }
+}
+
+/* Zeroes exactly floor(frac * numel) random entries (mask and weight) of parameter p. */
+void stt_prune_param(st_graph *g, int p, double frac, st_rng *r) {
+    size_t n = g->params[p].numel, k = (size_t)(frac * (double)n);
+    size_t *idx = malloc(n * sizeof *idx);
+    ck_assert_ptr_nonnull(idx);
+    for (size_t i = 0; i < n; i++) idx[i] = i;
+    for (size_t i = 0; i < k; i++) { /* partial Fisher-Yates */
+        size_t j = i + (size_t)(st_rng_uniform(r) * (double)(n - i));
+        if (j >= n) j = n - 1;
+        size_t t = idx[i];
+        idx[i] = idx[j], idx[j] = t;
+        st_param_mask(g, p)[idx[i]] = 0;
+        st_param_data(g, p)[idx[i]] = 0.0f;
+    }
+    free(idx);
+}
+
+void stt_prune_all(st_graph *g, double frac, st_rng *r) {
+    for (int p = 0; p < g->n_params; p++)
+        if (g->params[p].prunable) stt_prune_param(g, p, frac, r);
 }

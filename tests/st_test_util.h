@@ -52,4 +52,13 @@ int stt_ort_run(const char *model, const char *in_npy, const char *out_npy);
 /* onnx.checker.check_model(full_check=True); exit status (0 = valid). */
 int stt_onnx_check(const char *model);
 
+struct st_graph;
+/* Non-default BN statistics and affine parameters (gamma 0.5..1.5, beta +-0.5, mean +-0.3,
+ * var 0.5..2), so folding and BN arithmetic are really exercised. */
+void stt_randomize_bn(struct st_graph *g, st_rng *r);
+/* Zeroes exactly floor(frac * numel) random entries (mask and weight) of parameter p. */
+void stt_prune_param(struct st_graph *g, int p, double frac, st_rng *r);
+/* The same for every prunable parameter. */
+void stt_prune_all(struct st_graph *g, double frac, st_rng *r);
+
 #endif

@@ -11,35 +11,6 @@
 #include "st_onnx.h"
 #include "st_test_util.h"
 
-static void randomize_bn(st_graph *g, st_rng *r) {
-    for (int i = 0; i < g->n_nodes; i++) {
-        const st_node *nd = &g->nodes[i];
-        if (nd->op != ST_OP_BATCHNORM) continue;
-        size_t c = g->params[nd->params[0]].numel;
-        stt_fill_uniform(st_param_data(g, nd->params[0]), c, 0.5f, 1.5f, r);
-        stt_fill_uniform(st_param_data(g, nd->params[1]), c, -0.5f, 0.5f, r);
-        stt_fill_uniform(st_param_data(g, nd->params[2]), c, -0.3f, 0.3f, r);
-        stt_fill_uniform(st_param_data(g, nd->params[3]), c, 0.5f, 2.0f, r);
-    }
-}
-
-/* Zeroes floor(frac * numel) random entries (mask and weight) of parameter p. */
-static void prune_param(st_graph *g, int p, double frac, st_rng *r) {
-    size_t n = g->params[p].numel, k = (size_t)(frac * (double)n);
-    size_t *idx = malloc(n * sizeof *idx);
-    ck_assert_ptr_nonnull(idx);
-    for (size_t i = 0; i < n; i++) idx[i] = i;
-    for (size_t i = 0; i < k; i++) {
-        size_t j = i + (size_t)(st_rng_uniform(r) * (double)(n - i));
-        if (j >= n) j = n - 1;
-        size_t t = idx[i];
-        idx[i] = idx[j], idx[j] = t;
-        st_param_mask(g, p)[idx[i]] = 0;
-        st_param_data(g, p)[idx[i]] = 0.0f;
-    }
-    free(idx);
-}
-
 void stt_engine_write_model(const char *path, const char *name, int size, double prune,
                             int fold_bn, unsigned seed) {
     st_graph *g = NULL;
@@ -57,10 +28,10 @@ void stt_engine_write_model(const char *path, const char *name, int size, double
     ck_assert_msg(st_graph_finalize(g, seed, &err) == ST_OK, "%s", err.msg);
     st_rng r;
     st_rng_seed(&r, seed + 17);
-    randomize_bn(g, &r);
+    stt_randomize_bn(g, &r);
     if (prune > 0)
         for (int p = 0; p < g->n_params; p++)
-            if (g->params[p].prunable) prune_param(g, p, prune, &r);
+            if (g->params[p].prunable) stt_prune_param(g, p, prune, &r);
     st_onnx_export_opts o;
     st_onnx_export_opts_default(&o);
     o.fold_bn = fold_bn;

@@ -20,41 +20,6 @@
 
 /* ---- graphs ---------------------------------------------------------------------- */
 
-/* Non-default BN statistics and affine parameters, so folding is really exercised. */
-static void randomize_bn(st_graph *g, st_rng *r) {
-    for (int i = 0; i < g->n_nodes; i++) {
-        const st_node *nd = &g->nodes[i];
-        if (nd->op != ST_OP_BATCHNORM) continue;
-        size_t c = g->params[nd->params[0]].numel;
-        stt_fill_uniform(st_param_data(g, nd->params[0]), c, 0.5f, 1.5f, r);
-        stt_fill_uniform(st_param_data(g, nd->params[1]), c, -0.5f, 0.5f, r);
-        stt_fill_uniform(st_param_data(g, nd->params[2]), c, -0.3f, 0.3f, r);
-        stt_fill_uniform(st_param_data(g, nd->params[3]), c, 0.5f, 2.0f, r);
-    }
-}
-
-/* Zeroes exactly floor(frac * numel) random entries (mask and weight) of parameter p. */
-static void prune_param(st_graph *g, int p, double frac, st_rng *r) {
-    size_t n = g->params[p].numel, k = (size_t)(frac * (double)n);
-    size_t *idx = malloc(n * sizeof *idx);
-    ck_assert_ptr_nonnull(idx);
-    for (size_t i = 0; i < n; i++) idx[i] = i;
-    for (size_t i = 0; i < k; i++) { /* partial Fisher-Yates */
-        size_t j = i + (size_t)(st_rng_uniform(r) * (double)(n - i));
-        if (j >= n) j = n - 1;
-        size_t t = idx[i];
-        idx[i] = idx[j], idx[j] = t;
-        st_param_mask(g, p)[idx[i]] = 0;
-        st_param_data(g, p)[idx[i]] = 0.0f;
-    }
-    free(idx);
-}
-
-static void prune_all(st_graph *g, double frac, st_rng *r) {
-    for (int p = 0; p < g->n_params; p++)
-        if (g->params[p].prunable) prune_param(g, p, frac, r);
-}
-
 static st_graph *cnn_small(uint64_t seed) {
     st_graph *g = NULL;
     st_error err = {0};
@@ -62,7 +27,7 @@ static st_graph *cnn_small(uint64_t seed) {
     ck_assert_int_eq(st_graph_finalize(g, seed, &err), ST_OK);
     st_rng r;
     st_rng_seed(&r, seed + 1);
-    randomize_bn(g, &r);
+    stt_randomize_bn(g, &r);
     return g;
 }
 
@@ -100,7 +65,7 @@ static st_graph *every_op(uint64_t seed) {
     ck_assert_msg(st_graph_finalize(g, seed, &err) == ST_OK, "%s", err.msg);
     st_rng r;
     st_rng_seed(&r, seed + 1);
-    randomize_bn(g, &r);
+    stt_randomize_bn(g, &r);
     return g;
 }
 
@@ -297,8 +262,8 @@ START_TEST(test_export_pruned_zeros_and_metadata) {
     st_rng_seed(&r, 99);
     int p0 = st_graph_find_param(g, "model.0.conv.weight");
     int p5 = st_graph_find_param(g, "model.5.weight");
-    prune_param(g, p0, 0.9, &r);
-    prune_param(g, p5, 0.9, &r);
+    stt_prune_param(g, p0, 0.9, &r);
+    stt_prune_param(g, p5, 0.9, &r);
     static const char *const keys[] = {"sparsetrain.dataset", "author"};
     static const char *const vals[] = {"fashion-mnist", "test \"quoted\""};
     for (int fold = 0; fold <= 1; fold++) {
@@ -508,7 +473,7 @@ START_TEST(test_ort_cnn_small) {
         if (pruned) {
             st_rng r;
             st_rng_seed(&r, 77);
-            prune_all(g, 0.9, &r);
+            stt_prune_all(g, 0.9, &r);
         }
         for (int fold = 0; fold <= 1; fold++) {
             st_onnx_export_opts o;
@@ -535,8 +500,8 @@ START_TEST(test_ort_yolov5n) {
         ck_assert_int_eq(st_graph_finalize(g, 5, &err), ST_OK);
         st_rng r;
         st_rng_seed(&r, 6);
-        randomize_bn(g, &r);
-        if (pruned) prune_all(g, 0.95, &r);
+        stt_randomize_bn(g, &r);
+        if (pruned) stt_prune_all(g, 0.95, &r);
         check_against_ort(g, NULL, pruned ? "yolov5n-pruned" : "yolov5n-dense");
         st_graph_free(g);
     }
@@ -554,7 +519,7 @@ START_TEST(test_ort_yolov5n_decode) {
     ck_assert_int_eq(st_graph_finalize(g, 8, &err), ST_OK);
     st_rng r;
     st_rng_seed(&r, 9);
-    randomize_bn(g, &r);
+    stt_randomize_bn(g, &r);
     st_onnx_yolo_decode d = {.nc = nc, .strides = {8, 16, 32},
                              .anchors = {{{10, 13}, {16, 30}, {33, 23}},
                                          {{30, 61}, {62, 45}, {59, 119}},
@@ -623,7 +588,7 @@ START_TEST(test_ort_every_op) {
     st_graph *g = every_op(21);
     st_rng r;
     st_rng_seed(&r, 5);
-    prune_all(g, 0.5, &r);
+    stt_prune_all(g, 0.5, &r);
     for (int v = 0; v < 3; v++) {
         st_onnx_export_opts o;
         st_onnx_export_opts_default(&o);
@@ -647,7 +612,7 @@ static st_graph *edge_graph(void) {
     ck_assert_msg(st_graph_finalize(g, 3, &err) == ST_OK, "%s", err.msg);
     st_rng r;
     st_rng_seed(&r, 4);
-    randomize_bn(g, &r);
+    stt_randomize_bn(g, &r);
     return g;
 }
 
@@ -687,7 +652,7 @@ START_TEST(test_export_two_outputs) {
     ck_assert_msg(st_graph_finalize(g, 3, &err) == ST_OK, "%s", err.msg);
     st_rng r;
     st_rng_seed(&r, 4);
-    randomize_bn(g, &r);
+    stt_randomize_bn(g, &r);
     Onnx__ModelProto *m = export_unpack(g, NULL);
     ck_assert_uint_eq(m->graph->n_output, 2);
     ck_assert_str_eq(m->graph->output[0]->name, "output0");
