@@ -20,33 +20,46 @@ static const char *const class_dirs[10] = {"0_tshirt_top", "1_trouser", "2_pullo
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: fmnist_to_png [--data DIR] [--out DIR] [--limit N] [--force]\n"
+            "usage: fmnist_to_png [--data DIR] [--out DIR] [--limit N] [--train N] [--val N]\n"
+            "                     [--classes L] [--force]\n"
             "  --data DIR   Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)\n"
             "  --out DIR    output ImageFolder tree (default ./fashion-mnist-png)\n"
             "  --limit N    at most N images per split (default: all)\n"
+            "  --train N / --val N   at most N images in that split (the first ones of the\n"
+            "               chosen classes in file order)\n"
+            "  --classes L  only these classes, e.g. 0-4 or 5-9 (folders keep their names, so\n"
+            "               the dataset's class ids are 0..k-1 in this order)\n"
             "  --force      write into a non-empty --out folder (replaces earlier PNGs)\n");
 }
 
-/* Writes n images of one split; returns the first failure. */
+/* Writes the images of one split whose class is chosen, at most `limit` (-1: all);
+ * returns the first failure. *written: how many. */
 static st_status write_split(const char *out, const char *split, const uint8_t *x,
-                             const uint8_t *y, int n, int rows, int cols, int force,
-                             st_error *err) {
+                             const uint8_t *y, int n, int rows, int cols, const int remap[10],
+                             long limit, int force, int *written, st_error *err) {
     char dir[PATH_MAX];
     for (int c = 0; c < 10; c++) {
+        if (remap[c] < 0) continue;
         snprintf(dir, sizeof dir, "%s/%s/%s", out, split, class_dirs[c]);
         st_status s = st_tool_mkdirs(dir, err);
         if (s == ST_OK && force) s = st_tool_clear_files(dir, ".png", err);
         if (s != ST_OK) return s;
     }
-    for (int i = 0; i < n; i++)
-        if (y[i] >= 10)
+    int *pick = malloc((size_t)(n > 0 ? n : 1) * sizeof *pick), k = 0;
+    if (!pick) return st_errorf(err, ST_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        if (y[i] >= 10) {
+            free(pick);
             return st_errorf(err, ST_ERR_INPUT, "%s label %d is %d: Fashion-MNIST has 10 classes",
                              split, i, y[i]);
+        }
+        if (remap[y[i]] >= 0 && (limit < 0 || k < limit)) pick[k++] = i;
+    }
     st_status first = ST_OK;
     int done = 0;
 #pragma omp parallel for schedule(dynamic, 64)
-    for (int i = 0; i < n; i++) {
-        int failed;
+    for (int j = 0; j < k; j++) {
+        int failed, i = pick[j];
 #pragma omp atomic read
         failed = done;
         if (failed < 0) continue;
@@ -66,13 +79,16 @@ static st_status write_split(const char *out, const char *split, const uint8_t *
             done = -1;
         }
     }
+    free(pick);
+    *written = k;
     return first;
 }
 
 int main(int argc, char **argv) {
     st_cli_prefer_passive_wait(argc, argv);
     const char *data = "/usr/share/datasets/fashion-mnist", *out = "fashion-mnist-png";
-    long limit = -1;
+    long limit = -1, ntrain = -1, nval = -1;
+    const char *classes = "0-9";
     int force = 0;
     for (int a = 1; a < argc; a++) {
         const char *k = argv[a];
@@ -81,13 +97,16 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(k, "--force")) {
             force = 1;
-        } else if ((!strcmp(k, "--data") || !strcmp(k, "--out") || !strcmp(k, "--limit")) &&
+        } else if ((!strcmp(k, "--data") || !strcmp(k, "--out") || !strcmp(k, "--limit") ||
+                    !strcmp(k, "--train") || !strcmp(k, "--val") || !strcmp(k, "--classes")) &&
                    a + 1 < argc) {
             const char *v = argv[++a];
             if (!strcmp(k, "--data")) data = v;
             else if (!strcmp(k, "--out")) out = v;
-            else if (st_tool_int(v, 0, 1000000000, &limit) != 0) {
-                fprintf(stderr, "fmnist_to_png: --limit wants a whole number >= 0, got '%s'\n", v);
+            else if (!strcmp(k, "--classes")) classes = v;
+            else if (st_tool_int(v, 0, 1000000000, !strcmp(k, "--limit") ? &limit
+                                                  : !strcmp(k, "--train") ? &ntrain : &nval) != 0) {
+                fprintf(stderr, "fmnist_to_png: %s wants a whole number >= 0, got '%s'\n", k, v);
                 return 2;
             }
         } else {
@@ -96,6 +115,13 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    int remap[10], nc = st_tool_parse_classes(classes, remap);
+    if (nc < 1) {
+        fprintf(stderr, "fmnist_to_png: --classes wants ids 0-9 like 0-4 or 1,3,7; got '%s'\n", classes);
+        return 2;
+    }
+    if (ntrain < 0) ntrain = limit;
+    if (nval < 0) nval = limit;
     int occupied = st_tool_dir_nonempty(out);
     if (occupied < 0) {
         fprintf(stderr, "fmnist_to_png: %s exists and is not a folder\n", out);
@@ -113,13 +139,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fmnist_to_png: %s\n", err.msg);
         return st_exit_code(s);
     }
-    int ntr = limit >= 0 && limit < m.n_train ? (int)limit : m.n_train;
-    int nva = limit >= 0 && limit < m.n_test ? (int)limit : m.n_test;
-    fprintf(stderr, "fmnist_to_png: writing %d train images...\n", ntr);
-    s = write_split(out, "train", m.train_x, m.train_y, ntr, m.rows, m.cols, force, &err);
+    int ntr = 0, nva = 0;
+    fprintf(stderr, "fmnist_to_png: writing train images...\n");
+    s = write_split(out, "train", m.train_x, m.train_y, m.n_train, m.rows, m.cols, remap, ntrain,
+                    force, &ntr, &err);
     if (s == ST_OK) {
-        fprintf(stderr, "fmnist_to_png: writing %d val images...\n", nva);
-        s = write_split(out, "val", m.test_x, m.test_y, nva, m.rows, m.cols, force, &err);
+        fprintf(stderr, "fmnist_to_png: writing val images...\n");
+        s = write_split(out, "val", m.test_x, m.test_y, m.n_test, m.rows, m.cols, remap, nval, force,
+                        &nva, &err);
     }
     if (s == ST_OK) s = st_tool_sync(out, &err);
     st_mnist_free(&m);
@@ -127,7 +154,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fmnist_to_png: %s\n", err.msg);
         return st_exit_code(s);
     }
-    printf("fmnist_to_png: wrote %d train + %d val images (10 classes) to %s in %.1fs\n", ntr,
-           nva, out, st_tool_now() - t0);
+    printf("fmnist_to_png: wrote %d train + %d val images (%d classes) to %s in %.1fs\n", ntr,
+           nva, nc, out, st_tool_now() - t0);
     return 0;
 }

@@ -238,30 +238,6 @@ static st_status make_split(const char *out, const char *split, int split_id, in
     return first;
 }
 
-/* "0-4", "1,3,7", "0-2,8"; sets the remap so chosen classes become 0..k-1 in order. */
-static int parse_classes(const char *s, int remap[10]) {
-    int chosen[10] = {0};
-    const char *p = s;
-    while (*p) {
-        char *end;
-        long a = strtol(p, &end, 10), b = a;
-        if (end == p) return -1;
-        if (*end == '-') {
-            p = end + 1;
-            b = strtol(p, &end, 10);
-            if (end == p) return -1;
-        }
-        if (a < 0 || b > 9 || a > b) return -1;
-        for (long c = a; c <= b; c++) chosen[c] = 1;
-        if (*end == ',') end++;
-        else if (*end) return -1;
-        p = end;
-    }
-    int k = 0;
-    for (int c = 0; c < 10; c++) remap[c] = chosen[c] ? k++ : -1;
-    return k;
-}
-
 static st_status write_yaml(const char *out, const mosaic_opts *o, int argc, char **argv,
                             st_error *err) {
     char real[PATH_MAX], abs[2 * PATH_MAX], path[PATH_MAX + 16], text[3 * PATH_MAX + 1024];
@@ -343,7 +319,7 @@ int main(int argc, char **argv) {
         }
     }
     mosaic_opts o = {(int)size, (uint64_t)seed, {0}};
-    int nc = parse_classes(classes, o.remap);
+    int nc = st_tool_parse_classes(classes, o.remap);
     if (nc <= 0) {
         fprintf(stderr, "make_fashion_mosaic: --classes wants ids 0-9 like 0-4 or 1,3,7; got '%s'\n", classes);
         return 2;

@@ -100,4 +100,29 @@ static inline double st_tool_now(void) {
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+/* Fashion-MNIST class lists "0-4", "1,3,7", "0-2,8": sets remap[10] so the chosen classes
+ * become 0..k-1 in order (others -1); returns k, or -1 for a malformed list. */
+static inline int st_tool_parse_classes(const char *s, int remap[10]) {
+    int chosen[10] = {0};
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long a = strtol(p, &end, 10), b = a;
+        if (end == p) return -1;
+        if (*end == '-') {
+            p = end + 1;
+            b = strtol(p, &end, 10);
+            if (end == p) return -1;
+        }
+        if (a < 0 || b > 9 || a > b) return -1;
+        for (long c = a; c <= b; c++) chosen[c] = 1;
+        if (*end == ',') end++;
+        else if (*end) return -1;
+        p = end;
+    }
+    int k = 0;
+    for (int c = 0; c < 10; c++) remap[c] = chosen[c] ? k++ : -1;
+    return k;
+}
+
 #endif

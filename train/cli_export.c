@@ -57,11 +57,11 @@ int st_cmd_export(int argc, char **argv) {
     char *recipe = NULL;
     st_status rc = st_model_from_checkpoint(ckpt, &g, &meta, &recipe, &err);
     if (rc == ST_OK) {
-        const char *keys[4], *vals[4];
+        const char *keys[5], *vals[5];
         int n = 0;
-        static const char *const copy[] = {"task", "model", "input", "normalize"};
-        char kbuf[4][48];
-        for (int i = 0; i < 4; i++) {
+        static const char *const copy[] = {"task", "model", "input", "normalize", "classes"};
+        char kbuf[5][48];
+        for (int i = 0; i < 5; i++) {
             const char *v = st_meta_get(&meta, copy[i]);
             if (!v) continue;
             snprintf(kbuf[n], sizeof kbuf[n], "sparsetrain.%s", copy[i]);

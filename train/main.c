@@ -35,9 +35,13 @@ static void usage(FILE *f) {
             "  --data DIR        dataset folder: IDX files (e.g. /usr/share/datasets/fashion-mnist)\n"
             "                    or an ImageFolder tree (DIR/train/CLASS/*.png, DIR/val/CLASS/*.png)\n"
             "  --model NAME      model to train (default cnn-small, or yolov5n for YOLO folders),\n"
-            "                    or an ONNX file (.onnx) from\n"
-            "                    our export or another framework's: its weights are the start,\n"
-            "                    its input size decides the image size\n"
+            "                    or a pretrained start (transfer learning): one of our\n"
+            "                    checkpoints (.ckpt) or an ONNX file (ours or another\n"
+            "                    framework's). Its weights load by name; an output layer that\n"
+            "                    does not fit the dataset's classes is re-created\n"
+            "  --pretrained F    weights (.ckpt, or .onnx exported with --keep-bn) for a\n"
+            "                    built-in --model, loaded by name; the names must match\n"
+            "  --reset-head      re-create the output layers even when they fit the classes\n"
             "  --recipe FILE     SparseML recipe (.yaml or .md): pruning and LR schedule; its\n"
             "                    epochs override --epochs\n"
             "  --recipe-args J   JSON object overriding recipe variables, e.g. '{\"num_epochs\": 3}'\n"
@@ -130,6 +134,8 @@ int main(int argc, char **argv) {
             o.cache = 1, takes = 0;
         } else if (!strcmp(a, "--dense")) {
             o.dense = 1, takes = 0;
+        } else if (!strcmp(a, "--reset-head")) {
+            o.reset_head = 1, takes = 0;
         } else if (!strcmp(a, "--strict")) {
             o.strict = 1, takes = 0;
         } else if (!strcmp(a, "--progress")) {
@@ -144,6 +150,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "--out")) o.out_dir = v;
         else if (!strcmp(a, "--resume")) o.resume = v;
+        else if (!strcmp(a, "--pretrained")) o.pretrained = v;
         else if (!strcmp(a, "--recipe")) o.recipe = v;
         else if (!strcmp(a, "--recipe-args")) o.recipe_args = v;
         else if (!strcmp(a, "--epochs")) bad = parse_int(v, 1, &o.epochs);

@@ -27,8 +27,8 @@ void st_model_label(const char *spec, char *buf, size_t cap) {
 /* Imports a parsed model for training; the blob stored in checkpoints is our own export
  * of the imported graph (BatchNorm and Dropout kept), so it re-imports to the same
  * parameter names. */
-static st_status import_for_training(st_onnx_model *m, uint64_t seed, st_graph **out,
-                                     uint8_t **arch, size_t *arch_len, st_error *err) {
+st_status st_model_import(st_onnx_model *m, uint64_t seed, st_graph **out, uint8_t **arch,
+                          size_t *arch_len, st_error *err) {
     st_onnx_import_opts io = {.strip_softmax = 1, .seed = seed};
     st_status rc = st_onnx_import(m, &io, out, err);
     if (rc != ST_OK || !arch) return rc;
@@ -55,7 +55,7 @@ st_status st_model_open(const char *spec, const uint8_t *arch_in, size_t arch_in
     st_status rc = arch_in ? st_onnx_read_memory(arch_in, arch_in_len, "checkpoint architecture",
                                                  NULL, &m, err)
                            : st_onnx_read_file(spec, &m, err);
-    if (rc == ST_OK) rc = import_for_training(m, seed, out, arch, arch_len, err);
+    if (rc == ST_OK) rc = st_model_import(m, seed, out, arch, arch_len, err);
     st_onnx_model_free(m);
     return rc;
 }

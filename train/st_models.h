@@ -37,6 +37,13 @@ st_status st_model_open(const char *spec, const uint8_t *arch_in, size_t arch_in
                         int in_h, int in_w, int n_classes, uint64_t seed, st_graph **out,
                         uint8_t **arch, size_t *arch_len, st_error *err);
 
+/* Imports a parsed ONNX model for training (finalized, weights loaded, a trailing
+ * Softmax dropped); *arch (if arch is not NULL) receives the blob checkpoints store: our
+ * own export of the imported graph with BatchNorm and Dropout kept. */
+struct st_onnx_model;
+st_status st_model_import(struct st_onnx_model *m, uint64_t seed, st_graph **out, uint8_t **arch,
+                          size_t *arch_len, st_error *err);
+
 /* Rebuilds the model a training checkpoint was saved from, with its weights (the EMA
  * weights when the run kept them) and masks.
  * meta (may be NULL) receives the run's settings, *recipe (may be NULL) a malloc'ed copy

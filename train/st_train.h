@@ -11,10 +11,13 @@
 
 typedef struct st_train_opts {
     const char *data;      /* dataset folder */
-    const char *model;     /* built-in name or .onnx path; NULL: from the data / checkpoint */
+    const char *model;     /* built-in name, .onnx or checkpoint (a pretrained start);
+                              NULL: from the data / the resumed checkpoint */
     const char *out_dir;   /* NULL: runs/<model>, runs/<model>-2, ... (never overwrites) */
     int overwrite;         /* allow an explicit out_dir that already holds a run */
     const char *resume;    /* checkpoint to continue from, or NULL */
+    const char *pretrained; /* weights for a built-in model (.ckpt / .onnx), or NULL */
+    int reset_head;        /* re-create the output layers even when they fit the classes */
     const char *recipe;    /* recipe file (.yaml / .md), or NULL */
     const char *recipe_args; /* JSON object of recipe variable overrides, or NULL */
     int epochs;            /* 0: default (5), or the recipe's */

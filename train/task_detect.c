@@ -24,7 +24,7 @@ typedef struct {
     int have_last;
 } detect_ctx;
 
-/* A fresh built-in detector starts with YOLOv5's Detect biases. */
+/* A fresh detector (or a re-created head) starts with YOLOv5's Detect biases. */
 static void init_biases(st_run *r, detect_ctx *c) {
     float *bias[ST_YOLO_SCALES];
     for (int s = 0; s < ST_YOLO_SCALES; s++) {
@@ -44,7 +44,7 @@ static st_status open_task(st_run *r, st_error *err) {
     st_yolo_cfg_default(&c->cfg, r->data.n_classes, r->height, r->width);
     st_status rc = st_detect_check_head(r->g, &c->cfg, r->o->model, err);
     if (rc != ST_OK) return rc;
-    if (!r->o->resume && !r->st.arch) init_biases(r, c);
+    if (r->fresh_head) init_biases(r, c);
     /* targets per batch: the loader's boxes (mosaic: up to 4 images' worth each) */
     if ((rc = st_yolo_ws_new(&c->cfg, r->o->batch, r->o->batch * 256, &c->ws, err)) != ST_OK) return rc;
     if ((rc = st_detect_buf_init(&c->buf, &c->cfg, err)) != ST_OK) return rc;

@@ -87,6 +87,10 @@ struct st_run {
     char model[64];                 /* built-in name or onnx:<stem> */
     uint8_t *arch_in;
     size_t arch_in_len;
+    int data_channels;              /* the images' own channels */
+    int fresh_head;                 /* output layers freshly initialised (task inits them) */
+    double pretrained_sparsity;     /* zeros in the pretrained prunable weights */
+    char pretrained_from[1024];     /* the file the weights came from, or "" */
 };
 
 /* Opens data, model, optimizer, recipe, plan, loaders and the run folder (resuming when

@@ -11,6 +11,7 @@
 #include "st_models.h"
 #include "st_run_files.h"
 #include "st_train_recipe.h"
+#include "st_transfer.h"
 #include "trainer_internal.h"
 
 /* Classification inputs are standardised with Fashion-MNIST's pixel statistics for gray
@@ -114,6 +115,7 @@ static st_status open_data(st_run *r, st_train_opts *o, const char **spec, const
     int borrowed = 0;
     if ((rc = st_dataset_load_image(&r->data, &r->train, 0, 0, &first, &borrowed, err)) != ST_OK)
         return rc;
+    r->data_channels = first.c;
     r->channels = o->channels ? o->channels : detect ? 3 : first.c;
     if (detect) {
         int side = o->imgsz > 0 ? o->imgsz : (first.h > first.w ? first.h : first.w);
@@ -143,6 +145,38 @@ static st_status adopt_model_geometry(st_run *r, const st_train_opts *o, const c
         return st_errorf(err, ST_ERR_INPUT, "--imgsz %d, but %s takes %dx%d images", o->imgsz, spec,
                          in.h, in.w);
     r->channels = in.c, r->height = in.h, r->width = in.w;
+    return ST_OK;
+}
+
+/* The model: rebuilt for resuming, or built for the dataset and, from a pretrained file,
+ * loaded by name with its head re-created when the classes differ. */
+static st_status open_model(st_run *r, st_train_opts *o, const char *spec, st_error *err) {
+    st_status rc;
+    const st_dataset *d = &r->data;
+    if (o->resume) {
+        o->model = r->model;
+        if ((rc = st_model_open(spec, r->arch_in, r->arch_in_len, r->channels, r->height, r->width,
+                                d->n_classes, o->seed, &r->g, &r->st.arch, &r->st.arch_len, err)) != ST_OK)
+            return rc;
+        if (r->st.arch && (rc = adopt_model_geometry(r, o, spec, err)) != ST_OK) return rc;
+        return st_graph_finalize(r->g, o->seed, err);
+    }
+    st_transfer_req q = {.model = spec, .pretrained = o->pretrained,
+                         .detect = r->task == &st_task_detect, .n_classes = d->n_classes,
+                         .data_channels = r->data_channels, .channels = o->channels,
+                         .height = r->height, .width = r->width, .imgsz = o->imgsz,
+                         .reset_head = o->reset_head, .seed = o->seed, .log = o->log};
+    st_transfer_res t;
+    if ((rc = st_transfer_open(&q, &t, err)) != ST_OK) return rc;
+    r->g = t.g;
+    r->st.arch = t.arch, r->st.arch_len = t.arch_len;
+    r->channels = t.channels, r->height = t.height, r->width = t.width;
+    r->fresh_head = t.fresh_head;
+    r->pretrained_sparsity = t.sparsity;
+    if (o->pretrained || !st_model_find(spec))
+        snprintf(r->pretrained_from, sizeof r->pretrained_from, "%s", o->pretrained ? o->pretrained : spec);
+    snprintf(r->model, sizeof r->model, "%s", t.label);
+    o->model = r->model;
     return ST_OK;
 }
 
@@ -202,6 +236,7 @@ static void record_settings(st_run *r, const st_train_opts *o) {
     st_meta *m = &r->meta;
     st_meta_set(m, "model", "%s", o->model);
     st_meta_set(m, "data", "%s", o->data);
+    if (r->pretrained_from[0]) st_meta_set(m, "pretrained", "%s", r->pretrained_from);
     st_meta_set(m, "task", "%s", r->task->name);
     st_meta_set(m, "epochs", "%d", o->epochs);
     st_meta_set(m, "batch", "%d", o->batch);
@@ -244,14 +279,7 @@ st_status st_run_setup(st_run *r, st_train_opts *o, st_error *err) {
     if ((rc = choose_model(r, o, &spec, task, sizeof task, err)) != ST_OK) return rc;
     if (!o->data) return st_errorf(err, ST_ERR_INPUT, "--data DIR is required");
     if ((rc = open_data(r, o, &spec, task, err)) != ST_OK) return rc;
-    if (!o->resume) st_model_label(spec, r->model, sizeof r->model);
-    o->model = r->model;
-    const st_dataset *d = &r->data;
-    if ((rc = st_model_open(spec, r->arch_in, r->arch_in_len, r->channels, r->height, r->width,
-                            d->n_classes, o->seed, &r->g, &r->st.arch, &r->st.arch_len, err)) != ST_OK)
-        return rc;
-    if (r->st.arch && (rc = adopt_model_geometry(r, o, spec, err)) != ST_OK) return rc;
-    if ((rc = st_graph_finalize(r->g, o->seed, err)) != ST_OK) return rc;
+    if ((rc = open_model(r, o, spec, err)) != ST_OK) return rc;
     st_kernels_init(&r->k, st_cpu_select_isa());
     if ((rc = st_optim_init(&r->opt, r->g, (st_opt_kind)o->optimizer, err)) != ST_OK) return rc;
     if (o->resume) {
@@ -265,6 +293,10 @@ st_status st_run_setup(st_run *r, st_train_opts *o, st_error *err) {
     }
     task_defaults(r, o);
     if ((rc = open_recipe(r, o, err)) != ST_OK) return rc;
+    if (!o->resume && r->pretrained_sparsity > 0.1 && !r->have_recipe)
+        fprintf(o->log, "note: %.1f%% of the pretrained prunable weights are zero; without a recipe "
+                        "that holds them (ConstantPruningModifier, as in recipes/transfer.yaml) "
+                        "training fills them in\n", 100.0 * r->pretrained_sparsity);
     r->opt.momentum = o->momentum;
     for (int gi = 0; gi < ST_NUM_PG; gi++) r->opt.weight_decay[gi] = gi == ST_PG_WEIGHT ? o->weight_decay : 0.0f;
     if ((rc = st_exec_plan(&r->ex, r->g, o->batch, 1, err)) != ST_OK) return rc;

@@ -317,6 +317,23 @@ int st_graph_rename_param(st_graph *g, int p, const char *name) {
     return 0;
 }
 
+/* PyTorch's defaults: uniform +-1/sqrt(fan_in) for conv/linear weights and biases, BN
+ * gamma and running variance 1, everything else 0. */
+static void init_param(st_graph *g, int i, st_rng *r) {
+    st_param *p = &g->params[i];
+    float *d = g->param_data + p->offset;
+    const char *leaf = strrchr(p->name, '.');
+    leaf = leaf ? leaf + 1 : p->name;
+    if (p->group == ST_PG_WEIGHT || (p->group == ST_PG_BIAS && p->fan_in > 0)) {
+        float bound = 1.0f / sqrtf((float)(p->fan_in > 0 ? p->fan_in : 1));
+        for (size_t j = 0; j < p->numel; j++) d[j] = bound * (2.0f * st_rng_uniform(r) - 1.0f);
+    } else if (p->group == ST_PG_BN || strcmp(leaf, "running_var") == 0) {
+        for (size_t j = 0; j < p->numel; j++) d[j] = 1.0f;
+    } else {
+        memset(d, 0, p->numel * sizeof(float));
+    }
+}
+
 st_status st_graph_finalize(st_graph *g, uint64_t seed, st_error *err) {
     if (failed(g)) return st_errorf(err, g->err.code, "%s", g->err.msg);
     if (g->input < 0 || g->output < 0)
@@ -342,20 +359,16 @@ st_status st_graph_finalize(st_graph *g, uint64_t seed, st_error *err) {
     memset(g->mask_data, 1, moff ? moff : 1);
     st_rng r;
     st_rng_seed(&r, seed);
-    for (int i = 0; i < g->n_params; i++) {
-        st_param *p = &g->params[i];
-        float *d = g->param_data + p->offset;
-        const char *leaf = strrchr(p->name, '.');
-        leaf = leaf ? leaf + 1 : p->name;
-        if (p->group == ST_PG_WEIGHT || (p->group == ST_PG_BIAS && p->fan_in > 0)) {
-            float bound = 1.0f / sqrtf((float)(p->fan_in > 0 ? p->fan_in : 1));
-            for (size_t j = 0; j < p->numel; j++) d[j] = bound * (2.0f * st_rng_uniform(&r) - 1.0f);
-        } else if (p->group == ST_PG_BN || strcmp(leaf, "running_var") == 0) {
-            for (size_t j = 0; j < p->numel; j++) d[j] = 1.0f;
-        }
-    }
+    for (int i = 0; i < g->n_params; i++) init_param(g, i, &r);
     g->finalized = 1;
     return ST_OK;
+}
+
+void st_graph_init_param(st_graph *g, int p, uint64_t seed) {
+    st_rng r;
+    st_rng_seed(&r, st_hash64(seed) ^ st_hash64((uint64_t)p + 1));
+    init_param(g, p, &r);
+    if (g->params[p].prunable) memset(st_param_mask(g, p), 1, g->params[p].numel);
 }
 
 void st_graph_zero_grad(st_graph *g) { memset(g->grad_data, 0, g->param_floats * sizeof(float)); }

@@ -152,6 +152,11 @@ int st_g_output(st_graph *g, int x);
  * var 1), masks all 1. */
 st_status st_graph_finalize(st_graph *g, uint64_t seed, st_error *err);
 
+/* Re-initialises one parameter of a finalized graph as st_graph_finalize does (its own
+ * random stream from seed and p) and resets its mask: heads re-created by transfer
+ * learning start like a fresh model's. */
+void st_graph_init_param(st_graph *g, int p, uint64_t seed);
+
 static inline float *st_param_data(const st_graph *g, int p) {
     return g->param_data + g->params[p].offset;
 }

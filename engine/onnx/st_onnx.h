@@ -55,6 +55,22 @@ typedef struct {
 st_status st_onnx_import(const st_onnx_model *m, const st_onnx_import_opts *opts,
                          st_graph **out, st_error *err);
 
+/* Transfer learning: the layer that decides graph output k's feature count (a Conv,
+ * Gemm or MatMul(+Add), found through Softmax / Identity / Flatten / Dropout). */
+typedef struct st_onnx_head {
+    const char *weight, *bias; /* initializer names (bias NULL when the layer has none);
+                                  valid while the model lives */
+    int out_axis;              /* the weight's output axis */
+    int64_t out;               /* output features or channels */
+    char op[16];
+} st_onnx_head;
+int st_onnx_num_outputs(const st_onnx_model *m);
+st_status st_onnx_head_find(const st_onnx_model *m, int k, st_onnx_head *h, st_error *err);
+/* Re-sizes the head's weight and bias initializers to new_out outputs (zeros: the
+ * caller re-initialises those parameters after import). */
+st_status st_onnx_head_resize(st_onnx_model *m, const st_onnx_head *h, int64_t new_out,
+                              st_error *err);
+
 /* YOLOv5's decode, appended to a detector's three raw outputs on export. */
 typedef struct st_onnx_yolo_decode {
     int nc;
