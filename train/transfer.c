@@ -255,6 +255,17 @@ st_status st_transfer_open(const st_transfer_req *q, st_transfer_res *res, st_er
     if (q->pretrained && !st_model_find(q->model))
         return st_errorf(err, ST_ERR_INPUT, "--pretrained needs a built-in --model (got %s); to train "
                          "a file's own architecture, give it as --model", q->model);
+    struct stat sb;
+    if (stat(file, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        char names[256] = "";
+        for (const st_model_info *mi = st_models_list(); mi->name; mi++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", names[0] ? ", " : "", mi->name);
+        if (!strchr(file, '/') && !strchr(file, '.'))
+            return st_errorf(err, ST_ERR_INPUT, "unknown model '%s': built-in models are %s, or give "
+                             "a checkpoint (.ckpt) or an ONNX file (.onnx)", file, names);
+        return st_errorf(err, ST_ERR_INPUT, "%s: no such file (built-in models: %s; the pretrained "
+                         "starting points are built by tools/make_pretrained.sh)", file, names);
+    }
     pre_src s = {.detect = -1};
     int is_ckpt = !st_model_is_onnx(file);
     st_status rc = is_ckpt ? open_checkpoint(file, &s, err) : open_onnx(file, &s, err);
