@@ -11,7 +11,9 @@
 #
 #   tools/demo_transfer.sh [--task cnn|yolo|all] [--pretrained DIR] [--out DIR] [--threads N]
 #
-# Needs the starting points of tools/make_pretrained.sh in DIR (default ./pretrained).
+# Needs the starting points in DIR (default ./pretrained): the sparse ones ship in the
+# repository (ONNX, BatchNorm kept, loaded into the built-in model by name); the dense
+# ones for (c) are built by tools/make_pretrained.sh (they do not compress).
 # Prints one table per task: accuracy or mAP@0.5, final sparsity, wall time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +34,7 @@ common=(--threads "$threads" --no-progress --seed 1)
 
 need() {
     for f in "$@"; do
-        [ -f "$f" ] || { echo "demo_transfer.sh: $f is missing: run tools/make_pretrained.sh first" >&2; exit 2; }
+        [ -f "$f" ] || { echo "demo_transfer.sh: $f is missing: run tools/make_pretrained.sh first (it builds and caches the starting points)" >&2; exit 2; }
     done
 }
 
@@ -65,10 +67,10 @@ row() { # row LABEL METRIC RUN...: metric and sparsity of the last run, wall tim
 }
 
 if [ "$task" != yolo ]; then
-    need "$pre/cnn-fm04-90.ckpt" "$pre/cnn-fm04-dense.ckpt"
+    need "$pre/cnn-fm04-90.onnx" "$pre/cnn-fm04-dense.ckpt"
     [ -d "$out/data/fm59" ] || build/fmnist_to_png --classes 5-9 --train 500 --out "$out/data/fm59" >&2
     d=(--data "$out/data/fm59")
-    run cnn-a-sparse "${d[@]}" --model "$pre/cnn-fm04-90.ckpt" --recipe recipes/transfer.yaml
+    run cnn-a-sparse "${d[@]}" --model cnn-small --pretrained "$pre/cnn-fm04-90.onnx" --recipe recipes/transfer.yaml
     have_torch=0
     if [ -f "$pre/torch-cnn-fm04-90.onnx" ]; then
         have_torch=1
@@ -86,11 +88,12 @@ if [ "$task" != yolo ]; then
     row "(c) dense transfer, then classifier90" accuracy cnn-c-dense cnn-c-prune
 fi
 if [ "$task" != cnn ]; then
-    need "$pre/yolov5n-fm04-95.ckpt" "$pre/yolov5n-fm04-dense.ckpt"
+    need "$pre/yolov5n-fm04-95.onnx" "$pre/yolov5n-fm04-dense.ckpt"
     [ -d "$out/data/mosaic59" ] || build/make_fashion_mosaic --classes 5-9 --train 500 --val 500 --seed 2 \
         --out "$out/data/mosaic59" >&2
     d=(--data "$out/data/mosaic59" --cache)
-    run yolo-a-sparse "${d[@]}" --model "$pre/yolov5n-fm04-95.ckpt" --recipe recipes/yolo-transfer.yaml
+    run yolo-a-sparse "${d[@]}" --model yolov5n --pretrained "$pre/yolov5n-fm04-95.onnx" \
+        --recipe recipes/yolo-transfer.yaml
     run yolo-b-scratch "${d[@]}" --model yolov5n --recipe recipes/yolo-dense.yaml --recipe-args '{"num_epochs": 20}'
     run yolo-c-dense "${d[@]}" --model "$pre/yolov5n-fm04-dense.ckpt" --recipe recipes/yolo-transfer.yaml
     run yolo-c-prune "${d[@]}" --model "$out/yolo-c-dense/last.ckpt" --recipe recipes/yolo95.yaml
