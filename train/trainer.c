@@ -316,6 +316,7 @@ st_status st_train_run(const st_train_opts *opts, st_train_result *res, st_error
     if (o.resume)
         fprintf(log, "resuming from %s at epoch %d, step %d of %d\n", o.resume, r.st.epoch + 1,
                 r.st.epoch_step, steps);
+    fflush(log); /* what was loaded and how, before the first (long) epoch */
     double prior_seconds = 0;
     for (int i = 0; i < r.st.history_rows; i++) prior_seconds += r.st.history[i * r.n_cols + ST_C_EPOCH_S];
     while (r.st.epoch < o.epochs && rc == ST_OK) {
