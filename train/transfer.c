@@ -315,9 +315,9 @@ st_status st_transfer_open(const st_transfer_req *q, st_transfer_res *res, st_er
     }
     res->fresh_head = n_re > 0;
     if (rc == ST_OK && !n_re)
-        fprintf(q->log, "  the head fits the dataset's %d classes and is kept%s%s%s (--reset-head "
-                        "re-creates it)\n", q->n_classes, s.classes[0] ? " (pretrained classes: " : "",
-                s.classes, s.classes[0] ? ")" : "");
+        fprintf(q->log, "  the head fits the dataset's %d classes and is kept (%s%s%s--reset-head "
+                        "re-creates it)\n", q->n_classes, s.classes[0] ? "pretrained classes: " : "",
+                s.classes, s.classes[0] ? "; " : "");
 done:
     st_graph_free(s.g);
     st_onnx_model_free(s.onnx);
