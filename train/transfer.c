@@ -224,6 +224,8 @@ static st_status open_onnx(const char *file, pre_src *s, st_error *err) {
     st_status rc = st_onnx_read_file(file, &s->onnx, err);
     if (rc != ST_OK) return rc;
     const char *task = st_onnx_metadata(s->onnx, "sparsetrain.task");
+    const char *model = st_onnx_metadata(s->onnx, "sparsetrain.model");
+    snprintf(s->label, sizeof s->label, "%s%s", model ? model : "", model ? " export" : "");
     const char *classes = st_onnx_metadata(s->onnx, "sparsetrain.classes");
     s->detect = task ? !strcmp(task, "detect") : -1;
     snprintf(s->classes, sizeof s->classes, "%s", classes ? classes : "");
