@@ -353,6 +353,17 @@ START_TEST(test_should_use) {
     ck_assert_int_eq(st_conv2d_init(&fc), 0);
     ck_assert_int_eq(st_sparse_should_use(&fc, 0.95), 1);
     ck_assert_int_eq(st_sparse_should_use(&fc, 0.5), 0);
+    /* ResNet's last 3x3 convs at batch 1 (49 output pixels): training keeps them dense
+     * (the backward transposes dominate), inference runs them sparse from ~90% on */
+    st_conv2d l4 = {.N = 1, .C = 512, .H = 7, .W = 7, .K = 512, .R = 3, .S = 3, .stride_h = 1,
+                    .stride_w = 1, .pad_h = 1, .pad_w = 1, .dil_h = 1, .dil_w = 1, .groups = 1};
+    ck_assert_int_eq(st_conv2d_init(&l4), 0);
+    ck_assert_int_eq(st_sparse_should_use(&l4, 0.95), 0);
+    ck_assert(st_sparse_expected_speedup_infer(&l4, 0.95) > 1.3);
+    ck_assert(st_sparse_expected_speedup_infer(&l4, 0.0) < 1.0);
+    ck_assert(st_sparse_expected_speedup_infer(&l4, 0.5) < 1.3);
+    /* away from few columns both models agree */
+    ck_assert(st_sparse_expected_speedup_infer(&c, 0.9) == st_sparse_expected_speedup(&c, 0.9));
 }
 END_TEST
 

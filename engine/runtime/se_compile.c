@@ -8,9 +8,10 @@
  *     (an Add only when its other operand is computed before the layer, as in
  *     ResNet / C3 bottlenecks). Flatten, Dropout and Identity alias their input.
  *  2. Kernels: per convolution / linear layer, the sparse kernels (packed st_csr, forward
- *     only) when st_sparse_expected_speedup at this batch and the weights' sparsity
- *     says > 1.3x, else the dense path; depthwise and grouped convolutions stay dense.
- *     The cost model was fitted on training steps (forward + both backward passes).
+ *     only) when st_sparse_expected_speedup_infer at this batch and the weights'
+ *     sparsity says > 1.3x, else the dense path; depthwise and grouped convolutions stay
+ *     dense. The cost model was fitted on training steps (forward + both backward
+ *     passes), without the few-column penalty that only the backward passes pay.
  *  3. Memory: best-fit offsets in one arena by liveness, plus a shared scratch. */
 #include <math.h>
 #include <omp.h>
@@ -109,13 +110,13 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
         snprintf(s->why, sizeof s->why, "dense (grouped/depthwise, %.0f%% zeros)", 100 * s->sparsity);
         return 0;
     }
-    s->speedup = st_sparse_expected_speedup(&d, s->sparsity);
+    s->speedup = st_sparse_expected_speedup_infer(&d, s->sparsity);
     if (c->dense) {
         snprintf(s->why, sizeof s->why, "dense (dense requested; %.0f%% zeros, modelled x%.2f)",
                  100 * s->sparsity, s->speedup);
         return 0;
     }
-    if (!st_sparse_should_use(&d, s->sparsity)) {
+    if (s->speedup <= 1.3) {
         snprintf(s->why, sizeof s->why, "dense (%.0f%% zeros, sparse modelled x%.2f <= 1.3)",
                  100 * s->sparsity, s->speedup);
         return 0;

@@ -210,5 +210,7 @@ st_status st_linear_sparse_backward(const st_csr *m, float *dx, float *dval, flo
 int st_sparse_should_use(const st_conv2d *c, double sparsity);
 /* The expected speedup (dense time / sparse time) behind that decision. */
 double st_sparse_expected_speedup(const st_conv2d *c, double sparsity);
+/* The same for inference (forward only, as the engine runs it). */
+double st_sparse_expected_speedup_infer(const st_conv2d *c, double sparsity);
 
 #endif
