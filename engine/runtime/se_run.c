@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "act_kernels.h"
 #include "se_internal.h"
 
 #define SE_EPI_BLOCK 4096      /* elements per epilogue block (16 KiB: stays in L1) */
@@ -62,9 +63,8 @@ static inline void epi_block(const se_step *s, float *yb, size_t m, size_t i0, f
 #pragma omp simd
             for (size_t i = 0; i < m; i++) yb[i] = yb[i] > 0.0f ? yb[i] : yb[i] * a;
             break;
-        case SE_EPI_SILU:
-#pragma omp simd
-            for (size_t i = 0; i < m; i++) yb[i] = yb[i] * sigmoidf_(yb[i]);
+        case SE_EPI_SILU: /* the vectorised exp of the fused BN+SiLU (libm's expf is scalar) */
+            st_bn_silu_row()(yb, NULL, yb, m, 0.0f, 1.0f, 0.0f);
             break;
         case SE_EPI_SIGMOID:
 #pragma omp simd
