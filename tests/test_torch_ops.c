@@ -238,6 +238,18 @@ static void pool_case(const st_fixture *fx, const char *pf) {
         check_close("maxpool", 0, pf, "y", out, y);
         st_maxpool_backward(&p, dx, g->data, arg);
         check_close("maxpool", 0, pf, "dx", dx, need(fx, pf, "dx"));
+        /* the inference variant (no argmax, branch-free) gives the same y, NaNs included */
+        float *yi = zeros(y->numel), *xn = zeros(x->numel);
+        st_maxpool_forward_infer(&p, yi, x->data);
+        check_close("maxpool_infer", 0, pf, "y", yi, y);
+        memcpy(xn, x->data, x->numel * sizeof(float));
+        for (size_t i = 0; i < x->numel; i += 7) xn[i] = NAN;
+        st_maxpool_forward(&p, out, arg, xn);
+        st_maxpool_forward_infer(&p, yi, xn);
+        for (size_t i = 0; i < y->numel; i++)
+            ck_assert_msg((out[i] != out[i] && yi[i] != yi[i]) || out[i] == yi[i],
+                          "maxpool_infer %s with NaNs: y[%zu] %g vs %g", pf, i, yi[i], out[i]);
+        free(yi), free(xn);
         free(arg);
     } else {
         st_avgpool_forward(&p, out, x->data);

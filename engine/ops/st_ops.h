@@ -121,6 +121,8 @@ int st_pool_init(st_pool *p);
 /* argmax[N*C*P*Q] receives the flat index (within the H*W plane) of each max. */
 void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float *x);
 void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax);
+/* The forward alone (inference): no argmax, branch-free, the same y (NaN wins). */
+void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x);
 void st_avgpool_forward(const st_pool *p, float *y, const float *x);
 void st_avgpool_backward(const st_pool *p, float *dx, const float *dy);
 /* y[N, C] = mean over H*W */

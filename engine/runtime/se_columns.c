@@ -357,7 +357,7 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                     }
                     if (s->n_epi) se__epilogue_band(s, yo, ptr, n, o0[j - first], s->col_rows, NULL);
                 } else if (s->op == ST_OP_MAXPOOL) {
-                    st_maxpool_forward(&s->col_pool, yo, (int32_t *)scr, xin);
+                    st_maxpool_forward_infer(&s->col_pool, yo, xin);
                 } else {
                     st_avgpool_forward(&s->col_pool, yo, xin);
                 }

@@ -160,7 +160,7 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
     case ST_OP_SIGMOID: st_sigmoid_forward(y, x, n_in); break;
     case ST_OP_CLIP: st_clip_forward(y, x, n_in, nd->a.clip.lo, nd->a.clip.hi); break;
     case ST_OP_SOFTMAX: st_softmax_forward(y, x, N, in.c, in.h * in.w); break;
-    case ST_OP_MAXPOOL: st_maxpool_forward(&s->pool, y, (int32_t *)scratch, x); break;
+    case ST_OP_MAXPOOL: st_maxpool_forward_infer(&s->pool, y, x); break;
     case ST_OP_AVGPOOL: st_avgpool_forward(&s->pool, y, x); break;
     case ST_OP_GLOBALAVGPOOL: st_global_avgpool_forward(y, x, N, in.c, in.h * in.w); break;
     case ST_OP_ADD: st_add_forward(y, x, ptr[s->in[1]], n_in); break;
