@@ -262,6 +262,25 @@ static void pool_case(const st_fixture *fx, const char *pf) {
 START_TEST(test_pool) { run_suite_file("pool.stfx", pool_case, 10); }
 END_TEST
 
+/* Rows wider than the inference max pool's row buffer are done in column chunks. */
+START_TEST(test_maxpool_infer_wide) {
+    st_pool p = {.N = 1, .C = 2, .H = 3, .W = 4501, .kh = 3, .kw = 5, .stride_h = 1,
+                 .stride_w = 2, .pad_h = 1, .pad_w = 2};
+    ck_assert_int_eq(st_pool_init(&p), 0);
+    ck_assert_int_gt(p.Q, 2048);
+    size_t nx = (size_t)2 * 3 * 4501, ny = (size_t)2 * p.P * p.Q;
+    float *x = zeros(nx), *y = zeros(ny), *yi = zeros(ny);
+    int32_t *arg = calloc(ny, sizeof *arg);
+    st_rng r;
+    st_rng_seed(&r, 5);
+    stt_fill_uniform(x, nx, -1, 1, &r);
+    st_maxpool_forward(&p, y, arg, x);
+    st_maxpool_forward_infer(&p, yi, x);
+    ck_assert_int_eq(memcmp(y, yi, ny * sizeof(float)), 0);
+    free(x), free(y), free(yi), free(arg);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- upsample, concat */
 static void shape_case(const st_fixture *fx, const char *pf) {
     const st_fx_tensor *y = need(fx, pf, "y"), *g = need(fx, pf, "g"), *cfg = need(fx, pf, "cfg");
@@ -392,6 +411,7 @@ Suite *torch_ops_suite(void) {
     tcase_add_test(tc, test_batchnorm);
     tcase_add_test(tc, test_activations);
     tcase_add_test(tc, test_pool);
+    tcase_add_test(tc, test_maxpool_infer_wide);
     tcase_add_test(tc, test_shape);
     tcase_add_test(tc, test_xent);
     suite_add_tcase(s, tc);

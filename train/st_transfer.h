@@ -14,9 +14,6 @@
 #include "st_common.h"
 #include "st_graph.h"
 
-/* A model spec that names a file that is neither ONNX nor a built-in model: a checkpoint. */
-int st_model_is_checkpoint(const char *spec);
-
 typedef struct st_transfer_req {
     const char *model;      /* built-in name, .onnx file or checkpoint */
     const char *pretrained; /* weights for a built-in model (.ckpt or .onnx), or NULL */

@@ -14,13 +14,6 @@
 
 #define YOLO_ANCHORS 3 /* per scale: a Detect conv has 3 * (5 + nc) channels */
 
-int st_model_is_checkpoint(const char *spec) {
-    struct stat sb;
-    if (!spec || st_model_is_onnx(spec) || st_model_find(spec)) return 0;
-    size_t n = strlen(spec);
-    return (n > 5 && !strcasecmp(spec + n - 5, ".ckpt")) || (stat(spec, &sb) == 0 && S_ISREG(sb.st_mode));
-}
-
 /* The conv / linear layers that produce the graph's outputs (through Flatten, Dropout,
  * Softmax, Sigmoid): their parameters are the head. */
 static void mark_heads(const st_graph *g, unsigned char *is_head) {

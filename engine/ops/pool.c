@@ -121,58 +121,40 @@ void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float
 
 static inline float max_nan(float a, float v) { return (v > a) | (v != v) ? v : a; }
 
-static void maxpool_plane_rows(const st_pool *p, float *yp, const float *xp) {
+/* Columns [c0, c1) (at most POOL_ROW_MAX) of every output row of one plane. */
+static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int c0, int c1) {
     const int H = p->H, W = p->W, P = p->P, Q = p->Q, sw = p->stride_w;
     float row[POOL_ROW_MAX];
     for (int oh = 0; oh < P; oh++) {
         float *yr = yp + (size_t)oh * Q;
-        for (int ow = 0; ow < Q; ow++) yr[ow] = -INFINITY;
+        for (int ow = c0; ow < c1; ow++) yr[ow] = -INFINITY;
         int hs = oh * p->stride_h - p->pad_h, he = ST_MIN(hs + p->kh, H);
         if (hs < 0) hs = 0;
         for (int h = hs; h < he; h++) {
             const float *xr = xp + (size_t)h * W;
-            for (int ow = 0; ow < Q; ow++) row[ow] = -INFINITY;
+            for (int ow = c0; ow < c1; ow++) row[ow - c0] = -INFINITY;
             for (int dw = 0; dw < p->kw; dw++) {
                 const int off = dw - p->pad_w; /* w = ow * sw + off must lie in [0, W) */
                 int lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
                 int hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
-                if (hi > Q) hi = Q;
+                lo = ST_MAX(lo, c0), hi = ST_MIN(hi, c1);
 #pragma omp simd
-                for (int ow = lo; ow < hi; ow++) row[ow] = max_nan(row[ow], xr[ow * sw + off]);
+                for (int ow = lo; ow < hi; ow++) row[ow - c0] = max_nan(row[ow - c0], xr[ow * sw + off]);
             }
 #pragma omp simd
-            for (int ow = 0; ow < Q; ow++) yr[ow] = max_nan(yr[ow], row[ow]);
+            for (int ow = c0; ow < c1; ow++) yr[ow] = max_nan(yr[ow], row[ow - c0]);
         }
     }
 }
 
 void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x) {
-    const int H = p->H, W = p->W, P = p->P, Q = p->Q;
     const long planes = (long)p->N * p->C;
-    const size_t HW = (size_t)H * W, PQ = (size_t)P * Q;
+    const size_t HW = (size_t)p->H * p->W, PQ = (size_t)p->P * p->Q;
 #pragma omp parallel for schedule(static) if ((size_t)planes * PQ * p->kh * p->kw > ST_POOL_OMP_MIN)
-    for (long pl = 0; pl < planes; pl++) {
-        const float *xp = x + (size_t)pl * HW;
-        float *yp = y + (size_t)pl * PQ;
-        if (Q <= POOL_ROW_MAX) {
-            maxpool_plane_rows(p, yp, xp);
-            continue;
-        }
-        for (int oh = 0; oh < P; oh++) {
-            int hs = oh * p->stride_h - p->pad_h;
-            int he = ST_MIN(hs + p->kh, H);
-            if (hs < 0) hs = 0;
-            for (int ow = 0; ow < Q; ow++) {
-                int ws = ow * p->stride_w - p->pad_w;
-                int we = ST_MIN(ws + p->kw, W);
-                if (ws < 0) ws = 0;
-                float m = -INFINITY;
-                for (int h = hs; h < he; h++)
-                    for (int w = ws; w < we; w++) m = max_nan(m, xp[h * W + w]);
-                yp[(size_t)oh * Q + ow] = m;
-            }
-        }
-    }
+    for (long pl = 0; pl < planes; pl++)
+        for (int c0 = 0; c0 < p->Q; c0 += POOL_ROW_MAX)
+            maxpool_plane_cols(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, c0,
+                               ST_MIN(c0 + POOL_ROW_MAX, p->Q));
 }
 
 void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax) {

@@ -177,8 +177,6 @@ static int build_section(se_compiled *c, se_section *sec, char *err, size_t errc
                 s->col_pool.Q != s->pool.Q)
                 return se__fail(err, errcap, 1, "internal: band of %s has a bad shape",
                                 c->g->nodes[s->node].name);
-            if (s->op == ST_OP_MAXPOOL) /* argmax indices */
-                scr_f = ST_MAX(scr_f, (size_t)g.K * s->col_rows * g.Q);
         }
         in_f = ST_MAX(in_f, (size_t)g.C * s->col_rin * g.W);
         out_f = ST_MAX(out_f, (size_t)g.K * s->col_rows * g.Q);

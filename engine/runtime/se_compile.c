@@ -144,8 +144,6 @@ static size_t step_scratch(const se_compiled *c, const se_step *s) {
     const st_graph *g = c->g;
     switch (s->op) {
     case ST_OP_CONV2D: return s->sparse ? 0 : st_conv2d_scratch_floats(&s->conv);
-    case ST_OP_MAXPOOL: /* argmax indices, int32 */
-        return (size_t)c->batch * s->pool.C * s->pool.P * s->pool.Q;
     case ST_OP_BATCHNORM: return 2 * (size_t)g->values[s->in[0]].c;
     default: return 0;
     }
