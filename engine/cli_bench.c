@@ -42,30 +42,25 @@ int se_cmd_bench(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout, 0);
-        if (!strcmp(a, "--dense")) { o.dense = 1; continue; }
         if (a[0] != '-') {
             if (path) return usage(stderr, 2);
             path = a;
             continue;
         }
-        int bad = !v;
-        if (bad) {}
-        else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) bad = (o.batch = atoi(v)) < 1;
-        else if (!strcmp(a, "-t") || !strcmp(a, "--time")) bad = !((secs = atof(v)) > 0);
-        else if (!strcmp(a, "-w") || !strcmp(a, "--warmup")) bad = !((warm = atof(v)) >= 0);
-        else if (!strcmp(a, "-ncores") || !strcmp(a, "--ncores")) bad = (o.threads = atoi(v)) < 1;
-        else if (!strcmp(a, "-x")) json = v;
-        else if (!strcmp(a, "--schedule")) {
-            if (!strcmp(v, "layers")) o.schedule = SE_SCHEDULE_LAYERS;
-            else if (!strcmp(v, "columns")) o.schedule = SE_SCHEDULE_COLUMNS;
-            else bad = 1;
-        } else bad = 1;
-        if (bad) {
+        int used, r = se_cli_compile_opt(a, v, &o, 1, &used);
+        if (r == 0 && v) {
+            used = 2, r = 1;
+            if (!strcmp(a, "-t") || !strcmp(a, "--time")) r = (secs = atof(v)) > 0 ? 1 : -1;
+            else if (!strcmp(a, "-w") || !strcmp(a, "--warmup")) r = (warm = atof(v)) >= 0 ? 1 : -1;
+            else if (!strcmp(a, "-x")) json = v;
+            else r = 0;
+        }
+        if (r != 1) {
             fprintf(stderr, "sparseengine bench: bad option '%s%s%s'\n(see sparseengine bench --help)\n",
-                    a, v ? " " : "", v ? v : "");
+                    a, v && used == 2 ? " " : "", v && used == 2 ? v : "");
             return 2;
         }
-        i++;
+        i += used - 1;
     }
     if (!path) return usage(stderr, 2);
     char err[512] = "";

@@ -1,6 +1,6 @@
 /* sparseengine run MODEL.onnx --image IMG.png: preprocessing from the model's metadata
- * (our exports record task, input size, normalisation and class names), then the top
- * classes of a classifier or the boxes of a detector. */
+ * (our exports record task, input size, normalisation and class names), a run of the
+ * compiled engine, then the top classes of a classifier or the boxes of a detector. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,37 +8,76 @@
 
 #include "se_cli.h"
 #include "st_detect_run.h"
-#include "st_exec.h"
 #include "st_image.h"
 #include "st_onnx.h"
 #include "st_run_files.h"
 
-static int classify(const char *model, const st_image *img, st_error *err, st_status *rc) {
-    st_onnx_model *m = NULL;
-    st_graph *g = NULL;
-    st_exec e;
-    memset(&e, 0, sizeof e);
+/* The engine side of one image: model compiled at batch 1, input and output buffers. */
+typedef struct engine1 {
+    se_model *m;
+    se_compiled *c;
+    se_context *x;
+    float *in, *out[ST_MAX_OUTPUTS];
+    int64_t in_dims[4];
+} engine1;
+
+static void engine1_free(engine1 *e) {
+    for (int k = 0; k < ST_MAX_OUTPUTS; k++) free(e->out[k]);
+    free(e->in);
+    se_context_free(e->x);
+    se_compiled_free(e->c);
+    se_model_free(e->m);
+}
+
+static int engine1_open(engine1 *e, const char *path, const se_options *opt, char *err, size_t cap) {
+    memset(e, 0, sizeof *e);
+    se_options o = *opt;
+    o.batch = 1;
+    int rc = se_load(path, &e->m, err, cap);
+    if (!rc) rc = se_compile(e->m, &o, &e->c, err, cap);
+    if (!rc) rc = se_context_new(e->c, &e->x, err, cap);
+    if (rc) return rc;
+    int nd = se_input_shape(e->c, e->in_dims);
+    size_t n = 1;
+    for (int k = 0; k < nd; k++) n *= (size_t)e->in_dims[k];
+    if (!(e->in = calloc(n, sizeof(float)))) return snprintf(err, cap, "out of memory"), 4;
+    for (int k = 0; k < se_num_outputs(e->c) && k < ST_MAX_OUTPUTS; k++) {
+        int64_t d[4];
+        int ond = se_output_shape(e->c, k, d);
+        size_t m = 1;
+        for (int j = 0; j < ond; j++) m *= (size_t)d[j];
+        if (!(e->out[k] = malloc(m * sizeof(float)))) return snprintf(err, cap, "out of memory"), 4;
+    }
+    return 0;
+}
+
+static int classify(const char *model, const st_image *img, const se_options *o) {
+    char err[512] = "";
+    st_error e = {0};
+    st_onnx_model *meta = NULL;
     char **names = NULL;
     int n_names = 0;
-    if ((*rc = st_onnx_read_file(model, &m, err)) != ST_OK) return 0;
-    if ((*rc = st_onnx_import(m, NULL, &g, err)) != ST_OK) goto done;
-    st_shape in = g->values[g->input], out = g->values[g->output];
+    engine1 en;
+    int rc = engine1_open(&en, model, o, err, sizeof err);
+    if (!rc && st_onnx_read_file(model, &meta, &e) != ST_OK) rc = 2, snprintf(err, sizeof err, "%.500s", e.msg);
+    if (rc) goto done;
     float mean = 0.45f, std = 0.225f; /* ImageNet-like default when the file does not say */
-    const char *norm = st_onnx_metadata(m, "sparsetrain.normalize");
+    const char *norm = st_onnx_metadata(meta, "sparsetrain.normalize");
     if (norm) sscanf(norm, "%f %f", &mean, &std);
-    const char *cls = st_onnx_metadata(m, "sparsetrain.classes");
-    if (cls) st_json_parse_string_list(cls, &names, &n_names, err);
+    const char *cls = st_onnx_metadata(meta, "sparsetrain.classes");
+    if (cls && st_json_parse_string_list(cls, &names, &n_names, &e) != ST_OK) names = NULL, n_names = 0;
+    const int C_in = (int)en.in_dims[1], H = (int)en.in_dims[2], W = (int)en.in_dims[3];
     st_image rs;
-    if ((*rc = st_image_alloc(&rs, img->c, in.h, in.w)) != ST_OK) goto done;
+    if (st_image_alloc(&rs, img->c, H, W) != ST_OK) { rc = 4; snprintf(err, sizeof err, "out of memory"); goto done; }
     st_image_resize_bilinear(img, &rs);
-    if ((*rc = st_exec_plan(&e, g, 1, 0, err)) != ST_OK) { st_image_free(&rs); goto done; }
-    float *x = st_exec_input(&e);
-    st_image_to_chw(&rs, in.c, x);
+    st_image_to_chw(&rs, C_in, en.in);
     st_image_free(&rs);
-    for (size_t i = 0; i < st_shape_numel(in); i++) x[i] = (x[i] - mean) / std;
-    st_exec_forward(&e, 1, 0);
-    int C = (int)st_shape_numel(out);
-    const float *z = st_exec_output(&e);
+    for (size_t i = 0; i < (size_t)C_in * H * W; i++) en.in[i] = (en.in[i] - mean) / std;
+    if ((rc = se_run(en.x, en.in, en.out, err, sizeof err))) goto done;
+    int64_t od[4];
+    int ond = se_output_shape(en.c, 0, od), C = 1;
+    for (int j = 1; j < ond; j++) C *= (int)od[j];
+    const float *z = en.out[0];
     float mx = z[0];
     for (int k = 1; k < C; k++) mx = z[k] > mx ? z[k] : mx;
     double s = 0;
@@ -56,21 +95,34 @@ static int classify(const char *model, const st_image *img, st_error *err, st_st
         printf("  %-20s %d  %.4f\n", best < n_names ? names[best] : "", best, exp(z[best] - mx) / s);
     }
 done:
+    if (rc) fprintf(stderr, "sparseengine run: error: %s\n", err);
     if (names) st_json_free_list(names, n_names);
-    st_exec_free(&e);
-    st_graph_free(g);
-    st_onnx_model_free(m);
-    return *rc == ST_OK;
+    st_onnx_model_free(meta);
+    engine1_free(&en);
+    return se_cli_exit(rc);
 }
 
-static int detect(const char *model, const st_image *img, st_error *err, st_status *rc) {
+static int detect(const char *model, const st_image *img, const se_options *o) {
+    char err[512] = "";
+    st_error e = {0};
     st_detector d;
     st_detect_buf buf = {0};
-    st_exec e;
-    memset(&e, 0, sizeof e);
-    if ((*rc = st_detector_open(NULL, model, &d, err)) != ST_OK) return 0;
-    if ((*rc = st_detect_buf_init(&buf, &d.cfg, err)) == ST_OK && (*rc = st_exec_plan(&e, d.g, 1, 0, err)) == ST_OK) {
-        int n = st_detect_image(&e, &d.cfg, img, 0.25f, 0.45f, ST_DET_MAX, &buf);
+    engine1 en;
+    memset(&en, 0, sizeof en);
+    int rc = 0;
+    if (st_detector_open(NULL, model, &d, &e) != ST_OK) {
+        fprintf(stderr, "sparseengine run: error: %s\n", e.msg);
+        return st_exit_code(e.code);
+    }
+    if (st_detect_buf_init(&buf, &d.cfg, &e) != ST_OK) rc = 4, snprintf(err, sizeof err, "%.500s", e.msg);
+    if (!rc) rc = engine1_open(&en, model, o, err, sizeof err);
+    st_letterbox lb;
+    if (!rc && st_detect_letterbox(&d.cfg, img, (int)en.in_dims[1], en.in, &lb))
+        rc = 4, snprintf(err, sizeof err, "out of memory");
+    if (!rc) rc = se_run(en.x, en.in, en.out, err, sizeof err);
+    if (!rc) {
+        const float *out[ST_YOLO_SCALES] = {en.out[0], en.out[1], en.out[2]};
+        int n = st_detect_finish(&d.cfg, out, &lb, 0.25f, 0.45f, ST_DET_MAX, &buf);
         printf("%d detections (conf >= 0.25, NMS IoU 0.45), boxes in image pixels:\n", n);
         for (int i = 0; i < n; i++) {
             const st_det *x = &buf.cand[i];
@@ -78,13 +130,14 @@ static int detect(const char *model, const st_image *img, st_error *err, st_stat
                    x->y1, x->x2, x->y2);
         }
     }
-    st_exec_free(&e);
+    if (rc) fprintf(stderr, "sparseengine run: error: %s\n", err);
+    engine1_free(&en);
     st_detect_buf_free(&buf);
     st_detector_free(&d);
-    return *rc == ST_OK;
+    return se_cli_exit(rc);
 }
 
-int se_cmd_run_image(const char *model, const char *image) {
+int se_cmd_run_image(const char *model, const char *image, const se_options *o) {
     st_error err = {0};
     st_status rc = ST_OK;
     st_image img;
@@ -104,8 +157,9 @@ int se_cmd_run_image(const char *model, const char *image) {
     }
     int det = task ? !strcmp(task, "detect") : outputs == 3;
     st_onnx_model_free(m);
-    if (rc == ST_OK) (det ? detect : classify)(model, &img, &err, &rc);
-    st_image_free(&img);
+    int code = st_exit_code(rc);
     if (rc != ST_OK) fprintf(stderr, "sparseengine run: error: %s\n", err.msg);
-    return st_exit_code(rc);
+    else code = (det ? detect : classify)(model, &img, o);
+    st_image_free(&img);
+    return code;
 }

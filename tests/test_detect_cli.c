@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "st_npy.h"
 #include "st_test_util.h"
 
 static char *slurp(const char *path) {
@@ -102,6 +103,32 @@ START_TEST(train_outputs_resume_eval_predict) {
     ck_assert_ptr_nonnull(det);
     ck_assert_msg(strstr(det, "000000.png "), "%s", det); /* conf 1e-4: some boxes */
     free(det);
+    /* the engine runs the export: one .npy per head (batch 2), and an image's detections */
+    static float x[2 * 3 * 96 * 96];
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = (float)((i * 29) % 97) / 97.0f;
+    int64_t xs[4] = {2, 3, 96, 96};
+    st_error err = {0};
+    snprintf(path, sizeof path, "%s/x.npy", dir);
+    ck_assert_int_eq(st_npy_write(path, 4, xs, x, &err), ST_OK);
+    snprintf(args, sizeof args, "run %s/full/model.onnx --input %s --output %s/y.npy", dir, path, dir);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
+    int heads = 0;
+    for (char *w = out; (w = strstr(w, "wrote ")); heads++) {
+        char file[1024];
+        ck_assert_int_eq(sscanf(w, "wrote %1023[^:]:", file), 1);
+        w += 6;
+        st_npy y = {0};
+        ck_assert_msg(st_npy_read(file, &y, &err) == ST_OK, "%s", err.msg);
+        const int stride = 8 << heads; /* heads in the export's order: strides 8, 16, 32 */
+        ck_assert_msg(y.ndim == 4 && y.shape[0] == 2 && y.shape[1] == 3 * (5 + 10) &&
+                      y.shape[2] == 96 / stride && y.shape[3] == 96 / stride, "%s: %s", file, out);
+        st_npy_free(&y);
+    }
+    ck_assert_msg(heads == 3, "%s", out);
+    snprintf(args, sizeof args, "run %s/full/model.onnx --image %s/imgs/images/val/000000.png", dir, dir);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0 &&
+                  strstr(out, "detections (conf >= 0.25"), "%s", out);
+
     /* bad input: a missing image is reported by name, exit 2 */
     snprintf(args, sizeof args, "predict --checkpoint %s/full/last.ckpt %s/none.png --out %s/pred", dir, dir, dir);
     ck_assert_int_eq(stt_run_sparsetrain(args, out, sizeof out), 2);

@@ -96,6 +96,17 @@ START_TEST(train_export_import_resume) {
     ck_assert_msg(strstr(js, "\"latency_percentiles_ms\": {\"50\"") && strstr(js, "\"99\""), "%s", js);
     snprintf(args, sizeof args, "bench %s/a/p90.onnx -b 0", data);
     ck_assert_int_eq(stt_run_tool("sparseengine", args, out, sizeof out), 2);
+    /* info --plan: the compiled plan with the kernel choices and their reasons */
+    snprintf(args, sizeof args, "info %s/a/p90.onnx --plan -b 2 -ncores 1", data);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "plan: ") && strstr(out, "batch 2, 1 thread") && strstr(out, "kernel sparse (90% zeros") &&
+                  strstr(out, "epilogue[relu]") && strstr(out, "tile layer"), "%s", out);
+    snprintf(args, sizeof args, "info %s/a/p90.onnx --plan --dense --schedule columns", data);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "schedule columns") && strstr(out, "tile columns[section 0") &&
+                  strstr(out, "(dense requested)") && !strstr(out, "kernel sparse"), "%s", out);
+    snprintf(args, sizeof args, "info %s/a/p90.onnx --plan --schedule diagonal", data);
+    ck_assert_int_eq(stt_run_tool("sparseengine", args, out, sizeof out), 2);
 
     /* 4. sparseengine run agrees with ONNX Runtime on both files */
     float x[3 * 28 * 28];
@@ -111,6 +122,21 @@ START_TEST(train_export_import_resume) {
         snprintf(y1, sizeof y1, "%s/y_ours.npy", data);
         snprintf(args, sizeof args, "run %s --input %s --output %s", path, xin, y1);
         ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
+        /* the column schedule, the input given by name: the same output within 1e-5 */
+        snprintf(y2, sizeof y2, "%s/y_col.npy", data);
+        snprintf(args, sizeof args, "run %s --input input=%s --output %s --schedule columns --threads 2", path, xin, y2);
+        ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
+        {
+            st_npy a, b;
+            ck_assert_int_eq(st_npy_read(y1, &a, &err), ST_OK);
+            ck_assert_int_eq(st_npy_read(y2, &b, &err), ST_OK);
+            ck_assert_uint_eq(a.numel, b.numel);
+            STT_ASSERT_CLOSE(a.data, b.data, a.numel, 1e-5, 1e-5);
+            st_npy_free(&a), st_npy_free(&b);
+        }
+        snprintf(args, sizeof args, "run %s --input pixels=%s", path, xin);
+        ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 2 &&
+                      strstr(out, "no input named 'pixels'; its input is 'input'"), "%s", out);
         if (!stt_need_peers()) continue;
         snprintf(y2, sizeof y2, "%s/y_ort.npy", data);
         ck_assert_int_eq(stt_ort_run(path, xin, y2), 0);

@@ -89,20 +89,33 @@ st_status st_detect_evaluate(st_exec *ex, st_loader *val, const st_yolo_cfg *c,
     return rc;
 }
 
+int st_detect_letterbox(const st_yolo_cfg *c, const st_image *img, int ch, float *x,
+                        st_letterbox *lb) {
+    st_image im;
+    if (st_image_alloc(&im, img->c, c->img_h, c->img_w) != ST_OK) return -1;
+    st_image_letterbox(img, &im, 114, &lb->scale, &lb->px, &lb->py);
+    st_image_to_chw(&im, ch, x); /* x/255, as in training */
+    st_image_free(&im);
+    lb->img_w = img->w, lb->img_h = img->h;
+    return 0;
+}
+
+int st_detect_finish(const st_yolo_cfg *c, const float *const *out, const st_letterbox *lb,
+                     float conf_thr, float iou_thr, int max_det, st_detect_buf *buf) {
+    int nd = st_yolo_decode(c, out, 1, 0, conf_thr, buf->cand, buf->cand_cap);
+    nd = st_nms(buf->cand, nd, iou_thr, max_det, 1);
+    for (int i = 0; i < nd; i++)
+        st_det_unletterbox(&buf->cand[i], lb->scale, lb->px, lb->py, lb->img_w, lb->img_h);
+    return nd;
+}
+
 int st_detect_image(st_exec *ex, const st_yolo_cfg *c, const st_image *img, float conf_thr,
                     float iou_thr, int max_det, st_detect_buf *buf) {
-    int ch = ex->g->values[ex->g->input].c;
-    st_image lb;
-    if (st_image_alloc(&lb, img->c, c->img_h, c->img_w) != ST_OK) return 0;
-    float scale, px, py;
-    st_image_letterbox(img, &lb, 114, &scale, &px, &py);
-    st_image_to_chw(&lb, ch, st_exec_input(ex)); /* x/255, as in training */
-    st_image_free(&lb);
+    st_letterbox lb;
+    if (st_detect_letterbox(c, img, ex->g->values[ex->g->input].c, st_exec_input(ex), &lb))
+        return 0;
     st_exec_forward(ex, 1, 0);
     const float *out[ST_YOLO_SCALES];
     outputs(ex, out);
-    int nd = st_yolo_decode(c, out, 1, 0, conf_thr, buf->cand, buf->cand_cap);
-    nd = st_nms(buf->cand, nd, iou_thr, max_det, 1);
-    for (int i = 0; i < nd; i++) st_det_unletterbox(&buf->cand[i], scale, px, py, img->w, img->h);
-    return nd;
+    return st_detect_finish(c, out, &lb, conf_thr, iou_thr, max_det, buf);
 }

@@ -39,6 +39,18 @@ st_status st_detect_evaluate(st_exec *ex, st_loader *val, const st_yolo_cfg *c,
 int st_detect_image(st_exec *ex, const st_yolo_cfg *c, const st_image *img, float conf_thr,
                     float iou_thr, int max_det, st_detect_buf *buf);
 
+/* The two halves of st_detect_image for callers that run the model themselves (the
+ * engine): the letterboxed input (ch x img_h x img_w floats into x; -1 out of memory),
+ * then decode + NMS of one image's three raw heads, boxes in the image's pixels. */
+typedef struct st_letterbox {
+    float scale, px, py;
+    int img_w, img_h;
+} st_letterbox;
+int st_detect_letterbox(const st_yolo_cfg *c, const st_image *img, int ch, float *x,
+                        st_letterbox *lb);
+int st_detect_finish(const st_yolo_cfg *c, const float *const *out, const st_letterbox *lb,
+                     float conf_thr, float iou_thr, int max_det, st_detect_buf *buf);
+
 #endif
 
 /* A detector loaded for eval / predict: from a training checkpoint (EMA weights when

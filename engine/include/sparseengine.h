@@ -48,6 +48,7 @@ void se_compiled_free(se_compiled *c);
 int se_num_outputs(const se_compiled *c);
 int se_input_shape(const se_compiled *c, int64_t dims[4]);   /* returns ndim */
 int se_output_shape(const se_compiled *c, int k, int64_t dims[4]);
+const char *se_input_name(const se_compiled *c);  /* the ONNX graph input's name */
 const char *se_output_name(const se_compiled *c, int k);
 /* Bytes of buffers one context holds (activations, scratch): known before running. */
 size_t se_context_bytes(const se_compiled *c);

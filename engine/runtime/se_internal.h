@@ -96,6 +96,7 @@ struct se_model {
     st_graph *g;
     char path[512];
     int n_out;
+    char *in_name;
     char *out_names[ST_MAX_OUTPUTS];
     int out_rank[ST_MAX_OUTPUTS]; /* rank the file declares (0 unknown) */
 };

@@ -59,6 +59,21 @@ int se_load(const char *path, se_model **out, char *err, size_t errcap) {
     snprintf(m->path, sizeof m->path, "%s", path);
     m->n_out = g->n_outputs;
     const Onnx__GraphProto *gp = om->graph;
+    /* the graph input: the first declared input that is not an initializer */
+    const char *in_name = NULL;
+    for (size_t k = 0; k < gp->n_input && !in_name; k++) {
+        const char *nm = st_onnx_str(gp->input[k]->name);
+        int init = 0;
+        for (size_t j = 0; j < gp->n_initializer && !init; j++)
+            init = !strcmp(nm, st_onnx_str(gp->initializer[j]->name));
+        if (!init && *nm) in_name = nm;
+    }
+    if (!in_name) in_name = "input";
+    if (!(m->in_name = strdup(in_name))) {
+        st_onnx_model_free(om);
+        se_model_free(m);
+        return se__fail(err, errcap, 4, "%s: out of memory", path);
+    }
     for (int k = 0; k < m->n_out; k++) {
         const char *name = k < (int)gp->n_output ? st_onnx_str(gp->output[k]->name) : "";
         char fallback[32];
@@ -85,6 +100,7 @@ void se_model_free(se_model *m) {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
     st_graph_free(m->g);
     for (int k = 0; k < ST_MAX_OUTPUTS; k++) free(m->out_names[k]);
+    free(m->in_name);
     free(m);
 }
 
@@ -111,6 +127,8 @@ int se_output_shape(const se_compiled *c, int k, int64_t dims[4]) {
     if (!c || !dims || k < 0 || k >= c->n_out) return 0;
     return value_shape(c, c->out_val[k], c->out_ndim[k], dims);
 }
+
+const char *se_input_name(const se_compiled *c) { return c ? c->m->in_name : NULL; }
 
 const char *se_output_name(const se_compiled *c, int k) {
     if (!c || k < 0 || k >= c->n_out) return NULL;
