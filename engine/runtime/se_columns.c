@@ -139,7 +139,9 @@ static size_t size_bands(se_step *steps, const se_section *sec, int B) {
         if (steps[j].op == ST_OP_CONV2D && !steps[j].sparse) { /* the dense band's im2col */
             st_conv2d sub = steps[j].conv;
             sub.N = 1, sub.H = steps[j].col_rin, sub.pad_h = 0;
-            if (st_conv2d_init(&sub) == 0) im2col = ST_MAX(im2col, st_conv2d_scratch_floats(&sub));
+            if (st_conv2d_init(&sub) == 0)
+                im2col = ST_MAX(im2col, steps[j].packed_dense ? st_dense_conv_scratch_floats(&sub, 1)
+                                                              : st_conv2d_scratch_floats(&sub));
         }
     }
     return (ws + im2col) * sizeof(float);
@@ -167,7 +169,8 @@ static int build_section(se_compiled *c, se_section *sec, char *err, size_t errc
                                     c->g->nodes[s->node].name, e.msg);
                 scr_f = ST_MAX(scr_f, s->col_csr.geom.thread_floats);
             } else {
-                scr_f = ST_MAX(scr_f, st_conv2d_scratch_floats(&s->col_conv));
+                scr_f = ST_MAX(scr_f, s->packed_dense ? st_dense_conv_scratch_floats(&s->col_conv, 1)
+                                                      : st_conv2d_scratch_floats(&s->col_conv));
             }
         } else {
             s->col_pad = s->op == ST_OP_MAXPOOL ? -INFINITY : 0.0f;
@@ -350,6 +353,8 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                             src_rows = 0;
                             break;
                         }
+                    } else if (s->packed_dense) {
+                        st_dense_conv_forward(&s->dconv, &s->col_conv, yo, xin, s->b, scr);
                     } else {
                         st_conv2d_forward(&s->col_conv, yo, xin, s->w, s->b, scr);
                     }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "sparseengine.h"
+#include "st_dense.h"
 #include "st_graph.h"
 #include "st_ops.h"
 #include "st_sparse.h"
@@ -57,6 +58,8 @@ typedef struct se_step {
     float *w_own, *b_own;
     int sparse;         /* 1: packed weights and the sparse kernels */
     int dense_bias_in_epi; /* dense conv, one sample per gemm: bias added by the epilogue */
+    int packed_dense;   /* 1: dense on the packed microkernels (dconv), else im2col + BLAS */
+    st_dense_conv dconv;
     st_csr csr;
     double sparsity;    /* fraction of exact zeros of w */
     double speedup;     /* modelled dense/sparse time */

@@ -132,6 +132,8 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
         if (s->sparse) {
             if (st_conv2d_sparse_forward(&s->conv, &s->csr, y, x, s->b, scratch, &e) != ST_OK)
                 return se__fail(err, errcap, 1, "%s: %s", nd->name, e.msg);
+        } else if (s->packed_dense) {
+            st_dense_conv_forward(&s->dconv, &s->conv, y, x, s->b, scratch);
         } else {
             /* the bias goes into the epilogue's pass (one pass over y fewer) */
             st_conv2d_forward(&s->conv, y, x, s->w, s->dense_bias_in_epi ? NULL : s->b, scratch);

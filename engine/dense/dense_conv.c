@@ -1,0 +1,304 @@
+/* The dense convolution's packing and driver (st_dense.h): weights packed once, the
+ * input unrolled into column panels, tiles of ST_DENSE_MR channels x NR positions
+ * handed to the microkernels across OpenMP threads. */
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "conv2d_internal.h"
+#include "st_dense.h"
+
+#define MR ST_DENSE_MR
+/* Unrolled input up to this size is packed whole and shared by the threads (it stays in
+ * L2 while every weight panel streams past it once); larger inputs are unrolled one
+ * panel per thread at a time, each weight panel then streaming once per column panel. */
+#define ST_DENSE_SHARED_B_BYTES (512u << 10)
+/* With a shared unrolled input, the reduction runs in chunks whose slice of it (all
+ * column panels) fits in this much of L2, reused by every weight panel of a thread. */
+#define ST_DENSE_KC_BYTES (256u << 10)
+
+typedef struct plan {
+    int nv, nr, jpanels;
+    size_t PQ;         /* positions computed: P*Q, or (P-1)*Wp + Q on the padded grid (direct) */
+    int inplace;       /* 1x1, stride 1, no padding: the input is the unrolled matrix */
+    int direct;        /* other convs of stride <= 2: computed on the grid of the zero-padded
+                          input split into stride phases (see forward_direct) */
+    int Hp, Wp;        /* padded input size */
+    int Hh, Wh;        /* direct: size of one phase plane, Hp / stride rounded up */
+    int shared;        /* pack every panel first, threads over weight panels */
+    int kc;            /* reduction chunk (shared mode), a multiple of 8 or all of C*R*S */
+} plan;
+
+static int is_inplace(const st_conv2d *c) {
+    return c->R == 1 && c->S == 1 && c->stride_h == 1 && c->stride_w == 1 && c->pad_h == 0 &&
+           c->pad_w == 0;
+}
+
+/* Tile width: the least modelled time, counting the padding computed in the last panel
+ * and NV = 1's lower efficiency (9 loads per 8 FMAs), NV = 2's slightly lower. */
+static int pick_nv(size_t PQ) {
+    static const double cost[3] = {1.3, 1.05, 1.0};
+    int best = 3;
+    double bc = 0;
+    for (int nv = 3; nv >= 1; nv--) {
+        size_t nr = 16u * (size_t)nv, padded = (PQ + nr - 1) / nr * nr;
+        double t = (double)padded * cost[nv - 1];
+        if (nv == 3 || t < bc) best = nv, bc = t;
+    }
+    return best;
+}
+
+static void make_plan(const st_conv2d *c, int threads, plan *p) {
+    const size_t crs = (size_t)c->C * c->R * c->S;
+    p->inplace = is_inplace(c);
+    p->direct = !p->inplace && c->stride_h <= 2 && c->stride_w <= 2;
+    p->Hp = c->H + 2 * c->pad_h, p->Wp = c->W + 2 * c->pad_w;
+    p->Hh = (p->Hp + c->stride_h - 1) / c->stride_h, p->Wh = (p->Wp + c->stride_w - 1) / c->stride_w;
+    p->PQ = p->direct ? (size_t)(c->P - 1) * p->Wh + c->Q : (size_t)c->P * c->Q;
+    p->nv = pick_nv(p->PQ);
+    p->nr = 16 * p->nv;
+    p->jpanels = (int)((p->PQ + (size_t)p->nr - 1) / (size_t)p->nr);
+    size_t b_bytes = (size_t)p->jpanels * crs * (size_t)p->nr * sizeof(float);
+    p->shared = p->direct || b_bytes <= ST_DENSE_SHARED_B_BYTES || p->jpanels < 4 * threads;
+    /* bytes of the input one reduction row spans: a row of every panel, or (direct) a
+     * padded channel per R*S taps */
+    double row_bytes = p->direct ? (double)p->Hh * p->Wh * c->stride_h * c->stride_w * sizeof(float) /
+                                       (double)(c->R * c->S)
+                                 : (double)p->jpanels * p->nr * sizeof(float);
+    size_t kc = (size_t)(ST_DENSE_KC_BYTES / row_bytes) / 8 * 8;
+    p->kc = kc < 32 ? 32 : kc >= crs ? (int)crs : (int)kc;
+}
+
+static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+int st_dense_conv_supported(const st_conv2d *c) {
+    return c->groups == 1 && st_cpu_select_isa() >= ST_ISA_AVX512;
+}
+
+st_status st_dense_conv_pack(st_dense_conv *d, const st_conv2d *c, const float *w, st_error *err) {
+    memset(d, 0, sizeof *d);
+    if (!st_dense_conv_supported(c))
+        return st_errorf(err, ST_ERR_INPUT, "dense conv kernel: needs groups 1 and AVX-512");
+    d->K = c->K;
+    d->CRS = c->C * c->R * c->S;
+    d->kpanels = (c->K + MR - 1) / MR;
+    d->wp = st_alloc((size_t)d->kpanels * d->CRS * MR * sizeof(float));
+    if (!d->wp) return st_errorf(err, ST_ERR_NOMEM, "out of memory packing a %dx%d convolution", c->K, d->CRS);
+    for (int ip = 0; ip < d->kpanels; ip++)
+        for (int k = 0; k < d->CRS; k++)
+            for (int m = 0; m < MR; m++) {
+                int row = ip * MR + m;
+                d->wp[((size_t)ip * d->CRS + k) * MR + m] = row < c->K ? w[(size_t)row * d->CRS + k] : 0.0f;
+            }
+    return ST_OK;
+}
+
+void st_dense_conv_free(st_dense_conv *d) {
+    if (d) st_free(d->wp);
+    if (d) memset(d, 0, sizeof *d);
+}
+
+/* Floats of one channel's phase planes: stride_h * stride_w planes of Hh x Wh. */
+static size_t plane_floats(const st_conv2d *c, const plan *pl) {
+    return (size_t)c->stride_h * c->stride_w * pl->Hh * pl->Wh;
+}
+
+size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads) {
+    plan p;
+    make_plan(c, threads, &p);
+    if (p.inplace) return 0;
+    const size_t crs = (size_t)c->C * c->R * c->S;
+    if (p.direct) /* tap offsets, phase planes, output on the planes' grid */
+        return pad16(crs) + pad16(plane_floats(c, &p) * (size_t)c->C) + pad16((size_t)c->K * p.PQ);
+    size_t panel = crs * (size_t)p.nr;
+    size_t own = (size_t)(threads > 0 ? threads : 1) * panel, all = (size_t)p.jpanels * panel;
+    return own > all ? own : all;
+}
+
+/* One channel of x, zero-padded, split into its stride phases: plane (a, b) holds the
+ * padded input at rows i*sh + a, columns j*sw + b (zero past the padded map). */
+static void phase_channel(const st_conv2d *c, const plan *pl, float *dst, const float *x) {
+    const int sh = c->stride_h, sw = c->stride_w, Hh = pl->Hh, Wh = pl->Wh;
+    for (int a = 0; a < sh; a++)
+        for (int b = 0; b < sw; b++) {
+            float *plane = dst + (size_t)(a * sw + b) * Hh * Wh;
+            int lo, hi; /* plane columns that land inside the input */
+            st__valid_range(Wh, sw, b - c->pad_w, c->W, &lo, &hi);
+            for (int i = 0; i < Hh; i++) {
+                float *row = plane + (size_t)i * Wh;
+                const int ih = i * sh + a - c->pad_h;
+                if (ih < 0 || ih >= c->H) {
+                    memset(row, 0, (size_t)Wh * sizeof(float));
+                    continue;
+                }
+                const float *src = x + (size_t)ih * c->W + (b - c->pad_w);
+                for (int j = 0; j < lo; j++) row[j] = 0.0f;
+                if (sw == 1) memcpy(row + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+                else
+                    for (int j = lo; j < hi; j++) row[j] = src[(size_t)j * sw];
+                for (int j = hi; j < Wh; j++) row[j] = 0.0f;
+            }
+        }
+}
+
+/* Column panel jp of the unrolled image x: bp[k][j] for k = (c, r, s), j < nr: the
+ * input under filter tap (r, s) of channel c at output position j0 + j (0 in the
+ * padding and past the last position). */
+static void pack_panel(const st_conv2d *c, const float *x, float *bp, size_t j0, int nr, size_t PQ) {
+    const int Q = c->Q, H = c->H, W = c->W, sh = c->stride_h, sw = c->stride_w;
+    const int nvalid = (int)(PQ - j0 < (size_t)nr ? PQ - j0 : (size_t)nr);
+    const int p0 = (int)(j0 / (size_t)Q), q0 = (int)(j0 % (size_t)Q);
+    float *dst = bp;
+    for (int ch = 0; ch < c->C; ch++) {
+        const float *xc = x + (size_t)ch * H * W;
+        for (int r = 0; r < c->R; r++) {
+            const int ih_off = r * c->dil_h - c->pad_h;
+            for (int s = 0; s < c->S; s++, dst += nr) {
+                const int iw_off = s * c->dil_w - c->pad_w;
+                int lo, hi; /* output columns whose tap lands inside the row */
+                st__valid_range(Q, sw, iw_off, W, &lo, &hi);
+                int j = 0, p = p0, q = q0;
+                while (j < nvalid) {
+                    const int run = Q - q < nvalid - j ? Q - q : nvalid - j;
+                    const int ih = p * sh + ih_off;
+                    float *o = dst + j - q; /* o[qq] for qq in [q, q + run) */
+                    if (ih < 0 || ih >= H) {
+                        memset(dst + j, 0, (size_t)run * sizeof(float));
+                    } else {
+                        const float *row = xc + (size_t)ih * W + iw_off;
+                        const int a = q > lo ? q : lo, b = q + run < hi ? q + run : hi;
+                        for (int qq = q; qq < a && qq < q + run; qq++) o[qq] = 0.0f;
+                        if (sw == 1) {
+                            for (int qq = a; qq < b; qq++) o[qq] = row[qq];
+                        } else {
+                            for (int qq = a; qq < b; qq++) o[qq] = row[(size_t)qq * sw];
+                        }
+                        for (int qq = b > q ? b : q; qq < q + run; qq++) o[qq] = 0.0f;
+                    }
+                    j += run, q = 0, p++;
+                }
+                for (int jj = nvalid; jj < nr; jj++) dst[jj] = 0.0f;
+            }
+        }
+    }
+}
+
+/* Output tile (weight panel ip, column panel jp), reduction rows [k0, k0 + kc); b points
+ * at row k0 of the column panel. */
+/* Output tile (weight panel ip, column panel jp), reduction rows [k0, k0 + kc); b points
+ * at row k0 of the column panel (or, with koff, at the panel's first position). */
+static inline void tile(const st_dense_conv *d, const plan *pl, st_dense_ukr f, int ip, int jp,
+                        int k0, int kc, const float *b, size_t ldb, const int32_t *koff, float *y,
+                        const float *bias) {
+    const int m0 = ip * MR, mr = d->K - m0 < MR ? d->K - m0 : MR;
+    const size_t j0 = (size_t)jp * pl->nr;
+    const int nr = pl->PQ - j0 < (size_t)pl->nr ? (int)(pl->PQ - j0) : pl->nr;
+    f(kc, d->wp + ((size_t)ip * d->CRS + (size_t)k0) * MR, b, ldb, koff ? koff + k0 : NULL,
+      y + (size_t)m0 * pl->PQ + j0, pl->PQ, mr, nr, bias ? bias + m0 : NULL, k0 > 0);
+}
+
+/* Stride <= 2, not 1x1-in-place. Split the zero-padded input into its stride phases
+ * (one plane for stride 1, four for stride 2). Filter tap (ch, r, s) of output position
+ * (p, q) reads phase ((r*dh) % sh, (s*dw) % sw) of channel ch at row p + (r*dh)/sh,
+ * column q + (s*dw)/sw: on the planes' grid (width Wh) every reduction row is a
+ * contiguous run starting at position p*Wh + q plus a per-tap offset, so nothing is
+ * unrolled. The Wh - Q columns between output rows are computed and dropped. */
+static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const plan *pl,
+                           st_dense_ukr f, float *y, const float *x, const float *bias, float *scratch) {
+    const size_t HWh = (size_t)pl->Hh * pl->Wh, chf = plane_floats(c, pl), PQ = (size_t)c->P * c->Q;
+    int32_t *koff = (int32_t *)scratch;
+    float *xp = scratch + pad16((size_t)d->CRS);
+    float *yt = xp + pad16((size_t)c->C * chf);
+    const int RS = c->R * c->S, kp = d->kpanels, jpn = pl->jpanels, sh = c->stride_h, sw = c->stride_w;
+    const int compact = pl->Wh != c->Q; /* else the grid is the output itself */
+    for (int k = 0; k < d->CRS; k++) {
+        const int ch = k / RS, r = (k % RS) / c->S * c->dil_h, s = k % c->S * c->dil_w;
+        const size_t phase = (size_t)((r % sh) * sw + s % sw);
+        koff[k] = (int32_t)((size_t)ch * chf + phase * HWh + (size_t)(r / sh) * pl->Wh + (size_t)(s / sw));
+    }
+    for (int n = 0; n < c->N; n++) {
+        const float *xn = x + (size_t)n * c->C * c->H * c->W;
+        float *yn = y + (size_t)n * c->K * PQ, *out = compact ? yt : yn;
+#pragma omp parallel
+        {
+#pragma omp for schedule(static)
+            for (int ch = 0; ch < c->C; ch++)
+                phase_channel(c, pl, xp + (size_t)ch * chf, xn + (size_t)ch * c->H * c->W);
+            for (int k0 = 0; k0 < d->CRS; k0 += pl->kc) {
+                const int kc = d->CRS - k0 < pl->kc ? d->CRS - k0 : pl->kc;
+#pragma omp for schedule(static) nowait
+                for (int ip = 0; ip < kp; ip++)
+                    for (int jp = 0; jp < jpn; jp++)
+                        tile(d, pl, f, ip, jp, k0, kc, xp + (size_t)jp * pl->nr, 0, koff, out, bias);
+            }
+            if (compact) {
+#pragma omp barrier
+#pragma omp for schedule(static)
+                for (int k = 0; k < c->K; k++)
+                    for (int p = 0; p < c->P; p++)
+                        memcpy(yn + ((size_t)k * c->P + p) * c->Q, yt + (size_t)k * pl->PQ + (size_t)p * pl->Wh,
+                               (size_t)c->Q * sizeof(float));
+            }
+        }
+    }
+}
+
+void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
+                           const float *bias, float *scratch) {
+    plan pl; /* inside a parallel region (column bands) the nested regions run one thread */
+    make_plan(c, omp_in_parallel() ? 1 : omp_get_max_threads(), &pl);
+    st_dense_ukr ukr[3], ukr_off[3];
+    st_dense_ukr_avx512(ukr, ukr_off);
+    if (pl.direct) {
+        forward_direct(d, c, &pl, ukr_off[pl.nv - 1], y, x, bias, scratch);
+        return;
+    }
+    const st_dense_ukr f = ukr[pl.nv - 1];
+    const size_t panel = (size_t)d->CRS * pl.nr, in_img = (size_t)c->C * c->H * c->W;
+    const int kp = d->kpanels, jpn = pl.jpanels;
+    for (int n = 0; n < c->N; n++) {
+        const float *xn = x + (size_t)n * in_img;
+        float *yn = y + (size_t)n * c->K * pl.PQ;
+        if (pl.inplace && !pl.shared) {
+#pragma omp parallel for collapse(2) schedule(static)
+            for (int jp = 0; jp < jpn; jp++)
+                for (int ip = 0; ip < kp; ip++)
+                    tile(d, &pl, f, ip, jp, 0, d->CRS, xn + (size_t)jp * pl.nr, pl.PQ, NULL, yn, bias);
+            continue;
+        }
+        if (pl.shared) {
+            /* chunk by chunk of the reduction; the same static split of the weight panels
+             * in every chunk (same trip count), so a thread only adds to its own tiles */
+            const size_t ldb = pl.inplace ? pl.PQ : (size_t)pl.nr;
+#pragma omp parallel
+            {
+                if (!pl.inplace) {
+#pragma omp for schedule(static)
+                    for (int jp = 0; jp < jpn; jp++)
+                        pack_panel(c, xn, scratch + (size_t)jp * panel, (size_t)jp * pl.nr, pl.nr, pl.PQ);
+                }
+                for (int k0 = 0; k0 < d->CRS; k0 += pl.kc) {
+                    const int kc = d->CRS - k0 < pl.kc ? d->CRS - k0 : pl.kc;
+#pragma omp for schedule(static) nowait
+                    for (int ip = 0; ip < kp; ip++)
+                        for (int jp = 0; jp < jpn; jp++) {
+                            const float *b = pl.inplace ? xn + (size_t)k0 * pl.PQ + (size_t)jp * pl.nr
+                                                        : scratch + (size_t)jp * panel + (size_t)k0 * pl.nr;
+                            tile(d, &pl, f, ip, jp, k0, kc, b, ldb, NULL, yn, bias);
+                        }
+                }
+            }
+        } else {
+#pragma omp parallel
+            {
+                float *bp = scratch + (size_t)omp_get_thread_num() * panel;
+#pragma omp for schedule(static)
+                for (int jp = 0; jp < jpn; jp++) {
+                    pack_panel(c, xn, bp, (size_t)jp * pl.nr, pl.nr, pl.PQ);
+                    for (int ip = 0; ip < kp; ip++)
+                        tile(d, &pl, f, ip, jp, 0, d->CRS, bp, (size_t)pl.nr, NULL, yn, bias);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+/* AVX-512 microkernels of the dense convolution (st_dense.h): an 8 x (16*NV) tile of the
+ * output in 8*NV zmm accumulators over the whole reduction; per step NV loads of the
+ * unrolled input and 8 weight broadcasts (embedded in the FMAs). NV = 3 is FMA-bound
+ * (24 FMAs per 11 loads); NV = 1 exists for maps of few positions (7x7, 10x10) where
+ * wider tiles would mostly compute padding. */
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "st_dense.h"
+
+#define MR ST_DENSE_MR
+
+static inline __mmask16 lane_mask(int n) {
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
+/* KOFF 0: row k of b at b + k*ldb; KOFF 1: at b + koff[k] (the direct convolution reads
+ * the padded input in place, one offset per filter tap). */
+#define DEFINE_UKR(NAME, NV, KOFF)                                                            \
+    static void NAME(int kc, const float *a, const float *b, size_t ldb, const int32_t *koff,  \
+                     float *c, size_t ldc, int mr, int nr, const float *bias, int accumulate) { \
+        __m512 acc[MR][NV];                                                                   \
+        __mmask16 mk[NV];                                                                     \
+        _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) mk[v] = lane_mask(nr - 16 * v);  \
+        _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) {                                \
+            const __m512 b0 = _mm512_set1_ps(bias && m < mr ? bias[m] : 0.0f);                \
+            _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                              \
+                acc[m][v] = accumulate && m < mr                                              \
+                    ? _mm512_maskz_loadu_ps(mk[v], c + (size_t)m * ldc + 16 * v) : b0;        \
+        }                                                                                     \
+        for (int k = 0; k < kc; k++) {                                                        \
+            __m512 bv[NV];                                                                    \
+            const float *bk = KOFF ? b + koff[k] : b;                                         \
+            _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                              \
+                bv[v] = _mm512_maskz_loadu_ps(mk[v], bk + 16 * v);                            \
+            _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) {                            \
+                const __m512 am = _mm512_set1_ps(a[m]);                                       \
+                _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                          \
+                    acc[m][v] = _mm512_fmadd_ps(am, bv[v], acc[m][v]);                        \
+            }                                                                                 \
+            a += MR;                                                                          \
+            if (!KOFF) b += ldb;                                                              \
+        }                                                                                     \
+        /* constant row indices (m < mr tested per row) keep acc in registers */              \
+        _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) {                                \
+            if (m < mr)                                                                       \
+                _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                          \
+                    _mm512_mask_storeu_ps(c + (size_t)m * ldc + 16 * v, mk[v], acc[m][v]);    \
+        }                                                                                     \
+    }
+
+DEFINE_UKR(ukr_8x1, 1, 0)
+DEFINE_UKR(ukr_8x2, 2, 0)
+DEFINE_UKR(ukr_8x3, 3, 0)
+DEFINE_UKR(ukr_8x1_off, 1, 1)
+DEFINE_UKR(ukr_8x2_off, 2, 1)
+DEFINE_UKR(ukr_8x3_off, 3, 1)
+
+void st_dense_ukr_avx512(st_dense_ukr ukr[3], st_dense_ukr ukr_off[3]) {
+    ukr[0] = ukr_8x1, ukr[1] = ukr_8x2, ukr[2] = ukr_8x3;
+    ukr_off[0] = ukr_8x1_off, ukr_off[1] = ukr_8x2_off, ukr_off[2] = ukr_8x3_off;
+}

@@ -1,0 +1,55 @@
+/* Dense convolution for inference, one image at a time (the engine's batch-1 case):
+ * weights packed once into panels of ST_DENSE_MR output channels, the input unrolled
+ * panel by panel (im2col into the panel layout, or read in place for 1x1 stride-1
+ * convolutions), and register-blocked microkernels (8 output channels x 16-48 output
+ * positions) that keep the tile in registers over the whole reduction.
+ *
+ * Why not im2col + sgemm: at batch 1 the GEMMs are small and skinny (K = 16-512 rows,
+ * P*Q = 49-25600 columns); OpenBLAS pays packing and threading per call and, with the
+ * AVX2 kernels this environment selects, ran ResNet-18 at a third of ONNX Runtime's
+ * speed. The microkernels live in dense_kernels_<isa>.c; this needs AVX-512 (the engine
+ * keeps the im2col + OpenBLAS path on other CPUs: st_dense_conv_supported). */
+#ifndef ST_DENSE_H
+#define ST_DENSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_common.h"
+#include "st_cpu.h"
+#include "st_ops.h"
+
+#define ST_DENSE_MR 8 /* output channels per weight panel and microkernel tile */
+
+typedef struct st_dense_conv {
+    int K, CRS;    /* output channels; reduction length C*R*S */
+    int kpanels;   /* ceil(K / ST_DENSE_MR) */
+    float *wp;     /* [kpanels][CRS][MR], rows past K zero (st_alloc'ed) */
+} st_dense_conv;
+
+/* C[m][j] = (accumulate ? C[m][j] : bias[m], 0 without) + sum_k a[k*MR + m] * B_k[j]
+ * for m < mr, j < nr, where row B_k = b + k*ldb (koff NULL) or b + koff[k]; columns
+ * j >= nr are neither read nor written. */
+typedef void (*st_dense_ukr)(int kc, const float *a, const float *b, size_t ldb,
+                             const int32_t *koff, float *c, size_t ldc, int mr, int nr,
+                             const float *bias, int accumulate);
+
+/* The AVX-512 microkernels for 16, 32 and 48 columns (index nv-1), with rows ldb apart
+ * (ukr) and at per-row offsets (ukr_off). */
+void st_dense_ukr_avx512(st_dense_ukr ukr[3], st_dense_ukr ukr_off[3]);
+
+/* 1 when st_dense_conv_forward runs this convolution on this CPU (groups == 1 and
+ * AVX-512 selected; ST_ISA can lower it). */
+int st_dense_conv_supported(const st_conv2d *c);
+/* Packs w [K, C, R, S]; ST_ERR_NOMEM, or ST_ERR_INPUT when not supported. */
+st_status st_dense_conv_pack(st_dense_conv *d, const st_conv2d *c, const float *w, st_error *err);
+void st_dense_conv_free(st_dense_conv *d);
+/* Scratch floats st_dense_conv_forward needs with up to `threads` OpenMP threads. */
+size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads);
+/* y [N, K, P, Q] = conv(x) + bias (bias may be NULL), every image in turn, OpenMP
+ * threads across the output tiles. Deterministic: each output is one thread's sum in
+ * a fixed order. */
+void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
+                           const float *bias, float *scratch);
+
+#endif

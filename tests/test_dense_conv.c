@@ -1,0 +1,123 @@
+/* The batch-1 dense convolution (engine/dense) against the plain-loop reference: odd
+ * shapes (1, 3, 7, 17 channels; 1x1 to 33x33 maps), strides 1-3, padding 0-2 and wider
+ * than the image, dilation, non-square kernels, the in-place 1x1 path, K not a multiple
+ * of the 8-channel panel, output sizes that leave a partial last tile for each tile
+ * width (16, 32, 48), batch 1 and 3, with and without bias, weights 0/50/90/99/100%
+ * zero, 1 and 2 threads (bit-identical), shared and per-thread input panels. Skips
+ * where AVX-512 is absent (the engine then keeps im2col + OpenBLAS). */
+#include <check.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_dense.h"
+#include "st_ops.h"
+#include "st_test_util.h"
+
+typedef struct {
+    int N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw;
+    const char *what;
+} dc_case;
+
+static const dc_case cases[] = {
+    {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, "1x1 on 1x1, one channel"},
+    {1, 17, 3, 3, 7, 1, 1, 1, 1, 0, 0, 1, 1, "in-place 1x1, 9 positions"},
+    {3, 7, 7, 7, 17, 1, 1, 1, 1, 0, 0, 1, 1, "in-place 1x1, N=3, K=17"},
+    {1, 3, 7, 7, 9, 1, 1, 2, 2, 0, 0, 1, 1, "1x1 stride 2 (packed)"},
+    {1, 3, 7, 7, 9, 1, 1, 1, 1, 1, 1, 1, 1, "1x1 padded (packed)"},
+    {3, 3, 7, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, "3x3 s1 p1"},
+    {1, 7, 17, 17, 3, 3, 3, 2, 2, 1, 1, 1, 1, "3x3 s2 p1 odd size"},
+    {1, 3, 9, 9, 5, 3, 3, 1, 1, 2, 2, 1, 1, "3x3 pad 2"},
+    {1, 7, 3, 3, 7, 3, 3, 1, 1, 2, 2, 2, 2, "padding wider than the image, dilation 2"},
+    {1, 3, 7, 17, 7, 3, 5, 1, 2, 1, 2, 1, 1, "non-square kernel, stride, pad"},
+    {3, 7, 17, 7, 7, 5, 3, 2, 1, 0, 1, 2, 1, "non-square dilation and stride"},
+    {1, 6, 10, 10, 9, 3, 3, 3, 3, 1, 1, 1, 1, "stride 3"},
+    {1, 3, 33, 33, 16, 6, 6, 2, 2, 2, 2, 1, 1, "YOLO stem 6x6 s2 p2"},
+    {1, 5, 7, 7, 24, 3, 3, 1, 1, 1, 1, 1, 1, "49 positions (tile 16)"},
+    {1, 5, 4, 8, 24, 3, 3, 1, 1, 1, 1, 1, 1, "32 positions (tile 32)"},
+    {1, 5, 6, 8, 24, 3, 3, 1, 1, 1, 1, 1, 1, "48 positions (tile 48)"},
+    {1, 5, 10, 10, 33, 3, 3, 1, 1, 1, 1, 1, 1, "100 positions, K=33"},
+    {2, 16, 33, 33, 40, 3, 3, 1, 1, 1, 1, 1, 1, "1089 positions: per-thread panels"},
+    {1, 64, 20, 20, 64, 1, 1, 1, 1, 0, 0, 1, 1, "in-place 1x1, 400 positions"},
+    {1, 40, 40, 40, 20, 1, 1, 1, 1, 0, 0, 1, 1, "in-place 1x1, many panels"},
+};
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+
+static st_conv2d make_conv(const dc_case *cc) {
+    st_conv2d c = {.N = cc->N, .C = cc->C, .H = cc->H, .W = cc->W, .K = cc->K, .R = cc->R,
+                   .S = cc->S, .stride_h = cc->sh, .stride_w = cc->sw, .pad_h = cc->ph,
+                   .pad_w = cc->pw, .dil_h = cc->dh, .dil_w = cc->dw, .groups = 1};
+    ck_assert_int_eq(st_conv2d_init(&c), 0);
+    return c;
+}
+
+static int have_kernel(void) {
+    st_conv2d c = {.N = 1, .C = 1, .H = 1, .W = 1, .K = 1, .R = 1, .S = 1, .stride_h = 1, .stride_w = 1,
+                   .dil_h = 1, .dil_w = 1, .groups = 1};
+    if (st_dense_conv_supported(&c)) return 1;
+    stt_skip("no AVX-512 selected: the dense conv kernel is not used on this CPU");
+    return 0;
+}
+
+START_TEST(matches_reference) {
+    if (!have_kernel()) return;
+    static const double sparsities[] = {0.0, 0.5, 0.9, 0.99, 1.0};
+    const dc_case *cc = &cases[_i];
+    st_conv2d c = make_conv(cc);
+    st_rng r;
+    st_rng_seed(&r, 100 + (uint64_t)_i);
+    const size_t nx = (size_t)c.N * c.C * c.H * c.W, nw = (size_t)c.K * c.C * c.R * c.S,
+                 ny = (size_t)c.N * c.K * c.P * c.Q;
+    float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc((size_t)c.K * sizeof *b);
+    float *want = malloc(ny * sizeof *want), *got = malloc(ny * sizeof *got), *got2 = malloc(ny * sizeof *got2);
+    float *scr = malloc((st_dense_conv_scratch_floats(&c, 2) + 1) * sizeof(float));
+    stt_fill_uniform(x, nx, -1, 1, &r);
+    stt_fill_uniform(b, (size_t)c.K, -1, 1, &r);
+    for (int sp = 0; sp < 5; sp++) {
+        stt_fill_uniform(w, nw, -1, 1, &r);
+        for (size_t i = 0; i < nw; i++)
+            if (st_rng_uniform(&r) < sparsities[sp]) w[i] = 0.0f;
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            const float *bias = with_bias ? b : NULL;
+            st_conv2d_forward_ref(&c, want, x, w, bias);
+            st_dense_conv d;
+            st_error err = {0};
+            ck_assert_int_eq(st_dense_conv_pack(&d, &c, w, &err), ST_OK);
+            for (int t = 1; t <= 2; t++) {
+                omp_set_num_threads(t);
+                float *out = t == 1 ? got : got2;
+                for (size_t i = 0; i < ny; i++) out[i] = 1e30f; /* every output is written */
+                st_dense_conv_forward(&d, &c, out, x, bias, scr);
+                if (t == 1) STT_ASSERT_CLOSE(got, want, ny, 1e-5, 1e-4);
+            }
+            ck_assert_msg(!memcmp(got, got2, ny * sizeof *got), "%s: 1 vs 2 threads differ", cc->what);
+            omp_set_num_threads(2);
+            st_dense_conv_free(&d);
+        }
+    }
+    free(x), free(w), free(b), free(want), free(got), free(got2), free(scr);
+}
+END_TEST
+
+START_TEST(refuses_grouped) {
+    st_conv2d c = {.N = 1, .C = 4, .H = 5, .W = 5, .K = 4, .R = 3, .S = 3, .stride_h = 1, .stride_w = 1,
+                   .pad_h = 1, .pad_w = 1, .dil_h = 1, .dil_w = 1, .groups = 2};
+    ck_assert_int_eq(st_conv2d_init(&c), 0);
+    ck_assert(!st_dense_conv_supported(&c));
+    float w[4 * 2 * 9] = {0};
+    st_dense_conv d;
+    st_error err = {0};
+    ck_assert_int_eq(st_dense_conv_pack(&d, &c, w, &err), ST_ERR_INPUT);
+    ck_assert_ptr_null(d.wp);
+}
+END_TEST
+
+Suite *dense_conv_suite(void) {
+    Suite *s = suite_create("dense_conv");
+    TCase *tc = tcase_create("dense_conv");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, matches_reference, 0, N_CASES);
+    tcase_add_test(tc, refuses_grouped);
+    suite_add_tcase(s, tc);
+    return s;
+}
