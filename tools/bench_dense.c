@@ -1,6 +1,8 @@
 /* The batch-1 dense convolution kernels (engine/dense) against im2col + OpenBLAS sgemm
  * (st_conv2d_forward) on real layer shapes of ResNet-18 @224 and yolov5n @320: time per
- * call (median of --iters) and dense GFLOP/s, both measured in this one run.
+ * call (median of --iters) and dense GFLOP/s, both measured in this one run; then the
+ * sparse kernel (random 90% / 95% zeros) against the packed dense one on the same shape
+ * next to what the engine's inference cost model predicts for that ratio.
  *   bench_dense [--threads 2] [--iters 30] */
 #include <omp.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include "st_dense.h"
 #include "st_ops.h"
 #include "st_rng.h"
+#include "st_sparse.h"
 #include "st_tool.h"
 
 typedef struct { const char *name; int C, H, K, R, stride, pad; } layer;
@@ -54,7 +57,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("%ld threads, batch 1, median of %ld calls\n", threads, iters);
-    printf("%-28s %9s %9s %9s %9s %7s\n", "layer", "blas ms", "GFLOP/s", "ours ms", "GFLOP/s", "ratio");
+    printf("%-28s %9s %9s %9s %9s %7s %9s %7s %7s %9s %7s %7s\n", "layer", "blas ms", "GFLOP/s", "ours ms",
+           "GFLOP/s", "ratio", "sp90 ms", "x dense", "model", "sp95 ms", "x dense", "model");
     st_rng r;
     st_rng_seed(&r, 1);
     double *t = malloc((size_t)iters * sizeof *t);
@@ -87,8 +91,27 @@ int main(int argc, char **argv) {
             med[which] = t[iters / 2];
         }
         sum_b += med[0], sum_o += med[1];
-        printf("%-28s %9.3f %9.1f %9.3f %9.1f %6.2fx\n", L->name, 1e3 * med[0], flop / med[0] * 1e-9,
+        printf("%-28s %9.3f %9.1f %9.3f %9.1f %6.2fx", L->name, 1e3 * med[0], flop / med[0] * 1e-9,
                1e3 * med[1], flop / med[1] * 1e-9, med[0] / med[1]);
+        for (int sp = 90; sp <= 95; sp += 5) {
+            float *ws = st_alloc(nw * 4);
+            for (size_t i = 0; i < nw; i++) ws[i] = st_rng_uniform(&r) < sp / 100.0 ? 0.0f : w[i];
+            st_csr m;
+            memset(&m, 0, sizeof m);
+            if (st_csr_pack(&m, &c, ws, NULL, &err) != ST_OK) return fprintf(stderr, "%s\n", err.msg), 1;
+            float *ss = st_alloc((st_conv2d_sparse_scratch_floats(&m) + 16) * 4);
+            for (int it = -3; it < iters; it++) {
+                double a = omp_get_wtime();
+                st_conv2d_sparse_forward(&c, &m, y, x, b, ss, &err);
+                if (it >= 0) t[it] = omp_get_wtime() - a;
+            }
+            qsort(t, (size_t)iters, sizeof *t, cmpd);
+            printf(" %9.3f %6.2fx %6.2fx", 1e3 * t[iters / 2], med[1] / t[iters / 2],
+                   st_sparse_expected_speedup_infer_packed(&c, sp / 100.0));
+            st_free(ss), st_free(ws);
+            st_csr_free(&m);
+        }
+        printf("\n");
         st_dense_conv_free(&d);
         st_free(x), st_free(w), st_free(b), st_free(y), st_free(s);
     }

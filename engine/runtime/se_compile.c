@@ -89,11 +89,6 @@ static int fold_bn(const st_graph *g, se_step *s, const st_node *conv, const st_
     return 0;
 }
 
-/* Measured by tools/bench_dense (2 threads, this Zen 5): packed dense vs im2col + OpenBLAS
- * with OPENBLAS_CORETYPE=Haswell, median over ResNet-18 / yolov5n layer shapes. */
-#define DENSE_GAIN_PACKED 1.9
-#define DENSE_GAIN_INPLACE 3.0
-
 /* Dense or sparse for a conv / linear step; packs the weights for the chosen kernel. */
 static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err, size_t errcap) {
     const st_graph *g = c->g;
@@ -116,14 +111,10 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
         snprintf(s->why, sizeof s->why, "dense (grouped/depthwise, %.0f%% zeros)", 100 * s->sparsity);
         return 0;
     }
-    /* The cost model's dense side is im2col + OpenBLAS; where the packed dense kernels
-     * run, the dense side is faster by the ratio bench_dense measures on real layer
-     * shapes (1x1 read in place ~3x, the rest ~1.9x; DENSE_GAIN_*). */
+    /* against the dense kernel this step would run: packed (AVX-512) or im2col + BLAS */
     const int packed = s->op == ST_OP_CONV2D && st_dense_conv_supported(&d);
-    const int inplace = d.R == 1 && d.S == 1 && d.stride_h == 1 && d.stride_w == 1 && d.pad_h == 0 &&
-                        d.pad_w == 0;
-    s->speedup = st_sparse_expected_speedup_infer(&d, s->sparsity) /
-                 (packed ? (inplace ? DENSE_GAIN_INPLACE : DENSE_GAIN_PACKED) : 1.0);
+    s->speedup = packed ? st_sparse_expected_speedup_infer_packed(&d, s->sparsity)
+                        : st_sparse_expected_speedup_infer(&d, s->sparsity);
     const char *dk = packed ? "dense packed" : "dense";
     int use_dense = 1;
     if (c->dense)

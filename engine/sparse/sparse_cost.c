@@ -74,3 +74,24 @@ double st_sparse_expected_speedup(const st_conv2d *c, double sparsity) {
 double st_sparse_expected_speedup_infer(const st_conv2d *c, double sparsity) {
     return expected_speedup(c, sparsity, 0);
 }
+
+/* Against the packed dense kernels (engine/dense), forward only. tools/bench_dense
+ * measures both on the ResNet-18 and yolov5n layer shapes at 90% and 95% random zeros
+ * (2 threads, batch 1): per layer t_sparse / t_packed = A d + B has A between 0.6 and
+ * 3.5 (most 3x3 layers 2.8-3.5; stride-2 and few-channel layers, where the packed
+ * kernel is least efficient, near 1) and B between 0.01 and 0.38, growing with the
+ * data moved per multiply-add m (defined above). The conservative line A = 3.5,
+ * B = 0.05 + 5 m predicts every measured ratio at or below what was measured except
+ * yolov5n's 1x1 convs at 80x80 (predicted 1.15x at 90%, measured 1.26x: dense either
+ * way), so no layer is sent to the sparse kernel that ran slower there; it gives up
+ * some gain on stride-2 layers and keeps 50%-sparse layers dense (not measured). */
+double st_sparse_expected_speedup_infer_packed(const st_conv2d *conv, double sparsity) {
+    st_conv2d c = *conv;
+    if (st_conv2d_init(&c) != 0 || st__conv2d_is_depthwise(&c)) return 0.0;
+    double d = 1.0 - sparsity;
+    if (d < 0.005) d = 0.005;
+    if (d > 1.0) d = 1.0;
+    const double inner = (double)(c.C / c.groups) * c.R * c.S, PQ = (double)c.P * c.Q;
+    const double m = ((double)c.C * c.H * c.W + (double)c.K * PQ) / ((double)c.K * inner * PQ);
+    return 1.0 / (3.5 * d + 0.05 + 5.0 * m);
+}

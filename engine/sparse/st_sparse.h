@@ -212,5 +212,8 @@ int st_sparse_should_use(const st_conv2d *c, double sparsity);
 double st_sparse_expected_speedup(const st_conv2d *c, double sparsity);
 /* The same for inference (forward only, as the engine runs it). */
 double st_sparse_expected_speedup_infer(const st_conv2d *c, double sparsity);
+/* For inference against the packed dense kernels of engine/dense (st_dense.h), which
+ * the engine runs where the CPU has AVX-512. */
+double st_sparse_expected_speedup_infer_packed(const st_conv2d *c, double sparsity);
 
 #endif
