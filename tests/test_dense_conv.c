@@ -87,7 +87,7 @@ START_TEST(matches_reference) {
                 omp_set_num_threads(t);
                 float *out = t == 1 ? got : got2;
                 for (size_t i = 0; i < ny; i++) out[i] = 1e30f; /* every output is written */
-                st_dense_conv_forward(&d, &c, out, x, bias, scr);
+                st_dense_conv_forward(&d, &c, out, x, bias, NULL, scr);
                 if (t == 1) STT_ASSERT_CLOSE(got, want, ny, 1e-5, 1e-4);
             }
             ck_assert_msg(!memcmp(got, got2, ny * sizeof *got), "%s: 1 vs 2 threads differ", cc->what);
@@ -96,6 +96,56 @@ START_TEST(matches_reference) {
         }
     }
     free(x), free(w), free(b), free(want), free(got), free(got2), free(scr);
+}
+END_TEST
+
+/* The epilogue sees every output exactly once, with its index and channel. */
+typedef struct {
+    float *base;
+    int K;
+    size_t PQ;
+    unsigned char *seen;
+    int bad;
+} epi_check;
+
+static void relu_epi(const void *ctx, float *y, size_t n, size_t i0, int k) {
+    epi_check *e = (epi_check *)ctx;
+    if (y != e->base + i0 || (int)(i0 / e->PQ % (size_t)e->K) != k || (i0 + n - 1) / e->PQ != i0 / e->PQ)
+        e->bad = 1; /* racy write of the same value: only ever set */
+    for (size_t i = 0; i < n; i++) {
+        y[i] = y[i] > 0 ? y[i] : 0;
+        e->seen[i0 + i]++;
+    }
+}
+
+START_TEST(epilogue_on_finished_outputs) {
+    if (!have_kernel()) return;
+    const dc_case *cc = &cases[_i];
+    st_conv2d c = make_conv(cc);
+    st_rng r;
+    st_rng_seed(&r, 300 + (uint64_t)_i);
+    const size_t nx = (size_t)c.N * c.C * c.H * c.W, nw = (size_t)c.K * c.C * c.R * c.S,
+                 ny = (size_t)c.N * c.K * c.P * c.Q;
+    float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc((size_t)c.K * sizeof *b);
+    float *want = malloc(ny * sizeof *want), *got = malloc(ny * sizeof *got);
+    float *scr = malloc((st_dense_conv_scratch_floats(&c, 2) + 1) * sizeof(float));
+    stt_fill_uniform(x, nx, -1, 1, &r);
+    stt_fill_uniform(w, nw, -1, 1, &r);
+    stt_fill_uniform(b, (size_t)c.K, -1, 1, &r);
+    st_conv2d_forward_ref(&c, want, x, w, b);
+    for (size_t i = 0; i < ny; i++) want[i] = want[i] > 0 ? want[i] : 0;
+    st_dense_conv d;
+    st_error err = {0};
+    ck_assert_int_eq(st_dense_conv_pack(&d, &c, w, &err), ST_OK);
+    epi_check ec = {got, c.K, (size_t)c.P * c.Q, calloc(ny, 1), 0};
+    const st_dense_epi epi = {relu_epi, &ec};
+    omp_set_num_threads(2);
+    st_dense_conv_forward(&d, &c, got, x, b, &epi, scr);
+    ck_assert_msg(!ec.bad, "%s: epilogue called with a wrong index or channel", cc->what);
+    for (size_t i = 0; i < ny; i++) ck_assert_msg(ec.seen[i] == 1, "%s: output %zu seen %d times", cc->what, i, ec.seen[i]);
+    STT_ASSERT_CLOSE(got, want, ny, 1e-5, 1e-4);
+    st_dense_conv_free(&d);
+    free(ec.seen), free(x), free(w), free(b), free(want), free(got), free(scr);
 }
 END_TEST
 
@@ -117,6 +167,7 @@ Suite *dense_conv_suite(void) {
     TCase *tc = tcase_create("dense_conv");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, matches_reference, 0, N_CASES);
+    tcase_add_loop_test(tc, epilogue_on_finished_outputs, 0, N_CASES);
     tcase_add_test(tc, refuses_grouped);
     suite_add_tcase(s, tc);
     return s;

@@ -2,8 +2,10 @@
 # sparseengine against ONNX Runtime on the same ONNX files, same thread count, one run.
 #   tools/bench_vs_ort.sh [--threads 2] [--seconds 5] [--batch 1] [MODEL.onnx ...]
 # Without models: builds the standard set in build/bench_models: torchvision resnet18 at
-# 224 (random weights) dense and one-shot pruned to 90% / 95% (recipes/resnet18-oneshot*),
-# and yolov5n at 320 from runs/ (model.onnx of a yolo95 / dense run) when present.
+# 224 (random weights) dense and one-shot pruned to 90% / 95% (recipes/resnet18-oneshot*);
+# yolov5n at 320 when build/bench_models/yolov5n.onnx exists (copy a yolo-dense run's
+# model.onnx there): dense, one-shot 90% (recipes/yolov5n-oneshot90.yaml) and
+# yolov5n-95.onnx if you put a trained 95% export there (a yolo95 or sparse transfer run).
 # Prints per model: ORT latency, ours (layers, columns), and the ratios. Both sides run
 # with the environment as given (OPENBLAS_CORETYPE etc. unchanged).
 set -euo pipefail
@@ -29,7 +31,12 @@ if [[ ${#models[@]} -eq 0 ]]; then
       --model "$dir/resnet18.onnx" --out "$dir/resnet18-$t.onnx" >/dev/null
   done
   models=("$dir/resnet18.onnx" "$dir/resnet18-90.onnx" "$dir/resnet18-95.onnx")
-  for m in "$root"/runs/*/model.onnx; do [[ -f "$m" ]] && models+=("$m"); done
+  if [[ -f "$dir/yolov5n.onnx" ]]; then
+    [[ -f "$dir/yolov5n-90.onnx" ]] || "$bin/sparsetrain" oneshot --recipe "$root/recipes/yolov5n-oneshot90.yaml" \
+      --model "$dir/yolov5n.onnx" --out "$dir/yolov5n-90.onnx" >/dev/null
+    models+=("$dir/yolov5n.onnx" "$dir/yolov5n-90.onnx")
+    [[ -f "$dir/yolov5n-95.onnx" ]] && models+=("$dir/yolov5n-95.onnx")
+  fi
 fi
 printf "%-44s %10s %12s %12s %8s %8s\n" model "ORT ms" "ours layers" "ours columns" "x lay" "x col"
 for m in "${models[@]}"; do

@@ -183,18 +183,34 @@ static void pack_panel(const st_conv2d *c, const float *x, float *bp, size_t j0,
     }
 }
 
+/* What every tile of one image's call shares. */
+typedef struct run {
+    const st_dense_conv *d;
+    const plan *pl;
+    st_dense_ukr f;
+    const int32_t *koff;  /* direct: per-tap offsets, else NULL (rows ldb apart) */
+    float *y;             /* this image's output (or the padded grid, direct + compact) */
+    const float *bias;
+    const st_dense_epi *epi; /* applied to finished tile rows; NULL: none or done later */
+    size_t y_index;       /* index of y[0] in the caller's output (epilogue offsets) */
+} run;
+
 /* Output tile (weight panel ip, column panel jp), reduction rows [k0, k0 + kc); b points
- * at row k0 of the column panel. */
-/* Output tile (weight panel ip, column panel jp), reduction rows [k0, k0 + kc); b points
- * at row k0 of the column panel (or, with koff, at the panel's first position). */
-static inline void tile(const st_dense_conv *d, const plan *pl, st_dense_ukr f, int ip, int jp,
-                        int k0, int kc, const float *b, size_t ldb, const int32_t *koff, float *y,
-                        const float *bias) {
+ * at row k0 of the column panel (or, with koff, at the panel's first position). The
+ * epilogue runs on the tile's rows right after its last chunk, while they are in L1. */
+static inline void tile(const run *t, int ip, int jp, int k0, int kc, const float *b, size_t ldb) {
+    const st_dense_conv *d = t->d;
+    const plan *pl = t->pl;
     const int m0 = ip * MR, mr = d->K - m0 < MR ? d->K - m0 : MR;
     const size_t j0 = (size_t)jp * pl->nr;
     const int nr = pl->PQ - j0 < (size_t)pl->nr ? (int)(pl->PQ - j0) : pl->nr;
-    f(kc, d->wp + ((size_t)ip * d->CRS + (size_t)k0) * MR, b, ldb, koff ? koff + k0 : NULL,
-      y + (size_t)m0 * pl->PQ + j0, pl->PQ, mr, nr, bias ? bias + m0 : NULL, k0 > 0);
+    float *c = t->y + (size_t)m0 * pl->PQ + j0;
+    t->f(kc, d->wp + ((size_t)ip * d->CRS + (size_t)k0) * MR, b, ldb, t->koff ? t->koff + k0 : NULL, c,
+         pl->PQ, mr, nr, t->bias ? t->bias + m0 : NULL, k0 > 0);
+    if (t->epi && k0 + kc == d->CRS)
+        for (int m = 0; m < mr; m++)
+            t->epi->fn(t->epi->ctx, c + (size_t)m * pl->PQ, (size_t)nr,
+                       t->y_index + (size_t)(m0 + m) * pl->PQ + j0, m0 + m);
 }
 
 /* Stride <= 2, not 1x1-in-place. Split the zero-padded input into its stride phases
@@ -204,7 +220,8 @@ static inline void tile(const st_dense_conv *d, const plan *pl, st_dense_ukr f, 
  * contiguous run starting at position p*Wh + q plus a per-tap offset, so nothing is
  * unrolled. The Wh - Q columns between output rows are computed and dropped. */
 static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const plan *pl,
-                           st_dense_ukr f, float *y, const float *x, const float *bias, float *scratch) {
+                           st_dense_ukr f, float *y, const float *x, const float *bias,
+                           const st_dense_epi *epi, float *scratch) {
     const size_t HWh = (size_t)pl->Hh * pl->Wh, chf = plane_floats(c, pl), PQ = (size_t)c->P * c->Q;
     int32_t *koff = (int32_t *)scratch;
     float *xp = scratch + pad16((size_t)d->CRS);
@@ -218,7 +235,9 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
     }
     for (int n = 0; n < c->N; n++) {
         const float *xn = x + (size_t)n * c->C * c->H * c->W;
-        float *yn = y + (size_t)n * c->K * PQ, *out = compact ? yt : yn;
+        float *yn = y + (size_t)n * c->K * PQ;
+        /* compacting: the epilogue runs on the copied rows instead of the tiles */
+        const run t = {d, pl, f, koff, compact ? yt : yn, bias, compact ? NULL : epi, (size_t)n * c->K * PQ};
 #pragma omp parallel
         {
 #pragma omp for schedule(static)
@@ -229,28 +248,30 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
 #pragma omp for schedule(static) nowait
                 for (int ip = 0; ip < kp; ip++)
                     for (int jp = 0; jp < jpn; jp++)
-                        tile(d, pl, f, ip, jp, k0, kc, xp + (size_t)jp * pl->nr, 0, koff, out, bias);
+                        tile(&t, ip, jp, k0, kc, xp + (size_t)jp * pl->nr, 0);
             }
             if (compact) {
 #pragma omp barrier
 #pragma omp for schedule(static)
                 for (int k = 0; k < c->K; k++)
-                    for (int p = 0; p < c->P; p++)
-                        memcpy(yn + ((size_t)k * c->P + p) * c->Q, yt + (size_t)k * pl->PQ + (size_t)p * pl->Wh,
-                               (size_t)c->Q * sizeof(float));
+                    for (int p = 0; p < c->P; p++) {
+                        const size_t o = ((size_t)k * c->P + p) * c->Q;
+                        memcpy(yn + o, yt + (size_t)k * pl->PQ + (size_t)p * pl->Wh, (size_t)c->Q * sizeof(float));
+                        if (epi) epi->fn(epi->ctx, yn + o, (size_t)c->Q, t.y_index + o, k);
+                    }
             }
         }
     }
 }
 
 void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
-                           const float *bias, float *scratch) {
+                           const float *bias, const st_dense_epi *epi, float *scratch) {
     plan pl; /* inside a parallel region (column bands) the nested regions run one thread */
     make_plan(c, omp_in_parallel() ? 1 : omp_get_max_threads(), &pl);
     st_dense_ukr ukr[3], ukr_off[3];
     st_dense_ukr_avx512(ukr, ukr_off);
     if (pl.direct) {
-        forward_direct(d, c, &pl, ukr_off[pl.nv - 1], y, x, bias, scratch);
+        forward_direct(d, c, &pl, ukr_off[pl.nv - 1], y, x, bias, epi, scratch);
         return;
     }
     const st_dense_ukr f = ukr[pl.nv - 1];
@@ -259,11 +280,12 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     for (int n = 0; n < c->N; n++) {
         const float *xn = x + (size_t)n * in_img;
         float *yn = y + (size_t)n * c->K * pl.PQ;
+        const run t = {d, &pl, f, NULL, yn, bias, epi, (size_t)n * c->K * pl.PQ};
         if (pl.inplace && !pl.shared) {
 #pragma omp parallel for collapse(2) schedule(static)
             for (int jp = 0; jp < jpn; jp++)
                 for (int ip = 0; ip < kp; ip++)
-                    tile(d, &pl, f, ip, jp, 0, d->CRS, xn + (size_t)jp * pl.nr, pl.PQ, NULL, yn, bias);
+                    tile(&t, ip, jp, 0, d->CRS, xn + (size_t)jp * pl.nr, pl.PQ);
             continue;
         }
         if (pl.shared) {
@@ -284,7 +306,7 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
                         for (int jp = 0; jp < jpn; jp++) {
                             const float *b = pl.inplace ? xn + (size_t)k0 * pl.PQ + (size_t)jp * pl.nr
                                                         : scratch + (size_t)jp * panel + (size_t)k0 * pl.nr;
-                            tile(d, &pl, f, ip, jp, k0, kc, b, ldb, NULL, yn, bias);
+                            tile(&t, ip, jp, k0, kc, b, ldb);
                         }
                 }
             }
@@ -296,7 +318,7 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
                 for (int jp = 0; jp < jpn; jp++) {
                     pack_panel(c, xn, bp, (size_t)jp * pl.nr, pl.nr, pl.PQ);
                     for (int ip = 0; ip < kp; ip++)
-                        tile(d, &pl, f, ip, jp, 0, d->CRS, bp, (size_t)pl.nr, NULL, yn, bias);
+                        tile(&t, ip, jp, 0, d->CRS, bp, (size_t)pl.nr);
                 }
             }
         }

@@ -88,6 +88,18 @@ static inline void epi_block(const se_step *s, float *yb, size_t m, size_t i0, f
     }
 }
 
+/* The epilogue run by the packed dense kernel on its finished tiles (st_dense_epi). */
+typedef struct dense_epi_ctx {
+    const se_step *s;
+    float *const *ptr;
+} dense_epi_ctx;
+
+static void dense_epi(const void *ctx, float *y, size_t n, size_t i0, int k) {
+    const dense_epi_ctx *e = ctx;
+    (void)k; /* the bias is added by the kernel */
+    epi_block(e->s, y, n, i0, 0.0f, e->ptr);
+}
+
 void se__epilogue(const se_step *s, float *y, float *const *ptr, size_t n, const float *bias,
                   int K, size_t plane) {
     if (bias) { /* per output channel: planes of `plane` elements, channel = plane % K */
@@ -133,7 +145,10 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
             if (st_conv2d_sparse_forward(&s->conv, &s->csr, y, x, s->b, scratch, &e) != ST_OK)
                 return se__fail(err, errcap, 1, "%s: %s", nd->name, e.msg);
         } else if (s->packed_dense) {
-            st_dense_conv_forward(&s->dconv, &s->conv, y, x, s->b, scratch);
+            const dense_epi_ctx ec = {s, ptr};
+            const st_dense_epi epi = {dense_epi, &ec};
+            st_dense_conv_forward(&s->dconv, &s->conv, y, x, s->b, s->n_epi ? &epi : NULL, scratch);
+            return 0; /* epilogue done */
         } else {
             /* the bias goes into the epilogue's pass (one pass over y fewer) */
             st_conv2d_forward(&s->conv, y, x, s->w, s->dense_bias_in_epi ? NULL : s->b, scratch);
