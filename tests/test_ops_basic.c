@@ -171,9 +171,9 @@ START_TEST(test_bn_act_matches_separate_ops) {
 }
 END_TEST
 
-/* The SiLU row kernel of the CPU's ISA (polynomial exp on AVX2) against libm's expf:
+/* The SiLU row kernels (polynomial exp on AVX2 and AVX-512) against libm's expf:
  * relative error <= 1e-6 over a dense sweep and at the extremes (saturation, overflow of
- * exp(-z), zero, tiny values). */
+ * exp(-z), zero, tiny values), and every row length 0-40 for the vector tails. */
 START_TEST(test_bn_silu_row_kernels) {
     const size_t n = 200003; /* odd: exercises the scalar tail */
     float *x = ot_alloc(n), *y = ot_alloc(n), *s = ot_alloc(n), *y2 = ot_alloc(n), *s2 = ot_alloc(n);
@@ -182,8 +182,19 @@ START_TEST(test_bn_silu_row_kernels) {
     for (size_t i = 0; i < n; i++) x[i] = -120.0f + 240.0f * (float)i / (float)(n - 1);
     for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) x[i * 7] = special[i];
     st_bn_silu_row_fn fns[] = {st_bn_silu_row_scalar, st_bn_silu_row(),
-                               st_cpu_best_isa() >= ST_ISA_AVX2 ? st_bn_silu_row_avx2 : NULL};
-    for (int f = 1; f < 3; f++) {
+                               st_cpu_best_isa() >= ST_ISA_AVX2 ? st_bn_silu_row_avx2 : NULL,
+                               st_cpu_best_isa() >= ST_ISA_AVX512 ? st_bn_silu_row_avx512 : NULL};
+    for (int f = 1; f < 4; f++) {
+        if (!fns[f]) continue;
+        for (size_t len = 0; len <= 40; len++) { /* tails: nothing past len is written */
+            for (size_t i = 0; i < 48; i++) y2[i] = s2[i] = 7.0f;
+            fns[0](y, s, x + 1000, len, 0.1f, 2.0f, 0.3f);
+            fns[f](y2, s2, x + 1000, len, 0.1f, 2.0f, 0.3f);
+            OT_ASSERT_NEAR(y2, y, len, 0, 1e-6, "silu row tail");
+            for (size_t i = len; i < 48; i++) ck_assert(y2[i] == 7.0f && s2[i] == 7.0f);
+        }
+    }
+    for (int f = 1; f < 4; f++) {
         if (!fns[f]) continue;
         /* identity BN (mean 0, scale 1, shift 0), then a real one */
         for (int b = 0; b < 2; b++) {

@@ -44,7 +44,10 @@ void st_bn_silu_row_scalar(float *y, float *s, const float *x, size_t n, float m
 static st_bn_silu_row_fn silu_row;
 static pthread_once_t silu_row_once = PTHREAD_ONCE_INIT;
 static void silu_row_init(void) {
-    silu_row = st_cpu_select_isa() >= ST_ISA_AVX2 ? st_bn_silu_row_avx2 : st_bn_silu_row_scalar;
+    const st_isa isa = st_cpu_select_isa();
+    silu_row = isa >= ST_ISA_AVX512 ? st_bn_silu_row_avx512
+             : isa >= ST_ISA_AVX2   ? st_bn_silu_row_avx2
+                                    : st_bn_silu_row_scalar;
 }
 st_bn_silu_row_fn st_bn_silu_row(void) {
     pthread_once(&silu_row_once, silu_row_init);
