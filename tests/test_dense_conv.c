@@ -27,6 +27,8 @@ static const dc_case cases[] = {
     {1, 3, 7, 7, 9, 1, 1, 1, 1, 1, 1, 1, 1, "1x1 padded (packed)"},
     {3, 3, 7, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, "3x3 s1 p1"},
     {1, 7, 17, 17, 3, 3, 3, 2, 2, 1, 1, 1, 1, "3x3 s2 p1 odd size"},
+    {1, 7, 16, 16, 9, 3, 3, 2, 2, 1, 1, 1, 1, "3x3 s2 p1 even size"},
+    {1, 3, 15, 15, 9, 7, 7, 2, 2, 3, 3, 1, 1, "7x7 s2 p3 (ResNet stem) odd size"},
     {1, 3, 9, 9, 5, 3, 3, 1, 1, 2, 2, 1, 1, "3x3 pad 2"},
     {1, 7, 3, 3, 7, 3, 3, 1, 1, 2, 2, 2, 2, "padding wider than the image, dilation 2"},
     {1, 3, 7, 17, 7, 3, 5, 1, 2, 1, 2, 1, 1, "non-square kernel, stride, pad"},
@@ -40,6 +42,11 @@ static const dc_case cases[] = {
     {2, 16, 33, 33, 40, 3, 3, 1, 1, 1, 1, 1, 1, "1089 positions: per-thread panels"},
     {1, 64, 20, 20, 64, 1, 1, 1, 1, 0, 0, 1, 1, "in-place 1x1, 400 positions"},
     {1, 40, 40, 40, 20, 1, 1, 1, 1, 0, 0, 1, 1, "in-place 1x1, many panels"},
+    {1, 64, 48, 48, 24, 1, 1, 1, 1, 0, 0, 1, 1, "in-place 1x1, column panels outer"},
+    {1, 32, 90, 90, 9, 3, 3, 3, 3, 1, 1, 1, 1, "stride 3, per-thread unrolled panels"},
+    {1, 128, 5, 5, 128, 3, 3, 1, 1, 1, 1, 1, 1, "weights past L2: weight panels outer"},
+    {1, 160, 27, 27, 96, 3, 3, 1, 1, 1, 1, 1, 1, "weights and input past L2: chunked reduction"},
+    {1, 3, 64, 64, 16, 6, 6, 2, 2, 2, 2, 1, 1, "stem at 64: row tiles"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -49,6 +56,14 @@ static st_conv2d make_conv(const dc_case *cc) {
                    .pad_w = cc->pw, .dil_h = cc->dh, .dil_w = cc->dw, .groups = 1};
     ck_assert_int_eq(st_conv2d_init(&c), 0);
     return c;
+}
+
+/* Absolute tolerance for sums of C*R*S products of values in [-1, 1] in another order:
+ * rounding grows with the length (1e-5 up to 100 terms; a lost or doubled chunk of the
+ * reduction would be off by O(1)). */
+static double sum_atol(const st_conv2d *c) {
+    double crs = (double)c->C * c->R * c->S;
+    return 1e-5 * (crs > 100 ? crs / 100 : 1);
 }
 
 static int have_kernel(void) {
@@ -88,7 +103,7 @@ START_TEST(matches_reference) {
                 float *out = t == 1 ? got : got2;
                 for (size_t i = 0; i < ny; i++) out[i] = 1e30f; /* every output is written */
                 st_dense_conv_forward(&d, &c, out, x, bias, NULL, scr);
-                if (t == 1) STT_ASSERT_CLOSE(got, want, ny, 1e-5, 1e-4);
+                if (t == 1) STT_ASSERT_CLOSE(got, want, ny, sum_atol(&c), 1e-4);
             }
             ck_assert_msg(!memcmp(got, got2, ny * sizeof *got), "%s: 1 vs 2 threads differ", cc->what);
             omp_set_num_threads(2);
@@ -143,9 +158,26 @@ START_TEST(epilogue_on_finished_outputs) {
     st_dense_conv_forward(&d, &c, got, x, b, &epi, scr);
     ck_assert_msg(!ec.bad, "%s: epilogue called with a wrong index or channel", cc->what);
     for (size_t i = 0; i < ny; i++) ck_assert_msg(ec.seen[i] == 1, "%s: output %zu seen %d times", cc->what, i, ec.seen[i]);
-    STT_ASSERT_CLOSE(got, want, ny, 1e-5, 1e-4);
+    STT_ASSERT_CLOSE(got, want, ny, sum_atol(&c), 1e-4);
     st_dense_conv_free(&d);
     free(ec.seen), free(x), free(w), free(b), free(want), free(got), free(scr);
+}
+END_TEST
+
+/* The cases above reach every way the kernel runs a convolution. */
+START_TEST(cases_cover_every_mode) {
+    static const char *modes[] = {"in-place, weight panels outer", "in-place, column panels outer",
+                                  "unrolled, shared panels", "unrolled, per-thread panels",
+                                  "direct, row tiles, column panels outer", "direct, grid + compaction, column panels outer",
+                                  "direct, grid in place"};
+    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+        int hit = 0;
+        for (int i = 0; i < N_CASES && !hit; i++) {
+            st_conv2d c = make_conv(&cases[i]);
+            hit = !strcmp(st_dense_conv_mode(&c, 2), modes[m]) || !strcmp(st_dense_conv_mode(&c, 1), modes[m]);
+        }
+        ck_assert_msg(hit, "no test case runs as '%s'", modes[m]);
+    }
 }
 END_TEST
 
@@ -168,6 +200,7 @@ Suite *dense_conv_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, matches_reference, 0, N_CASES);
     tcase_add_loop_test(tc, epilogue_on_finished_outputs, 0, N_CASES);
+    tcase_add_test(tc, cases_cover_every_mode);
     tcase_add_test(tc, refuses_grouped);
     suite_add_tcase(s, tc);
     return s;

@@ -3,7 +3,7 @@
  * call (median of --iters) and dense GFLOP/s, both measured in this one run; then the
  * sparse kernel (random 90% / 95% zeros) against the packed dense one on the same shape
  * next to what the engine's inference cost model predicts for that ratio.
- *   bench_dense [--threads 2] [--iters 30] */
+ *   bench_dense [--threads 2] [--iters 30] [--only NAME-SUBSTRING] */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,11 +41,16 @@ static int cmpd(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     long threads = 2, iters = 30;
+    const char *only = NULL;
     for (int i = 1; i < argc; i += 2) {
+        if (i + 1 < argc && !strcmp(argv[i], "--only")) {
+            only = argv[i + 1];
+            continue;
+        }
         long *dst = i + 1 >= argc ? NULL : !strcmp(argv[i], "--threads") ? &threads
                   : !strcmp(argv[i], "--iters") ? &iters : NULL;
         if (!dst || st_tool_int(argv[i + 1], 1, 100000, dst)) {
-            fprintf(stderr, "usage: bench_dense [--threads N] [--iters N]\n");
+            fprintf(stderr, "usage: bench_dense [--threads N] [--iters N] [--only NAME-SUBSTRING]\n");
             return 2;
         }
     }
@@ -65,6 +70,7 @@ int main(int argc, char **argv) {
     double sum_b = 0, sum_o = 0;
     for (size_t l = 0; l < sizeof layers / sizeof *layers; l++) {
         const layer *L = &layers[l];
+        if (only && !strstr(L->name, only)) continue;
         st_conv2d c = {.N = 1, .C = L->C, .H = L->H, .W = L->H, .K = L->K, .R = L->R, .S = L->R,
                        .stride_h = L->stride, .stride_w = L->stride, .pad_h = L->pad, .pad_w = L->pad,
                        .dil_h = 1, .dil_w = 1, .groups = 1};

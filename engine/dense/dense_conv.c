@@ -7,6 +7,7 @@
 
 #include "conv2d_internal.h"
 #include "st_dense.h"
+#include "st_sparse.h"
 
 #define MR ST_DENSE_MR
 /* Unrolled input up to this size is packed whole and shared by the threads (it stays in
@@ -27,6 +28,8 @@ typedef struct plan {
     int Hh, Wh;        /* direct: size of one phase plane, Hp / stride rounded up */
     int shared;        /* pack every panel first, threads over weight panels */
     int kc;            /* reduction chunk (shared mode), a multiple of 8 or all of C*R*S */
+    int jp_outer;      /* direct: threads over column panels, each tile's whole reduction */
+    int rows, tpr;     /* direct: tiles within output rows (tpr per row), written in place */
 } plan;
 
 static int is_inplace(const st_conv2d *c) {
@@ -36,7 +39,7 @@ static int is_inplace(const st_conv2d *c) {
 
 /* Tile width: the least modelled time, counting the padding computed in the last panel
  * and NV = 1's lower efficiency (9 loads per 8 FMAs), NV = 2's slightly lower. */
-static int pick_nv(size_t PQ) {
+static int pick_nv(size_t PQ, double *cost_out) {
     static const double cost[3] = {1.3, 1.05, 1.0};
     int best = 3;
     double bc = 0;
@@ -45,6 +48,7 @@ static int pick_nv(size_t PQ) {
         double t = (double)padded * cost[nv - 1];
         if (nv == 3 || t < bc) best = nv, bc = t;
     }
+    if (cost_out) *cost_out = bc;
     return best;
 }
 
@@ -55,9 +59,26 @@ static void make_plan(const st_conv2d *c, int threads, plan *p) {
     p->Hp = c->H + 2 * c->pad_h, p->Wp = c->W + 2 * c->pad_w;
     p->Hh = (p->Hp + c->stride_h - 1) / c->stride_h, p->Wh = (p->Wp + c->stride_w - 1) / c->stride_w;
     p->PQ = p->direct ? (size_t)(c->P - 1) * p->Wh + c->Q : (size_t)c->P * c->Q;
-    p->nv = pick_nv(p->PQ);
+    double cost_flat;
+    p->nv = pick_nv(p->PQ, &cost_flat);
     p->nr = 16 * p->nv;
     p->jpanels = (int)((p->PQ + (size_t)p->nr - 1) / (size_t)p->nr);
+    /* Direct: tiles along the flat grid compute the Wh - Q columns between rows and need
+     * a compacting copy (8 bytes moved per output: costly next to a short reduction),
+     * tiles within output rows pad each row to the tile width but write the output in
+     * place. The cheaper by modelled work, the copy counted as 8 / CRS of the compute. */
+    p->rows = 0, p->tpr = 0;
+    if (p->direct) {
+        /* row tiles: 48 columns, the row's last tile only as wide as it needs (16/32/48) */
+        const int full = c->Q / 48, rem = c->Q % 48;
+        const double cost_row = 48.0 * full + (rem == 0 ? 0.0 : rem <= 16 ? 16 * 1.3 : rem <= 32 ? 32 * 1.05 : 48.0);
+        if (p->Wh != c->Q) cost_flat *= 1.0 + 32.0 / (double)crs; /* measured: memory-bound copies */
+        if (cost_row * c->P < cost_flat) {
+            p->rows = 1, p->nv = 3, p->nr = 48;
+            p->tpr = (c->Q + 47) / 48;
+            p->jpanels = c->P * p->tpr;
+        }
+    }
     size_t b_bytes = (size_t)p->jpanels * crs * (size_t)p->nr * sizeof(float);
     p->shared = p->direct || b_bytes <= ST_DENSE_SHARED_B_BYTES || p->jpanels < 4 * threads;
     /* bytes of the input one reduction row spans: a row of every panel, or (direct) a
@@ -67,9 +88,31 @@ static void make_plan(const st_conv2d *c, int threads, plan *p) {
                                  : (double)p->jpanels * p->nr * sizeof(float);
     size_t kc = (size_t)(ST_DENSE_KC_BYTES / row_bytes) / 8 * 8;
     p->kc = kc < 32 ? 32 : kc >= crs ? (int)crs : (int)kc;
+    /* Direct: a tile's whole reduction reads only its receptive field (C*R rows of about
+     * nr + S columns), so chunking the reduction only pays when neither the weights nor
+     * the phase planes fit in L2. Small weights: column panels outer, the weights stay
+     * in L2 and the input streams once. Small input: weight panels outer, the input
+     * stays in L2 and every weight panel streams once. */
+    p->jp_outer = 0;
+    if (p->direct) {
+        const size_t w_bytes = (size_t)c->K * crs * sizeof(float);
+        const size_t in_bytes = (size_t)c->C * c->stride_h * c->stride_w * p->Hh * p->Wh * sizeof(float);
+        if (w_bytes <= ST_DENSE_SHARED_B_BYTES) p->jp_outer = 1, p->kc = (int)crs;
+        else if (in_bytes <= ST_DENSE_SHARED_B_BYTES) p->kc = (int)crs;
+    }
 }
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+const char *st_dense_conv_mode(const st_conv2d *c, int threads) {
+    plan p;
+    make_plan(c, threads, &p);
+    if (p.inplace) return p.shared ? "in-place, weight panels outer" : "in-place, column panels outer";
+    if (!p.direct) return p.shared ? "unrolled, shared panels" : "unrolled, per-thread panels";
+    if (p.rows) return p.jp_outer ? "direct, row tiles, column panels outer" : "direct, row tiles";
+    if (p.Wh != c->Q) return p.jp_outer ? "direct, grid + compaction, column panels outer" : "direct, grid + compaction";
+    return "direct, grid in place";
+}
 
 int st_dense_conv_supported(const st_conv2d *c) {
     return c->groups == 1 && st_cpu_select_isa() >= ST_ISA_AVX512;
@@ -117,13 +160,42 @@ size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads) {
 
 /* One channel of x, zero-padded, split into its stride phases: plane (a, b) holds the
  * padded input at rows i*sh + a, columns j*sw + b (zero past the padded map). */
-static void phase_channel(const st_conv2d *c, const plan *pl, float *dst, const float *x) {
-    const int sh = c->stride_h, sw = c->stride_w, Hh = pl->Hh, Wh = pl->Wh;
+static void phase_channel(const st_conv2d *c, const plan *pl, float *dst, const float *x,
+                          const st_sparse_kernels *sk) {
+    const int sh = c->stride_h, sw = c->stride_w, Hh = pl->Hh, Wh = pl->Wh, pw = c->pad_w;
+    if (sw == 2) { /* both column phases of a row in one deinterleaving pass */
+        const int np = c->W / 2;
+        for (int a = 0; a < sh; a++) {
+            float *p0 = dst + (size_t)(a * 2) * Hh * Wh, *p1 = p0 + (size_t)Hh * Wh;
+            for (int i = 0; i < Hh; i++) {
+                float *r0 = p0 + (size_t)i * Wh, *r1 = p1 + (size_t)i * Wh;
+                const int ih = i * sh + a - c->pad_h;
+                if (ih < 0 || ih >= c->H) {
+                    memset(r0, 0, (size_t)Wh * sizeof(float));
+                    memset(r1, 0, (size_t)Wh * sizeof(float));
+                    continue;
+                }
+                const float *src = x + (size_t)ih * c->W;
+                /* input column 2m lands in phase pw % 2 at (2m + pw) / 2; the columns
+                 * before and after the written run are padding */
+                float *ev = pw % 2 ? r1 + (pw - 1) / 2 : r0 + pw / 2;
+                float *od = pw % 2 ? r0 + (pw + 1) / 2 : r1 + pw / 2;
+                const int ne = np + c->W % 2;
+                for (float *z = pw % 2 ? r1 : r0; z < ev; z++) *z = 0.0f;
+                for (float *z = pw % 2 ? r0 : r1; z < od; z++) *z = 0.0f;
+                sk->deint2(ev, od, src, np);
+                if (c->W % 2) ev[np] = src[c->W - 1];
+                for (float *z = ev + ne, *e = (pw % 2 ? r1 : r0) + Wh; z < e; z++) *z = 0.0f;
+                for (float *z = od + np, *e = (pw % 2 ? r0 : r1) + Wh; z < e; z++) *z = 0.0f;
+            }
+        }
+        return;
+    }
     for (int a = 0; a < sh; a++)
         for (int b = 0; b < sw; b++) {
             float *plane = dst + (size_t)(a * sw + b) * Hh * Wh;
             int lo, hi; /* plane columns that land inside the input */
-            st__valid_range(Wh, sw, b - c->pad_w, c->W, &lo, &hi);
+            st__valid_range(Wh, sw, b - pw, c->W, &lo, &hi);
             for (int i = 0; i < Hh; i++) {
                 float *row = plane + (size_t)i * Wh;
                 const int ih = i * sh + a - c->pad_h;
@@ -131,7 +203,7 @@ static void phase_channel(const st_conv2d *c, const plan *pl, float *dst, const 
                     memset(row, 0, (size_t)Wh * sizeof(float));
                     continue;
                 }
-                const float *src = x + (size_t)ih * c->W + (b - c->pad_w);
+                const float *src = x + (size_t)ih * c->W + (b - pw);
                 for (int j = 0; j < lo; j++) row[j] = 0.0f;
                 if (sw == 1) memcpy(row + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
                 else
@@ -188,11 +260,13 @@ typedef struct run {
     const st_dense_conv *d;
     const plan *pl;
     st_dense_ukr f;
+    const st_dense_ukr *fs; /* by width (16, 32, 48): a row's narrower last tile */
     const int32_t *koff;  /* direct: per-tap offsets, else NULL (rows ldb apart) */
     float *y;             /* this image's output (or the padded grid, direct + compact) */
     const float *bias;
     const st_dense_epi *epi; /* applied to finished tile rows; NULL: none or done later */
     size_t y_index;       /* index of y[0] in the caller's output (epilogue offsets) */
+    int P, Q;             /* output map (row tiles) */
 } run;
 
 /* Output tile (weight panel ip, column panel jp), reduction rows [k0, k0 + kc); b points
@@ -202,15 +276,29 @@ static inline void tile(const run *t, int ip, int jp, int k0, int kc, const floa
     const st_dense_conv *d = t->d;
     const plan *pl = t->pl;
     const int m0 = ip * MR, mr = d->K - m0 < MR ? d->K - m0 : MR;
-    const size_t j0 = (size_t)jp * pl->nr;
-    const int nr = pl->PQ - j0 < (size_t)pl->nr ? (int)(pl->PQ - j0) : pl->nr;
-    float *c = t->y + (size_t)m0 * pl->PQ + j0;
-    t->f(kc, d->wp + ((size_t)ip * d->CRS + (size_t)k0) * MR, b, ldb, t->koff ? t->koff + k0 : NULL, c,
-         pl->PQ, mr, nr, t->bias ? t->bias + m0 : NULL, k0 > 0);
+    size_t j0 = (size_t)jp * pl->nr, ldc = pl->PQ;
+    int nr = pl->PQ - j0 < (size_t)pl->nr ? (int)(pl->PQ - j0) : pl->nr;
+    st_dense_ukr f = t->f;
+    if (pl->rows) { /* output row p, columns q0.. (b points at the row's first position) */
+        const int p = jp / pl->tpr, q0 = jp % pl->tpr * pl->nr, Q = t->Q;
+        b += (size_t)q0;
+        nr = Q - q0 < pl->nr ? Q - q0 : pl->nr;
+        j0 = (size_t)p * Q + (size_t)q0, ldc = (size_t)t->P * Q;
+        f = t->fs[(nr + 15) / 16 - 1];
+    }
+    float *c = t->y + (size_t)m0 * ldc + j0;
+    f(kc, d->wp + ((size_t)ip * d->CRS + (size_t)k0) * MR, b, ldb, t->koff ? t->koff + k0 : NULL, c,
+         ldc, mr, nr, t->bias ? t->bias + m0 : NULL, k0 > 0);
     if (t->epi && k0 + kc == d->CRS)
         for (int m = 0; m < mr; m++)
-            t->epi->fn(t->epi->ctx, c + (size_t)m * pl->PQ, (size_t)nr,
-                       t->y_index + (size_t)(m0 + m) * pl->PQ + j0, m0 + m);
+            t->epi->fn(t->epi->ctx, c + (size_t)m * ldc, (size_t)nr, t->y_index + (size_t)(m0 + m) * ldc + j0,
+                       m0 + m);
+}
+
+/* Direct: the grid position where column panel jp starts (row tiles: its row's start;
+ * tile() adds the column). */
+static inline size_t grid_pos(const plan *pl, int jp) {
+    return pl->rows ? (size_t)(jp / pl->tpr) * pl->Wh : (size_t)jp * pl->nr;
 }
 
 /* Stride <= 2, not 1x1-in-place. Split the zero-padded input into its stride phases
@@ -220,14 +308,17 @@ static inline void tile(const run *t, int ip, int jp, int k0, int kc, const floa
  * contiguous run starting at position p*Wh + q plus a per-tap offset, so nothing is
  * unrolled. The Wh - Q columns between output rows are computed and dropped. */
 static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const plan *pl,
-                           st_dense_ukr f, float *y, const float *x, const float *bias,
+                           const st_dense_ukr *fs, float *y, const float *x, const float *bias,
                            const st_dense_epi *epi, float *scratch) {
     const size_t HWh = (size_t)pl->Hh * pl->Wh, chf = plane_floats(c, pl), PQ = (size_t)c->P * c->Q;
     int32_t *koff = (int32_t *)scratch;
     float *xp = scratch + pad16((size_t)d->CRS);
     float *yt = xp + pad16((size_t)c->C * chf);
     const int RS = c->R * c->S, kp = d->kpanels, jpn = pl->jpanels, sh = c->stride_h, sw = c->stride_w;
-    const int compact = pl->Wh != c->Q; /* else the grid is the output itself */
+    const int compact = pl->Wh != c->Q && !pl->rows; /* else tiles write the output itself */
+    const st_dense_ukr f = fs[pl->nv - 1];
+    st_sparse_kernels sk; /* its stride-2 deinterleave */
+    st_sparse_kernels_init(&sk, st_cpu_select_isa());
     for (int k = 0; k < d->CRS; k++) {
         const int ch = k / RS, r = (k % RS) / c->S * c->dil_h, s = k % c->S * c->dil_w;
         const size_t phase = (size_t)((r % sh) * sw + s % sw);
@@ -237,18 +328,25 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
         const float *xn = x + (size_t)n * c->C * c->H * c->W;
         float *yn = y + (size_t)n * c->K * PQ;
         /* compacting: the epilogue runs on the copied rows instead of the tiles */
-        const run t = {d, pl, f, koff, compact ? yt : yn, bias, compact ? NULL : epi, (size_t)n * c->K * PQ};
+        const run t = {d, pl, f, fs, koff, compact ? yt : yn, bias, compact ? NULL : epi,
+                       (size_t)n * c->K * PQ, c->P, c->Q};
 #pragma omp parallel
         {
 #pragma omp for schedule(static)
             for (int ch = 0; ch < c->C; ch++)
-                phase_channel(c, pl, xp + (size_t)ch * chf, xn + (size_t)ch * c->H * c->W);
-            for (int k0 = 0; k0 < d->CRS; k0 += pl->kc) {
-                const int kc = d->CRS - k0 < pl->kc ? d->CRS - k0 : pl->kc;
+                phase_channel(c, pl, xp + (size_t)ch * chf, xn + (size_t)ch * c->H * c->W, &sk);
+            if (pl->jp_outer) {
+#pragma omp for collapse(2) schedule(static) nowait
+                for (int jp = 0; jp < jpn; jp++)
+                    for (int ip = 0; ip < kp; ip++) tile(&t, ip, jp, 0, d->CRS, xp + grid_pos(pl, jp), 0);
+            } else {
+                for (int k0 = 0; k0 < d->CRS; k0 += pl->kc) {
+                    const int kc = d->CRS - k0 < pl->kc ? d->CRS - k0 : pl->kc;
 #pragma omp for schedule(static) nowait
-                for (int ip = 0; ip < kp; ip++)
-                    for (int jp = 0; jp < jpn; jp++)
-                        tile(&t, ip, jp, k0, kc, xp + (size_t)jp * pl->nr, 0);
+                    for (int ip = 0; ip < kp; ip++)
+                        for (int jp = 0; jp < jpn; jp++)
+                            tile(&t, ip, jp, k0, kc, xp + grid_pos(pl, jp), 0);
+                }
             }
             if (compact) {
 #pragma omp barrier
@@ -271,7 +369,7 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     st_dense_ukr ukr[3], ukr_off[3];
     st_dense_ukr_avx512(ukr, ukr_off);
     if (pl.direct) {
-        forward_direct(d, c, &pl, ukr_off[pl.nv - 1], y, x, bias, epi, scratch);
+        forward_direct(d, c, &pl, ukr_off, y, x, bias, epi, scratch);
         return;
     }
     const st_dense_ukr f = ukr[pl.nv - 1];
@@ -280,7 +378,7 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     for (int n = 0; n < c->N; n++) {
         const float *xn = x + (size_t)n * in_img;
         float *yn = y + (size_t)n * c->K * pl.PQ;
-        const run t = {d, &pl, f, NULL, yn, bias, epi, (size_t)n * c->K * pl.PQ};
+        const run t = {d, &pl, f, ukr, NULL, yn, bias, epi, (size_t)n * c->K * pl.PQ, c->P, c->Q};
         if (pl.inplace && !pl.shared) {
 #pragma omp parallel for collapse(2) schedule(static)
             for (int jp = 0; jp < jpn; jp++)

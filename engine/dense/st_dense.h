@@ -53,6 +53,9 @@ typedef struct st_dense_epi {
     const void *ctx;
 } st_dense_epi;
 
+/* How st_dense_conv_forward runs c with this many threads (tests, benchmarks). */
+const char *st_dense_conv_mode(const st_conv2d *c, int threads);
+
 /* Scratch floats st_dense_conv_forward needs with up to `threads` OpenMP threads. */
 size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads);
 /* y [N, K, P, Q] = epi(conv(x) + bias) (bias, epi may be NULL), every image in turn,
