@@ -24,17 +24,54 @@ static int usage(FILE *f, int code) {
     fprintf(f,
             "usage: sparseengine bench MODEL.onnx [-b BATCH] [-t SECONDS] [-w WARMUP]\n"
             "                          [-ncores N] [--schedule layers|columns] [--dense]\n"
-            "                          [-x RESULT.json]\n"
+            "                          [-x RESULT.json] [--profile]\n"
             "\n"
             "Compiles MODEL for the batch size and runs it on random inputs for SECONDS\n"
             "(default 10) after WARMUP seconds (default 2); prints throughput and latency.\n"
             "-ncores: threads (default: all CPUs). --dense: no sparse kernels (comparison).\n"
-            "-x: the same figures plus percentiles 50/90/95/99 as JSON.\n");
+            "-x: the same figures plus percentiles 50/90/95/99 as JSON.\n"
+            "--profile: afterwards, a second timed pass prints every plan step's mean time\n"
+            "per run and share, next to the step as `sparseengine info --plan` shows it.\n");
     return code;
+}
+
+/* Per-step times of a second pass, each next to its line of the plan. */
+static int print_profile(se_compiled *c, se_context *x, const float *in, float **outs, double secs,
+                         char *err, size_t errcap) {
+    int rc = se_context_profile(x, 1);
+    if (rc) return snprintf(err, errcap, "out of memory"), rc;
+    double t0 = omp_get_wtime();
+    int runs = 0;
+    while (!rc && (omp_get_wtime() - t0 < secs || runs < 3)) rc = se_run(x, in, outs, err, errcap), runs++;
+    const int n = se_num_steps(c);
+    double *ms = calloc((size_t)n, sizeof *ms), total = 0;
+    char *plan = NULL;
+    for (size_t cap = 1 << 16; !rc && ms; cap *= 2) {
+        free(plan);
+        if (!(plan = malloc(cap))) break;
+        if (se_describe(c, plan, cap) == 0) break;
+    }
+    if (!rc && (!ms || !plan)) rc = 4, snprintf(err, errcap, "out of memory");
+    if (!rc) {
+        se_context_step_ms(x, ms, n);
+        for (int i = 0; i < n; i++) total += ms[i];
+        printf("\nProfile (%d runs, mean ms per run; a tensor-column section on its first step):\n", runs);
+        printf("%8s %6s  step\n", "ms", "share");
+        int step = 0;
+        for (char *line = strtok(plan, "\n"); line; line = strtok(NULL, "\n")) {
+            if (sscanf(line, "%d", &step) != 1 || step < 0 || step >= n) continue;
+            printf("%8.3f %5.1f%%  %s\n", ms[step], total > 0 ? 100 * ms[step] / total : 0.0, line);
+        }
+        printf("%8.3f %5.1f%%  total of the steps\n", total, 100.0);
+    }
+    free(ms), free(plan);
+    se_context_profile(x, 0);
+    return rc;
 }
 
 int se_cmd_bench(int argc, char **argv) {
     const char *path = NULL, *json = NULL;
+    int profile = 0;
     double secs = 10, warm = 2;
     se_options o;
     se_options_default(&o);
@@ -47,6 +84,7 @@ int se_cmd_bench(int argc, char **argv) {
             path = a;
             continue;
         }
+        if (!strcmp(a, "--profile")) { profile = 1; continue; }
         int used, r = se_cli_compile_opt(a, v, &o, 1, &used);
         if (r == 0 && v) {
             used = 2, r = 1;
@@ -134,6 +172,7 @@ int se_cmd_bench(int argc, char **argv) {
                 pct(lat, n, 50), sd, n, pct(lat, n, 50), pct(lat, n, 90), pct(lat, n, 95), pct(lat, n, 99));
         if (fclose(f)) { rc = 1; snprintf(err, sizeof err, "%s: write failed", json); }
     }
+    if (profile && !rc) rc = print_profile(c, x, in, outs, secs, err, sizeof err);
 done:
     if (rc) fprintf(stderr, "sparseengine bench: error: %s\n", err);
     for (int k = 0; outs && k < se_num_outputs(c); k++) free(outs[k]);

@@ -1,4 +1,5 @@
-/* Every SIMD kernel variant the CPU supports agrees with the scalar one on odd lengths. */
+/* Every SIMD kernel variant the CPU supports agrees with the scalar one on odd lengths
+ * (max_into and deint2 against their definitions, NaNs included). */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -58,6 +59,28 @@ static void check_isa(st_isa isa) {
         k.apply_mask(b, mask, n);
         for (size_t i = 0; i < cap; i++)
             ck_assert_float_eq(b[i], (i < n && !mask[i]) ? 0.0f : a[i]);
+
+        /* max_into: NaN on either side wins, the guard element stays */
+        memcpy(b, a, cap * 4);
+        for (size_t i = 0; i < n; i += 5) (i % 2 ? b : x)[i] = NAN;
+        memcpy(m1, b, cap * 4);
+        k.max_into(b, x, n);
+        for (size_t i = 0; i < cap; i++) {
+            const float want = i >= n ? m1[i] : (m1[i] != m1[i] || x[i] != x[i]) ? NAN : fmaxf(m1[i], x[i]);
+            ck_assert_msg((want != want && b[i] != b[i]) || want == b[i], "max_into[%zu] of %zu", i, n);
+        }
+        /* deint2: n pairs from 2n inputs, guards of both outputs untouched */
+        float *src = malloc(2 * cap * 4);
+        stt_fill_uniform(src, 2 * cap, -1, 1, &r);
+        stt_fill_uniform(m1, cap, -1, 1, &r);
+        stt_fill_uniform(m2, cap, -1, 1, &r);
+        memcpy(v1, m1, cap * 4), memcpy(v2, m2, cap * 4);
+        k.deint2(m1, m2, src, n);
+        for (size_t i = 0; i < cap; i++) {
+            ck_assert_float_eq(m1[i], i < n ? src[2 * i] : v1[i]);
+            ck_assert_float_eq(m2[i], i < n ? src[2 * i + 1] : v2[i]);
+        }
+        free(src);
         free(a), free(b), free(x), free(m1), free(m2), free(v1), free(v2), free(mask);
     }
 }

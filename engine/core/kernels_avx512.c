@@ -67,10 +67,34 @@ static void apply_mask_avx512(float *p, const unsigned char *mask, size_t n) {
     }
 }
 
+static void max_into_avx512(float *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail_mask(n - i);
+        const __m512 a = _mm512_maskz_loadu_ps(k, dst + i), v = _mm512_maskz_loadu_ps(k, src + i);
+        /* v where v > a or v is NaN (as the scalar select), else a (a NaN a stays) */
+        const __mmask16 take = _mm512_cmp_ps_mask(v, a, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        _mm512_mask_storeu_ps(dst + i, k, _mm512_mask_blend_ps(take, a, v));
+    }
+}
+
+static void deint2_avx512(float *d0, float *d1, const float *src, size_t n) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    for (size_t i = 0; i < n; i += 16) {
+        const size_t left = n - i;
+        const __m512 a = _mm512_maskz_loadu_ps(tail_mask(2 * left), src + 2 * i);
+        const __m512 b = _mm512_maskz_loadu_ps(tail_mask(left > 8 ? 2 * left - 16 : 0), src + 2 * i + 16);
+        _mm512_mask_storeu_ps(d0 + i, tail_mask(left), _mm512_permutex2var_ps(a, ie, b));
+        _mm512_mask_storeu_ps(d1 + i, tail_mask(left), _mm512_permutex2var_ps(a, io, b));
+    }
+}
+
 void st_kernels_avx512(st_kernels *k) {
     k->isa = ST_ISA_AVX512;
     k->axpy = axpy_avx512;
     k->sgd = sgd_avx512;
     k->adamw = adamw_avx512;
     k->apply_mask = apply_mask_avx512;
+    k->max_into = max_into_avx512;
+    k->deint2 = deint2_avx512;
 }

@@ -38,10 +38,23 @@ void st_apply_mask_scalar(float *p, const unsigned char *mask, size_t n) {
         if (!mask[i]) p[i] = 0.0f;
 }
 
+void st_max_into_scalar(float *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float a = dst[i], v = src[i];
+        dst[i] = (v > a) | (v != v) ? v : a;
+    }
+}
+
+void st_deint2_scalar(float *d0, float *d1, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) d0[i] = src[2 * i], d1[i] = src[2 * i + 1];
+}
+
 void st_kernels_scalar(st_kernels *k) {
     k->isa = ST_ISA_SCALAR;
     k->axpy = st_axpy_scalar;
     k->sgd = st_sgd_scalar;
     k->adamw = st_adamw_scalar;
     k->apply_mask = st_apply_mask_scalar;
+    k->max_into = st_max_into_scalar;
+    k->deint2 = st_deint2_scalar;
 }

@@ -29,6 +29,10 @@ typedef struct st_kernels {
                   float beta2, float eps, float weight_decay, float bc1, float bc2);
     /* p[i] *= mask[i] (mask is 0/1 bytes) */
     void (*apply_mask)(float *p, const unsigned char *mask, size_t n);
+    /* dst[i] = max(dst[i], src[i]), a NaN in either wins (max pooling) */
+    void (*max_into)(float *dst, const float *src, size_t n);
+    /* d0[i] = src[2i], d1[i] = src[2i+1] for i < n (stride-2 rows) */
+    void (*deint2)(float *d0, float *d1, const float *src, size_t n);
 } st_kernels;
 
 /* Fills k with the variants for isa (falls back to lower ISAs the CPU supports). */

@@ -60,6 +60,14 @@ int se_describe(const se_compiled *c, char *buf, size_t cap);
 int se_context_new(const se_compiled *c, se_context **out, char *err, size_t errcap);
 void se_context_free(se_context *x);
 
+/* Per-step timing (off by default): while on, se_run adds each plan step's wall time
+ * (a tensor-column section counts on its first step); se_context_step_ms writes the
+ * mean ms per run of up to cap steps (the steps se_describe lists) and returns how
+ * many. Turning it on again starts over. */
+int se_context_profile(se_context *x, int on);
+int se_context_step_ms(const se_context *x, double *ms, int cap);
+int se_num_steps(const se_compiled *c);
+
 /* input: batch * input numel floats; outputs[k]: room for output k. */
 int se_run(se_context *x, const float *input, float *const *outputs, char *err, size_t errcap);
 

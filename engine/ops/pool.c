@@ -2,8 +2,10 @@
  * (sample, channel) planes: each plane of y, and in backward of dx, belongs to one thread,
  * so the scatter-adds of backward need no atomics and run in a fixed order. */
 #include <math.h>
+#include <string.h>
 
 #include "st_common.h"
+#include "st_cpu.h"
 #include "st_ops.h"
 
 #define ST_POOL_OMP_MIN 32768
@@ -147,14 +149,69 @@ static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int
     }
 }
 
+/* Separable: the max over the window's rows into v (contiguous input columns), then
+ * over the window's columns read from v split by stride phase, so every step is a
+ * contiguous vectorisable max. (Reading v[ow * sw + off] directly is a strided gather:
+ * the 3x3/2 pool of ResNet-18 took 0.6 ms of its 5 ms at 95% sparsity.) The window's
+ * elements are combined in another order than maxpool_plane_cols: max is order-free,
+ * and max_nan lets a NaN anywhere in the window through either way. */
+static void maxpool_plane_sep(const st_pool *p, float *yp, const float *xp, int c0, int c1,
+                              const st_kernels *k) {
+    const int H = p->H, W = p->W, P = p->P, Q = p->Q, sw = p->stride_w, pw = p->pad_w;
+    float v[POOL_ROW_MAX], ph[POOL_ROW_MAX + 64];
+    const int i0 = ST_MAX(c0 * sw - pw, 0), i1 = ST_MIN((c1 - 1) * sw - pw + p->kw, W), n = i1 - i0;
+    const int j0 = i0 / sw, L = (i1 - 1) / sw - j0 + 1; /* phase b holds columns j*sw + b */
+    for (int oh = 0; oh < P; oh++) {
+        float *yr = yp + (size_t)oh * Q;
+        for (int ow = c0; ow < c1; ow++) yr[ow] = -INFINITY;
+        int hs = oh * p->stride_h - p->pad_h, he = ST_MIN(hs + p->kh, H);
+        if (hs < 0) hs = 0;
+        if (he <= hs || n <= 0) continue;
+        memcpy(v, xp + (size_t)hs * W + i0, (size_t)n * sizeof(float));
+        for (int h = hs + 1; h < he; h++) k->max_into(v, xp + (size_t)h * W + i0, (size_t)n);
+        const float *pv = v;
+        if (sw == 2 && i0 % 2 == 0) { /* phases 0 and 1 in one pass (L = ceil(n/2)) */
+            k->deint2(ph, ph + L, v, (size_t)(n / 2));
+            if (n % 2) ph[n / 2] = v[n - 1];
+            pv = ph;
+        } else if (sw > 1) {
+            for (int b = 0; b < sw; b++) { /* phase b: columns j*sw + b in [i0, i1) */
+                const int ja = ST_MAX(j0, (i0 - b + sw - 1) / sw), jb = (i1 - 1 - b) / sw + 1;
+                float *dst = ph + (size_t)b * L - j0;
+                const float *sv = v + b - i0;
+                for (int j = ja; j < jb; j++) dst[j] = sv[(size_t)j * sw];
+            }
+            pv = ph;
+        }
+        for (int dw = 0; dw < p->kw; dw++) {
+            const int off = dw - pw; /* input column ow*sw + off = (ow + sh)*sw + b */
+            const int b = ((off % sw) + sw) % sw, sh = (off - b) / sw;
+            int lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+            int hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
+            lo = ST_MAX(lo, c0), hi = ST_MIN(hi, c1);
+            const float *src = sw > 1 ? pv + (size_t)b * L + (sh - j0) : pv + (off - i0);
+            if (hi > lo) k->max_into(yr + lo, src + lo, (size_t)(hi - lo));
+        }
+    }
+}
+
 void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x) {
     const long planes = (long)p->N * p->C;
     const size_t HW = (size_t)p->H * p->W, PQ = (size_t)p->P * p->Q;
+    /* columns per chunk so the chunk's input columns (and their phases) fit the buffers */
+    const int sep_cols = (POOL_ROW_MAX - p->kw - 2 * p->stride_w) / p->stride_w;
+    const int chunk = sep_cols >= 16 ? sep_cols : POOL_ROW_MAX;
+    st_kernels k;
+    st_kernels_init(&k, st_cpu_select_isa());
 #pragma omp parallel for schedule(static) if ((size_t)planes * PQ * p->kh * p->kw > ST_POOL_OMP_MIN)
     for (long pl = 0; pl < planes; pl++)
-        for (int c0 = 0; c0 < p->Q; c0 += POOL_ROW_MAX)
-            maxpool_plane_cols(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, c0,
-                               ST_MIN(c0 + POOL_ROW_MAX, p->Q));
+        for (int c0 = 0; c0 < p->Q; c0 += chunk) {
+            const int c1 = ST_MIN(c0 + chunk, p->Q);
+            if (sep_cols >= 16)
+                maxpool_plane_sep(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, c0, c1, &k);
+            else /* kernels nearly as wide as the buffer */
+                maxpool_plane_cols(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, c0, c1);
+        }
 }
 
 void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax) {

@@ -127,6 +127,8 @@ struct se_context {
     const se_compiled *c;
     float *arena;
     float **ptr;         /* [n_values] */
+    double *step_s;      /* [n_steps] seconds per step summed over profiled runs, or NULL */
+    long profiled_runs;
 };
 
 /* err helpers: printf into err (if err and errcap) and return code. */

@@ -105,6 +105,7 @@ void se_model_free(se_model *m) {
 }
 
 int se_num_outputs(const se_compiled *c) { return c ? c->n_out : 0; }
+int se_num_steps(const se_compiled *c) { return c ? c->n_steps : 0; }
 
 static int value_shape(const se_compiled *c, int v, int ndim, int64_t dims[4]) {
     st_shape s = c->g->values[v];

@@ -35,8 +35,25 @@ int se_context_new(const se_compiled *c, se_context **out, char *err, size_t err
     return 0;
 }
 
+int se_context_profile(se_context *x, int on) {
+    if (!x) return 2;
+    free(x->step_s);
+    x->step_s = NULL;
+    x->profiled_runs = 0;
+    if (on && !(x->step_s = calloc((size_t)x->c->n_steps, sizeof *x->step_s))) return 4;
+    return 0;
+}
+
+int se_context_step_ms(const se_context *x, double *ms, int cap) {
+    if (!x || !x->step_s) return 0;
+    const int n = x->c->n_steps < cap ? x->c->n_steps : cap;
+    for (int i = 0; i < n; i++) ms[i] = x->profiled_runs ? 1e3 * x->step_s[i] / (double)x->profiled_runs : 0.0;
+    return n;
+}
+
 void se_context_free(se_context *x) {
     if (!x) return;
+    free(x->step_s);
     st_free(x->arena);
     free(x->ptr);
     free(x);
@@ -218,14 +235,18 @@ int se_run(se_context *x, const float *input, float *const *outputs, char *err, 
     int rc = 0;
     for (int i = 0; i < c->n_steps && !rc; i++) {
         const se_step *s = &c->steps[i];
+        const double t0 = x->step_s ? omp_get_wtime() : 0.0;
+        const int at = i;
         if (s->col_sec >= 0) { /* a section: column by column, then past its last step */
             const se_section *sec = &c->secs[s->col_sec];
             rc = se__columns_run(c, sec, x->ptr, scratch, err, errcap);
             i = sec->last;
-            continue;
+        } else {
+            rc = run_step(c, s, x->ptr, scratch, err, errcap);
         }
-        rc = run_step(c, s, x->ptr, scratch, err, errcap);
+        if (x->step_s) x->step_s[at] += omp_get_wtime() - t0; /* a section: on its first step */
     }
+    if (x->step_s) x->profiled_runs++;
     omp_set_num_threads(prev);
     if (rc) return rc;
     for (int k = 0; k < c->n_out; k++) {
