@@ -215,5 +215,7 @@ double st_sparse_expected_speedup_infer(const st_conv2d *c, double sparsity);
 /* For inference against the packed dense kernels of engine/dense (st_dense.h), which
  * the engine runs where the CPU has AVX-512. */
 double st_sparse_expected_speedup_infer_packed(const st_conv2d *c, double sparsity);
+/* For an inference linear layer (in_f -> out_f) at batch N. */
+double st_sparse_expected_speedup_infer_linear(int N, int in_f, int out_f, double sparsity);
 
 #endif
