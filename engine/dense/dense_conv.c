@@ -7,7 +7,6 @@
 
 #include "conv2d_internal.h"
 #include "st_dense.h"
-#include "st_sparse.h"
 
 #define MR ST_DENSE_MR
 /* Unrolled input up to this size is packed whole and shared by the threads (it stays in
@@ -158,59 +157,45 @@ size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads) {
     return own > all ? own : all;
 }
 
-/* One channel of x, zero-padded, split into its stride phases: plane (a, b) holds the
- * padded input at rows i*sh + a, columns j*sw + b (zero past the padded map). */
-static void phase_channel(const st_conv2d *c, const plan *pl, float *dst, const float *x,
-                          const st_sparse_kernels *sk) {
+/* Row i of the planes of row phase a of one channel of x, zero-padded: plane (a, b)
+ * holds the padded input at rows i*sh + a, columns j*sw + b (zero past the padded map).
+ * A unit of work of its own so that threads split the copy by rows (3-channel stems). */
+static void phase_row(const st_conv2d *c, const plan *pl, float *dst, const float *x, int a, int i,
+                      const st_kernels *k) {
     const int sh = c->stride_h, sw = c->stride_w, Hh = pl->Hh, Wh = pl->Wh, pw = c->pad_w;
-    if (sw == 2) { /* both column phases of a row in one deinterleaving pass */
-        const int np = c->W / 2;
-        for (int a = 0; a < sh; a++) {
-            float *p0 = dst + (size_t)(a * 2) * Hh * Wh, *p1 = p0 + (size_t)Hh * Wh;
-            for (int i = 0; i < Hh; i++) {
-                float *r0 = p0 + (size_t)i * Wh, *r1 = p1 + (size_t)i * Wh;
-                const int ih = i * sh + a - c->pad_h;
-                if (ih < 0 || ih >= c->H) {
-                    memset(r0, 0, (size_t)Wh * sizeof(float));
-                    memset(r1, 0, (size_t)Wh * sizeof(float));
-                    continue;
-                }
-                const float *src = x + (size_t)ih * c->W;
-                /* input column 2m lands in phase pw % 2 at (2m + pw) / 2; the columns
-                 * before and after the written run are padding */
-                float *ev = pw % 2 ? r1 + (pw - 1) / 2 : r0 + pw / 2;
-                float *od = pw % 2 ? r0 + (pw + 1) / 2 : r1 + pw / 2;
-                const int ne = np + c->W % 2;
-                for (float *z = pw % 2 ? r1 : r0; z < ev; z++) *z = 0.0f;
-                for (float *z = pw % 2 ? r0 : r1; z < od; z++) *z = 0.0f;
-                sk->deint2(ev, od, src, np);
-                if (c->W % 2) ev[np] = src[c->W - 1];
-                for (float *z = ev + ne, *e = (pw % 2 ? r1 : r0) + Wh; z < e; z++) *z = 0.0f;
-                for (float *z = od + np, *e = (pw % 2 ? r0 : r1) + Wh; z < e; z++) *z = 0.0f;
-            }
-        }
+    const int ih = i * sh + a - c->pad_h;
+    const int inside = ih >= 0 && ih < c->H;
+    const float *xr = x + (size_t)(inside ? ih : 0) * c->W;
+    if (sw == 2 && inside) { /* both column phases in one deinterleaving pass */
+        float *r0 = dst + ((size_t)(a * 2) * Hh + i) * Wh, *r1 = r0 + (size_t)Hh * Wh;
+        /* input column 2m lands in phase pw % 2 at (2m + pw) / 2; the columns before and
+         * after the written run are padding */
+        float *re = pw % 2 ? r1 : r0, *ro = pw % 2 ? r0 : r1;
+        float *ev = re + pw / 2, *od = ro + (pw + 1) / 2;
+        const int np = c->W / 2, ne = np + c->W % 2;
+        for (float *z = re; z < ev; z++) *z = 0.0f;
+        for (float *z = ro; z < od; z++) *z = 0.0f;
+        k->deint2(ev, od, xr, (size_t)np);
+        if (c->W % 2) ev[np] = xr[c->W - 1];
+        for (float *z = ev + ne; z < re + Wh; z++) *z = 0.0f;
+        for (float *z = od + np; z < ro + Wh; z++) *z = 0.0f;
         return;
     }
-    for (int a = 0; a < sh; a++)
-        for (int b = 0; b < sw; b++) {
-            float *plane = dst + (size_t)(a * sw + b) * Hh * Wh;
-            int lo, hi; /* plane columns that land inside the input */
-            st__valid_range(Wh, sw, b - pw, c->W, &lo, &hi);
-            for (int i = 0; i < Hh; i++) {
-                float *row = plane + (size_t)i * Wh;
-                const int ih = i * sh + a - c->pad_h;
-                if (ih < 0 || ih >= c->H) {
-                    memset(row, 0, (size_t)Wh * sizeof(float));
-                    continue;
-                }
-                const float *src = x + (size_t)ih * c->W + (b - pw);
-                for (int j = 0; j < lo; j++) row[j] = 0.0f;
-                if (sw == 1) memcpy(row + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
-                else
-                    for (int j = lo; j < hi; j++) row[j] = src[(size_t)j * sw];
-                for (int j = hi; j < Wh; j++) row[j] = 0.0f;
-            }
+    for (int b = 0; b < sw; b++) {
+        float *row = dst + ((size_t)(a * sw + b) * Hh + i) * Wh;
+        if (!inside) {
+            memset(row, 0, (size_t)Wh * sizeof(float));
+            continue;
         }
+        int lo, hi; /* plane columns that land inside the input */
+        st__valid_range(Wh, sw, b - pw, c->W, &lo, &hi);
+        const float *src = xr + (b - pw);
+        for (int j = 0; j < lo; j++) row[j] = 0.0f;
+        if (sw == 1) memcpy(row + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+        else
+            for (int j = lo; j < hi; j++) row[j] = src[(size_t)j * sw];
+        for (int j = hi; j < Wh; j++) row[j] = 0.0f;
+    }
 }
 
 /* Column panel jp of the unrolled image x: bp[k][j] for k = (c, r, s), j < nr: the
@@ -317,8 +302,8 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
     const int RS = c->R * c->S, kp = d->kpanels, jpn = pl->jpanels, sh = c->stride_h, sw = c->stride_w;
     const int compact = pl->Wh != c->Q && !pl->rows; /* else tiles write the output itself */
     const st_dense_ukr f = fs[pl->nv - 1];
-    st_sparse_kernels sk; /* its stride-2 deinterleave */
-    st_sparse_kernels_init(&sk, st_cpu_select_isa());
+    st_kernels ek; /* the stride-2 deinterleave */
+    st_kernels_init(&ek, st_cpu_select_isa());
     for (int k = 0; k < d->CRS; k++) {
         const int ch = k / RS, r = (k % RS) / c->S * c->dil_h, s = k % c->S * c->dil_w;
         const size_t phase = (size_t)((r % sh) * sw + s % sw);
@@ -332,9 +317,11 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
                        (size_t)n * c->K * PQ, c->P, c->Q};
 #pragma omp parallel
         {
-#pragma omp for schedule(static)
+#pragma omp for collapse(3) schedule(static)
             for (int ch = 0; ch < c->C; ch++)
-                phase_channel(c, pl, xp + (size_t)ch * chf, xn + (size_t)ch * c->H * c->W, &sk);
+                for (int a = 0; a < sh; a++)
+                    for (int i = 0; i < pl->Hh; i++)
+                        phase_row(c, pl, xp + (size_t)ch * chf, xn + (size_t)ch * c->H * c->W, a, i, &ek);
             if (pl->jp_outer) {
 #pragma omp for collapse(2) schedule(static) nowait
                 for (int jp = 0; jp < jpn; jp++)
