@@ -3,13 +3,16 @@
  * than the image, dilation, non-square kernels, the in-place 1x1 path, K not a multiple
  * of the 8-channel panel, output sizes that leave a partial last tile for each tile
  * width (16, 32, 48), batch 1 and 3, with and without bias, weights 0/50/90/99/100%
- * zero, 1 and 2 threads (bit-identical), shared and per-thread input panels. Skips
- * where AVX-512 is absent (the engine then keeps im2col + OpenBLAS). */
+ * zero, 1 and 2 threads (bit-identical), shared and per-thread input panels; with the
+ * AVX-512 and the AVX2 microkernels where the CPU has them (ST_ISA selects). Skips
+ * without AVX2 (the engine then keeps im2col + OpenBLAS). */
 #include <check.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "st_cpu.h"
 #include "st_dense.h"
 #include "st_ops.h"
 #include "st_test_util.h"
@@ -70,17 +73,39 @@ static int have_kernel(void) {
     st_conv2d c = {.N = 1, .C = 1, .H = 1, .W = 1, .K = 1, .R = 1, .S = 1, .stride_h = 1, .stride_w = 1,
                    .dil_h = 1, .dil_w = 1, .groups = 1};
     if (st_dense_conv_supported(&c)) return 1;
-    stt_skip("no AVX-512 selected: the dense conv kernel is not used on this CPU");
+    stt_skip("no AVX2 selected: the dense conv kernel is not used on this CPU");
     return 0;
 }
 
+/* Runs body once per SIMD level the CPU has (AVX2, AVX-512), ST_ISA set accordingly and
+ * restored after. */
+#define FOR_EACH_ISA(body)                                                                   \
+    do {                                                                                     \
+        const char *isa_prev_ = getenv("ST_ISA");                                            \
+        char isa_keep_[32] = "";                                                             \
+        if (isa_prev_) snprintf(isa_keep_, sizeof isa_keep_, "%s", isa_prev_);               \
+        for (int isa_ = ST_ISA_AVX2; isa_ <= (int)st_cpu_best_isa(); isa_++) {               \
+            setenv("ST_ISA", st_isa_name((st_isa)isa_), 1);                                  \
+            body;                                                                            \
+        }                                                                                    \
+        if (isa_prev_) setenv("ST_ISA", isa_keep_, 1);                                       \
+        else unsetenv("ST_ISA");                                                             \
+    } while (0)
+
+static void check_case(int ci);
+
 START_TEST(matches_reference) {
     if (!have_kernel()) return;
+    FOR_EACH_ISA(check_case(_i));
+}
+END_TEST
+
+static void check_case(int ci) {
     static const double sparsities[] = {0.0, 0.5, 0.9, 0.99, 1.0};
-    const dc_case *cc = &cases[_i];
+    const dc_case *cc = &cases[ci];
     st_conv2d c = make_conv(cc);
     st_rng r;
-    st_rng_seed(&r, 100 + (uint64_t)_i);
+    st_rng_seed(&r, 100 + (uint64_t)ci);
     const size_t nx = (size_t)c.N * c.C * c.H * c.W, nw = (size_t)c.K * c.C * c.R * c.S,
                  ny = (size_t)c.N * c.K * c.P * c.Q;
     float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc((size_t)c.K * sizeof *b);
@@ -103,16 +128,19 @@ START_TEST(matches_reference) {
                 float *out = t == 1 ? got : got2;
                 for (size_t i = 0; i < ny; i++) out[i] = 1e30f; /* every output is written */
                 st_dense_conv_forward(&d, &c, out, x, bias, NULL, scr);
-                if (t == 1) STT_ASSERT_CLOSE(got, want, ny, sum_atol(&c), 1e-4);
+                if (t == 1) {
+                    ck_assert_msg(stt_first_mismatch(got, want, ny, sum_atol(&c), 1e-4) == (size_t)-1,
+                                  "%s (%s): differs from the reference", cc->what, getenv("ST_ISA"));
+                }
             }
-            ck_assert_msg(!memcmp(got, got2, ny * sizeof *got), "%s: 1 vs 2 threads differ", cc->what);
+            ck_assert_msg(!memcmp(got, got2, ny * sizeof *got), "%s (%s): 1 vs 2 threads differ", cc->what,
+                          getenv("ST_ISA"));
             omp_set_num_threads(2);
             st_dense_conv_free(&d);
         }
     }
     free(x), free(w), free(b), free(want), free(got), free(got2), free(scr);
 }
-END_TEST
 
 /* The epilogue sees every output exactly once, with its index and channel. */
 typedef struct {
@@ -133,12 +161,19 @@ static void relu_epi(const void *ctx, float *y, size_t n, size_t i0, int k) {
     }
 }
 
+static void check_epilogue(int ci);
+
 START_TEST(epilogue_on_finished_outputs) {
     if (!have_kernel()) return;
-    const dc_case *cc = &cases[_i];
+    FOR_EACH_ISA(check_epilogue(_i));
+}
+END_TEST
+
+static void check_epilogue(int ci) {
+    const dc_case *cc = &cases[ci];
     st_conv2d c = make_conv(cc);
     st_rng r;
-    st_rng_seed(&r, 300 + (uint64_t)_i);
+    st_rng_seed(&r, 300 + (uint64_t)ci);
     const size_t nx = (size_t)c.N * c.C * c.H * c.W, nw = (size_t)c.K * c.C * c.R * c.S,
                  ny = (size_t)c.N * c.K * c.P * c.Q;
     float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc((size_t)c.K * sizeof *b);
@@ -162,7 +197,6 @@ START_TEST(epilogue_on_finished_outputs) {
     st_dense_conv_free(&d);
     free(ec.seen), free(x), free(w), free(b), free(want), free(got), free(scr);
 }
-END_TEST
 
 /* The cases above reach every way the kernel runs a convolution. */
 START_TEST(cases_cover_every_mode) {

@@ -266,9 +266,9 @@ START_TEST(plan_folds_fuses_and_reuses) {
         stt_engine_write_model(path, "conv3x3", 32, pruned ? 0.95 : 0.0, 1, 3);
         c = compile(path, 1, 1, 0);
         ck_assert_int_eq(se_describe(c, desc, sizeof desc), 0);
-        /* dense: on the packed kernels where the CPU has AVX-512, im2col + BLAS elsewhere */
+        /* dense: on the packed kernels where the CPU has AVX2, im2col + BLAS elsewhere */
         ck_assert_msg(strstr(desc, pruned ? "kernel sparse (95% zeros"
-                                          : st_cpu_select_isa() >= ST_ISA_AVX512 ? "kernel dense packed (0% zeros"
+                                          : st_cpu_select_isa() >= ST_ISA_AVX2 ? "kernel dense packed (0% zeros"
                                                                                 : "kernel dense (0% zeros"),
                       "%s", desc);
         ck_assert_double_eq(se_sparse_fraction(c), pruned ? 1.0 : 0.0);

@@ -58,10 +58,11 @@ int main(int argc, char **argv) {
     st_conv2d probe = {.N = 1, .C = 1, .H = 1, .W = 1, .K = 1, .R = 1, .S = 1, .stride_h = 1,
                        .stride_w = 1, .dil_h = 1, .dil_w = 1, .groups = 1};
     if (!st_dense_conv_supported(&probe)) {
-        fprintf(stderr, "bench_dense: the dense conv kernels need AVX-512 (ST_ISA or the CPU says no)\n");
+        fprintf(stderr, "bench_dense: the dense conv kernels need AVX2 (ST_ISA or the CPU says no)\n");
         return 1;
     }
-    printf("%ld threads, batch 1, median of %ld calls\n", threads, iters);
+    printf("%ld threads, batch 1, median of %ld calls, %s kernels\n", threads, iters,
+           st_isa_name(st_cpu_select_isa()));
     printf("%-28s %9s %9s %9s %9s %7s %9s %7s %7s %9s %7s %7s %9s %7s %7s\n", "layer", "blas ms", "GFLOP/s", "ours ms",
            "GFLOP/s", "ratio", "sp50 ms", "x dense", "model", "sp90 ms", "x dense", "model", "sp95 ms", "x dense", "model");
     st_rng r;

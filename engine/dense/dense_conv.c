@@ -114,13 +114,13 @@ const char *st_dense_conv_mode(const st_conv2d *c, int threads) {
 }
 
 int st_dense_conv_supported(const st_conv2d *c) {
-    return c->groups == 1 && st_cpu_select_isa() >= ST_ISA_AVX512;
+    return c->groups == 1 && st_cpu_select_isa() >= ST_ISA_AVX2;
 }
 
 st_status st_dense_conv_pack(st_dense_conv *d, const st_conv2d *c, const float *w, st_error *err) {
     memset(d, 0, sizeof *d);
     if (!st_dense_conv_supported(c))
-        return st_errorf(err, ST_ERR_INPUT, "dense conv kernel: needs groups 1 and AVX-512");
+        return st_errorf(err, ST_ERR_INPUT, "dense conv kernel: needs groups 1 and AVX2");
     d->K = c->K;
     d->CRS = c->C * c->R * c->S;
     d->kpanels = (c->K + MR - 1) / MR;
@@ -354,7 +354,8 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     plan pl; /* inside a parallel region (column bands) the nested regions run one thread */
     make_plan(c, omp_in_parallel() ? 1 : omp_get_max_threads(), &pl);
     st_dense_ukr ukr[3], ukr_off[3];
-    st_dense_ukr_avx512(ukr, ukr_off);
+    if (st_cpu_select_isa() >= ST_ISA_AVX512) st_dense_ukr_avx512(ukr, ukr_off);
+    else st_dense_ukr_avx2(ukr, ukr_off);
     if (pl.direct) {
         forward_direct(d, c, &pl, ukr_off, y, x, bias, epi, scratch);
         return;

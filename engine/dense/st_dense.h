@@ -7,8 +7,8 @@
  * Why not im2col + sgemm: at batch 1 the GEMMs are small and skinny (K = 16-512 rows,
  * P*Q = 49-25600 columns); OpenBLAS pays packing and threading per call and, with the
  * AVX2 kernels this environment selects, ran ResNet-18 at a third of ONNX Runtime's
- * speed. The microkernels live in dense_kernels_<isa>.c; this needs AVX-512 (the engine
- * keeps the im2col + OpenBLAS path on other CPUs: st_dense_conv_supported). */
+ * speed. The microkernels live in dense_kernels_<isa>.c (AVX-512, AVX2); without AVX2
+ * the engine keeps the im2col + OpenBLAS path (st_dense_conv_supported). */
 #ifndef ST_DENSE_H
 #define ST_DENSE_H
 
@@ -37,9 +37,11 @@ typedef void (*st_dense_ukr)(int kc, const float *a, const float *b, size_t ldb,
 /* The AVX-512 microkernels for 16, 32 and 48 columns (index nv-1), with rows ldb apart
  * (ukr) and at per-row offsets (ukr_off). */
 void st_dense_ukr_avx512(st_dense_ukr ukr[3], st_dense_ukr ukr_off[3]);
+/* The same tiles in 4 x 16 blocks for AVX2 + FMA. */
+void st_dense_ukr_avx2(st_dense_ukr ukr[3], st_dense_ukr ukr_off[3]);
 
 /* 1 when st_dense_conv_forward runs this convolution on this CPU (groups == 1 and
- * AVX-512 selected; ST_ISA can lower it). */
+ * AVX2 or AVX-512 selected; ST_ISA can lower it). */
 int st_dense_conv_supported(const st_conv2d *c);
 /* Packs w [K, C, R, S]; ST_ERR_NOMEM, or ST_ERR_INPUT when not supported. */
 st_status st_dense_conv_pack(st_dense_conv *d, const st_conv2d *c, const float *w, st_error *err);
