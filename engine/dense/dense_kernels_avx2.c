@@ -24,6 +24,7 @@ static inline __attribute__((always_inline)) void block4x16(int kc, const float 
                                                             int accumulate, const int full) {
     const __m256i m0 = lane_mask8(nr), m1 = lane_mask8(nr - 8);
     __m256 acc[4][2];
+#pragma GCC unroll 4
     for (int m = 0; m < 4; m++) {
         const __m256 b0 = _mm256_set1_ps(bias && m < mr ? bias[m] : 0.0f);
         if (accumulate && m < mr) {
@@ -39,21 +40,25 @@ static inline __attribute__((always_inline)) void block4x16(int kc, const float 
         const __m256 v0 = full ? _mm256_loadu_ps(bk) : _mm256_maskload_ps(bk, m0);
         const __m256 v1 = full ? _mm256_loadu_ps(bk + 8) : _mm256_maskload_ps(bk + 8, m1);
         const float *ak = a + (size_t)k * MR;
+#pragma GCC unroll 4
         for (int m = 0; m < 4; m++) {
             const __m256 am = _mm256_broadcast_ss(ak + m);
             acc[m][0] = _mm256_fmadd_ps(am, v0, acc[m][0]);
             acc[m][1] = _mm256_fmadd_ps(am, v1, acc[m][1]);
         }
     }
+    /* constant row indices (m < mr tested per row) keep acc in registers */
+#pragma GCC unroll 4
     for (int m = 0; m < 4; m++) {
-        if (m >= mr) break;
-        float *cr = c + (size_t)m * ldc;
-        if (full) {
-            _mm256_storeu_ps(cr, acc[m][0]);
-            _mm256_storeu_ps(cr + 8, acc[m][1]);
-        } else {
-            _mm256_maskstore_ps(cr, m0, acc[m][0]);
-            _mm256_maskstore_ps(cr + 8, m1, acc[m][1]);
+        if (m < mr) {
+            float *cr = c + (size_t)m * ldc;
+            if (full) {
+                _mm256_storeu_ps(cr, acc[m][0]);
+                _mm256_storeu_ps(cr + 8, acc[m][1]);
+            } else {
+                _mm256_maskstore_ps(cr, m0, acc[m][0]);
+                _mm256_maskstore_ps(cr + 8, m1, acc[m][1]);
+            }
         }
     }
 }
