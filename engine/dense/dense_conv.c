@@ -88,15 +88,18 @@ static void make_plan(const st_conv2d *c, int threads, plan *p) {
     size_t kc = (size_t)(ST_DENSE_KC_BYTES / row_bytes) / 8 * 8;
     p->kc = kc < 32 ? 32 : kc >= crs ? (int)crs : (int)kc;
     /* Direct: a tile's whole reduction reads only its receptive field (C*R rows of about
-     * nr + S columns), so chunking the reduction only pays when neither the weights nor
-     * the phase planes fit in L2. Small weights: column panels outer, the weights stay
-     * in L2 and the input streams once. Small input: weight panels outer, the input
-     * stays in L2 and every weight panel streams once. */
+     * nr + S columns), so the reduction needs no chunking for locality. Column panels
+     * outer streams the weights once per column panel (sequential reads, prefetched);
+     * weight panels outer streams the input planes once per weight panel. Measured on
+     * ResNet-18's 3x3 layers (2 threads): column panels outer was faster on all four
+     * (layer2 217 -> 281 GFLOP/s) even where it moves 1.5x the bytes, hence the factor
+     * 4; otherwise weight panels outer, chunked when the input does not fit in L2. */
     p->jp_outer = 0;
     if (p->direct) {
-        const size_t w_bytes = (size_t)c->K * crs * sizeof(float);
-        const size_t in_bytes = (size_t)c->C * c->stride_h * c->stride_w * p->Hh * p->Wh * sizeof(float);
-        if (w_bytes <= ST_DENSE_SHARED_B_BYTES) p->jp_outer = 1, p->kc = (int)crs;
+        const double w_bytes = (double)c->K * crs * sizeof(float);
+        const double in_bytes = (double)c->C * c->stride_h * c->stride_w * p->Hh * p->Wh * sizeof(float);
+        const int kpanels = (c->K + MR - 1) / MR;
+        if (w_bytes * p->jpanels <= 4.0 * in_bytes * kpanels) p->jp_outer = 1, p->kc = (int)crs;
         else if (in_bytes <= ST_DENSE_SHARED_B_BYTES) p->kc = (int)crs;
     }
 }
