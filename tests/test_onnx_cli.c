@@ -96,6 +96,11 @@ START_TEST(train_export_import_resume) {
     ck_assert_msg(strstr(js, "\"latency_percentiles_ms\": {\"50\"") && strstr(js, "\"99\""), "%s", js);
     snprintf(args, sizeof args, "bench %s/a/p90.onnx -b 0", data);
     ck_assert_int_eq(stt_run_tool("sparseengine", args, out, sizeof out), 2);
+    /* bench --profile: per-step times next to the plan lines */
+    snprintf(args, sizeof args, "bench %s/a/p90.onnx -t 0.2 -w 0 -ncores 2 --profile", data);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "Profile (") && strstr(out, "total of the steps") &&
+                  strstr(out, "%    2 Conv2d        model.2.conv") && strstr(out, "kernel sparse (90% zeros"), "%s", out);
     /* info --plan: the compiled plan with the kernel choices and their reasons */
     snprintf(args, sizeof args, "info %s/a/p90.onnx --plan -b 2 -ncores 1", data);
     ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
