@@ -19,7 +19,8 @@
 
 typedef struct plan {
     int nv, nr, jpanels;
-    size_t PQ;         /* positions computed: P*Q, or (P-1)*Wp + Q on the padded grid (direct) */
+    size_t PQ;         /* positions computed: P*Q, or (P-1)*Wh + Q on the phase planes' grid
+                          (direct, flat tiles) */
     int inplace;       /* 1x1, stride 1, no padding: the input is the unrolled matrix */
     int direct;        /* other convs of stride <= 2: computed on the grid of the zero-padded
                           input split into stride phases (see forward_direct) */
@@ -29,6 +30,7 @@ typedef struct plan {
     int kc;            /* reduction chunk (shared mode), a multiple of 8 or all of C*R*S */
     int jp_outer;      /* direct: threads over column panels, each tile's whole reduction */
     int rows, tpr;     /* direct: tiles within output rows (tpr per row), written in place */
+    int compact;       /* direct, flat tiles with Wh > Q: computed on the grid, then copied out */
 } plan;
 
 static int is_inplace(const st_conv2d *c) {
@@ -36,15 +38,17 @@ static int is_inplace(const st_conv2d *c) {
            c->pad_w == 0;
 }
 
-/* Tile width: the least modelled time, counting the padding computed in the last panel
- * and NV = 1's lower efficiency (9 loads per 8 FMAs), NV = 2's slightly lower. */
+/* Modelled cost per computed column of a 16*nv-wide tile (index nv-1): NV = 1 is less
+ * efficient (9 loads per 8 FMAs), NV = 2 slightly. */
+static const double tile_cost[3] = {1.3, 1.05, 1.0};
+
+/* Tile width: the least modelled time, counting the padding computed in the last panel. */
 static int pick_nv(size_t PQ, double *cost_out) {
-    static const double cost[3] = {1.3, 1.05, 1.0};
     int best = 3;
     double bc = 0;
     for (int nv = 3; nv >= 1; nv--) {
         size_t nr = 16u * (size_t)nv, padded = (PQ + nr - 1) / nr * nr;
-        double t = (double)padded * cost[nv - 1];
+        double t = (double)padded * tile_cost[nv - 1];
         if (nv == 3 || t < bc) best = nv, bc = t;
     }
     if (cost_out) *cost_out = bc;
@@ -65,19 +69,21 @@ static void make_plan(const st_conv2d *c, int threads, plan *p) {
     /* Direct: tiles along the flat grid compute the Wh - Q columns between rows and need
      * a compacting copy (8 bytes moved per output: costly next to a short reduction),
      * tiles within output rows pad each row to the tile width but write the output in
-     * place. The cheaper by modelled work, the copy counted as 8 / CRS of the compute. */
+     * place. The cheaper by modelled work, the copy counted as 32 / CRS of the compute
+     * (measured: the copies are memory-bound). */
     p->rows = 0, p->tpr = 0;
     if (p->direct) {
         /* row tiles: 48 columns, the row's last tile only as wide as it needs (16/32/48) */
-        const int full = c->Q / 48, rem = c->Q % 48;
-        const double cost_row = 48.0 * full + (rem == 0 ? 0.0 : rem <= 16 ? 16 * 1.3 : rem <= 32 ? 32 * 1.05 : 48.0);
-        if (p->Wh != c->Q) cost_flat *= 1.0 + 32.0 / (double)crs; /* measured: memory-bound copies */
+        const int full = c->Q / 48, rem_nv = (c->Q % 48 + 15) / 16;
+        const double cost_row = 48.0 * full + (rem_nv ? 16.0 * rem_nv * tile_cost[rem_nv - 1] : 0.0);
+        if (p->Wh != c->Q) cost_flat *= 1.0 + 32.0 / (double)crs;
         if (cost_row * c->P < cost_flat) {
             p->rows = 1, p->nv = 3, p->nr = 48;
             p->tpr = (c->Q + 47) / 48;
             p->jpanels = c->P * p->tpr;
         }
     }
+    p->compact = p->direct && !p->rows && p->Wh != c->Q;
     size_t b_bytes = (size_t)p->jpanels * crs * (size_t)p->nr * sizeof(float);
     p->shared = p->direct || b_bytes <= ST_DENSE_SHARED_B_BYTES || p->jpanels < 4 * threads;
     /* bytes of the input one reduction row spans: a row of every panel, or (direct) a
@@ -112,7 +118,7 @@ const char *st_dense_conv_mode(const st_conv2d *c, int threads) {
     if (p.inplace) return p.shared ? "in-place, weight panels outer" : "in-place, column panels outer";
     if (!p.direct) return p.shared ? "unrolled, shared panels" : "unrolled, per-thread panels";
     if (p.rows) return p.jp_outer ? "direct, row tiles, column panels outer" : "direct, row tiles";
-    if (p.Wh != c->Q) return p.jp_outer ? "direct, grid + compaction, column panels outer" : "direct, grid + compaction";
+    if (p.compact) return p.jp_outer ? "direct, grid + compaction, column panels outer" : "direct, grid + compaction";
     return "direct, grid in place";
 }
 
@@ -139,8 +145,9 @@ st_status st_dense_conv_pack(st_dense_conv *d, const st_conv2d *c, const float *
 }
 
 void st_dense_conv_free(st_dense_conv *d) {
-    if (d) st_free(d->wp);
-    if (d) memset(d, 0, sizeof *d);
+    if (!d) return;
+    st_free(d->wp);
+    memset(d, 0, sizeof *d);
 }
 
 /* Floats of one channel's phase planes: stride_h * stride_w planes of Hh x Wh. */
@@ -153,8 +160,8 @@ size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads) {
     make_plan(c, threads, &p);
     if (p.inplace) return 0;
     const size_t crs = (size_t)c->C * c->R * c->S;
-    if (p.direct) /* tap offsets, phase planes, output on the planes' grid */
-        return pad16(crs) + pad16(plane_floats(c, &p) * (size_t)c->C) + pad16((size_t)c->K * p.PQ);
+    if (p.direct) /* tap offsets, phase planes, output on the planes' grid when compacting */
+        return pad16(crs) + pad16(plane_floats(c, &p) * (size_t)c->C) + (p.compact ? pad16((size_t)c->K * p.PQ) : 0);
     size_t panel = crs * (size_t)p.nr;
     size_t own = (size_t)(threads > 0 ? threads : 1) * panel, all = (size_t)p.jpanels * panel;
     return own > all ? own : all;
@@ -301,9 +308,9 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
     const size_t HWh = (size_t)pl->Hh * pl->Wh, chf = plane_floats(c, pl), PQ = (size_t)c->P * c->Q;
     int32_t *koff = (int32_t *)scratch;
     float *xp = scratch + pad16((size_t)d->CRS);
-    float *yt = xp + pad16((size_t)c->C * chf);
+    float *yt = xp + pad16((size_t)c->C * chf); /* used when pl->compact */
     const int RS = c->R * c->S, kp = d->kpanels, jpn = pl->jpanels, sh = c->stride_h, sw = c->stride_w;
-    const int compact = pl->Wh != c->Q && !pl->rows; /* else tiles write the output itself */
+    const int compact = pl->compact; /* else tiles write the output itself */
     const st_dense_ukr f = fs[pl->nv - 1];
     st_kernels ek; /* the stride-2 deinterleave */
     st_kernels_init(&ek, st_cpu_select_isa());

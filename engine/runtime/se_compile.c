@@ -8,10 +8,10 @@
  *     (an Add only when its other operand is computed before the layer, as in
  *     ResNet / C3 bottlenecks). Flatten, Dropout and Identity alias their input.
  *  2. Kernels: per convolution / linear layer, the sparse kernels (packed st_csr, forward
- *     only) when st_sparse_expected_speedup_infer at this batch and the weights'
- *     sparsity says > 1.3x, else the dense path; depthwise and grouped convolutions stay
- *     dense. The cost model was fitted on training steps (forward + both backward
- *     passes), without the few-column penalty that only the backward passes pay.
+ *     only) when the inference cost model (st_sparse.h) says > 1.3x against the dense
+ *     kernel the step would otherwise run, else that dense kernel: the packed one of
+ *     engine/dense (AVX2 / AVX-512, groups 1) or im2col + OpenBLAS; depthwise and
+ *     grouped convolutions stay dense.
  *  3. Memory: best-fit offsets in one arena by liveness, plus a shared scratch. */
 #include <math.h>
 #include <omp.h>
@@ -111,7 +111,7 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
         snprintf(s->why, sizeof s->why, "dense (grouped/depthwise, %.0f%% zeros)", 100 * s->sparsity);
         return 0;
     }
-    /* against the dense kernel this step would run: packed (AVX-512) or im2col + BLAS */
+    /* against the dense kernel this step would run: packed (AVX2 / AVX-512) or im2col + BLAS */
     const int packed = s->op == ST_OP_CONV2D && st_dense_conv_supported(&d);
     s->speedup = s->op == ST_OP_LINEAR ? st_sparse_expected_speedup_infer_linear(c->batch, s->in_f, s->out_f, s->sparsity)
                : packed             ? st_sparse_expected_speedup_infer_packed(&d, s->sparsity)
