@@ -28,16 +28,25 @@
 #include "conv2d_internal.h"
 #include "st_sparse.h"
 
+/* Density (fraction of nonzeros) the models use: at least 0.5%, at most 1. */
+static double density(double sparsity) {
+    double d = 1.0 - sparsity;
+    return d < 0.005 ? 0.005 : d > 1.0 ? 1.0 : d;
+}
+
+/* m: elements of x and y per multiply-add of the dense layer (one sample). */
+static double traffic_per_mac(const st_conv2d *c) {
+    const double inner = (double)(c->C / c->groups) * c->R * c->S, PQ = (double)c->P * c->Q;
+    return ((double)c->C * c->H * c->W + (double)c->K * PQ) / ((double)c->K * inner * PQ);
+}
+
 static double expected_speedup(const st_conv2d *conv, double sparsity, int training) {
     st_conv2d c = *conv;
     if (st_conv2d_init(&c) != 0 || st__conv2d_is_depthwise(&c)) return 0.0;
-    double d = 1.0 - sparsity;
-    if (d < 0.005) d = 0.005;
-    if (d > 1.0) d = 1.0;
+    const double d = density(sparsity);
     const double inner = (double)(c.C / c.groups) * c.R * c.S;
     const double HW = (double)c.H * c.W, PQ = (double)c.P * c.Q;
-    const double macs_per_sample = (double)c.K * inner * PQ;
-    const double m = ((double)c.C * HW + (double)c.K * PQ) / macs_per_sample;
+    const double m = traffic_per_mac(&c);
     const int direct = c.stride_h == 1 && c.stride_w == 1 && c.P == c.H && c.Q == c.W &&
                        HW >= 64 && c.R * c.S <= 255;
     double A, B;
@@ -88,12 +97,7 @@ double st_sparse_expected_speedup_infer(const st_conv2d *c, double sparsity) {
 double st_sparse_expected_speedup_infer_packed(const st_conv2d *conv, double sparsity) {
     st_conv2d c = *conv;
     if (st_conv2d_init(&c) != 0 || st__conv2d_is_depthwise(&c)) return 0.0;
-    double d = 1.0 - sparsity;
-    if (d < 0.005) d = 0.005;
-    if (d > 1.0) d = 1.0;
-    const double inner = (double)(c.C / c.groups) * c.R * c.S, PQ = (double)c.P * c.Q;
-    const double m = ((double)c.C * c.H * c.W + (double)c.K * PQ) / ((double)c.K * inner * PQ);
-    return 1.0 / (3.5 * d + 0.05 + 5.0 * m);
+    return 1.0 / (3.5 * density(sparsity) + 0.05 + 5.0 * traffic_per_mac(&c));
 }
 
 /* Linear layers at small inference batches (a matrix-vector product per sample): the
@@ -109,8 +113,5 @@ double st_sparse_expected_speedup_infer_linear(int N, int in_f, int out_f, doubl
         return expected_speedup(&c, sparsity, 0);
     }
     if ((double)in_f * out_f < 65536.0) return 0.5;
-    double d = 1.0 - sparsity;
-    if (d < 0.005) d = 0.005;
-    if (d > 1.0) d = 1.0;
-    return 1.0 / (4.2 * d + (out_f < 256 ? 0.45 : 0.1));
+    return 1.0 / (4.2 * density(sparsity) + (out_f < 256 ? 0.45 : 0.1));
 }
