@@ -281,6 +281,26 @@ START_TEST(test_maxpool_infer_wide) {
 }
 END_TEST
 
+/* Kernels nearly as wide as the inference pool's row buffer take the unseparated path. */
+START_TEST(test_maxpool_infer_wide_kernel) {
+    st_pool p = {.N = 1, .C = 2, .H = 3, .W = 2100, .kh = 2, .kw = 2040, .stride_h = 1,
+                 .stride_w = 1, .pad_h = 0, .pad_w = 3};
+    ck_assert_int_eq(st_pool_init(&p), 0);
+    size_t nx = (size_t)2 * 3 * 2100, ny = (size_t)2 * p.P * p.Q;
+    float *x = zeros(nx), *y = zeros(ny), *yi = zeros(ny);
+    int32_t *arg = calloc(ny, sizeof *arg);
+    st_rng r;
+    st_rng_seed(&r, 9);
+    stt_fill_uniform(x, nx, -1, 1, &r);
+    x[4000] = NAN;
+    st_maxpool_forward(&p, y, arg, x);
+    st_maxpool_forward_infer(&p, yi, x);
+    for (size_t i = 0; i < ny; i++)
+        ck_assert_msg((y[i] != y[i] && yi[i] != yi[i]) || y[i] == yi[i], "y[%zu] %g vs %g", i, yi[i], y[i]);
+    free(x), free(y), free(yi), free(arg);
+}
+END_TEST
+
 /* The inference pool against the argmax one over kernels 1-5, strides 1-3, padding up to
  * half the kernel, ceil mode, odd sizes (1, 3, 7, 17, 40 columns), NaNs at some inputs. */
 START_TEST(test_maxpool_infer_sweep) {
@@ -446,6 +466,7 @@ Suite *torch_ops_suite(void) {
     tcase_add_test(tc, test_pool);
     tcase_add_test(tc, test_maxpool_infer_wide);
     tcase_add_test(tc, test_maxpool_infer_sweep);
+    tcase_add_test(tc, test_maxpool_infer_wide_kernel);
     tcase_add_test(tc, test_shape);
     tcase_add_test(tc, test_xent);
     suite_add_tcase(s, tc);

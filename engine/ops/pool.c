@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "conv2d_internal.h"
 #include "st_common.h"
 #include "st_cpu.h"
 #include "st_ops.h"
@@ -137,8 +138,8 @@ static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int
             for (int ow = c0; ow < c1; ow++) row[ow - c0] = -INFINITY;
             for (int dw = 0; dw < p->kw; dw++) {
                 const int off = dw - p->pad_w; /* w = ow * sw + off must lie in [0, W) */
-                int lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-                int hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
+                int lo, hi;
+                st__valid_range(Q, sw, off, W, &lo, &hi);
                 lo = ST_MAX(lo, c0), hi = ST_MIN(hi, c1);
 #pragma omp simd
                 for (int ow = lo; ow < hi; ow++) row[ow - c0] = max_nan(row[ow - c0], xr[ow * sw + off]);
@@ -186,8 +187,8 @@ static void maxpool_plane_sep(const st_pool *p, float *yp, const float *xp, int 
         for (int dw = 0; dw < p->kw; dw++) {
             const int off = dw - pw; /* input column ow*sw + off = (ow + sh)*sw + b */
             const int b = ((off % sw) + sw) % sw, sh = (off - b) / sw;
-            int lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-            int hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
+            int lo, hi;
+            st__valid_range(Q, sw, off, W, &lo, &hi);
             lo = ST_MAX(lo, c0), hi = ST_MIN(hi, c1);
             const float *src = sw > 1 ? pv + (size_t)b * L + (sh - j0) : pv + (off - i0);
             if (hi > lo) k->max_into(yr + lo, src + lo, (size_t)(hi - lo));
