@@ -48,7 +48,9 @@ static const dc_case cases[] = {
     {1, 64, 48, 48, 24, 1, 1, 1, 1, 0, 0, 1, 1, "in-place 1x1, column panels outer"},
     {1, 32, 90, 90, 9, 3, 3, 3, 3, 1, 1, 1, 1, "stride 3, per-thread unrolled panels"},
     {1, 128, 5, 5, 128, 3, 3, 1, 1, 1, 1, 1, 1, "weights past L2: weight panels outer"},
-    {1, 160, 27, 27, 96, 3, 3, 1, 1, 1, 1, 1, 1, "weights and input past L2: chunked reduction"},
+    {1, 160, 27, 27, 96, 3, 3, 1, 1, 1, 1, 1, 1, "weights and input past L2"},
+    {1, 32, 64, 64, 8, 7, 7, 1, 1, 3, 3, 1, 1, "7x7 on an input past L2: direct, chunked reduction"},
+    {1, 256, 30, 30, 9, 3, 3, 3, 3, 1, 1, 1, 1, "stride 3, few panels: shared unrolled, chunked"},
     {1, 3, 64, 64, 16, 6, 6, 2, 2, 2, 2, 1, 1, "stem at 64: row tiles"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
@@ -77,69 +79,90 @@ static int have_kernel(void) {
     return 0;
 }
 
-/* Runs body once per SIMD level the CPU has (AVX2, AVX-512), ST_ISA set accordingly and
- * restored after. */
-#define FOR_EACH_ISA(body)                                                                   \
-    do {                                                                                     \
-        const char *isa_prev_ = getenv("ST_ISA");                                            \
-        char isa_keep_[32] = "";                                                             \
-        if (isa_prev_) snprintf(isa_keep_, sizeof isa_keep_, "%s", isa_prev_);               \
-        for (int isa_ = ST_ISA_AVX2; isa_ <= (int)st_cpu_best_isa(); isa_++) {               \
-            setenv("ST_ISA", st_isa_name((st_isa)isa_), 1);                                  \
-            body;                                                                            \
-        }                                                                                    \
-        if (isa_prev_) setenv("ST_ISA", isa_keep_, 1);                                       \
-        else unsetenv("ST_ISA");                                                             \
-    } while (0)
+/* Runs check(ci) once per SIMD level the CPU has (AVX2, AVX-512), ST_ISA set
+ * accordingly and restored after. */
+static void for_each_isa(void (*check)(int), int ci) {
+    const char *prev = getenv("ST_ISA");
+    char keep[32] = "";
+    if (prev) snprintf(keep, sizeof keep, "%s", prev);
+    for (int isa = ST_ISA_AVX2; isa <= (int)st_cpu_best_isa(); isa++) {
+        setenv("ST_ISA", st_isa_name((st_isa)isa), 1);
+        check(ci);
+    }
+    if (prev) setenv("ST_ISA", keep, 1);
+    else unsetenv("ST_ISA");
+}
+
+/* One case's arrays: x and b random (seeded), w, the reference and two outputs sized,
+ * scratch for up to 2 threads. */
+typedef struct {
+    st_conv2d c;
+    size_t nx, nw, ny;
+    float *x, *w, *b, *want, *got, *got2, *scr;
+    st_rng r;
+} dc_bufs;
+
+static void bufs_open(dc_bufs *t, int ci, uint64_t seed) {
+    t->c = make_conv(&cases[ci]);
+    const st_conv2d *c = &t->c;
+    st_rng_seed(&t->r, seed + (uint64_t)ci);
+    t->nx = (size_t)c->N * c->C * c->H * c->W, t->nw = (size_t)c->K * c->C * c->R * c->S;
+    t->ny = (size_t)c->N * c->K * c->P * c->Q;
+    t->x = malloc(t->nx * sizeof(float)), t->w = malloc(t->nw * sizeof(float));
+    t->b = malloc((size_t)c->K * sizeof(float));
+    t->want = malloc(t->ny * sizeof(float)), t->got = malloc(t->ny * sizeof(float));
+    t->got2 = malloc(t->ny * sizeof(float));
+    t->scr = malloc((st_dense_conv_scratch_floats(c, 2) + 1) * sizeof(float));
+    stt_fill_uniform(t->x, t->nx, -1, 1, &t->r);
+    stt_fill_uniform(t->b, (size_t)c->K, -1, 1, &t->r);
+}
+
+static void bufs_close(dc_bufs *t) {
+    free(t->x), free(t->w), free(t->b), free(t->want), free(t->got), free(t->got2), free(t->scr);
+}
 
 static void check_case(int ci);
 
 START_TEST(matches_reference) {
     if (!have_kernel()) return;
-    FOR_EACH_ISA(check_case(_i));
+    for_each_isa(check_case, _i);
 }
 END_TEST
 
 static void check_case(int ci) {
     static const double sparsities[] = {0.0, 0.5, 0.9, 0.99, 1.0};
     const dc_case *cc = &cases[ci];
-    st_conv2d c = make_conv(cc);
-    st_rng r;
-    st_rng_seed(&r, 100 + (uint64_t)ci);
-    const size_t nx = (size_t)c.N * c.C * c.H * c.W, nw = (size_t)c.K * c.C * c.R * c.S,
-                 ny = (size_t)c.N * c.K * c.P * c.Q;
-    float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc((size_t)c.K * sizeof *b);
-    float *want = malloc(ny * sizeof *want), *got = malloc(ny * sizeof *got), *got2 = malloc(ny * sizeof *got2);
-    float *scr = malloc((st_dense_conv_scratch_floats(&c, 2) + 1) * sizeof(float));
-    stt_fill_uniform(x, nx, -1, 1, &r);
-    stt_fill_uniform(b, (size_t)c.K, -1, 1, &r);
+    dc_bufs t;
+    bufs_open(&t, ci, 100);
+    const st_conv2d c = t.c;
+    const size_t ny = t.ny;
     for (int sp = 0; sp < 5; sp++) {
-        stt_fill_uniform(w, nw, -1, 1, &r);
-        for (size_t i = 0; i < nw; i++)
-            if (st_rng_uniform(&r) < sparsities[sp]) w[i] = 0.0f;
+        stt_fill_uniform(t.w, t.nw, -1, 1, &t.r);
+        for (size_t i = 0; i < t.nw; i++)
+            if (st_rng_uniform(&t.r) < sparsities[sp]) t.w[i] = 0.0f;
         for (int with_bias = 0; with_bias < 2; with_bias++) {
-            const float *bias = with_bias ? b : NULL;
-            st_conv2d_forward_ref(&c, want, x, w, bias);
+            const float *bias = with_bias ? t.b : NULL;
+            st_conv2d_forward_ref(&c, t.want, t.x, t.w, bias);
             st_dense_conv d;
             st_error err = {0};
-            ck_assert_int_eq(st_dense_conv_pack(&d, &c, w, &err), ST_OK);
-            for (int t = 1; t <= 2; t++) {
-                omp_set_num_threads(t);
-                float *out = t == 1 ? got : got2;
+            ck_assert_int_eq(st_dense_conv_pack(&d, &c, t.w, &err), ST_OK);
+            for (int th = 1; th <= 2; th++) {
+                omp_set_num_threads(th);
+                float *out = th == 1 ? t.got : t.got2;
                 for (size_t i = 0; i < ny; i++) out[i] = 1e30f; /* every output is written */
-                st_dense_conv_forward(&d, &c, out, x, bias, NULL, scr);
-                if (t == 1) {
-                    ck_assert_msg(stt_first_mismatch(got, want, ny, sum_atol(&c), 1e-4) == (size_t)-1,
+                st_dense_conv_forward(&d, &c, out, t.x, bias, NULL, t.scr);
+                if (th == 1) {
+                    ck_assert_msg(stt_first_mismatch(t.got, t.want, ny, sum_atol(&c), 1e-4) == (size_t)-1,
                                   "%s (%s): differs from the reference", cc->what, getenv("ST_ISA"));
                 }
             }
-            ck_assert_msg(!memcmp(got, got2, ny * sizeof *got), "%s (%s): 1 vs 2 threads differ", cc->what,
-                          getenv("ST_ISA"));
+            ck_assert_msg(!memcmp(t.got, t.got2, ny * sizeof(float)), "%s (%s): 1 vs 2 threads differ",
+                          cc->what, getenv("ST_ISA"));
             omp_set_num_threads(2);
             st_dense_conv_free(&d);
         }
     }
-    free(x), free(w), free(b), free(want), free(got), free(got2), free(scr);
+    bufs_close(&t);
 }
 
 /* The epilogue sees every output exactly once, with its index and channel. */
@@ -165,37 +188,32 @@ static void check_epilogue(int ci);
 
 START_TEST(epilogue_on_finished_outputs) {
     if (!have_kernel()) return;
-    FOR_EACH_ISA(check_epilogue(_i));
+    for_each_isa(check_epilogue, _i);
 }
 END_TEST
 
 static void check_epilogue(int ci) {
     const dc_case *cc = &cases[ci];
-    st_conv2d c = make_conv(cc);
-    st_rng r;
-    st_rng_seed(&r, 300 + (uint64_t)ci);
-    const size_t nx = (size_t)c.N * c.C * c.H * c.W, nw = (size_t)c.K * c.C * c.R * c.S,
-                 ny = (size_t)c.N * c.K * c.P * c.Q;
-    float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc((size_t)c.K * sizeof *b);
-    float *want = malloc(ny * sizeof *want), *got = malloc(ny * sizeof *got);
-    float *scr = malloc((st_dense_conv_scratch_floats(&c, 2) + 1) * sizeof(float));
-    stt_fill_uniform(x, nx, -1, 1, &r);
-    stt_fill_uniform(w, nw, -1, 1, &r);
-    stt_fill_uniform(b, (size_t)c.K, -1, 1, &r);
-    st_conv2d_forward_ref(&c, want, x, w, b);
-    for (size_t i = 0; i < ny; i++) want[i] = want[i] > 0 ? want[i] : 0;
+    dc_bufs t;
+    bufs_open(&t, ci, 300);
+    const st_conv2d c = t.c;
+    stt_fill_uniform(t.w, t.nw, -1, 1, &t.r);
+    st_conv2d_forward_ref(&c, t.want, t.x, t.w, t.b);
+    for (size_t i = 0; i < t.ny; i++) t.want[i] = t.want[i] > 0 ? t.want[i] : 0;
     st_dense_conv d;
     st_error err = {0};
-    ck_assert_int_eq(st_dense_conv_pack(&d, &c, w, &err), ST_OK);
-    epi_check ec = {got, c.K, (size_t)c.P * c.Q, calloc(ny, 1), 0};
+    ck_assert_int_eq(st_dense_conv_pack(&d, &c, t.w, &err), ST_OK);
+    epi_check ec = {t.got, c.K, (size_t)c.P * c.Q, calloc(t.ny, 1), 0};
     const st_dense_epi epi = {relu_epi, &ec};
     omp_set_num_threads(2);
-    st_dense_conv_forward(&d, &c, got, x, b, &epi, scr);
+    st_dense_conv_forward(&d, &c, t.got, t.x, t.b, &epi, t.scr);
     ck_assert_msg(!ec.bad, "%s: epilogue called with a wrong index or channel", cc->what);
-    for (size_t i = 0; i < ny; i++) ck_assert_msg(ec.seen[i] == 1, "%s: output %zu seen %d times", cc->what, i, ec.seen[i]);
-    STT_ASSERT_CLOSE(got, want, ny, sum_atol(&c), 1e-4);
+    for (size_t i = 0; i < t.ny; i++)
+        ck_assert_msg(ec.seen[i] == 1, "%s: output %zu seen %d times", cc->what, i, ec.seen[i]);
+    STT_ASSERT_CLOSE(t.got, t.want, t.ny, sum_atol(&c), 1e-4);
     st_dense_conv_free(&d);
-    free(ec.seen), free(x), free(w), free(b), free(want), free(got), free(scr);
+    free(ec.seen);
+    bufs_close(&t);
 }
 
 /* The cases above reach every way the kernel runs a convolution. */
@@ -212,6 +230,16 @@ START_TEST(cases_cover_every_mode) {
         }
         ck_assert_msg(hit, "no test case runs as '%s'", modes[m]);
     }
+    /* and the reduction in chunks (tiles accumulated across chunks), direct and unrolled */
+    int direct_chunked = 0, unrolled_chunked = 0;
+    for (int i = 0; i < N_CASES; i++) {
+        st_conv2d c = make_conv(&cases[i]);
+        if (st_dense_conv_chunks(&c, 2) < 2) continue;
+        direct_chunked |= !strncmp(st_dense_conv_mode(&c, 2), "direct", 6);
+        unrolled_chunked |= !strncmp(st_dense_conv_mode(&c, 2), "unrolled", 8);
+    }
+    ck_assert_msg(direct_chunked && unrolled_chunked, "chunked reduction not covered: direct %d, unrolled %d",
+                  direct_chunked, unrolled_chunked);
 }
 END_TEST
 

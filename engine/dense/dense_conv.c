@@ -122,6 +122,13 @@ const char *st_dense_conv_mode(const st_conv2d *c, int threads) {
     return "direct, grid in place";
 }
 
+int st_dense_conv_chunks(const st_conv2d *c, int threads) {
+    plan p;
+    make_plan(c, threads, &p);
+    const int crs = c->C * c->R * c->S;
+    return p.shared && !p.jp_outer ? (crs + p.kc - 1) / p.kc : 1;
+}
+
 int st_dense_conv_supported(const st_conv2d *c) {
     return c->groups == 1 && st_cpu_select_isa() >= ST_ISA_AVX2;
 }

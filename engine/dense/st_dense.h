@@ -55,8 +55,10 @@ typedef struct st_dense_epi {
     const void *ctx;
 } st_dense_epi;
 
-/* How st_dense_conv_forward runs c with this many threads (tests, benchmarks). */
+/* How st_dense_conv_forward runs c with this many threads (tests, benchmarks), and in
+ * how many chunks of the reduction (1: each tile's whole reduction at once). */
 const char *st_dense_conv_mode(const st_conv2d *c, int threads);
+int st_dense_conv_chunks(const st_conv2d *c, int threads);
 
 /* Scratch floats st_dense_conv_forward needs with up to `threads` OpenMP threads. */
 size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads);
