@@ -45,12 +45,7 @@ static int print_profile(se_compiled *c, se_context *x, const float *in, float *
     while (!rc && (omp_get_wtime() - t0 < secs || runs < 3)) rc = se_run(x, in, outs, err, errcap), runs++;
     const int n = se_num_steps(c);
     double *ms = calloc((size_t)n, sizeof *ms), total = 0;
-    char *plan = NULL;
-    for (size_t cap = 1 << 16; !rc && ms; cap *= 2) {
-        free(plan);
-        if (!(plan = malloc(cap))) break;
-        if (se_describe(c, plan, cap) == 0) break;
-    }
+    char *plan = rc ? NULL : se_cli_describe(c);
     if (!rc && (!ms || !plan)) rc = 4, snprintf(err, errcap, "out of memory");
     if (!rc) {
         se_context_step_ms(x, ms, n);
@@ -111,21 +106,10 @@ int se_cmd_bench(int argc, char **argv) {
     if (!rc) rc = se_compile(m, &o, &c, err, sizeof err);
     if (!rc) rc = se_context_new(c, &x, err, sizeof err);
     if (rc) goto done;
-    int64_t d[4];
-    int nd = se_input_shape(c, d);
-    size_t n_in = 1;
-    for (int k = 0; k < nd; k++) n_in *= (size_t)d[k];
-    int n_out = se_num_outputs(c);
+    const size_t n_in = se_cli_numel(c, -1);
     in = malloc(n_in * sizeof *in);
-    outs = calloc((size_t)n_out, sizeof *outs);
-    if (!in || !outs) { rc = 4; snprintf(err, sizeof err, "out of memory"); goto done; }
-    for (int k = 0; k < n_out; k++) {
-        int64_t od[4];
-        int ond = se_output_shape(c, k, od);
-        size_t n = 1;
-        for (int j = 0; j < ond; j++) n *= (size_t)od[j];
-        if (!(outs[k] = malloc(n * sizeof(float)))) { rc = 4; snprintf(err, sizeof err, "out of memory"); goto done; }
-    }
+    outs = calloc((size_t)se_num_outputs(c), sizeof *outs);
+    if (!in || !outs || se_cli_alloc_outputs(c, outs)) { rc = 4; snprintf(err, sizeof err, "out of memory"); goto done; }
     unsigned s = 12345;
     for (size_t i = 0; i < n_in; i++) s = s * 1103515245u + 12345u, in[i] = (float)((s >> 8) & 0xffff) / 65536.0f;
     double t0 = omp_get_wtime();

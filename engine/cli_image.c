@@ -37,17 +37,9 @@ static int engine1_open(engine1 *e, const char *path, const se_options *opt, cha
     if (!rc) rc = se_compile(e->m, &o, &e->c, err, cap);
     if (!rc) rc = se_context_new(e->c, &e->x, err, cap);
     if (rc) return rc;
-    int nd = se_input_shape(e->c, e->in_dims);
-    size_t n = 1;
-    for (int k = 0; k < nd; k++) n *= (size_t)e->in_dims[k];
-    if (!(e->in = calloc(n, sizeof(float)))) return snprintf(err, cap, "out of memory"), 4;
-    for (int k = 0; k < se_num_outputs(e->c) && k < ST_MAX_OUTPUTS; k++) {
-        int64_t d[4];
-        int ond = se_output_shape(e->c, k, d);
-        size_t m = 1;
-        for (int j = 0; j < ond; j++) m *= (size_t)d[j];
-        if (!(e->out[k] = malloc(m * sizeof(float)))) return snprintf(err, cap, "out of memory"), 4;
-    }
+    se_input_shape(e->c, e->in_dims);
+    if (!(e->in = calloc(se_cli_numel(e->c, -1), sizeof(float))) || se_cli_alloc_outputs(e->c, e->out))
+        return snprintf(err, cap, "out of memory"), 4;
     return 0;
 }
 

@@ -114,20 +114,13 @@ int se_cmd_run(int argc, char **argv) {
         goto done;
     }
     const int n_out = se_num_outputs(c);
-    for (int k = 0; k < n_out && !rc; k++) {
-        int64_t od[4];
-        int nd = se_output_shape(c, k, od);
-        size_t n = 1;
-        for (int j = 0; j < nd; j++) n *= (size_t)od[j];
-        if (!(outs[k] = malloc(n * sizeof(float)))) rc = 4, snprintf(err, sizeof err, "out of memory");
-    }
+    if ((rc = se_cli_alloc_outputs(c, outs))) snprintf(err, sizeof err, "out of memory");
     if (!rc) rc = se_context_new(c, &cx, err, sizeof err);
     if (!rc) rc = se_run(cx, x.data, outs, err, sizeof err);
     for (int k = 0; k < n_out && !rc; k++) {
         int64_t od[4];
-        int nd = se_output_shape(c, k, od);
-        size_t n = 1;
-        for (int j = 0; j < nd; j++) n *= (size_t)od[j];
+        const int nd = se_output_shape(c, k, od);
+        const size_t n = se_cli_numel(c, k);
         char path[1024];
         if (out) {
             if (n_out == 1) snprintf(path, sizeof path, "%s", out);

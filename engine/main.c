@@ -50,11 +50,7 @@ static int info_plan(const char *path, const se_options *o) {
     char *buf = NULL;
     int rc = se_load(path, &m, err, sizeof err);
     if (!rc) rc = se_compile(m, o, &c, err, sizeof err);
-    for (size_t cap = 1 << 16; !rc; cap *= 2) {
-        free(buf);
-        if (!(buf = malloc(cap))) { rc = 4; snprintf(err, sizeof err, "out of memory"); break; }
-        if (se_describe(c, buf, cap) == 0) break;
-    }
+    if (!rc && !(buf = se_cli_describe(c))) rc = 4, snprintf(err, sizeof err, "out of memory");
     if (!rc) fputs(buf, stdout);
     else fprintf(stderr, "sparseengine info: error: %s\n", err);
     free(buf);
