@@ -36,7 +36,7 @@ static void output_path(char *dst, size_t cap, const char *base, const char *nam
                  ch == '.' || ch == '-' || ch == '_';
         dst[at++] = ok ? ch : '_';
     }
-    snprintf(dst + at, cap - (size_t)at, "npy");
+    snprintf(dst + at, cap - (size_t)at, ".npy");
 }
 
 int se_cmd_run(int argc, char **argv) {

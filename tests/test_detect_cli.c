@@ -116,6 +116,10 @@ START_TEST(train_outputs_resume_eval_predict) {
     for (char *w = out; (w = strstr(w, "wrote ")); heads++) {
         char file[1024];
         ck_assert_int_eq(sscanf(w, "wrote %1023[^:]:", file), 1);
+        /* y.<output name>.npy next to the given y.npy */
+        const size_t fl = strlen(file);
+        ck_assert_msg(fl > 6 && !strcmp(file + fl - 4, ".npy") && strncmp(file + fl - 5, "..", 2) &&
+                      strstr(file, "/y.") && strcmp(strstr(file, "/y."), "/y.npy"), "%s", file);
         w += 6;
         st_npy y = {0};
         ck_assert_msg(st_npy_read(file, &y, &err) == ST_OK, "%s", err.msg);
