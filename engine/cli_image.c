@@ -43,33 +43,28 @@ static int engine1_open(engine1 *e, const char *path, const se_options *opt, cha
     return 0;
 }
 
-static int classify(const char *model, const st_image *img, const se_options *o) {
+static int classify(const st_onnx_model *meta, const st_image *img, const engine1 *en) {
     char err[512] = "";
     st_error e = {0};
-    st_onnx_model *meta = NULL;
     char **names = NULL;
-    int n_names = 0;
-    engine1 en;
-    int rc = engine1_open(&en, model, o, err, sizeof err);
-    if (!rc && st_onnx_read_file(model, &meta, &e) != ST_OK) rc = 2, snprintf(err, sizeof err, "%.500s", e.msg);
-    if (rc) goto done;
+    int n_names = 0, rc = 0;
     float mean = 0.45f, std = 0.225f; /* ImageNet-like default when the file does not say */
     const char *norm = st_onnx_metadata(meta, "sparsetrain.normalize");
     if (norm) sscanf(norm, "%f %f", &mean, &std);
     const char *cls = st_onnx_metadata(meta, "sparsetrain.classes");
     if (cls && st_json_parse_string_list(cls, &names, &n_names, &e) != ST_OK) names = NULL, n_names = 0;
-    const int C_in = (int)en.in_dims[1], H = (int)en.in_dims[2], W = (int)en.in_dims[3];
+    const int C_in = (int)en->in_dims[1], H = (int)en->in_dims[2], W = (int)en->in_dims[3];
     st_image rs;
     if (st_image_alloc(&rs, img->c, H, W) != ST_OK) { rc = 4; snprintf(err, sizeof err, "out of memory"); goto done; }
     st_image_resize_bilinear(img, &rs);
-    st_image_to_chw(&rs, C_in, en.in);
+    st_image_to_chw(&rs, C_in, en->in);
     st_image_free(&rs);
-    for (size_t i = 0; i < (size_t)C_in * H * W; i++) en.in[i] = (en.in[i] - mean) / std;
-    if ((rc = se_run(en.x, en.in, en.out, err, sizeof err))) goto done;
+    for (size_t i = 0; i < (size_t)C_in * H * W; i++) en->in[i] = (en->in[i] - mean) / std;
+    if ((rc = se_run(en->x, en->in, en->out, err, sizeof err))) goto done;
     int64_t od[4];
-    int ond = se_output_shape(en.c, 0, od), C = 1;
+    int ond = se_output_shape(en->c, 0, od), C = 1;
     for (int j = 1; j < ond; j++) C *= (int)od[j];
-    const float *z = en.out[0];
+    const float *z = en->out[0];
     float mx = z[0];
     for (int k = 1; k < C; k++) mx = z[k] > mx ? z[k] : mx;
     double s = 0;
@@ -89,31 +84,26 @@ static int classify(const char *model, const st_image *img, const se_options *o)
 done:
     if (rc) fprintf(stderr, "sparseengine run: error: %s\n", err);
     if (names) st_json_free_list(names, n_names);
-    st_onnx_model_free(meta);
-    engine1_free(&en);
     return se_cli_exit(rc);
 }
 
-static int detect(const char *model, const st_image *img, const se_options *o) {
+static int detect(const char *model, const st_image *img, const engine1 *en) {
     char err[512] = "";
     st_error e = {0};
-    st_detector d;
+    st_detector d; /* the decode configuration and class names of the file */
     st_detect_buf buf = {0};
-    engine1 en;
-    memset(&en, 0, sizeof en);
     int rc = 0;
     if (st_detector_open(NULL, model, &d, &e) != ST_OK) {
         fprintf(stderr, "sparseengine run: error: %s\n", e.msg);
         return st_exit_code(e.code);
     }
     if (st_detect_buf_init(&buf, &d.cfg, &e) != ST_OK) rc = 4, snprintf(err, sizeof err, "%.500s", e.msg);
-    if (!rc) rc = engine1_open(&en, model, o, err, sizeof err);
     st_letterbox lb;
-    if (!rc && st_detect_letterbox(&d.cfg, img, (int)en.in_dims[1], en.in, &lb))
+    if (!rc && st_detect_letterbox(&d.cfg, img, (int)en->in_dims[1], en->in, &lb))
         rc = 4, snprintf(err, sizeof err, "out of memory");
-    if (!rc) rc = se_run(en.x, en.in, en.out, err, sizeof err);
+    if (!rc) rc = se_run(en->x, en->in, en->out, err, sizeof err);
     if (!rc) {
-        const float *out[ST_YOLO_SCALES] = {en.out[0], en.out[1], en.out[2]};
+        const float *out[ST_YOLO_SCALES] = {en->out[0], en->out[1], en->out[2]};
         int n = st_detect_finish(&d.cfg, out, &lb, 0.25f, 0.45f, ST_DET_MAX, &buf);
         printf("%d detections (conf >= 0.25, NMS IoU 0.45), boxes in image pixels:\n", n);
         for (int i = 0; i < n; i++) {
@@ -123,7 +113,6 @@ static int detect(const char *model, const st_image *img, const se_options *o) {
         }
     }
     if (rc) fprintf(stderr, "sparseengine run: error: %s\n", err);
-    engine1_free(&en);
     st_detect_buf_free(&buf);
     st_detector_free(&d);
     return se_cli_exit(rc);
@@ -138,20 +127,26 @@ int se_cmd_run_image(const char *model, const char *image, const se_options *o) 
         fprintf(stderr, "sparseengine run: error: %s\n", err.msg);
         return st_exit_code(rc);
     }
-    st_onnx_model *m = NULL;
-    const char *task = NULL;
-    int outputs = 1;
-    if ((rc = st_onnx_read_file(model, &m, &err)) == ST_OK) {
-        task = st_onnx_metadata(m, "sparsetrain.task");
-        st_graph *g = NULL;
-        if (!task && (rc = st_onnx_import(m, NULL, &g, &err)) == ST_OK) outputs = g->n_outputs;
-        st_graph_free(g);
+    /* the file once for its metadata, the model compiled once; a file without our task
+     * metadata is a detector when it has YOLOv5's three outputs */
+    st_onnx_model *meta = NULL;
+    engine1 en;
+    memset(&en, 0, sizeof en);
+    char msg[512] = "";
+    int code = 0;
+    if ((rc = st_onnx_read_file(model, &meta, &err)) != ST_OK) {
+        fprintf(stderr, "sparseengine run: error: %s\n", err.msg);
+        code = st_exit_code(rc);
+    } else if ((code = engine1_open(&en, model, o, msg, sizeof msg))) {
+        fprintf(stderr, "sparseengine run: error: %s\n", msg);
+        code = se_cli_exit(code);
+    } else {
+        const char *task = st_onnx_metadata(meta, "sparsetrain.task");
+        const int det = task ? !strcmp(task, "detect") : se_num_outputs(en.c) == 3;
+        code = det ? detect(model, &img, &en) : classify(meta, &img, &en);
     }
-    int det = task ? !strcmp(task, "detect") : outputs == 3;
-    st_onnx_model_free(m);
-    int code = st_exit_code(rc);
-    if (rc != ST_OK) fprintf(stderr, "sparseengine run: error: %s\n", err.msg);
-    else code = (det ? detect : classify)(model, &img, o);
+    engine1_free(&en);
+    st_onnx_model_free(meta);
     st_image_free(&img);
     return code;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "st_image.h"
 #include "st_npy.h"
 #include "st_test_util.h"
 
@@ -96,6 +97,21 @@ START_TEST(train_export_import_resume) {
     ck_assert_msg(strstr(js, "\"latency_percentiles_ms\": {\"50\"") && strstr(js, "\"99\""), "%s", js);
     snprintf(args, sizeof args, "bench %s/a/p90.onnx -b 0", data);
     ck_assert_int_eq(stt_run_tool("sparseengine", args, out, sizeof out), 2);
+    /* run --image on a classifier export: top classes from the compiled engine */
+    {
+        st_image im;
+        st_error ie = {0};
+        ck_assert_int_eq(st_image_alloc(&im, 1, 28, 28), ST_OK);
+        for (int i = 0; i < 28 * 28; i++) im.data[i] = (uint8_t)((i * 7) % 251);
+        snprintf(path, sizeof path, "%s/img.png", data);
+        ck_assert_int_eq(st_png_write(path, &im, &ie), ST_OK);
+        st_image_free(&im);
+        snprintf(args, sizeof args, "run %s/a/p90.onnx --image %s --threads 2", data, path);
+        ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0 &&
+                      strstr(out, "top classes (softmax of the 10 outputs)"), "%s", out);
+        snprintf(args, sizeof args, "run %s/a/p90.onnx --image %s/none.png", data, data);
+        ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 2 && strstr(out, "none.png"), "%s", out);
+    }
     /* bench --profile: per-step times next to the plan lines */
     snprintf(args, sizeof args, "bench %s/a/p90.onnx -t 0.2 -w 0 -ncores 2 --profile", data);
     ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
