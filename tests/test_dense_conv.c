@@ -204,7 +204,7 @@ static void check_epilogue(int ci) {
     st_error err = {0};
     ck_assert_int_eq(st_dense_conv_pack(&d, &c, t.w, &err), ST_OK);
     epi_check ec = {t.got, c.K, (size_t)c.P * c.Q, calloc(t.ny, 1), 0};
-    const st_dense_epi epi = {relu_epi, &ec};
+    const st_epi epi = {relu_epi, &ec};
     omp_set_num_threads(2);
     st_dense_conv_forward(&d, &c, t.got, t.x, t.b, &epi, t.scr);
     ck_assert_msg(!ec.bad, "%s: epilogue called with a wrong index or channel", cc->what);

@@ -90,12 +90,12 @@ START_TEST(test_kernels_match_reference) {
                         st_sparse_kernels_init(&k, isas[q]);
                         ck_assert_int_eq(k.isa, isas[q]);
                         float *Y = ot_copy(Y0, (size_t)rows * ldy);
-                        k.spmm(0, rows, m.ptr, m.idx, m.val, X, ldx, n, Y, ldy, bias, 1, NULL, NULL);
+                        k.spmm(0, rows, m.ptr, m.idx, m.val, X, ldx, n, Y, ldy, bias, 1, NULL, NULL, NULL, 0);
                         OT_ASSERT_NEAR(Y, ref, (size_t)rows * ldy, 1e-5, 1e-5, st_isa_name(k.isa));
                         /* overwrite mode, no bias, rows [1, rows): row 0 untouched */
                         float *Y2 = ot_copy(Y0, (size_t)rows * ldy);
                         if (rows > 1) {
-                            k.spmm(1, rows, m.ptr, m.idx, m.val, X, ldx, n, Y2 + ldy, ldy, NULL, 0, NULL, NULL);
+                            k.spmm(1, rows, m.ptr, m.idx, m.val, X, ldx, n, Y2 + ldy, ldy, NULL, 0, NULL, NULL, NULL, 0);
                             if (memcmp(Y2, Y0, sizeof(float) * ldy) != 0)
                                 ck_abort_msg("%s spmm wrote row r0 - 1", st_isa_name(k.isa));
                             for (int i = 1; i < rows; i++)
@@ -159,7 +159,7 @@ START_TEST(test_kernels_masked_and_helpers) {
             st_sparse_kernels k;
             st_sparse_kernels_init(&k, isas[q]);
             float *Y = ot_zeros((size_t)rows * ldy), *dv = ot_zeros(m.nnz + 1);
-            k.spmm(0, rows, m.ptr, m.idx, m.val, X, ldx, n, Y, ldy, NULL, 0, cls, xm);
+            k.spmm(0, rows, m.ptr, m.idx, m.val, X, ldx, n, Y, ldy, NULL, 0, cls, xm, NULL, 0);
             OT_ASSERT_NEAR(Y, ref, (size_t)rows * ldy, 1e-5, 1e-5, st_isa_name(k.isa));
             k.sddmm(0, rows, m.ptr, m.idx, dY, ldy, X, ldx, n, dv, cls, xm, NULL);
             OT_ASSERT_NEAR(dv, dref, (size_t)m.nnz + 1, 1e-5, 1e-5, st_isa_name(k.isa));

@@ -11,6 +11,7 @@
 #include "st_gradcheck.h"
 #include "st_ops.h"
 #include "st_ops_test_util.h"
+#include "act_kernels.h"
 #include "st_sparse.h"
 
 typedef struct {
@@ -91,6 +92,34 @@ typedef struct {
     size_t nx, nw, ny;
 } dense_run;
 
+/* The fused epilogue (in registers, or on the staged rows) gives the plain forward's
+ * output with the ops applied by the portable row kernel: ResNet's add + ReLU and a
+ * chain of every other op, residuals read at the right index. */
+static void check_epilogue(const st_conv2d *c, const st_csr *m, const dense_run *d, const float *y,
+                           float *scratch, const char *msg) {
+    st_rng r;
+    st_rng_seed(&r, 7);
+    float *res = ot_rand(d->ny, -1, 1, &r), *got = ot_alloc(d->ny), *want = ot_alloc(d->ny);
+    const st_epi_op chains[2][ST_EPI_MAX_OPS] = {
+        {{ST_EPI_OP_ADD, 0, 0, res}, {ST_EPI_OP_RELU, 0, 0, NULL}},
+        {{ST_EPI_OP_SILU, 0, 0, NULL}, {ST_EPI_OP_ADD, 0, 0, res}, {ST_EPI_OP_LEAKYRELU, 0.1f, 0, NULL},
+         {ST_EPI_OP_CLIP, -0.3f, 2.0f, NULL}}};
+    const int n_ops[2] = {2, 4};
+    st_error err = {0};
+    for (int ch = 0; ch < 2; ch++) {
+        memcpy(want, y, d->ny * sizeof(float));
+        st_epi_rows_scalar(want, 0, want, 0, 1, d->ny, 0.0f, chains[ch], n_ops[ch]);
+        ck_assert_int_eq(st_conv2d_sparse_forward_epi(c, m, got, d->x, d->b, chains[ch], n_ops[ch],
+                                                      scratch, &err), ST_OK);
+        char what[300];
+        snprintf(what, sizeof what, "%s, epilogue chain %d", msg, ch);
+        OT_ASSERT_NEAR(got, want, d->ny, 2e-6, 2e-6, what);
+    }
+    ck_assert_int_eq(st_conv2d_sparse_forward_epi(c, m, got, d->x, d->b, NULL, 1, scratch, &err),
+                     ST_ERR_INTERNAL);
+    free(res), free(got), free(want);
+}
+
 /* One shape and sparsity: dense results once, then every ISA's sparse results. */
 static void compare_dense(const st_conv2d *c, double sparsity, const char *what, uint64_t seed,
                           int with_ref) {
@@ -151,6 +180,7 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
         OT_ASSERT_NEAR(y, d.y_d, d.ny, 2e-5, 1e-4, msg);
         ck_assert_int_eq(st_conv2d_sparse_forward(c, &m, y2, d.x, d.b, scratch, &err), ST_OK);
         ck_assert_msg(memcmp(y, y2, d.ny * sizeof(float)) == 0, "%s: not deterministic", msg);
+        check_epilogue(c, &m, &d, y, scratch, msg);
         float *dx = ot_copy(d.dx0, d.nx), *db = ot_copy(d.db0, c->K), *dval = ot_zeros(m.nnz + 1);
         ck_assert_int_eq(
             st_conv2d_sparse_backward(c, &m, dx, dval, db, d.dy, d.x, scratch, &err), ST_OK);

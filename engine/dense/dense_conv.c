@@ -266,7 +266,7 @@ typedef struct run {
     const int32_t *koff;  /* direct: per-tap offsets, else NULL (rows ldb apart) */
     float *y;             /* this image's output (or the padded grid, direct + compact) */
     const float *bias;
-    const st_dense_epi *epi; /* applied to finished tile rows; NULL: none or done later */
+    const st_epi *epi; /* applied to finished tile rows; NULL: none or done later */
     size_t y_index;       /* index of y[0] in the caller's output (epilogue offsets) */
     int P, Q;             /* output map (row tiles) */
 } run;
@@ -311,7 +311,7 @@ static inline size_t grid_pos(const plan *pl, int jp) {
  * unrolled. The Wh - Q columns between output rows are computed and dropped. */
 static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const plan *pl,
                            const st_dense_ukr *fs, float *y, const float *x, const float *bias,
-                           const st_dense_epi *epi, float *scratch) {
+                           const st_epi *epi, float *scratch) {
     const size_t HWh = (size_t)pl->Hh * pl->Wh, chf = plane_floats(c, pl), PQ = (size_t)c->P * c->Q;
     int32_t *koff = (int32_t *)scratch;
     float *xp = scratch + pad16((size_t)d->CRS);
@@ -367,7 +367,7 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
 }
 
 void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
-                           const float *bias, const st_dense_epi *epi, float *scratch) {
+                           const float *bias, const st_epi *epi, float *scratch) {
     plan pl; /* inside a parallel region (column bands) the nested regions run one thread */
     make_plan(c, omp_in_parallel() ? 1 : omp_get_max_threads(), &pl);
     st_dense_ukr ukr[3], ukr_off[3];

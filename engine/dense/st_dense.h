@@ -46,14 +46,6 @@ int st_dense_conv_supported(const st_conv2d *c);
 /* Packs w [K, C, R, S]; ST_ERR_NOMEM, or ST_ERR_INPUT when not supported. */
 st_status st_dense_conv_pack(st_dense_conv *d, const st_conv2d *c, const float *w, st_error *err);
 void st_dense_conv_free(st_dense_conv *d);
-/* An epilogue applied to outputs as they are finished (while in cache), instead of a
- * pass of its own: fn(ctx, y, n, i0, k) gets n final outputs of channel k that sit at
- * index i0 of the output array given to st_dense_conv_forward (image included). Runs
- * on the OpenMP threads, each output exactly once. */
-typedef struct st_dense_epi {
-    void (*fn)(const void *ctx, float *y, size_t n, size_t i0, int k);
-    const void *ctx;
-} st_dense_epi;
 
 /* How st_dense_conv_forward runs c with this many threads (tests, benchmarks), and in
  * how many chunks of the reduction (1: each tile's whole reduction at once). */
@@ -66,6 +58,6 @@ size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads);
  * OpenMP threads across the output tiles. Deterministic: each output is one thread's
  * sum in a fixed order. */
 void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
-                           const float *bias, const st_dense_epi *epi, float *scratch);
+                           const float *bias, const st_epi *epi, float *scratch);
 
 #endif

@@ -1,4 +1,5 @@
-/* AVX2 + FMA row kernel of the fused BatchNorm+SiLU forward: z = (x - mean) * scale +
+/* AVX2 + FMA row kernels: the inference epilogue (act_kernels.h) and the fused
+ * BatchNorm+SiLU forward: z = (x - mean) * scale +
  * shift (separate sub, mul, add: the same roundings as the scalar code, so z matches the
  * z backward recomputes), s = 1 / (1 + exp(-z)) with a Cephes-style polynomial exp
  * (relative error about 1e-7, within 1e-6 of libm's expf), y = z * s. */
@@ -40,4 +41,48 @@ void st_bn_silu_row_avx2(float *y, float *s, const float *x, size_t n, float mf,
         _mm256_storeu_ps(y + i, _mm256_mul_ps(z, sg));
     }
     st_bn_silu_row_scalar(y + i, s ? s + i : NULL, x + i, n - i, mf, scale, shift);
+}
+
+/* One 8-lane vector of an epilogue from x into y at element i (ADD reads src + off);
+ * lanes outside km are neither read nor written (maskload/maskstore). */
+static inline void epi8(float *y, const float *x, __m256i km, __m256 vb, const st_epi_op *ops,
+                        int n_ops, size_t off) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    __m256 v = _mm256_add_ps(_mm256_maskload_ps(x, km), vb);
+    for (int k = 0; k < n_ops; k++) {
+        const st_epi_op *op = &ops[k];
+        switch (op->kind) {
+        case ST_EPI_OP_RELU: v = _mm256_max_ps(v, zero); break; /* NaN, -0 -> +0 */
+        case ST_EPI_OP_LEAKYRELU:
+            v = _mm256_blendv_ps(_mm256_mul_ps(v, _mm256_set1_ps(op->a)), v,
+                                 _mm256_cmp_ps(v, zero, _CMP_GT_OQ));
+            break;
+        case ST_EPI_OP_SILU:
+        case ST_EPI_OP_SIGMOID: {
+            const __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(zero, v))));
+            /* the clamp inside exp turns NaN into a number: Sigmoid passes NaN on itself */
+            v = op->kind == ST_EPI_OP_SILU ? _mm256_mul_ps(v, sg)
+                                           : _mm256_blendv_ps(sg, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+            break;
+        }
+        case ST_EPI_OP_CLIP: /* max/min return the second operand for a NaN: kept */
+            v = _mm256_min_ps(_mm256_set1_ps(op->b), _mm256_max_ps(_mm256_set1_ps(op->a), v));
+            break;
+        case ST_EPI_OP_ADD: v = _mm256_add_ps(v, _mm256_maskload_ps(op->src + off, km)); break;
+        default: break;
+        }
+    }
+    _mm256_maskstore_ps(y, km, v);
+}
+
+void st_epi_rows_avx2(ST_EPI_ROWS_ARGS) {
+    const __m256 vb = _mm256_set1_ps(bias);
+    const __m256i full = _mm256_set1_epi32(-1);
+    const __m256i mt = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n % 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int r = 0; r < rows; r++) {
+        const size_t o = (size_t)(r * ldy);
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) epi8(y + o + i, x + r * ldx + i, full, vb, ops, n_ops, o + i);
+        if (i < n) epi8(y + o + i, x + r * ldx + i, mt, vb, ops, n_ops, o + i);
+    }
 }

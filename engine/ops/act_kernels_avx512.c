@@ -1,4 +1,5 @@
-/* AVX-512 row kernel of the fused BatchNorm+SiLU forward: the AVX2 kernel's arithmetic
+/* AVX-512 row kernels: the inference epilogue (act_vec_avx512.h) and the fused
+ * BatchNorm+SiLU forward: the AVX2 kernel's arithmetic
  * (same z roundings, same Cephes-style polynomial exp) on 16 lanes, 2^n applied by
  * scalef (exact for normal results, as the two multiplies of the AVX2 kernel), and the
  * row's tail under a mask instead of libm: the engine's epilogues run on short rows
@@ -6,22 +7,7 @@
 #include <immintrin.h>
 
 #include "act_kernels.h"
-
-static inline __m512 exp_avx512(__m512 t) {
-    t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(89.0f));
-    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), t);
-    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, fx);
-}
+#include "act_vec_avx512.h"
 
 static inline void silu16(float *y, float *s, const float *x, __mmask16 m, __m512 vm, __m512 vs,
                           __m512 vb) {
@@ -38,4 +24,21 @@ void st_bn_silu_row_avx512(float *y, float *s, const float *x, size_t n, float m
     size_t i = 0;
     for (; i + 16 <= n; i += 16) silu16(y + i, s ? s + i : NULL, x + i, (__mmask16)0xffff, vm, vs, vb);
     if (i < n) silu16(y + i, s ? s + i : NULL, x + i, (__mmask16)((1u << (n - i)) - 1u), vm, vs, vb);
+}
+
+void st_epi_rows_avx512(ST_EPI_ROWS_ARGS) {
+    const __m512 vb = _mm512_set1_ps(bias);
+    const __mmask16 mt = (__mmask16)((1u << (n % 16)) - 1u);
+    for (int r = 0; r < rows; r++) {
+        float *yr = y + r * ldy;
+        const float *xr = x + r * ldx;
+        const size_t o = (size_t)(r * ldy);
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(yr + i, st_epi_vec16(_mm512_add_ps(_mm512_loadu_ps(xr + i), vb), ops, n_ops,
+                                                  o + i, (__mmask16)0xffff));
+        if (i < n)
+            _mm512_mask_storeu_ps(yr + i, mt, st_epi_vec16(_mm512_add_ps(_mm512_maskz_loadu_ps(mt, xr + i), vb),
+                                                           ops, n_ops, o + i, mt));
+    }
 }

@@ -408,6 +408,7 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
     size_t scratch = 0;
     for (int i = 0; i < c->n_steps && !rc; i++) {
         se_step *s = &c->steps[i];
+        s->epi_rows = st_epi_rows_for(st_cpu_select_isa());
         if (s->op == ST_OP_CONV2D || s->op == ST_OP_LINEAR) rc = choose_kernel(c, s, &scratch, err, errcap);
         /* The dense conv adds its bias in a pass of its own when it runs one sample per
          * gemm; the epilogue's pass takes it over. */

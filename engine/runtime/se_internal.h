@@ -27,14 +27,17 @@
 
 #include "sparseengine.h"
 #include "st_dense.h"
+#include "act_kernels.h"
 #include "st_graph.h"
 #include "st_ops.h"
 #include "st_sparse.h"
 
 #define SE_MAX_EPI 4
 
-/* Epilogue op kinds. */
-enum { SE_EPI_RELU = 1, SE_EPI_LEAKYRELU, SE_EPI_SILU, SE_EPI_SIGMOID, SE_EPI_CLIP, SE_EPI_ADD };
+/* Epilogue op kinds: those of the fused row kernel (act_kernels.h). */
+enum { SE_EPI_RELU = ST_EPI_OP_RELU, SE_EPI_LEAKYRELU = ST_EPI_OP_LEAKYRELU,
+       SE_EPI_SILU = ST_EPI_OP_SILU, SE_EPI_SIGMOID = ST_EPI_OP_SIGMOID,
+       SE_EPI_CLIP = ST_EPI_OP_CLIP, SE_EPI_ADD = ST_EPI_OP_ADD };
 
 typedef struct se_epi {
     int kind;
@@ -51,6 +54,7 @@ typedef struct se_step {
     int bn_node;        /* folded BatchNorm node, or -1 */
     int n_epi;
     se_epi epi[SE_MAX_EPI];
+    st_epi_rows_fn epi_rows; /* the epilogue's kernel for the compiled ISA */
     /* conv / linear */
     st_conv2d conv;     /* N = the compiled batch */
     int in_f, out_f;    /* linear */

@@ -59,60 +59,31 @@ void se_context_free(se_context *x) {
     free(x);
 }
 
-static inline float sigmoidf_(float v) { return 1.0f / (1.0f + expf(-v)); }
-
-/* Applies the epilogue ops in sequence to m elements at yb (residuals at offset i0). */
-static inline void epi_block(const se_step *s, float *yb, size_t m, size_t i0, float bias,
-                             float *const *ptr) {
-    if (bias != 0.0f) {
-#pragma omp simd
-        for (size_t i = 0; i < m; i++) yb[i] += bias;
-    }
+/* The step's epilogue as row-kernel ops, residuals read at offset i0. */
+static inline void epi_ops(const se_step *s, float *const *ptr, size_t i0, st_epi_op *ops) {
     for (int e = 0; e < s->n_epi; e++) {
         const se_epi *ep = &s->epi[e];
-        const float a = ep->a, b = ep->b;
-        switch (ep->kind) {
-        case SE_EPI_RELU:
-#pragma omp simd
-            for (size_t i = 0; i < m; i++) yb[i] = yb[i] > 0.0f ? yb[i] : 0.0f;
-            break;
-        case SE_EPI_LEAKYRELU:
-#pragma omp simd
-            for (size_t i = 0; i < m; i++) yb[i] = yb[i] > 0.0f ? yb[i] : yb[i] * a;
-            break;
-        case SE_EPI_SILU: /* the vectorised exp of the fused BN+SiLU (libm's expf is scalar) */
-            st_bn_silu_row()(yb, NULL, yb, m, 0.0f, 1.0f, 0.0f);
-            break;
-        case SE_EPI_SIGMOID:
-#pragma omp simd
-            for (size_t i = 0; i < m; i++) yb[i] = sigmoidf_(yb[i]);
-            break;
-        case SE_EPI_CLIP:
-#pragma omp simd
-            for (size_t i = 0; i < m; i++) {
-                float v = yb[i] < a ? a : yb[i];
-                yb[i] = v > b ? b : v;
-            }
-            break;
-        case SE_EPI_ADD: {
-            const float *r = ptr[ep->value] + i0;
-#pragma omp simd
-            for (size_t i = 0; i < m; i++) yb[i] += r[i];
-            break;
-        }
-        default: break;
-        }
+        ops[e] = (st_epi_op){ep->kind, ep->a, ep->b, ep->kind == SE_EPI_ADD ? ptr[ep->value] + i0 : NULL};
     }
 }
 
-/* The epilogue run by the packed dense kernel on its finished tiles (st_dense_epi). */
-typedef struct dense_epi_ctx {
+/* Applies the epilogue ops to m elements at yb (residuals at offset i0) in one pass. */
+static inline void epi_block(const se_step *s, float *yb, size_t m, size_t i0, float bias,
+                             float *const *ptr) {
+    st_epi_op ops[SE_MAX_EPI];
+    epi_ops(s, ptr, i0, ops);
+    s->epi_rows(yb, 0, yb, 0, 1, m, bias, ops, s->n_epi);
+}
+
+/* The epilogue run by the packed dense kernel on its finished tiles (st_epi; the kernel
+ * adds the bias). */
+typedef struct kernel_epi_ctx {
     const se_step *s;
     float *const *ptr;
-} dense_epi_ctx;
+} kernel_epi_ctx;
 
-static void dense_epi(const void *ctx, float *y, size_t n, size_t i0, int k) {
-    const dense_epi_ctx *e = ctx;
+static void kernel_epi(const void *ctx, float *y, size_t n, size_t i0, int k) {
+    const kernel_epi_ctx *e = ctx;
     (void)k; /* the bias is added by the kernel */
     epi_block(e->s, y, n, i0, 0.0f, e->ptr);
 }
@@ -158,12 +129,16 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
     st_error e = {0};
     switch (s->op) {
     case ST_OP_CONV2D:
-        if (s->sparse) {
-            if (st_conv2d_sparse_forward(&s->conv, &s->csr, y, x, s->b, scratch, &e) != ST_OK)
+        if (s->sparse) { /* the epilogue in the kernel (residuals: whole arrays like y) */
+            st_epi_op ops[SE_MAX_EPI];
+            epi_ops(s, ptr, 0, ops);
+            if (st_conv2d_sparse_forward_epi(&s->conv, &s->csr, y, x, s->b, ops, s->n_epi, scratch,
+                                             &e) != ST_OK)
                 return se__fail(err, errcap, 1, "%s: %s", nd->name, e.msg);
+            return 0; /* epilogue done */
         } else if (s->packed_dense) {
-            const dense_epi_ctx ec = {s, ptr};
-            const st_dense_epi epi = {dense_epi, &ec};
+            const kernel_epi_ctx ec = {s, ptr};
+            const st_epi epi = {kernel_epi, &ec};
             st_dense_conv_forward(&s->dconv, &s->conv, y, x, s->b, s->n_epi ? &epi : NULL, scratch);
             return 0; /* epilogue done */
         } else {

@@ -175,7 +175,23 @@ static void build_dyb(const st_conv2d *c, const st_csr *m, const float *dy, int 
 
 st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y, const float *x,
                                    const float *b, float *scratch, st_error *err) {
+    return st_conv2d_sparse_forward_epi(c, m, y, x, b, NULL, 0, scratch, err);
+}
+
+/* ops with every ADD's src moved on by `at` elements (the addends of y + at). */
+static void ops_at(st_epi_op *o, const st_epi_op *ops, int n_ops, size_t at) {
+    for (int k = 0; k < n_ops; k++) {
+        o[k] = ops[k];
+        if (o[k].src) o[k].src += at;
+    }
+}
+
+st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, float *y,
+                                       const float *x, const float *b, const st_epi_op *ops,
+                                       int n_ops, float *scratch, st_error *err) {
     st_status s = check(c, m, "st_conv2d_sparse_forward", err);
+    if (s == ST_OK && (n_ops < 0 || n_ops > ST_EPI_MAX_OPS || (n_ops && !ops)))
+        s = st_errorf(err, ST_ERR_INTERNAL, "st_conv2d_sparse_forward: %d epilogue ops", n_ops);
     if (s != ST_OK) return s;
     const st_sparse_kernels *k = &m->k;
     const st_sparse_geom *g = &m->geom;
@@ -184,10 +200,12 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
     const int items = p.nbands * p.RB, K = c->K;
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
+    const st_epi_rows_fn epi_rows = st_epi_rows_for(k->isa);
 #pragma omp parallel num_threads(ST_MIN(p.T, items))
     {
         float *Xb = g->direct ? NULL : scratch + g->thread_floats * omp_get_thread_num();
         float *O = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldb + (size_t)K * g->ldyb;
+        st_epi_op o[ST_EPI_MAX_OPS];
 #pragma omp for schedule(static)
         for (int it = 0; it < items; it++) {
             const int band = it / p.RB;
@@ -196,23 +214,37 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
             if (r0 >= r1) continue;
             if (g->direct) {
                 const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
+                const size_t at = ((size_t)n * K + r0) * PQ + (size_t)i0 * c->W;
+                ops_at(o, ops, n_ops, at);
                 k->spmm(r0, r1, m->row_ptr, m->x_off, m->val,
-                        x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W,
-                        y + ((size_t)n * K + r0) * PQ + (size_t)i0 * c->W, (ptrdiff_t)PQ, b, 0,
-                        m->x_cls, band_mask(m, m->fmask, band % nbs));
+                        x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W, y + at,
+                        (ptrdiff_t)PQ, b, 0, m->x_cls, band_mask(m, m->fmask, band % nbs), o, n_ops);
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
             build_xb(k, c, m, x, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
             k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O,
-                    g->ldo, b, 0, NULL, NULL);
+                    g->ldo, b, 0, NULL, NULL, NULL, 0);
             for (int kk = r0; kk < r1; kk++) {
                 const float *src = O + (size_t)(kk - r0) * g->ldo;
-                for (int t = 0; t < Lb; t++) {
+                for (int t = 0; t < Lb;) { /* runs of consecutive rows of one sample */
                     const int v = v0 + t, n = v / g->Hv, i = v - n * g->Hv;
-                    if (i >= c->P) continue;
-                    memcpy(y + ((size_t)(n * K + kk) * c->P + i) * c->Q, src + (size_t)t * g->Wv,
-                           sizeof(float) * c->Q);
+                    if (i >= c->P) {
+                        t++;
+                        continue;
+                    }
+                    const int cnt = ST_MIN(c->P - i, Lb - t);
+                    const size_t at = ((size_t)(n * K + kk) * c->P + i) * c->Q;
+                    if (n_ops) { /* the epilogue on the way from the staging rows to y */
+                        ops_at(o, ops, n_ops, at);
+                        epi_rows(y + at, c->Q, src + (size_t)t * g->Wv, g->Wv, cnt, (size_t)c->Q,
+                                 0.0f, o, n_ops);
+                    } else {
+                        for (int u = 0; u < cnt; u++)
+                            memcpy(y + at + (size_t)u * c->Q, src + (size_t)(t + u) * g->Wv,
+                                   sizeof(float) * c->Q);
+                    }
+                    t += cnt;
                 }
             }
         }
@@ -416,13 +448,13 @@ static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const flo
                 k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val,
                         dy + (size_t)n * K * PQ + (size_t)i0 * c->W, 1, Lb * c->W,
                         dx + ((size_t)n * C + r0) * HW + (size_t)i0 * c->W, (ptrdiff_t)HW, NULL,
-                        1, m->t_cls, band_mask(m, m->bmask, band % nbs));
+                        1, m->t_cls, band_mask(m, m->bmask, band % nbs), NULL, 0);
                 continue;
             }
             const int v0 = band * g->L, Lb = ST_MIN(g->L, c->N * g->Hv - v0);
             build_dyb(c, m, dy, v0, v0 - g->dr_max, v0 + Lb, 0, K, 1, g->ldyb, dYb);
             k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val, dYb, 1, Lb * Wv, O, g->ldo, NULL, 0,
-                    NULL, NULL);
+                    NULL, NULL, NULL, 0);
             add_dx(k, c, m, dx, O, r0, r1, v0, Lb);
         }
     }

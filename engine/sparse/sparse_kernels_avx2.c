@@ -103,7 +103,7 @@ SPMM_VARIANTS(1)
 static void spmm_avx2(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
                       const float *X, ptrdiff_t ldx_, int n, float *Y, ptrdiff_t ldy,
                       const float *bias, int accumulate, const uint8_t *cls,
-                      const uint16_t *xmask) {
+                      const uint16_t *xmask, const st_epi_op *ops, int n_ops) {
     const spmm_fn *tab = xmask ? spmm_tab_1 : spmm_tab_0;
     const __m256i full = _mm256_set1_epi32(-1);
     const int nvec = (n + 15) / 16;
@@ -117,6 +117,7 @@ static void spmm_avx2(int r0, int r1, const int32_t *ptr, const int32_t *idx, co
         tab[nv](r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate,
                 tail_mask(left - 8 * (nv - 1)), cls, xmask ? xmask + j0 / 16 : NULL, nvec);
     }
+    if (n_ops) st_epi_rows_avx2(Y, ldy, Y, ldy, r1 - r0, (size_t)n, 0.0f, ops, n_ops);
 }
 
 AI float hsum(__m256 v) {

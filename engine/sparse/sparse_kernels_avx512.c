@@ -10,6 +10,7 @@
 #include <immintrin.h>
 #include <stddef.h>
 
+#include "act_vec_avx512.h"
 #include "st_sparse.h"
 
 #define AI __attribute__((always_inline)) static inline
@@ -31,7 +32,8 @@ AI __m512 ldx(const int XM, const int MASKED, int v, int NV, const float *p, con
 AI void spmm_tile(const int NV, const int MASKED, const int TWO, const int XM, int r0, int r1,
                   const int32_t *ptr, const int32_t *idx, const float *val, const float *X,
                   ptrdiff_t ldx_, float *Y, ptrdiff_t ldy, const float *bias, int accumulate,
-                  __mmask16 km, const uint8_t *cls, const uint16_t *xm, int nvec) {
+                  __mmask16 km, const uint8_t *cls, const uint16_t *xm, int nvec,
+                  const st_epi_op *ops, int n_ops, int eo) {
     for (int r = r0; r < r1; r++) {
         float *y = Y + (ptrdiff_t)(r - r0) * ldy;
         __m512 a[8], c[8];
@@ -88,6 +90,9 @@ AI void spmm_tile(const int NV, const int MASKED, const int TWO, const int XM, i
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) {
             if (TWO) a[v] = _mm512_add_ps(a[v], c[v]);
+            if (n_ops) /* the epilogue in registers: y is written once */
+                a[v] = st_epi_vec16(a[v], ops, n_ops, (size_t)((r - r0) * ldy + eo + 16 * v),
+                                    (MASKED && v == NV - 1) ? km : (__mmask16)0xFFFF);
             if (MASKED && v == NV - 1) _mm512_mask_storeu_ps(y + 16 * v, km, a[v]);
             else _mm512_storeu_ps(y + 16 * v, a[v]);
         }
@@ -97,8 +102,10 @@ AI void spmm_tile(const int NV, const int MASKED, const int TWO, const int XM, i
 #define SPMM_ARGS                                                                              \
     int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val, const float *X,  \
         ptrdiff_t ldx_, float *Y, ptrdiff_t ldy, const float *bias, int accumulate,            \
-        __mmask16 km, const uint8_t *cls, const uint16_t *xm, int nvec
-#define SPMM_PASS r0, r1, ptr, idx, val, X, ldx_, Y, ldy, bias, accumulate, km, cls, xm, nvec
+        __mmask16 km, const uint8_t *cls, const uint16_t *xm, int nvec, const st_epi_op *ops,  \
+        int n_ops, int eo
+#define SPMM_PASS                                                                              \
+    r0, r1, ptr, idx, val, X, ldx_, Y, ldy, bias, accumulate, km, cls, xm, nvec, ops, n_ops, eo
 typedef void (*spmm_fn)(SPMM_ARGS);
 #define SPMM_VARIANTS(XM)                                                                      \
     static void spmm_full_##XM(SPMM_ARGS) { spmm_tile(8, 0, 0, XM, SPMM_PASS); }               \
@@ -119,18 +126,19 @@ SPMM_VARIANTS(1)
 static void spmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
                         const float *X, ptrdiff_t ldx_, int n, float *Y, ptrdiff_t ldy,
                         const float *bias, int accumulate, const uint8_t *cls,
-                        const uint16_t *xmask) {
+                        const uint16_t *xmask, const st_epi_op *ops, int n_ops) {
     const spmm_fn *tab = xmask ? spmm_tab_1 : spmm_tab_0;
     const int nvec = (n + 15) / 16;
     int j0 = 0;
     for (; j0 + 128 <= n; j0 += 128)
         tab[0](r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate, 0xFFFF, cls,
-               xmask ? xmask + j0 / 16 : NULL, nvec);
+               xmask ? xmask + j0 / 16 : NULL, nvec, ops, n_ops, j0);
     const int left = n - j0;
     if (left > 0) {
         const int nv = (left + 15) / 16;
         tab[nv](r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate,
-                tail_mask(left - 16 * (nv - 1)), cls, xmask ? xmask + j0 / 16 : NULL, nvec);
+                tail_mask(left - 16 * (nv - 1)), cls, xmask ? xmask + j0 / 16 : NULL, nvec, ops,
+                n_ops, j0);
     }
 }
 

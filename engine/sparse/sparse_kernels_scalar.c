@@ -14,7 +14,7 @@
 static void spmm_scalar(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
                         const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
                         const float *bias, int accumulate, const uint8_t *cls,
-                        const uint16_t *xmask) {
+                        const uint16_t *xmask, const st_epi_op *ops, int n_ops) {
     const int nvec = (n + 15) / 16;
     for (int j0 = 0; j0 < n; j0 += SC_TILE) {
         const int nj = ST_MIN(SC_TILE, n - j0);
@@ -35,6 +35,7 @@ static void spmm_scalar(int r0, int r1, const int32_t *ptr, const int32_t *idx, 
             }
         }
     }
+    if (n_ops) st_epi_rows_scalar(Y, ldy, Y, ldy, r1 - r0, (size_t)n, 0.0f, ops, n_ops);
 }
 
 static void sddmm_scalar(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,

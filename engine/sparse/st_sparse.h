@@ -65,6 +65,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "act_kernels.h"
 #include "st_common.h"
 #include "st_cpu.h"
 #include "st_ops.h"
@@ -87,9 +88,12 @@ typedef struct st_sparse_geom {
 
 typedef struct st_sparse_kernels {
     st_isa isa;
+    /* Y rows [0, r1 - r0) (ldy apart) over n columns; then the epilogue ops (n_ops may be
+     * 0): an ADD op's src is the addend of Y[0], laid out like Y (ldy). */
     void (*spmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
                  const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
-                 const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask);
+                 const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask,
+                 const st_epi_op *ops, int n_ops);
     void (*sddmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                   ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
                   const uint8_t *cls, const uint16_t *xmask, float *part);
@@ -188,6 +192,13 @@ void st_sparse_kernels_avx512(st_sparse_kernels *k);
 size_t st_conv2d_sparse_scratch_floats(const st_csr *m);
 st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y, const float *x,
                                    const float *b, float *scratch, st_error *err);
+/* The same with an epilogue (act_kernels.h; up to ST_EPI_MAX_OPS ops) applied to the
+ * outputs as they are computed, the way inference fuses activations and residual adds:
+ * in registers on AVX-512, on each finished row (in cache) otherwise. An ADD op's src
+ * is an array shaped like y (the addend of y[i] is src[i]). */
+st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, float *y,
+                                       const float *x, const float *b, const st_epi_op *ops,
+                                       int n_ops, float *scratch, st_error *err);
 st_status st_conv2d_sparse_backward(const st_conv2d *c, const st_csr *m, float *dx, float *dval,
                                     float *db, const float *dy, const float *x, float *scratch,
                                     st_error *err);
