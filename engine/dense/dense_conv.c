@@ -266,7 +266,9 @@ typedef struct run {
     const int32_t *koff;  /* direct: per-tap offsets, else NULL (rows ldb apart) */
     float *y;             /* this image's output (or the padded grid, direct + compact) */
     const float *bias;
-    const st_epi *epi; /* applied to finished tile rows; NULL: none or done later */
+    const st_epi_op *ops; /* the epilogue (ADD src: arrays like the caller's output) */
+    int n_ops;            /* 0: none, or done later (compaction) */
+    st_epi_rows_fn epi_rows;
     size_t y_index;       /* index of y[0] in the caller's output (epilogue offsets) */
     int P, Q;             /* output map (row tiles) */
 } run;
@@ -291,10 +293,11 @@ static inline void tile(const run *t, int ip, int jp, int k0, int kc, const floa
     float *c = t->y + (size_t)m0 * ldc + j0;
     f(kc, d->wp + ((size_t)ip * d->CRS + (size_t)k0) * MR, b, ldb, t->koff ? t->koff + k0 : NULL, c,
          ldc, mr, nr, t->bias ? t->bias + m0 : NULL, k0 > 0);
-    if (t->epi && k0 + kc == d->CRS)
-        for (int m = 0; m < mr; m++)
-            t->epi->fn(t->epi->ctx, c + (size_t)m * ldc, (size_t)nr, t->y_index + (size_t)(m0 + m) * ldc + j0,
-                       m0 + m);
+    if (t->n_ops && k0 + kc == d->CRS) { /* the tile just stored, in L1 */
+        st_epi_op o[ST_EPI_MAX_OPS];
+        st_epi_ops_at(o, t->ops, t->n_ops, t->y_index + (size_t)m0 * ldc + j0);
+        t->epi_rows(c, (ptrdiff_t)ldc, c, (ptrdiff_t)ldc, mr, (size_t)nr, 0.0f, o, t->n_ops);
+    }
 }
 
 /* Direct: the grid position where column panel jp starts (row tiles: its row's start;
@@ -311,7 +314,7 @@ static inline size_t grid_pos(const plan *pl, int jp) {
  * unrolled. The Wh - Q columns between output rows are computed and dropped. */
 static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const plan *pl,
                            const st_dense_ukr *fs, float *y, const float *x, const float *bias,
-                           const st_epi *epi, float *scratch) {
+                           const st_epi_op *ops, int n_ops, float *scratch) {
     const size_t HWh = (size_t)pl->Hh * pl->Wh, chf = plane_floats(c, pl), PQ = (size_t)c->P * c->Q;
     int32_t *koff = (int32_t *)scratch;
     float *xp = scratch + pad16((size_t)d->CRS);
@@ -321,6 +324,7 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
     const st_dense_ukr f = fs[pl->nv - 1];
     st_kernels ek; /* the stride-2 deinterleave */
     st_kernels_init(&ek, st_cpu_select_isa());
+    const st_epi_rows_fn epi_rows = st_epi_rows_for(st_cpu_select_isa());
     for (int k = 0; k < d->CRS; k++) {
         const int ch = k / RS, r = (k % RS) / c->S * c->dil_h, s = k % c->S * c->dil_w;
         const size_t phase = (size_t)((r % sh) * sw + s % sw);
@@ -330,7 +334,7 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
         const float *xn = x + (size_t)n * c->C * c->H * c->W;
         float *yn = y + (size_t)n * c->K * PQ;
         /* compacting: the epilogue runs on the copied rows instead of the tiles */
-        const run t = {d, pl, f, fs, koff, compact ? yt : yn, bias, compact ? NULL : epi,
+        const run t = {d, pl, f, fs, koff, compact ? yt : yn, bias, ops, compact ? 0 : n_ops, epi_rows,
                        (size_t)n * c->K * PQ, c->P, c->Q};
 #pragma omp parallel
         {
@@ -352,29 +356,35 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
                             tile(&t, ip, jp, k0, kc, xp + grid_pos(pl, jp), 0);
                 }
             }
-            if (compact) {
+            if (compact) { /* the epilogue, if any, on the way from the grid to y */
 #pragma omp barrier
 #pragma omp for schedule(static)
-                for (int k = 0; k < c->K; k++)
-                    for (int p = 0; p < c->P; p++) {
-                        const size_t o = ((size_t)k * c->P + p) * c->Q;
-                        memcpy(yn + o, yt + (size_t)k * pl->PQ + (size_t)p * pl->Wh, (size_t)c->Q * sizeof(float));
-                        if (epi) epi->fn(epi->ctx, yn + o, (size_t)c->Q, t.y_index + o, k);
+                for (int k = 0; k < c->K; k++) {
+                    const size_t o = (size_t)k * PQ;
+                    const float *src = yt + (size_t)k * pl->PQ;
+                    if (n_ops) {
+                        st_epi_op eo[ST_EPI_MAX_OPS];
+                        st_epi_ops_at(eo, ops, n_ops, t.y_index + o);
+                        epi_rows(yn + o, c->Q, src, pl->Wh, c->P, (size_t)c->Q, 0.0f, eo, n_ops);
+                        continue;
                     }
+                    for (int p = 0; p < c->P; p++)
+                        memcpy(yn + o + (size_t)p * c->Q, src + (size_t)p * pl->Wh, (size_t)c->Q * sizeof(float));
+                }
             }
         }
     }
 }
 
 void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
-                           const float *bias, const st_epi *epi, float *scratch) {
+                           const float *bias, const st_epi_op *ops, int n_ops, float *scratch) {
     plan pl; /* inside a parallel region (column bands) the nested regions run one thread */
     make_plan(c, omp_in_parallel() ? 1 : omp_get_max_threads(), &pl);
     st_dense_ukr ukr[3], ukr_off[3];
     if (st_cpu_select_isa() >= ST_ISA_AVX512) st_dense_ukr_avx512(ukr, ukr_off);
     else st_dense_ukr_avx2(ukr, ukr_off);
     if (pl.direct) {
-        forward_direct(d, c, &pl, ukr_off, y, x, bias, epi, scratch);
+        forward_direct(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, scratch);
         return;
     }
     const st_dense_ukr f = ukr[pl.nv - 1];
@@ -383,7 +393,8 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     for (int n = 0; n < c->N; n++) {
         const float *xn = x + (size_t)n * in_img;
         float *yn = y + (size_t)n * c->K * pl.PQ;
-        const run t = {d, &pl, f, ukr, NULL, yn, bias, epi, (size_t)n * c->K * pl.PQ, c->P, c->Q};
+        const run t = {d, &pl, f, ukr, NULL, yn, bias, ops, n_ops, st_epi_rows_for(st_cpu_select_isa()),
+                       (size_t)n * c->K * pl.PQ, c->P, c->Q};
         if (pl.inplace && !pl.shared) {
 #pragma omp parallel for collapse(2) schedule(static)
             for (int jp = 0; jp < jpn; jp++)

@@ -17,6 +17,7 @@
 
 #include "st_common.h"
 #include "st_cpu.h"
+#include "act_kernels.h"
 #include "st_ops.h"
 
 #define ST_DENSE_MR 8 /* output channels per weight panel and microkernel tile */
@@ -54,10 +55,12 @@ int st_dense_conv_chunks(const st_conv2d *c, int threads);
 
 /* Scratch floats st_dense_conv_forward needs with up to `threads` OpenMP threads. */
 size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads);
-/* y [N, K, P, Q] = epi(conv(x) + bias) (bias, epi may be NULL), every image in turn,
- * OpenMP threads across the output tiles. Deterministic: each output is one thread's
- * sum in a fixed order. */
+/* y [N, K, P, Q] = epi(conv(x) + bias) (bias may be NULL; the epilogue is n_ops ops of
+ * act_kernels.h, ADD sources shaped like y), every image in turn, OpenMP threads across
+ * the output tiles; the epilogue runs on each tile as it is finished (in L1), or on the
+ * way from the padded grid to y when that is compacted. Deterministic: each output is
+ * one thread's sum in a fixed order. */
 void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
-                           const float *bias, const st_epi *epi, float *scratch);
+                           const float *bias, const st_epi_op *ops, int n_ops, float *scratch);
 
 #endif

@@ -38,6 +38,13 @@ typedef struct st_epi_op {
     float *y, ptrdiff_t ldy, const float *x, ptrdiff_t ldx, int rows, size_t n, float bias,    \
         const st_epi_op *ops, int n_ops
 typedef void (*st_epi_rows_fn)(ST_EPI_ROWS_ARGS);
+/* o = ops with every ADD's src moved on by `at` elements (the addends of y + at). */
+static inline void st_epi_ops_at(st_epi_op *o, const st_epi_op *ops, int n_ops, size_t at) {
+    for (int k = 0; k < n_ops; k++) {
+        o[k] = ops[k];
+        if (o[k].src) o[k].src += at;
+    }
+}
 void st_epi_rows_scalar(ST_EPI_ROWS_ARGS);
 void st_epi_rows_avx2(ST_EPI_ROWS_ARGS);
 void st_epi_rows_avx512(ST_EPI_ROWS_ARGS);

@@ -10,15 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* An epilogue applied by a convolution to outputs as they are finished (while in
- * cache) instead of in a pass of its own: fn(ctx, y, n, i0, k) gets n final outputs
- * (bias included) of channel k that sit at index i0 of the operator's output array
- * (image included). Runs on the OpenMP threads, each output exactly once. */
-typedef struct st_epi {
-    void (*fn)(const void *ctx, float *y, size_t n, size_t i0, int k);
-    const void *ctx;
-} st_epi;
-
 /* ---------------------------------------------------------------- Conv2d */
 typedef struct {
     int N, C, H, W;         /* input  [N, C, H, W] */

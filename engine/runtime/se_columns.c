@@ -354,7 +354,7 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                             break;
                         }
                     } else if (s->packed_dense) {
-                        st_dense_conv_forward(&s->dconv, &s->col_conv, yo, xin, s->b, NULL, scr);
+                        st_dense_conv_forward(&s->dconv, &s->col_conv, yo, xin, s->b, NULL, 0, scr);
                     } else {
                         st_conv2d_forward(&s->col_conv, yo, xin, s->w, s->b, scr);
                     }

@@ -75,19 +75,6 @@ static inline void epi_block(const se_step *s, float *yb, size_t m, size_t i0, f
     s->epi_rows(yb, 0, yb, 0, 1, m, bias, ops, s->n_epi);
 }
 
-/* The epilogue run by the packed dense kernel on its finished tiles (st_epi; the kernel
- * adds the bias). */
-typedef struct kernel_epi_ctx {
-    const se_step *s;
-    float *const *ptr;
-} kernel_epi_ctx;
-
-static void kernel_epi(const void *ctx, float *y, size_t n, size_t i0, int k) {
-    const kernel_epi_ctx *e = ctx;
-    (void)k; /* the bias is added by the kernel */
-    epi_block(e->s, y, n, i0, 0.0f, e->ptr);
-}
-
 void se__epilogue(const se_step *s, float *y, float *const *ptr, size_t n, const float *bias,
                   int K, size_t plane) {
     if (bias) { /* per output channel: planes of `plane` elements, channel = plane % K */
@@ -137,9 +124,9 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
                 return se__fail(err, errcap, 1, "%s: %s", nd->name, e.msg);
             return 0; /* epilogue done */
         } else if (s->packed_dense) {
-            const kernel_epi_ctx ec = {s, ptr};
-            const st_epi epi = {kernel_epi, &ec};
-            st_dense_conv_forward(&s->dconv, &s->conv, y, x, s->b, s->n_epi ? &epi : NULL, scratch);
+            st_epi_op ops[SE_MAX_EPI];
+            epi_ops(s, ptr, 0, ops);
+            st_dense_conv_forward(&s->dconv, &s->conv, y, x, s->b, ops, s->n_epi, scratch);
             return 0; /* epilogue done */
         } else {
             /* the bias goes into the epilogue's pass (one pass over y fewer) */

@@ -178,14 +178,6 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
     return st_conv2d_sparse_forward_epi(c, m, y, x, b, NULL, 0, scratch, err);
 }
 
-/* ops with every ADD's src moved on by `at` elements (the addends of y + at). */
-static void ops_at(st_epi_op *o, const st_epi_op *ops, int n_ops, size_t at) {
-    for (int k = 0; k < n_ops; k++) {
-        o[k] = ops[k];
-        if (o[k].src) o[k].src += at;
-    }
-}
-
 st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, float *y,
                                        const float *x, const float *b, const st_epi_op *ops,
                                        int n_ops, float *scratch, st_error *err) {
@@ -215,7 +207,7 @@ st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, floa
             if (g->direct) {
                 const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
                 const size_t at = ((size_t)n * K + r0) * PQ + (size_t)i0 * c->W;
-                ops_at(o, ops, n_ops, at);
+                st_epi_ops_at(o, ops, n_ops, at);
                 k->spmm(r0, r1, m->row_ptr, m->x_off, m->val,
                         x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W, y + at,
                         (ptrdiff_t)PQ, b, 0, m->x_cls, band_mask(m, m->fmask, band % nbs), o, n_ops);
@@ -236,7 +228,7 @@ st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, floa
                     const int cnt = ST_MIN(c->P - i, Lb - t);
                     const size_t at = ((size_t)(n * K + kk) * c->P + i) * c->Q;
                     if (n_ops) { /* the epilogue on the way from the staging rows to y */
-                        ops_at(o, ops, n_ops, at);
+                        st_epi_ops_at(o, ops, n_ops, at);
                         epi_rows(y + at, c->Q, src + (size_t)t * g->Wv, g->Wv, cnt, (size_t)c->Q,
                                  0.0f, o, n_ops);
                     } else {
