@@ -6,6 +6,7 @@
  * checked by the graph tests, not here. */
 #include <check.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,33 @@ START_TEST(test_maxpool_infer_wide) {
 }
 END_TEST
 
+/* Threads take bands of output rows across planes: uneven bands (29 rows on 3 threads)
+ * and more threads than rows (P = 1) give the argmax pool's output exactly. */
+START_TEST(test_maxpool_infer_row_bands) {
+    const int shapes[2][7] = {{2, 5, 57, 57, 3, 2, 1}, {1, 40, 2, 600, 2, 2, 0}}; /* N C H W k s pad */
+    const int prev = omp_get_max_threads();
+    omp_set_num_threads(3);
+    for (int t = 0; t < 2; t++) {
+        const int *v = shapes[t];
+        st_pool p = {.N = v[0], .C = v[1], .H = v[2], .W = v[3], .kh = v[4], .kw = v[4],
+                     .stride_h = v[5], .stride_w = v[5], .pad_h = v[6], .pad_w = v[6]};
+        ck_assert_int_eq(st_pool_init(&p), 0);
+        size_t nx = (size_t)p.N * p.C * p.H * p.W, ny = (size_t)p.N * p.C * p.P * p.Q;
+        ck_assert_int_gt(ny * (size_t)p.kh * p.kw, 32768); /* big enough to be threaded */
+        float *x = zeros(nx), *y = zeros(ny), *yi = zeros(ny);
+        int32_t *arg = calloc(ny, sizeof *arg);
+        st_rng r;
+        st_rng_seed(&r, 11 + (uint64_t)t);
+        stt_fill_uniform(x, nx, -1, 1, &r);
+        st_maxpool_forward(&p, y, arg, x);
+        st_maxpool_forward_infer(&p, yi, x);
+        ck_assert_msg(memcmp(y, yi, ny * sizeof(float)) == 0, "shape %d: banded pool differs", t);
+        free(x), free(y), free(yi), free(arg);
+    }
+    omp_set_num_threads(prev);
+}
+END_TEST
+
 /* Kernels nearly as wide as the inference pool's row buffer take the unseparated path. */
 START_TEST(test_maxpool_infer_wide_kernel) {
     st_pool p = {.N = 1, .C = 2, .H = 3, .W = 2100, .kh = 2, .kw = 2040, .stride_h = 1,
@@ -467,6 +495,7 @@ Suite *torch_ops_suite(void) {
     tcase_add_test(tc, test_maxpool_infer_wide);
     tcase_add_test(tc, test_maxpool_infer_sweep);
     tcase_add_test(tc, test_maxpool_infer_wide_kernel);
+    tcase_add_test(tc, test_maxpool_infer_row_bands);
     tcase_add_test(tc, test_shape);
     tcase_add_test(tc, test_xent);
     suite_add_tcase(s, tc);
