@@ -77,6 +77,12 @@ static void make_geom(st_sparse_geom *g, const st_conv2d *c, int layout) {
         for (int w = c->W; a > 1 && w % 2 == 0; w /= 2) a /= 2;
         int L = (ST_SPARSE_BAND_COLS + c->W - 1) / c->W;
         L = (L + a - 1) / a * a;
+        /* as many bands, but as even as the alignment allows: threads take runs of whole
+         * bands, and 28 rows in bands of 20 left one thread 20 rows, the other 8 */
+        if (L < c->H) {
+            const int nb = (c->H + L - 1) / L, even = ((c->H + nb - 1) / nb + a - 1) / a * a;
+            if (even < L) L = even;
+        }
         g->L = g->Lw = ST_MAX(1, ST_MIN(c->H, L));
         return;
     }
