@@ -340,10 +340,14 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                 }
                 float *yo = ob[cur];
                 if (s->op == ST_OP_CONV2D) {
+                    /* activations go into the kernels; a residual Add (read from the whole
+                     * map, not laid out like the band) stays a pass over the band */
+                    st_epi_op ops[SE_MAX_EPI];
+                    const int n_ops = s->n_epi && !se__epi_ops(s, ptr, 0, ops) ? s->n_epi : 0;
                     if (s->sparse) {
                         st_error e = {0};
-                        if (st_conv2d_sparse_forward(&s->col_conv, &s->col_csr, yo, xin, s->b, scr,
-                                                     &e) != ST_OK) {
+                        if (st_conv2d_sparse_forward_epi(&s->col_conv, &s->col_csr, yo, xin, s->b, ops,
+                                                         n_ops, scr, &e) != ST_OK) {
 #pragma omp critical(se_columns_fail)
                             {
 #pragma omp atomic write
@@ -354,11 +358,12 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                             break;
                         }
                     } else if (s->packed_dense) {
-                        st_dense_conv_forward(&s->dconv, &s->col_conv, yo, xin, s->b, NULL, 0, scr);
+                        st_dense_conv_forward(&s->dconv, &s->col_conv, yo, xin, s->b, ops, n_ops, scr);
                     } else {
                         st_conv2d_forward(&s->col_conv, yo, xin, s->w, s->b, scr);
                     }
-                    if (s->n_epi) se__epilogue_band(s, yo, ptr, n, o0[j - first], s->col_rows, NULL);
+                    const int in_kernel = n_ops && (s->sparse || s->packed_dense);
+                    if (s->n_epi && !in_kernel) se__epilogue_band(s, yo, ptr, n, o0[j - first], s->col_rows, NULL);
                 } else if (s->op == ST_OP_MAXPOOL) {
                     st_maxpool_forward_infer(&s->col_pool, yo, xin);
                 } else {

@@ -59,19 +59,23 @@ void se_context_free(se_context *x) {
     free(x);
 }
 
-/* The step's epilogue as row-kernel ops, residuals read at offset i0. */
-static inline void epi_ops(const se_step *s, float *const *ptr, size_t i0, st_epi_op *ops) {
+/* The step's epilogue as row-kernel ops, residuals read at offset i0; returns 1 when
+ * one of them is a residual Add. */
+int se__epi_ops(const se_step *s, float *const *ptr, size_t i0, st_epi_op *ops) {
+    int add = 0;
     for (int e = 0; e < s->n_epi; e++) {
         const se_epi *ep = &s->epi[e];
+        add |= ep->kind == SE_EPI_ADD;
         ops[e] = (st_epi_op){ep->kind, ep->a, ep->b, ep->kind == SE_EPI_ADD ? ptr[ep->value] + i0 : NULL};
     }
+    return add;
 }
 
 /* Applies the epilogue ops to m elements at yb (residuals at offset i0) in one pass. */
 static inline void epi_block(const se_step *s, float *yb, size_t m, size_t i0, float bias,
                              float *const *ptr) {
     st_epi_op ops[SE_MAX_EPI];
-    epi_ops(s, ptr, i0, ops);
+    se__epi_ops(s, ptr, i0, ops);
     s->epi_rows(yb, 0, yb, 0, 1, m, bias, ops, s->n_epi);
 }
 
@@ -118,14 +122,14 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
     case ST_OP_CONV2D:
         if (s->sparse) { /* the epilogue in the kernel (residuals: whole arrays like y) */
             st_epi_op ops[SE_MAX_EPI];
-            epi_ops(s, ptr, 0, ops);
+            se__epi_ops(s, ptr, 0, ops);
             if (st_conv2d_sparse_forward_epi(&s->conv, &s->csr, y, x, s->b, ops, s->n_epi, scratch,
                                              &e) != ST_OK)
                 return se__fail(err, errcap, 1, "%s: %s", nd->name, e.msg);
             return 0; /* epilogue done */
         } else if (s->packed_dense) {
             st_epi_op ops[SE_MAX_EPI];
-            epi_ops(s, ptr, 0, ops);
+            se__epi_ops(s, ptr, 0, ops);
             st_dense_conv_forward(&s->dconv, &s->conv, y, x, s->b, ops, s->n_epi, scratch);
             return 0; /* epilogue done */
         } else {
