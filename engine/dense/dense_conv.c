@@ -314,7 +314,7 @@ static inline size_t grid_pos(const plan *pl, int jp) {
  * unrolled. The Wh - Q columns between output rows are computed and dropped. */
 static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const plan *pl,
                            const st_dense_ukr *fs, float *y, const float *x, const float *bias,
-                           const st_epi_op *ops, int n_ops, float *scratch) {
+                           const st_epi_op *ops, int n_ops, st_epi_rows_fn epi_rows, float *scratch) {
     const size_t HWh = (size_t)pl->Hh * pl->Wh, chf = plane_floats(c, pl), PQ = (size_t)c->P * c->Q;
     int32_t *koff = (int32_t *)scratch;
     float *xp = scratch + pad16((size_t)d->CRS);
@@ -324,7 +324,6 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
     const st_dense_ukr f = fs[pl->nv - 1];
     st_kernels ek; /* the stride-2 deinterleave */
     st_kernels_init(&ek, st_cpu_select_isa());
-    const st_epi_rows_fn epi_rows = st_epi_rows_for(st_cpu_select_isa());
     for (int k = 0; k < d->CRS; k++) {
         const int ch = k / RS, r = (k % RS) / c->S * c->dil_h, s = k % c->S * c->dil_w;
         const size_t phase = (size_t)((r % sh) * sw + s % sw);
@@ -383,8 +382,9 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     st_dense_ukr ukr[3], ukr_off[3];
     if (st_cpu_select_isa() >= ST_ISA_AVX512) st_dense_ukr_avx512(ukr, ukr_off);
     else st_dense_ukr_avx2(ukr, ukr_off);
+    const st_epi_rows_fn epi_rows = st_epi_rows_for(st_cpu_select_isa());
     if (pl.direct) {
-        forward_direct(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, scratch);
+        forward_direct(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, epi_rows, scratch);
         return;
     }
     const st_dense_ukr f = ukr[pl.nv - 1];
@@ -393,8 +393,8 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     for (int n = 0; n < c->N; n++) {
         const float *xn = x + (size_t)n * in_img;
         float *yn = y + (size_t)n * c->K * pl.PQ;
-        const run t = {d, &pl, f, ukr, NULL, yn, bias, ops, n_ops, st_epi_rows_for(st_cpu_select_isa()),
-                       (size_t)n * c->K * pl.PQ, c->P, c->Q};
+        const run t = {d, &pl, f, ukr, NULL, yn, bias, ops, n_ops, epi_rows, (size_t)n * c->K * pl.PQ,
+                       c->P, c->Q};
         if (pl.inplace && !pl.shared) {
 #pragma omp parallel for collapse(2) schedule(static)
             for (int jp = 0; jp < jpn; jp++)

@@ -128,9 +128,8 @@ static inline float max_nan(float a, float v) { return (v > a) | (v != v) ? v : 
 /* Columns [c0, c1) (at most POOL_ROW_MAX) of output rows [r0, r1) of one plane. */
 static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int r0, int r1, int c0,
                                int c1) {
-    const int H = p->H, W = p->W, P = p->P, Q = p->Q, sw = p->stride_w;
+    const int H = p->H, W = p->W, Q = p->Q, sw = p->stride_w;
     float row[POOL_ROW_MAX];
-    (void)P;
     for (int oh = r0; oh < r1; oh++) {
         float *yr = yp + (size_t)oh * Q;
         for (int ow = c0; ow < c1; ow++) yr[ow] = -INFINITY;
@@ -161,11 +160,10 @@ static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int
  * and max_nan lets a NaN anywhere in the window through either way. */
 static void maxpool_plane_sep(const st_pool *p, float *yp, const float *xp, int r0, int r1, int c0,
                               int c1, const st_kernels *k) {
-    const int H = p->H, W = p->W, P = p->P, Q = p->Q, sw = p->stride_w, pw = p->pad_w;
+    const int H = p->H, W = p->W, Q = p->Q, sw = p->stride_w, pw = p->pad_w;
     float v[POOL_ROW_MAX], ph[POOL_ROW_MAX + 64];
     const int i0 = ST_MAX(c0 * sw - pw, 0), i1 = ST_MIN((c1 - 1) * sw - pw + p->kw, W), n = i1 - i0;
     const int j0 = i0 / sw, L = (i1 - 1) / sw - j0 + 1; /* phase b holds columns j*sw + b */
-    (void)P;
     for (int oh = r0; oh < r1; oh++) {
         float *yr = yp + (size_t)oh * Q;
         for (int ow = c0; ow < c1; ow++) yr[ow] = -INFINITY;

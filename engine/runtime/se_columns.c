@@ -340,10 +340,12 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                 }
                 float *yo = ob[cur];
                 if (s->op == ST_OP_CONV2D) {
-                    /* activations go into the kernels; a residual Add (read from the whole
-                     * map, not laid out like the band) stays a pass over the band */
+                    /* activations go into the sparse / packed dense kernels; a residual
+                     * Add (read from the whole map, not laid out like the band) and the
+                     * im2col path keep a pass over the band */
                     st_epi_op ops[SE_MAX_EPI];
-                    const int n_ops = s->n_epi && !se__epi_ops(s, ptr, 0, ops) ? s->n_epi : 0;
+                    const int n_ops = (s->sparse || s->packed_dense) && !se__epi_ops(s, ptr, 0, ops)
+                                          ? s->n_epi : 0;
                     if (s->sparse) {
                         st_error e = {0};
                         if (st_conv2d_sparse_forward_epi(&s->col_conv, &s->col_csr, yo, xin, s->b, ops,
@@ -362,8 +364,7 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                     } else {
                         st_conv2d_forward(&s->col_conv, yo, xin, s->w, s->b, scr);
                     }
-                    const int in_kernel = n_ops && (s->sparse || s->packed_dense);
-                    if (s->n_epi && !in_kernel) se__epilogue_band(s, yo, ptr, n, o0[j - first], s->col_rows, NULL);
+                    if (s->n_epi && !n_ops) se__epilogue_band(s, yo, ptr, n, o0[j - first], s->col_rows, NULL);
                 } else if (s->op == ST_OP_MAXPOOL) {
                     st_maxpool_forward_infer(&s->col_pool, yo, xin);
                 } else {

@@ -146,11 +146,11 @@ void se__model_retain(se_model *m);
 void se__epilogue(const se_step *s, float *y, float *const *ptr, size_t n, const float *bias,
                   int K, size_t plane);
 
+/* se_run.c: the step's epilogue as kernel ops (residuals read at offset i0 of their
+ * values); returns 1 when one of them is a residual Add. */
+int se__epi_ops(const se_step *s, float *const *ptr, size_t i0, st_epi_op *ops);
 /* se_run.c: the epilogue of a band of `rows` rows x Q (K channels, rows*Q apart) of a
  * step's output whose first row is map row y0 of image n; bias per channel when given. */
-/* The step's epilogue as kernel ops (residuals read at offset i0 of their values);
- * returns 1 when one of them is a residual Add. */
-int se__epi_ops(const se_step *s, float *const *ptr, size_t i0, st_epi_op *ops);
 void se__epilogue_band(const se_step *s, float *y, float *const *ptr, int n, int y0, int rows,
                        const float *bias);
 /* se_columns.c */

@@ -119,17 +119,15 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
     const size_t n_in = (size_t)N * st_shape_numel(in);
     st_error e = {0};
     switch (s->op) {
-    case ST_OP_CONV2D:
-        if (s->sparse) { /* the epilogue in the kernel (residuals: whole arrays like y) */
-            st_epi_op ops[SE_MAX_EPI];
-            se__epi_ops(s, ptr, 0, ops);
+    case ST_OP_CONV2D: {
+        st_epi_op ops[SE_MAX_EPI]; /* sparse / packed dense: the epilogue in the kernel */
+        se__epi_ops(s, ptr, 0, ops);
+        if (s->sparse) {
             if (st_conv2d_sparse_forward_epi(&s->conv, &s->csr, y, x, s->b, ops, s->n_epi, scratch,
                                              &e) != ST_OK)
                 return se__fail(err, errcap, 1, "%s: %s", nd->name, e.msg);
             return 0; /* epilogue done */
         } else if (s->packed_dense) {
-            st_epi_op ops[SE_MAX_EPI];
-            se__epi_ops(s, ptr, 0, ops);
             st_dense_conv_forward(&s->dconv, &s->conv, y, x, s->b, ops, s->n_epi, scratch);
             return 0; /* epilogue done */
         } else {
@@ -137,6 +135,7 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
             st_conv2d_forward(&s->conv, y, x, s->w, s->dense_bias_in_epi ? NULL : s->b, scratch);
         }
         break;
+    }
     case ST_OP_LINEAR:
         if (s->sparse) {
             if (st_linear_sparse_forward(&s->csr, y, x, s->b, N, scratch, &e) != ST_OK)
