@@ -1,5 +1,5 @@
 /* Every SIMD kernel variant the CPU supports agrees with the scalar one on odd lengths
- * (max_into and deint2 against their definitions, NaNs included). */
+ * (max_rows and deint2 against their definitions, NaNs included). */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -60,14 +60,27 @@ static void check_isa(st_isa isa) {
         for (size_t i = 0; i < cap; i++)
             ck_assert_float_eq(b[i], (i < n && !mask[i]) ? 0.0f : a[i]);
 
-        /* max_into: NaN on either side wins, the guard element stays */
-        memcpy(b, a, cap * 4);
-        for (size_t i = 0; i < n; i += 5) (i % 2 ? b : x)[i] = NAN;
-        memcpy(m1, b, cap * 4);
-        k.max_into(b, x, n);
-        for (size_t i = 0; i < cap; i++) {
-            const float want = i >= n ? m1[i] : (m1[i] != m1[i] || x[i] != x[i]) ? NAN : fmaxf(m1[i], x[i]);
-            ck_assert_msg((want != want && b[i] != b[i]) || want == b[i], "max_into[%zu] of %zu", i, n);
+        /* max_rows over 1, 2 and 5 rows (a, x and three more): a NaN in any row wins,
+         * the guard element stays */
+        for (int nr = 1; nr <= 5; nr += nr == 1 ? 1 : 3) {
+            float *more = malloc(3 * cap * 4);
+            stt_fill_uniform(more, 3 * cap, -1, 1, &r);
+            const float *rows[5] = {a, x, more, more + cap, more + 2 * cap};
+            for (size_t i = 0; i < n; i += 5) more[(i % 3) * cap + i] = NAN;
+            if (n > 2) a[1] = NAN, x[2] = NAN;
+            stt_fill_uniform(b, cap, -1, 1, &r);
+            memcpy(m1, b, cap * 4);
+            k.max_rows(b, rows, nr, n);
+            for (size_t i = 0; i < cap; i++) {
+                float want = rows[0][i];
+                for (int q = 1; q < nr && want == want; q++)
+                    want = rows[q][i] != rows[q][i] ? NAN : fmaxf(want, rows[q][i]);
+                if (i >= n) want = m1[i];
+                ck_assert_msg((want != want && b[i] != b[i]) || want == b[i], "max_rows[%zu] of %zu, %d rows",
+                              i, n, nr);
+            }
+            if (n > 2) a[1] = 0.5f, x[2] = 0.25f;
+            free(more);
         }
         /* deint2: n pairs from 2n inputs, guards of both outputs untouched */
         float *src = malloc(2 * cap * 4);

@@ -310,22 +310,33 @@ START_TEST(test_maxpool_infer_row_bands) {
 END_TEST
 
 /* Kernels nearly as wide as the inference pool's row buffer take the unseparated path. */
+/* Windows past the separable path's limits against the argmax pool: taller than one
+ * batch of row pointers (33, 40 rows), wider than the pointer arrays (70 columns or
+ * rows: the per-column path), non-square, stride 2 and 3 with such windows, and rows
+ * wider than the row buffer (2100 columns with a 2040-wide window). */
 START_TEST(test_maxpool_infer_wide_kernel) {
-    st_pool p = {.N = 1, .C = 2, .H = 3, .W = 2100, .kh = 2, .kw = 2040, .stride_h = 1,
-                 .stride_w = 1, .pad_h = 0, .pad_w = 3};
-    ck_assert_int_eq(st_pool_init(&p), 0);
-    size_t nx = (size_t)2 * 3 * 2100, ny = (size_t)2 * p.P * p.Q;
-    float *x = zeros(nx), *y = zeros(ny), *yi = zeros(ny);
-    int32_t *arg = calloc(ny, sizeof *arg);
-    st_rng r;
-    st_rng_seed(&r, 9);
-    stt_fill_uniform(x, nx, -1, 1, &r);
-    x[4000] = NAN;
-    st_maxpool_forward(&p, y, arg, x);
-    st_maxpool_forward_infer(&p, yi, x);
-    for (size_t i = 0; i < ny; i++)
-        ck_assert_msg((y[i] != y[i] && yi[i] != yi[i]) || y[i] == yi[i], "y[%zu] %g vs %g", i, yi[i], y[i]);
-    free(x), free(y), free(yi), free(arg);
+    static const int shapes[][7] = { /* H, W, kh, kw, sh, sw, pad (h and w) */
+        {3, 2100, 2, 2040, 1, 1, 0}, {75, 90, 33, 40, 1, 1, 16}, {75, 90, 70, 3, 2, 2, 1},
+        {40, 90, 3, 70, 1, 3, 1},    {75, 90, 40, 33, 3, 2, 0}};
+    for (int si = 0; si < (int)(sizeof shapes / sizeof shapes[0]); si++) {
+        const int *h = shapes[si];
+        st_pool p = {.N = 1, .C = 2, .H = h[0], .W = h[1], .kh = h[2], .kw = h[3], .stride_h = h[4],
+                     .stride_w = h[5], .pad_h = h[6], .pad_w = si == 0 ? 3 : h[6]};
+        ck_assert_int_eq(st_pool_init(&p), 0);
+        size_t nx = (size_t)2 * p.H * p.W, ny = (size_t)2 * p.P * p.Q;
+        float *x = zeros(nx), *y = zeros(ny), *yi = zeros(ny);
+        int32_t *arg = calloc(ny, sizeof *arg);
+        st_rng r;
+        st_rng_seed(&r, 9 + si);
+        stt_fill_uniform(x, nx, -1, 1, &r);
+        x[nx / 3] = NAN;
+        st_maxpool_forward(&p, y, arg, x);
+        st_maxpool_forward_infer(&p, yi, x);
+        for (size_t i = 0; i < ny; i++)
+            ck_assert_msg((y[i] != y[i] && yi[i] != yi[i]) || y[i] == yi[i], "shape %d: y[%zu] %g vs %g", si, i,
+                          yi[i], y[i]);
+        free(x), free(y), free(yi), free(arg);
+    }
 }
 END_TEST
 

@@ -65,14 +65,25 @@ static void apply_mask_avx2(float *p, const unsigned char *mask, size_t n) {
     st_apply_mask_scalar(p + i, mask + i, n - i);
 }
 
-static void max_into_avx2(float *dst, const float *src, size_t n) {
+static void max_rows_avx2(float *dst, const float *const *rows, int nr, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256 a = _mm256_loadu_ps(dst + i), v = _mm256_loadu_ps(src + i);
-        const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, a, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-        _mm256_storeu_ps(dst + i, _mm256_blendv_ps(a, v, take));
+        __m256 a = _mm256_loadu_ps(rows[0] + i);
+        for (int r = 1; r < nr; r++) {
+            const __m256 v = _mm256_loadu_ps(rows[r] + i);
+            const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, a, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+            a = _mm256_blendv_ps(a, v, take);
+        }
+        _mm256_storeu_ps(dst + i, a);
     }
-    st_max_into_scalar(dst + i, src + i, n - i);
+    for (; i < n; i++) { /* tail: the scalar select */
+        float a = rows[0][i];
+        for (int r = 1; r < nr; r++) {
+            const float v = rows[r][i];
+            a = (v > a) | (v != v) ? v : a;
+        }
+        dst[i] = a;
+    }
 }
 
 void st_kernels_avx2(st_kernels *k) {
@@ -81,6 +92,6 @@ void st_kernels_avx2(st_kernels *k) {
     k->sgd = sgd_avx2;
     k->adamw = adamw_avx2;
     k->apply_mask = apply_mask_avx2;
-    k->max_into = max_into_avx2;
+    k->max_rows = max_rows_avx2;
     k->deint2 = st_deint2_scalar;
 }

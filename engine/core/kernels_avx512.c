@@ -67,13 +67,20 @@ static void apply_mask_avx512(float *p, const unsigned char *mask, size_t n) {
     }
 }
 
-static void max_into_avx512(float *dst, const float *src, size_t n) {
+static void max_rows_avx512(float *dst, const float *const *rows, int nr, size_t n) {
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 k = tail_mask(n - i);
-        const __m512 a = _mm512_maskz_loadu_ps(k, dst + i), v = _mm512_maskz_loadu_ps(k, src + i);
-        /* v where v > a or v is NaN (as the scalar select), else a (a NaN a stays) */
-        const __mmask16 take = _mm512_cmp_ps_mask(v, a, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-        _mm512_mask_storeu_ps(dst + i, k, _mm512_mask_blend_ps(take, a, v));
+        __m512 a = _mm512_maskz_loadu_ps(k, rows[0] + i);
+        for (int r = 1; r < nr; r++) {
+            const __m512 v = _mm512_maskz_loadu_ps(k, rows[r] + i);
+            /* v where v > a or v is NaN (as the scalar select), else a (a NaN a stays) */
+            const __mmask16 take = _mm512_cmp_ps_mask(v, a, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            a = _mm512_mask_blend_ps(take, a, v);
+        }
+        if (k == 0xFFFF)
+            _mm512_storeu_ps(dst + i, a);
+        else
+            _mm512_mask_storeu_ps(dst + i, k, a);
     }
 }
 
@@ -95,6 +102,6 @@ void st_kernels_avx512(st_kernels *k) {
     k->sgd = sgd_avx512;
     k->adamw = adamw_avx512;
     k->apply_mask = apply_mask_avx512;
-    k->max_into = max_into_avx512;
+    k->max_rows = max_rows_avx512;
     k->deint2 = deint2_avx512;
 }

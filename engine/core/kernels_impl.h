@@ -10,7 +10,7 @@ void st_sgd_scalar(float *p, const float *g, float *buf, size_t n, float lr, flo
 void st_adamw_scalar(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
                      float b2, float eps, float wd, float bc1, float bc2);
 void st_apply_mask_scalar(float *p, const unsigned char *mask, size_t n);
-void st_max_into_scalar(float *dst, const float *src, size_t n);
+void st_max_rows_scalar(float *dst, const float *const *rows, int nr, size_t n);
 void st_deint2_scalar(float *d0, float *d1, const float *src, size_t n);
 
 #endif

@@ -38,10 +38,14 @@ void st_apply_mask_scalar(float *p, const unsigned char *mask, size_t n) {
         if (!mask[i]) p[i] = 0.0f;
 }
 
-void st_max_into_scalar(float *dst, const float *src, size_t n) {
+void st_max_rows_scalar(float *dst, const float *const *rows, int nr, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        const float a = dst[i], v = src[i];
-        dst[i] = (v > a) | (v != v) ? v : a;
+        float a = rows[0][i];
+        for (int r = 1; r < nr; r++) {
+            const float v = rows[r][i];
+            a = (v > a) | (v != v) ? v : a;
+        }
+        dst[i] = a;
     }
 }
 
@@ -55,6 +59,6 @@ void st_kernels_scalar(st_kernels *k) {
     k->sgd = st_sgd_scalar;
     k->adamw = st_adamw_scalar;
     k->apply_mask = st_apply_mask_scalar;
-    k->max_into = st_max_into_scalar;
+    k->max_rows = st_max_rows_scalar;
     k->deint2 = st_deint2_scalar;
 }

@@ -29,8 +29,10 @@ typedef struct st_kernels {
                   float beta2, float eps, float weight_decay, float bc1, float bc2);
     /* p[i] *= mask[i] (mask is 0/1 bytes) */
     void (*apply_mask)(float *p, const unsigned char *mask, size_t n);
-    /* dst[i] = max(dst[i], src[i]), a NaN in either wins (max pooling) */
-    void (*max_into)(float *dst, const float *src, size_t n);
+    /* dst[i] = max over r < nr of rows[r][i], a NaN anywhere wins (max pooling). The
+     * maximum stays in a register across the rows and is stored once: a pool built from
+     * pairwise max calls read back each call's stores (masked ones cannot forward). */
+    void (*max_rows)(float *dst, const float *const *rows, int nr, size_t n);
     /* d0[i] = src[2i], d1[i] = src[2i+1] for i < n (stride-2 rows) */
     void (*deint2)(float *d0, float *d1, const float *src, size_t n);
 } st_kernels;

@@ -152,49 +152,62 @@ static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int
     }
 }
 
-/* Separable: the max over the window's rows into v (contiguous input columns), then
- * over the window's columns read from v split by stride phase, so every step is a
- * contiguous vectorisable max. (Reading v[ow * sw + off] directly is a strided gather:
- * the 3x3/2 pool of ResNet-18 took 0.6 ms of its 5 ms at 95% sparsity.) The window's
- * elements are combined in another order than maxpool_plane_cols: max is order-free,
- * and max_nan lets a NaN anywhere in the window through either way. */
+/* dst[i] = max over the nr rows, in batches so the pointer arrays stay small (a batch
+ * after the first folds in dst's partial maximum as one more row). */
+#define POOL_ROWS_BATCH 32
+#define POOL_SEP_KMAX 64 /* larger windows take maxpool_plane_cols */
+static void max_rows_any(const st_kernels *k, float *dst, const float *const *rows, int nr, size_t n) {
+    k->max_rows(dst, rows, ST_MIN(nr, POOL_ROWS_BATCH), n);
+    const float *batch[POOL_ROWS_BATCH];
+    for (int r0 = POOL_ROWS_BATCH; r0 < nr; r0 += POOL_ROWS_BATCH - 1) {
+        const int m = ST_MIN(nr - r0, POOL_ROWS_BATCH - 1);
+        batch[0] = dst;
+        for (int r = 0; r < m; r++) batch[1 + r] = rows[r0 + r];
+        k->max_rows(dst, batch, m + 1, n);
+    }
+}
+
+/* Separable: the max over the window's rows into vp, the chunk's input columns with -inf
+ * where the window hangs over the edge (so no column range clipping), then over the
+ * window's columns read from vp split by stride phase, so that every step reads
+ * contiguous floats. (Reading vp[ow * sw + dw] directly is a strided gather: the 3x3/2
+ * pool of ResNet-18 took 0.6 ms of its 5 ms at 95% sparsity.) Each output is one
+ * max_rows over kw shifted phase rows, kept in a register until stored: the earlier
+ * pairwise max_into calls stored and reloaded every output kw times, and SPPF's 10x10
+ * pools were all call overhead. Max is order-free, and max_nan lets a NaN anywhere in
+ * the window through in any order. */
 static void maxpool_plane_sep(const st_pool *p, float *yp, const float *xp, int r0, int r1, int c0,
                               int c1, const st_kernels *k) {
-    const int H = p->H, W = p->W, Q = p->Q, sw = p->stride_w, pw = p->pad_w;
-    float v[POOL_ROW_MAX], ph[POOL_ROW_MAX + 64];
-    const int i0 = ST_MAX(c0 * sw - pw, 0), i1 = ST_MIN((c1 - 1) * sw - pw + p->kw, W), n = i1 - i0;
-    const int j0 = i0 / sw, L = (i1 - 1) / sw - j0 + 1; /* phase b holds columns j*sw + b */
+    const int H = p->H, W = p->W, Q = p->Q, sw = p->stride_w, kw = p->kw, n_out = c1 - c0;
+    float vp[POOL_ROW_MAX], ph[POOL_ROW_MAX + 64];
+    const float *rows[POOL_SEP_KMAX], *hrows[POOL_SEP_KMAX];
+    const long base = (long)c0 * sw - p->pad_w;  /* input column of vp[0] */
+    const int nv = (n_out - 1) * sw + kw;         /* vp covers the chunk's windows */
+    const int ja = (int)ST_MAX(0, -base), jb = (int)ST_MIN((long)nv, W - base);
+    const int L = (nv + sw - 1) / sw;             /* phase b: ph[b*L + j] = vp[j*sw + b] */
+    for (int j = 0; j < ja; j++) vp[j] = -INFINITY;
+    for (int j = jb; j < nv; j++) vp[j] = -INFINITY;
+    const float *hsrc = sw == 1 ? vp : ph;
+    for (int dw = 0; dw < kw; dw++)
+        hrows[dw] = hsrc + (size_t)(dw % sw) * L + dw / sw;
     for (int oh = r0; oh < r1; oh++) {
-        float *yr = yp + (size_t)oh * Q;
-        for (int ow = c0; ow < c1; ow++) yr[ow] = -INFINITY;
+        float *yr = yp + (size_t)oh * Q + c0;
         int hs = oh * p->stride_h - p->pad_h, he = ST_MIN(hs + p->kh, H);
         if (hs < 0) hs = 0;
-        if (he <= hs || n <= 0) continue;
-        memcpy(v, xp + (size_t)hs * W + i0, (size_t)n * sizeof(float));
-        for (int h = hs + 1; h < he; h++) k->max_into(v, xp + (size_t)h * W + i0, (size_t)n);
-        const float *pv = v;
-        if (sw == 2 && i0 % 2 == 0) { /* phases 0 and 1 in one pass (L = ceil(n/2)) */
-            k->deint2(ph, ph + L, v, (size_t)(n / 2));
-            if (n % 2) ph[n / 2] = v[n - 1];
-            pv = ph;
-        } else if (sw > 1) {
-            for (int b = 0; b < sw; b++) { /* phase b: columns j*sw + b in [i0, i1) */
-                const int ja = ST_MAX(j0, (i0 - b + sw - 1) / sw), jb = (i1 - 1 - b) / sw + 1;
-                float *dst = ph + (size_t)b * L - j0;
-                const float *sv = v + b - i0;
-                for (int j = ja; j < jb; j++) dst[j] = sv[(size_t)j * sw];
-            }
-            pv = ph;
+        if (he <= hs || jb <= ja) {
+            for (int t = 0; t < n_out; t++) yr[t] = -INFINITY;
+            continue;
         }
-        for (int dw = 0; dw < p->kw; dw++) {
-            const int off = dw - pw; /* input column ow*sw + off = (ow + sh)*sw + b */
-            const int b = ((off % sw) + sw) % sw, sh = (off - b) / sw;
-            int lo, hi;
-            st__valid_range(Q, sw, off, W, &lo, &hi);
-            lo = ST_MAX(lo, c0), hi = ST_MIN(hi, c1);
-            const float *src = sw > 1 ? pv + (size_t)b * L + (sh - j0) : pv + (off - i0);
-            if (hi > lo) k->max_into(yr + lo, src + lo, (size_t)(hi - lo));
+        for (int h = hs; h < he; h++) rows[h - hs] = xp + (size_t)h * W + base + ja;
+        max_rows_any(k, vp + ja, rows, he - hs, (size_t)(jb - ja));
+        if (sw == 2) {
+            k->deint2(ph, ph + L, vp, (size_t)(nv / 2));
+            if (nv % 2) ph[nv / 2] = vp[nv - 1];
+        } else if (sw > 2) {
+            for (int b = 0; b < sw; b++)
+                for (int j = 0; j * sw + b < nv; j++) ph[(size_t)b * L + j] = vp[j * sw + b];
         }
+        max_rows_any(k, yr, hrows, kw, (size_t)n_out);
     }
 }
 
@@ -203,7 +216,8 @@ void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x) {
     const size_t HW = (size_t)p->H * p->W, PQ = (size_t)p->P * p->Q;
     /* columns per chunk so the chunk's input columns (and their phases) fit the buffers */
     const int sep_cols = (POOL_ROW_MAX - p->kw - 2 * p->stride_w) / p->stride_w;
-    const int chunk = sep_cols >= 16 ? sep_cols : POOL_ROW_MAX;
+    const int sep = sep_cols >= 16 && p->kh <= POOL_SEP_KMAX && p->kw <= POOL_SEP_KMAX;
+    const int chunk = sep ? sep_cols : POOL_ROW_MAX;
     st_kernels k;
     st_kernels_init(&k, st_cpu_select_isa());
     /* Threads take bands of output rows across all planes rather than planes: the
@@ -217,9 +231,9 @@ void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x) {
         const int b = (int)(it / planes), r0 = (int)((long)p->P * b / nb), r1 = (int)((long)p->P * (b + 1) / nb);
         for (int c0 = 0; c0 < p->Q; c0 += chunk) {
             const int c1 = ST_MIN(c0 + chunk, p->Q);
-            if (sep_cols >= 16)
+            if (sep)
                 maxpool_plane_sep(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, c0, c1, &k);
-            else /* kernels nearly as wide as the buffer */
+            else /* windows too large for the row pointer arrays or the buffer */
                 maxpool_plane_cols(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, c0, c1);
         }
     }
