@@ -176,7 +176,9 @@ END_TEST
 
 /* The epilogue fused into the tiles (or the compaction) gives the reference output with
  * the ops applied by the portable kernel: the residual add reads each output's own index
- * (a wrong offset, a skipped or repeated tile would show), then ReLU. */
+ * (a wrong offset, a skipped or repeated tile would show). Three chains by case: add then
+ * ReLU; SiLU then add; LeakyReLU, Clip, Sigmoid (not idempotent: an epilogue run on a
+ * partial sum of a chunked reduction, or twice, would show). */
 static void check_epilogue(int ci) {
     dc_bufs t;
     bufs_open(&t, ci, 300);
@@ -184,14 +186,19 @@ static void check_epilogue(int ci) {
     stt_fill_uniform(t.w, t.nw, -1, 1, &t.r);
     float *res = malloc(t.ny * sizeof(float));
     stt_fill_uniform(res, t.ny, -1, 1, &t.r);
-    const st_epi_op ops[2] = {{ST_EPI_OP_ADD, 0, 0, res}, {ST_EPI_OP_RELU, 0, 0, NULL}};
+    const st_epi_op chains[3][3] = {
+        {{ST_EPI_OP_ADD, 0, 0, res}, {ST_EPI_OP_RELU, 0, 0, NULL}},
+        {{ST_EPI_OP_SILU, 0, 0, NULL}, {ST_EPI_OP_ADD, 0, 0, res}},
+        {{ST_EPI_OP_LEAKYRELU, 0.1f, 0, NULL}, {ST_EPI_OP_CLIP, -0.5f, 0.7f, NULL}, {ST_EPI_OP_SIGMOID, 0, 0, NULL}}};
+    const st_epi_op *ops = chains[ci % 3];
+    const int n_ops = ci % 3 == 2 ? 3 : 2;
     st_conv2d_forward_ref(&c, t.want, t.x, t.w, t.b);
-    st_epi_rows_scalar(t.want, 0, t.want, 0, 1, t.ny, 0.0f, ops, 2);
+    st_epi_rows_scalar(t.want, 0, t.want, 0, 1, t.ny, 0.0f, ops, n_ops);
     st_dense_conv d;
     st_error err = {0};
     ck_assert_int_eq(st_dense_conv_pack(&d, &c, t.w, &err), ST_OK);
     omp_set_num_threads(2);
-    st_dense_conv_forward(&d, &c, t.got, t.x, t.b, ops, 2, t.scr);
+    st_dense_conv_forward(&d, &c, t.got, t.x, t.b, ops, n_ops, t.scr);
     STT_ASSERT_CLOSE(t.got, t.want, t.ny, sum_atol(&c), 1e-4);
     st_dense_conv_free(&d);
     free(res);

@@ -268,14 +268,13 @@ typedef struct run {
     const float *bias;
     const st_epi_op *ops; /* the epilogue (ADD src: arrays like the caller's output) */
     int n_ops;            /* 0: none, or done later (compaction) */
-    st_epi_rows_fn epi_rows;
     size_t y_index;       /* index of y[0] in the caller's output (epilogue offsets) */
     int P, Q;             /* output map (row tiles) */
 } run;
 
 /* Output tile (weight panel ip, column panel jp), reduction rows [k0, k0 + kc); b points
  * at row k0 of the column panel (or, with koff, at the panel's first position). The
- * epilogue runs on the tile's rows right after its last chunk, while they are in L1. */
+ * microkernel applies the epilogue with the tile's last chunk. */
 static inline void tile(const run *t, int ip, int jp, int k0, int kc, const float *b, size_t ldb) {
     const st_dense_conv *d = t->d;
     const plan *pl = t->pl;
@@ -291,13 +290,11 @@ static inline void tile(const run *t, int ip, int jp, int k0, int kc, const floa
         f = t->fs[(nr + 15) / 16 - 1];
     }
     float *c = t->y + (size_t)m0 * ldc + j0;
+    st_epi_op o[ST_EPI_MAX_OPS];
+    const int n_ops = k0 + kc == d->CRS ? t->n_ops : 0; /* with the tile's last chunk */
+    if (n_ops) st_epi_ops_at(o, t->ops, n_ops, t->y_index + (size_t)m0 * ldc + j0);
     f(kc, d->wp + ((size_t)ip * d->CRS + (size_t)k0) * MR, b, ldb, t->koff ? t->koff + k0 : NULL, c,
-         ldc, mr, nr, t->bias ? t->bias + m0 : NULL, k0 > 0);
-    if (t->n_ops && k0 + kc == d->CRS) { /* the tile just stored, in L1 */
-        st_epi_op o[ST_EPI_MAX_OPS];
-        st_epi_ops_at(o, t->ops, t->n_ops, t->y_index + (size_t)m0 * ldc + j0);
-        t->epi_rows(c, (ptrdiff_t)ldc, c, (ptrdiff_t)ldc, mr, (size_t)nr, 0.0f, o, t->n_ops);
-    }
+      ldc, mr, nr, t->bias ? t->bias + m0 : NULL, k0 > 0, o, n_ops);
 }
 
 /* Direct: the grid position where column panel jp starts (row tiles: its row's start;
@@ -314,13 +311,14 @@ static inline size_t grid_pos(const plan *pl, int jp) {
  * unrolled. The Wh - Q columns between output rows are computed and dropped. */
 static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const plan *pl,
                            const st_dense_ukr *fs, float *y, const float *x, const float *bias,
-                           const st_epi_op *ops, int n_ops, st_epi_rows_fn epi_rows, float *scratch) {
+                           const st_epi_op *ops, int n_ops, float *scratch) {
     const size_t HWh = (size_t)pl->Hh * pl->Wh, chf = plane_floats(c, pl), PQ = (size_t)c->P * c->Q;
     int32_t *koff = (int32_t *)scratch;
     float *xp = scratch + pad16((size_t)d->CRS);
     float *yt = xp + pad16((size_t)c->C * chf); /* used when pl->compact */
     const int RS = c->R * c->S, kp = d->kpanels, jpn = pl->jpanels, sh = c->stride_h, sw = c->stride_w;
     const int compact = pl->compact; /* else tiles write the output itself */
+    const st_epi_rows_fn epi_rows = st_epi_rows_for(st_cpu_select_isa()); /* compaction's */
     const st_dense_ukr f = fs[pl->nv - 1];
     st_kernels ek; /* the stride-2 deinterleave */
     st_kernels_init(&ek, st_cpu_select_isa());
@@ -333,7 +331,7 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
         const float *xn = x + (size_t)n * c->C * c->H * c->W;
         float *yn = y + (size_t)n * c->K * PQ;
         /* compacting: the epilogue runs on the copied rows instead of the tiles */
-        const run t = {d, pl, f, fs, koff, compact ? yt : yn, bias, ops, compact ? 0 : n_ops, epi_rows,
+        const run t = {d, pl, f, fs, koff, compact ? yt : yn, bias, ops, compact ? 0 : n_ops,
                        (size_t)n * c->K * PQ, c->P, c->Q};
 #pragma omp parallel
         {
@@ -382,9 +380,8 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     st_dense_ukr ukr[3], ukr_off[3];
     if (st_cpu_select_isa() >= ST_ISA_AVX512) st_dense_ukr_avx512(ukr, ukr_off);
     else st_dense_ukr_avx2(ukr, ukr_off);
-    const st_epi_rows_fn epi_rows = st_epi_rows_for(st_cpu_select_isa());
     if (pl.direct) {
-        forward_direct(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, epi_rows, scratch);
+        forward_direct(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, scratch);
         return;
     }
     const st_dense_ukr f = ukr[pl.nv - 1];
@@ -393,7 +390,7 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     for (int n = 0; n < c->N; n++) {
         const float *xn = x + (size_t)n * in_img;
         float *yn = y + (size_t)n * c->K * pl.PQ;
-        const run t = {d, &pl, f, ukr, NULL, yn, bias, ops, n_ops, epi_rows, (size_t)n * c->K * pl.PQ,
+        const run t = {d, &pl, f, ukr, NULL, yn, bias, ops, n_ops, (size_t)n * c->K * pl.PQ,
                        c->P, c->Q};
         if (pl.inplace && !pl.shared) {
 #pragma omp parallel for collapse(2) schedule(static)

@@ -83,10 +83,13 @@ static inline __attribute__((always_inline)) void tile(int nv, int kc, const flo
     }
 }
 
+/* The epilogue on the stored tile (in L1): 4x16 blocks leave no register room for it. */
 #define DEFINE_UKR(NAME, NV)                                                                 \
     static void NAME(int kc, const float *a, const float *b, size_t ldb, const int32_t *koff, \
-                     float *c, size_t ldc, int mr, int nr, const float *bias, int accumulate) { \
+                     float *c, size_t ldc, int mr, int nr, const float *bias, int accumulate, \
+                     const st_epi_op *ops, int n_ops) {                                      \
         tile(NV, kc, a, b, ldb, koff, c, ldc, mr, nr, bias, accumulate);                     \
+        if (n_ops) st_epi_rows_avx2(c, (ptrdiff_t)ldc, c, (ptrdiff_t)ldc, mr, (size_t)nr, 0.0f, ops, n_ops); \
     }
 
 DEFINE_UKR(ukr_8x1, 1)

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "act_vec_avx512.h"
 #include "st_dense.h"
 
 #define MR ST_DENSE_MR
@@ -14,11 +15,21 @@ static inline __mmask16 lane_mask(int n) {
     return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
 }
 
+/* Full vectors take a plain store: the epilogue reads the tile back at once, and a
+ * masked store does not forward to that load (it waits for the store to retire). */
+static inline void st_dense_store16(float *p, __mmask16 k, __m512 v) {
+    if (k == 0xffff)
+        _mm512_storeu_ps(p, v);
+    else
+        _mm512_mask_storeu_ps(p, k, v);
+}
+
 /* KOFF 0: row k of b at b + k*ldb; KOFF 1: at b + koff[k] (the direct convolution reads
  * the padded input in place, one offset per filter tap). */
 #define DEFINE_UKR(NAME, NV, KOFF)                                                            \
     static void NAME(int kc, const float *a, const float *b, size_t ldb, const int32_t *koff,  \
-                     float *c, size_t ldc, int mr, int nr, const float *bias, int accumulate) { \
+                     float *c, size_t ldc, int mr, int nr, const float *bias, int accumulate,   \
+                     const st_epi_op *ops, int n_ops) {                                        \
         __m512 acc[MR][NV];                                                                   \
         __mmask16 mk[NV];                                                                     \
         _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) mk[v] = lane_mask(nr - 16 * v);  \
@@ -44,8 +55,12 @@ static inline __mmask16 lane_mask(int n) {
         /* constant row indices (m < mr tested per row) keep acc in registers */              \
         _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) {                                \
             if (m < mr)                                                                       \
-                _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                          \
-                    _mm512_mask_storeu_ps(c + (size_t)m * ldc + 16 * v, mk[v], acc[m][v]);    \
+                _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) {                        \
+                    const size_t o = (size_t)m * ldc + 16 * v;                                \
+                    st_dense_store16(c + o, mk[v],                                            \
+                                     n_ops ? st_epi_vec16(acc[m][v], ops, n_ops, o, mk[v])    \
+                                           : acc[m][v]);                                      \
+                }                                                                             \
         }                                                                                     \
     }
 

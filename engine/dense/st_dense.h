@@ -28,12 +28,14 @@ typedef struct st_dense_conv {
     float *wp;     /* [kpanels][CRS][MR], rows past K zero (st_alloc'ed) */
 } st_dense_conv;
 
-/* C[m][j] = (accumulate ? C[m][j] : bias[m], 0 without) + sum_k a[k*MR + m] * B_k[j]
+/* C[m][j] = epi((accumulate ? C[m][j] : bias[m], 0 without) + sum_k a[k*MR + m] * B_k[j])
  * for m < mr, j < nr, where row B_k = b + k*ldb (koff NULL) or b + koff[k]; columns
- * j >= nr are neither read nor written. */
+ * j >= nr are neither read nor written. epi is the n_ops ops of act_kernels.h (ADD
+ * sources: the addend of C[0][0], rows ldc apart), applied before the store on AVX-512
+ * (the tile is written once), on the stored tile on AVX2. */
 typedef void (*st_dense_ukr)(int kc, const float *a, const float *b, size_t ldb,
                              const int32_t *koff, float *c, size_t ldc, int mr, int nr,
-                             const float *bias, int accumulate);
+                             const float *bias, int accumulate, const st_epi_op *ops, int n_ops);
 
 /* The AVX-512 microkernels for 16, 32 and 48 columns (index nv-1), with rows ldb apart
  * (ukr) and at per-row offsets (ukr_off). */
