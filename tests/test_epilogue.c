@@ -1,5 +1,6 @@
 /* Inference epilogue kernels (act_kernels.h): every ISA's st_epi_rows against the
- * definitions, op by op and chained, on row lengths 0-40 (every vector tail), several
+ * definitions, op by op and chained, on row lengths 0-40 (every vector tail) and past the
+ * AVX-512 kernel's 8-vector blocks (127-299: a block, then vectors, then a tail), several
  * rows with distinct strides, in place and copying, with NaN, infinities and -0. */
 #include <check.h>
 #include <math.h>
@@ -57,13 +58,15 @@ START_TEST(test_epi_rows_match_definitions) {
     int approx = 0;
     for (int k = 0; k < n_ops[chain]; k++)
         approx |= chains[chain][k].kind == ST_EPI_OP_SILU || chains[chain][k].kind == ST_EPI_OP_SIGMOID;
-    const int rows = 3, ldx = 45, ldy = 43; /* strides apart, and not multiples of 16 */
-    float x[3 * 45], res[3 * 43], res2[3 * 43], y[3 * 43], want[3 * 43];
+    const int rows = 3, ldx = 301, ldy = 299; /* strides apart, and not multiples of 16 */
+    static const int long_n[] = {127, 128, 129, 143, 255, 256, 270, 299};
+    float x[3 * 301], res[3 * 299], res2[3 * 299], y[3 * 299], want[3 * 299];
     uint32_t s = 12345u + (uint32_t)chain;
     for (int f = 0; f < 3; f++) {
         if (!fns[f]) continue;
-        for (int n = 0; n <= 40; n++)
+        for (int ni = 0; ni <= 40 + 8; ni++)
             for (int inplace = 0; inplace < 2; inplace++) {
+                const int n = ni <= 40 ? ni : long_n[ni - 41];
                 for (int i = 0; i < rows * ldx; i++) {
                     s = s * 1664525u + 1013904223u;
                     x[i] = (float)((s >> 8) % 20001) / 1000.0f - 10.0f;

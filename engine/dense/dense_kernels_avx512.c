@@ -52,15 +52,12 @@ static inline void st_dense_store16(float *p, __mmask16 k, __m512 v) {
             a += MR;                                                                          \
             if (!KOFF) b += ldb;                                                              \
         }                                                                                     \
+        if (n_ops) st_epi_block16(&acc[0][0], MR, NV, mr, ops, n_ops, 0, ldc, mk);             \
         /* constant row indices (m < mr tested per row) keep acc in registers */              \
         _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) {                                \
             if (m < mr)                                                                       \
-                _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) {                        \
-                    const size_t o = (size_t)m * ldc + 16 * v;                                \
-                    st_dense_store16(c + o, mk[v],                                            \
-                                     n_ops ? st_epi_vec16(acc[m][v], ops, n_ops, o, mk[v])    \
-                                           : acc[m][v]);                                      \
-                }                                                                             \
+                _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                          \
+                    st_dense_store16(c + (size_t)m * ldc + 16 * v, mk[v], acc[m][v]);         \
         }                                                                                     \
     }
 

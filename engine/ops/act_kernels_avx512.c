@@ -26,19 +26,34 @@ void st_bn_silu_row_avx512(float *y, float *s, const float *x, size_t n, float m
     if (i < n) silu16(y + i, s ? s + i : NULL, x + i, (__mmask16)((1u << (n - i)) - 1u), vm, vs, vb);
 }
 
+/* Blocks of 8 vectors through st_epi_block16 (one switch per op and block, the vectors'
+ * exp chains overlapping), then single vectors, the last one masked. */
 void st_epi_rows_avx512(ST_EPI_ROWS_ARGS) {
     const __m512 vb = _mm512_set1_ps(bias);
     const __mmask16 mt = (__mmask16)((1u << (n % 16)) - 1u);
+    const __mmask16 full[8] = {0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff};
     for (int r = 0; r < rows; r++) {
         float *yr = y + r * ldy;
         const float *xr = x + r * ldx;
         const size_t o = (size_t)(r * ldy);
         size_t i = 0;
-        for (; i + 16 <= n; i += 16)
-            _mm512_storeu_ps(yr + i, st_epi_vec16(_mm512_add_ps(_mm512_loadu_ps(xr + i), vb), ops, n_ops,
-                                                  o + i, (__mmask16)0xffff));
-        if (i < n)
-            _mm512_mask_storeu_ps(yr + i, mt, st_epi_vec16(_mm512_add_ps(_mm512_maskz_loadu_ps(mt, xr + i), vb),
-                                                           ops, n_ops, o + i, mt));
+        for (; i + 128 <= n; i += 128) {
+            __m512 a[8];
+#pragma GCC unroll 8
+            for (int v = 0; v < 8; v++) a[v] = _mm512_add_ps(_mm512_loadu_ps(xr + i + 16 * v), vb);
+            st_epi_block16(a, 1, 8, 1, ops, n_ops, o + i, 0, full);
+#pragma GCC unroll 8
+            for (int v = 0; v < 8; v++) _mm512_storeu_ps(yr + i + 16 * v, a[v]);
+        }
+        for (; i + 16 <= n; i += 16) {
+            __m512 a = _mm512_add_ps(_mm512_loadu_ps(xr + i), vb);
+            st_epi_block16(&a, 1, 1, 1, ops, n_ops, o + i, 0, full);
+            _mm512_storeu_ps(yr + i, a);
+        }
+        if (i < n) {
+            __m512 a = _mm512_add_ps(_mm512_maskz_loadu_ps(mt, xr + i), vb);
+            st_epi_block16(&a, 1, 1, 1, ops, n_ops, o + i, 0, &mt);
+            _mm512_mask_storeu_ps(yr + i, mt, a);
+        }
     }
 }

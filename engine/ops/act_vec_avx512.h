@@ -1,5 +1,5 @@
 /* AVX-512 vector pieces shared by the activation row kernels and the kernels that apply
- * an epilogue in registers (sparse spmm). Include only from files compiled with
+ * an epilogue in registers (sparse spmm, dense microkernels). Include only from files compiled with
  * AVX-512 enabled. */
 #ifndef ST_ACT_VEC_AVX512_H
 #define ST_ACT_VEC_AVX512_H
@@ -25,34 +25,64 @@ static inline __m512 exp_avx512(__m512 t) {
     return _mm512_scalef_ps(p, fx);
 }
 
-/* The epilogue ops (act_kernels.h) on one vector v: ADD reads op->src + off under the
- * lane mask m (lanes outside it are never read). */
-static inline __m512 st_epi_vec16(__m512 v, const st_epi_op *ops, int n_ops, size_t off, __mmask16 m) {
+/* The ops on nr x nv vectors at once, op by op: vector r*nv + v holds the 16 outputs at
+ * off0 + r*ld + 16*v (ADD reads op->src there under lane mask mk[v]; rows r >= rvalid
+ * are never read). Applying each op across all vectors
+ * lets the vectors' exp chains (~50 cycles of latency each) overlap; all ops on one
+ * vector, then the next, ran the epilogue pass at 0.41 ns per SiLU output and 0.18 per
+ * ReLU output (now 0.19-0.24 and 0.04-0.05, 4096-float rows in L1). NaN handling as the
+ * scalar definitions: ReLU's max turns NaN and -0 into +0, Clip's min/max keep a NaN
+ * (they return the second operand), Sigmoid passes a NaN input on (exp's clamp would
+ * turn it into a number). */
+static inline __attribute__((always_inline)) void st_epi_block16(__m512 *a, const int nr, const int nv, int rvalid,
+                                                                 const st_epi_op *ops, int n_ops, size_t off0,
+                                                                 size_t ld, const __mmask16 *mk) {
     const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
     for (int k = 0; k < n_ops; k++) {
         const st_epi_op *op = &ops[k];
         switch (op->kind) {
-        case ST_EPI_OP_RELU: v = _mm512_max_ps(v, zero); break; /* NaN, -0 -> +0 */
-        case ST_EPI_OP_LEAKYRELU:
-            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ),
-                                     _mm512_mul_ps(v, _mm512_set1_ps(op->a)), v);
+        case ST_EPI_OP_RELU:
+#pragma GCC unroll 32
+            for (int i = 0; i < nr * nv; i++) a[i] = _mm512_max_ps(a[i], zero);
             break;
-        case ST_EPI_OP_SILU:
-        case ST_EPI_OP_SIGMOID: {
-            const __m512 sg = _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(zero, v))));
-            /* the clamp inside exp turns NaN into a number: Sigmoid passes NaN on itself */
-            v = op->kind == ST_EPI_OP_SILU ? _mm512_mul_ps(v, sg)
-                                           : _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), sg, v);
+        case ST_EPI_OP_LEAKYRELU: {
+            const __m512 sl = _mm512_set1_ps(op->a);
+#pragma GCC unroll 32
+            for (int i = 0; i < nr * nv; i++)
+                a[i] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a[i], zero, _CMP_GT_OQ), _mm512_mul_ps(a[i], sl), a[i]);
             break;
         }
-        case ST_EPI_OP_CLIP: /* max/min return the second operand for a NaN: kept */
-            v = _mm512_min_ps(_mm512_set1_ps(op->b), _mm512_max_ps(_mm512_set1_ps(op->a), v));
+        case ST_EPI_OP_SILU:
+#pragma GCC unroll 32
+            for (int i = 0; i < nr * nv; i++)
+                a[i] = _mm512_mul_ps(a[i], _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(zero, a[i])))));
             break;
-        case ST_EPI_OP_ADD: v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, op->src + off)); break;
+        case ST_EPI_OP_SIGMOID:
+#pragma GCC unroll 32
+            for (int i = 0; i < nr * nv; i++) { /* NaN input: kept */
+                const __m512 sg = _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(zero, a[i]))));
+                a[i] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a[i], a[i], _CMP_UNORD_Q), sg, a[i]);
+            }
+            break;
+        case ST_EPI_OP_CLIP: {
+            const __m512 lo = _mm512_set1_ps(op->a), hi = _mm512_set1_ps(op->b);
+#pragma GCC unroll 32
+            for (int i = 0; i < nr * nv; i++) a[i] = _mm512_min_ps(hi, _mm512_max_ps(lo, a[i]));
+            break;
+        }
+        case ST_EPI_OP_ADD:
+#pragma GCC unroll 8
+            for (int r = 0; r < nr; r++)
+                if (r < rvalid)
+#pragma GCC unroll 8
+                    for (int v = 0; v < nv; v++)
+                        a[r * nv + v] = _mm512_add_ps(
+                            a[r * nv + v],
+                            _mm512_maskz_loadu_ps(mk[v], op->src + off0 + (size_t)r * ld + 16 * (size_t)v));
+            break;
         default: break;
         }
     }
-    return v;
 }
 
 #endif

@@ -87,12 +87,17 @@ AI void spmm_tile(const int NV, const int MASKED, const int TWO, const int XM, i
             for (int v = 0; v < NV; v++)
                 a[v] = _mm512_fmadd_ps(w0, ldx(XM, MASKED, v, NV, x0, m0, km), a[v]);
         }
+        if (TWO)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) a[v] = _mm512_add_ps(a[v], c[v]);
+        if (n_ops) { /* the epilogue in registers: y is written once */
+            __mmask16 em[8];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) em[v] = MASKED && v == NV - 1 ? km : (__mmask16)0xFFFF;
+            st_epi_block16(a, 1, NV, 1, ops, n_ops, (size_t)((r - r0) * ldy + eo), 0, em);
+        }
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) {
-            if (TWO) a[v] = _mm512_add_ps(a[v], c[v]);
-            if (n_ops) /* the epilogue in registers: y is written once */
-                a[v] = st_epi_vec16(a[v], ops, n_ops, (size_t)((r - r0) * ldy + eo + 16 * v),
-                                    (MASKED && v == NV - 1) ? km : (__mmask16)0xFFFF);
             if (MASKED && v == NV - 1) _mm512_mask_storeu_ps(y + 16 * v, km, a[v]);
             else _mm512_storeu_ps(y + 16 * v, a[v]);
         }
