@@ -335,10 +335,14 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
                        (size_t)n * c->K * PQ, c->P, c->Q};
 #pragma omp parallel
         {
+            /* rows outermost: each thread splits the rows its tiles (also in row order)
+             * will read, so the planes stay in its core's cache. Split by channels, every
+             * tile read half its planes from the other core: 2 threads ran yolov5n's
+             * 16 -> 32 stride-2 layer slower than one (0.49-0.67 vs 0.42 ms). */
 #pragma omp for collapse(3) schedule(static)
-            for (int ch = 0; ch < c->C; ch++)
-                for (int a = 0; a < sh; a++)
-                    for (int i = 0; i < pl->Hh; i++)
+            for (int i = 0; i < pl->Hh; i++)
+                for (int ch = 0; ch < c->C; ch++)
+                    for (int a = 0; a < sh; a++)
                         phase_row(c, pl, xp + (size_t)ch * chf, xn + (size_t)ch * c->H * c->W, a, i, &ek);
             if (pl->jp_outer) {
 #pragma omp for collapse(2) schedule(static) nowait
