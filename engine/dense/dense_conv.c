@@ -17,6 +17,9 @@
  * column panels) fits in this much of L2, reused by every weight panel of a thread. */
 #define ST_DENSE_KC_BYTES (256u << 10)
 
+/* Weights past this many bytes are streamed from memory on every call (see make_plan). */
+#define ST_DENSE_STREAM_W_BYTES (4u << 20)
+
 typedef struct plan {
     int nv, nr, jpanels;
     size_t PQ;         /* positions computed: P*Q, or (P-1)*Wh + Q on the phase planes' grid
@@ -105,7 +108,13 @@ static void make_plan(const st_conv2d *c, int threads, plan *p) {
         const double w_bytes = (double)c->K * crs * sizeof(float);
         const double in_bytes = (double)c->C * c->stride_h * c->stride_w * p->Hh * p->Wh * sizeof(float);
         const int kpanels = (c->K + MR - 1) / MR;
-        if (w_bytes * p->jpanels <= 4.0 * in_bytes * kpanels) p->jp_outer = 1, p->kc = (int)crs;
+        /* Weights far past L2 (ResNet-18's layer4, 4.7-9.4 MB) come from memory: column
+         * panels outer streams them once per column panel and each of two threads
+         * streamed all of them; weight panels outer streams each once. layer4's four
+         * convolutions: 4.38-4.54 -> 4.11-4.12 ms (profile, two alternated runs); layer3
+         * (2.4 MB) was slower that way (3.07 -> 3.27 ms). */
+        const int w_streams = w_bytes > ST_DENSE_STREAM_W_BYTES && p->jpanels > 1;
+        if (!w_streams && w_bytes * p->jpanels <= 4.0 * in_bytes * kpanels) p->jp_outer = 1, p->kc = (int)crs;
         else if (in_bytes <= ST_DENSE_SHARED_B_BYTES) p->kc = (int)crs;
     }
 }
