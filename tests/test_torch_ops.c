@@ -309,7 +309,33 @@ START_TEST(test_maxpool_infer_row_bands) {
 }
 END_TEST
 
-/* Kernels nearly as wide as the inference pool's row buffer take the unseparated path. */
+/* Threaded nearest upsampling against its definition, y[h][w] = x[h / f][w / f],
+ * bit-exact: planes split unevenly (20 and 600 on 3 threads), factor 2 (its own loop) and
+ * 3, odd widths. */
+START_TEST(test_upsample_row_bands) {
+    const int shapes[3][5] = {{1, 20, 29, 33, 2}, {2, 300, 2, 9, 2}, {1, 30, 11, 13, 3}}; /* N C H W f */
+    const int prev = omp_get_max_threads();
+    omp_set_num_threads(3);
+    for (int t = 0; t < 3; t++) {
+        const int *v = shapes[t], N = v[0], C = v[1], H = v[2], W = v[3], f = v[4];
+        const size_t nx = (size_t)N * C * H * W, ny = nx * f * f;
+        ck_assert_int_gt(ny, 32768); /* big enough to be threaded */
+        float *x = zeros(nx), *y = zeros(ny);
+        st_rng r;
+        st_rng_seed(&r, 21 + (uint64_t)t);
+        stt_fill_uniform(x, nx, -1, 1, &r);
+        st_upsample_nearest_forward(y, x, N, C, H, W, f);
+        for (size_t pl = 0; pl < (size_t)N * C; pl++)
+            for (int h = 0; h < H * f; h++)
+                for (int w = 0; w < W * f; w++)
+                    ck_assert_msg(y[(pl * H * f + h) * W * f + w] == x[(pl * H + h / f) * W + w / f],
+                                  "shape %d plane %zu (%d, %d)", t, pl, h, w);
+        free(x), free(y);
+    }
+    omp_set_num_threads(prev);
+}
+END_TEST
+
 /* Windows past the separable path's limits against the argmax pool: taller than one
  * batch of row pointers (33, 40 rows), wider than the pointer arrays (70 columns or
  * rows: the per-column path), non-square, stride 2 and 3 with such windows, and rows
@@ -507,6 +533,7 @@ Suite *torch_ops_suite(void) {
     tcase_add_test(tc, test_maxpool_infer_sweep);
     tcase_add_test(tc, test_maxpool_infer_wide_kernel);
     tcase_add_test(tc, test_maxpool_infer_row_bands);
+    tcase_add_test(tc, test_upsample_row_bands);
     tcase_add_test(tc, test_shape);
     tcase_add_test(tc, test_xent);
     suite_add_tcase(s, tc);
