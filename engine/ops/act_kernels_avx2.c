@@ -43,46 +43,82 @@ void st_bn_silu_row_avx2(float *y, float *s, const float *x, size_t n, float mf,
     st_bn_silu_row_scalar(y + i, s ? s + i : NULL, x + i, n - i, mf, scale, shift);
 }
 
-/* One 8-lane vector of an epilogue from x into y at element i (ADD reads src + off);
- * lanes outside km are neither read nor written (maskload/maskstore). */
-static inline void epi8(float *y, const float *x, __m256i km, __m256 vb, const st_epi_op *ops,
-                        int n_ops, size_t off) {
+/* The ops on nv vectors at once, op by op, so that the vectors' exp chains overlap
+ * (as st_epi_block16 on AVX-512); vector v holds the outputs at off + 8*v, ADD reads
+ * src there (under km when masked: lanes outside are never read). */
+static inline __attribute__((always_inline)) void epi_block8(__m256 *a, const int nv, const int masked, __m256i km,
+                                                            const st_epi_op *ops, int n_ops, size_t off) {
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-    __m256 v = _mm256_add_ps(_mm256_maskload_ps(x, km), vb);
     for (int k = 0; k < n_ops; k++) {
         const st_epi_op *op = &ops[k];
         switch (op->kind) {
-        case ST_EPI_OP_RELU: v = _mm256_max_ps(v, zero); break; /* NaN, -0 -> +0 */
-        case ST_EPI_OP_LEAKYRELU:
-            v = _mm256_blendv_ps(_mm256_mul_ps(v, _mm256_set1_ps(op->a)), v,
-                                 _mm256_cmp_ps(v, zero, _CMP_GT_OQ));
+        case ST_EPI_OP_RELU: /* NaN, -0 -> +0 */
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++) a[v] = _mm256_max_ps(a[v], zero);
             break;
-        case ST_EPI_OP_SILU:
-        case ST_EPI_OP_SIGMOID: {
-            const __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(zero, v))));
-            /* the clamp inside exp turns NaN into a number: Sigmoid passes NaN on itself */
-            v = op->kind == ST_EPI_OP_SILU ? _mm256_mul_ps(v, sg)
-                                           : _mm256_blendv_ps(sg, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        case ST_EPI_OP_LEAKYRELU: {
+            const __m256 sl = _mm256_set1_ps(op->a);
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++)
+                a[v] = _mm256_blendv_ps(_mm256_mul_ps(a[v], sl), a[v], _mm256_cmp_ps(a[v], zero, _CMP_GT_OQ));
             break;
         }
-        case ST_EPI_OP_CLIP: /* max/min return the second operand for a NaN: kept */
-            v = _mm256_min_ps(_mm256_set1_ps(op->b), _mm256_max_ps(_mm256_set1_ps(op->a), v));
+        case ST_EPI_OP_SILU:
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++)
+                a[v] = _mm256_mul_ps(a[v], _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(zero, a[v])))));
             break;
-        case ST_EPI_OP_ADD: v = _mm256_add_ps(v, _mm256_maskload_ps(op->src + off, km)); break;
+        case ST_EPI_OP_SIGMOID: /* the clamp inside exp turns NaN into a number: passed on here */
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++) {
+                const __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(zero, a[v]))));
+                a[v] = _mm256_blendv_ps(sg, a[v], _mm256_cmp_ps(a[v], a[v], _CMP_UNORD_Q));
+            }
+            break;
+        case ST_EPI_OP_CLIP: { /* max/min return the second operand for a NaN: kept */
+            const __m256 lo = _mm256_set1_ps(op->a), hi = _mm256_set1_ps(op->b);
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++) a[v] = _mm256_min_ps(hi, _mm256_max_ps(lo, a[v]));
+            break;
+        }
+        case ST_EPI_OP_ADD:
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++)
+                a[v] = _mm256_add_ps(a[v], masked ? _mm256_maskload_ps(op->src + off + 8 * v, km)
+                                                  : _mm256_loadu_ps(op->src + off + 8 * v));
+            break;
         default: break;
         }
     }
-    _mm256_maskstore_ps(y, km, v);
 }
 
+/* Blocks of 4 vectors, then single ones, plain loads and stores (a masked store is slow
+ * on AMD and does not forward); the tail masked. */
 void st_epi_rows_avx2(ST_EPI_ROWS_ARGS) {
     const __m256 vb = _mm256_set1_ps(bias);
-    const __m256i full = _mm256_set1_epi32(-1);
     const __m256i mt = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n % 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     for (int r = 0; r < rows; r++) {
         const size_t o = (size_t)(r * ldy);
+        float *yr = y + o;
+        const float *xr = x + r * ldx;
         size_t i = 0;
-        for (; i + 8 <= n; i += 8) epi8(y + o + i, x + r * ldx + i, full, vb, ops, n_ops, o + i);
-        if (i < n) epi8(y + o + i, x + r * ldx + i, mt, vb, ops, n_ops, o + i);
+        for (; i + 32 <= n; i += 32) {
+            __m256 a[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) a[v] = _mm256_add_ps(_mm256_loadu_ps(xr + i + 8 * v), vb);
+            epi_block8(a, 4, 0, mt, ops, n_ops, o + i);
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) _mm256_storeu_ps(yr + i + 8 * v, a[v]);
+        }
+        for (; i + 8 <= n; i += 8) {
+            __m256 a = _mm256_add_ps(_mm256_loadu_ps(xr + i), vb);
+            epi_block8(&a, 1, 0, mt, ops, n_ops, o + i);
+            _mm256_storeu_ps(yr + i, a);
+        }
+        if (i < n) {
+            __m256 a = _mm256_add_ps(_mm256_maskload_ps(xr + i, mt), vb);
+            epi_block8(&a, 1, 1, mt, ops, n_ops, o + i);
+            _mm256_maskstore_ps(yr + i, mt, a);
+        }
     }
 }
