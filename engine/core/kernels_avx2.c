@@ -80,7 +80,7 @@ static void max_rows_avx2(float *dst, const float *const *rows, int nr, size_t n
         float a = rows[0][i];
         for (int r = 1; r < nr; r++) {
             const float v = rows[r][i];
-            a = (v > a) | (v != v) ? v : a;
+            a = ((v > a) | (v != v)) ? v : a;
         }
         dst[i] = a;
     }

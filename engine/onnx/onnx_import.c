@@ -145,7 +145,7 @@ void st_onnx_bind(st_onnx_imp *c, int slot, const st_onnx_ival *w, const float *
         st_node *nd = &c->g->nodes[c->g->n_nodes - 1];
         size_t l = strlen(name);
         if (l > 7 && !strcmp(name + l - 7, ".weight")) snprintf(nd->name, sizeof nd->name, "%.*s", (int)(l - 7), name);
-        else snprintf(nd->name, sizeof nd->name, "%s", name);
+        else snprintf(nd->name, sizeof nd->name, "%.*s", (int)sizeof nd->name - 1, name); /* truncates */
     }
     if (c->n_loads == c->cap_loads) {
         int nc = c->cap_loads ? 2 * c->cap_loads : 64;

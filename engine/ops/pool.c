@@ -123,7 +123,7 @@ void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float
  * (kh*kw of them per output): SPPF's three 5x5 pools took 13% of yolov5n's inference. */
 #define POOL_ROW_MAX 2048
 
-static inline float max_nan(float a, float v) { return (v > a) | (v != v) ? v : a; }
+static inline float max_nan(float a, float v) { return ((v > a) | (v != v)) ? v : a; }
 
 /* Columns [c0, c1) (at most POOL_ROW_MAX) of output rows [r0, r1) of one plane. */
 static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int r0, int r1, int c0,
