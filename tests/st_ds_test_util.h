@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
+
+#include "st_dataset.h"
 
 /* The pixel every test image has at (x, y, channel): easy to recompute when checking
  * decoded or cached pixels; the same formula as tests/fixtures/make_bad_yolo.py. */
@@ -91,6 +94,63 @@ static inline int dst_count(const char *hay, const char *needle) {
     int n = 0;
     for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
     return n;
+}
+
+/* ---- shared by the dataset suites (dataset, dataset_errors) */
+
+/* Opens root with the given options, the log captured; returns the status. */
+static inline st_status open_logged(const char *root, st_ds_opts *o, st_dataset *d, st_error *err, dst_log *log) {
+    dst_log_start(log);
+    o->log = log->f;
+    st_status s = st_dataset_open(root, o, d, err);
+    dst_log_finish(log);
+    o->log = NULL;
+    return s;
+}
+
+static inline void summary(const st_dataset *d, char *buf, size_t cap) {
+    FILE *f = fmemopen(buf, cap, "w");
+    ck_assert(f != NULL);
+    st_dataset_print_summary(d, f);
+    fclose(f);
+}
+
+/* images/{train,val} + labels/{train,val} with: t0 (2 boxes), t1 (background, no label
+ * file), t2 (an empty label file: also background), v0 (1 box). */
+static inline void make_yolo(const char *root, const char *yaml) {
+    char p[700];
+    dst_mkdirs(dst_path(p, sizeof p, root, "images/train"));
+    dst_mkdirs(dst_path(p, sizeof p, root, "images/val"));
+    dst_mkdirs(dst_path(p, sizeof p, root, "labels/train"));
+    dst_mkdirs(dst_path(p, sizeof p, root, "labels/val"));
+    for (int i = 0; i < 3; i++) {
+        char n[64];
+        snprintf(n, sizeof n, "images/train/t%d.png", i);
+        dst_write_png(dst_path(p, sizeof p, root, n), 6, 4, 3, i);
+    }
+    dst_write_png(dst_path(p, sizeof p, root, "images/val/v0.png"), 6, 4, 3, 9);
+    dst_write_file(dst_path(p, sizeof p, root, "labels/train/t0.txt"), "2 0.5 0.5 0.2 0.4\n0\t0.1 0.9 1 0.05\n");
+    dst_write_file(dst_path(p, sizeof p, root, "labels/train/t2.txt"), "");
+    dst_write_file(dst_path(p, sizeof p, root, "labels/val/v0.txt"), "1 0.25 0.75 0.5 0.5");
+    dst_write_file(dst_path(p, sizeof p, root, "labels/classes.txt"), "not a split\n"); /* ignored */
+    if (yaml) dst_write_file(dst_path(p, sizeof p, root, "data.yaml"), yaml);
+}
+
+static inline void put_be32(uint8_t *b, uint32_t v) {
+    b[0] = (uint8_t)(v >> 24), b[1] = (uint8_t)(v >> 16), b[2] = (uint8_t)(v >> 8), b[3] = (uint8_t)v;
+}
+
+static inline void write_idx(const char *path, int images, int n) {
+    uint8_t buf[256] = {0};
+    size_t len = images ? 16 + (size_t)n * 6 : 8 + (size_t)n;
+    put_be32(buf, images ? 0x803 : 0x801);
+    put_be32(buf + 4, (uint32_t)n);
+    if (images) put_be32(buf + 8, 2), put_be32(buf + 12, 3);
+    for (size_t i = images ? 16 : 8; i < len; i++) buf[i] = (uint8_t)(images ? i * 9 : (i - 8) % 4);
+    gzFile f = gzopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(gzwrite(f, buf, (unsigned)len), (int)len);
+    ck_assert_int_eq(gzclose(f), Z_OK);
 }
 
 #endif
