@@ -78,10 +78,7 @@ static void max_rows_avx2(float *dst, const float *const *rows, int nr, size_t n
     }
     for (; i < n; i++) { /* tail: the scalar select */
         float a = rows[0][i];
-        for (int r = 1; r < nr; r++) {
-            const float v = rows[r][i];
-            a = ((v > a) | (v != v)) ? v : a;
-        }
+        for (int r = 1; r < nr; r++) a = st_max_nan(a, rows[r][i]);
         dst[i] = a;
     }
 }

@@ -41,10 +41,7 @@ void st_apply_mask_scalar(float *p, const unsigned char *mask, size_t n) {
 void st_max_rows_scalar(float *dst, const float *const *rows, int nr, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float a = rows[0][i];
-        for (int r = 1; r < nr; r++) {
-            const float v = rows[r][i];
-            a = ((v > a) | (v != v)) ? v : a;
-        }
+        for (int r = 1; r < nr; r++) a = st_max_nan(a, rows[r][i]);
         dst[i] = a;
     }
 }

@@ -16,6 +16,9 @@ st_isa st_cpu_select_isa(void);
 const char *st_isa_name(st_isa isa);
 
 /* Elementwise kernels hot in the optimizer and the graph. */
+/* max(a, v) as max pooling takes it: v when v > a or v is NaN, else a (a NaN a stays). */
+static inline float st_max_nan(float a, float v) { return ((v > a) | (v != v)) ? v : a; }
+
 typedef struct st_kernels {
     st_isa isa;
     /* y[i] += a * x[i] */

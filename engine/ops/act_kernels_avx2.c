@@ -29,14 +29,19 @@ static inline __m256 exp_avx2(__m256 t) {
     return _mm256_mul_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e1)), _mm256_castsi256_ps(e2));
 }
 
+/* 1 / (1 + exp(-z)); a NaN z comes out a number (exp's clamp): Sigmoid restores it. */
+static inline __m256 sigmoid_avx2(__m256 z) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), z))));
+}
+
 void st_bn_silu_row_avx2(float *y, float *s, const float *x, size_t n, float mf, float scale,
                          float shift) {
     const __m256 vm = _mm256_set1_ps(mf), vs = _mm256_set1_ps(scale), vb = _mm256_set1_ps(shift);
-    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 z = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vs), vb);
-        __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(zero, z))));
+        __m256 sg = sigmoid_avx2(z);
         if (s) _mm256_storeu_ps(s + i, sg);
         _mm256_storeu_ps(y + i, _mm256_mul_ps(z, sg));
     }
@@ -48,7 +53,7 @@ void st_bn_silu_row_avx2(float *y, float *s, const float *x, size_t n, float mf,
  * src there (under km when masked: lanes outside are never read). */
 static inline __attribute__((always_inline)) void epi_block8(__m256 *a, const int nv, const int masked, __m256i km,
                                                             const st_epi_op *ops, int n_ops, size_t off) {
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    const __m256 zero = _mm256_setzero_ps();
     for (int k = 0; k < n_ops; k++) {
         const st_epi_op *op = &ops[k];
         switch (op->kind) {
@@ -66,14 +71,12 @@ static inline __attribute__((always_inline)) void epi_block8(__m256 *a, const in
         case ST_EPI_OP_SILU:
 #pragma GCC unroll 8
             for (int v = 0; v < nv; v++)
-                a[v] = _mm256_mul_ps(a[v], _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(zero, a[v])))));
+                a[v] = _mm256_mul_ps(a[v], sigmoid_avx2(a[v]));
             break;
         case ST_EPI_OP_SIGMOID: /* the clamp inside exp turns NaN into a number: passed on here */
 #pragma GCC unroll 8
-            for (int v = 0; v < nv; v++) {
-                const __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(zero, a[v]))));
-                a[v] = _mm256_blendv_ps(sg, a[v], _mm256_cmp_ps(a[v], a[v], _CMP_UNORD_Q));
-            }
+            for (int v = 0; v < nv; v++)
+                a[v] = _mm256_blendv_ps(sigmoid_avx2(a[v]), a[v], _mm256_cmp_ps(a[v], a[v], _CMP_UNORD_Q));
             break;
         case ST_EPI_OP_CLIP: { /* max/min return the second operand for a NaN: kept */
             const __m256 lo = _mm256_set1_ps(op->a), hi = _mm256_set1_ps(op->b);

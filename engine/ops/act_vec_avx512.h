@@ -25,6 +25,12 @@ static inline __m512 exp_avx512(__m512 t) {
     return _mm512_scalef_ps(p, fx);
 }
 
+/* 1 / (1 + exp(-z)); a NaN z comes out a number (exp's clamp): Sigmoid restores it. */
+static inline __m512 sigmoid_avx512(__m512 z) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), z))));
+}
+
 /* The ops on nr x nv vectors at once, op by op: vector r*nv + v holds the 16 outputs at
  * off0 + r*ld + 16*v (ADD reads op->src there under lane mask mk[v]; rows r >= rvalid
  * are never read). Applying each op across all vectors
@@ -37,7 +43,7 @@ static inline __m512 exp_avx512(__m512 t) {
 static inline __attribute__((always_inline)) void st_epi_block16(__m512 *a, const int nr, const int nv, int rvalid,
                                                                  const st_epi_op *ops, int n_ops, size_t off0,
                                                                  size_t ld, const __mmask16 *mk) {
-    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+    const __m512 zero = _mm512_setzero_ps();
     for (int k = 0; k < n_ops; k++) {
         const st_epi_op *op = &ops[k];
         switch (op->kind) {
@@ -55,14 +61,12 @@ static inline __attribute__((always_inline)) void st_epi_block16(__m512 *a, cons
         case ST_EPI_OP_SILU:
 #pragma GCC unroll 32
             for (int i = 0; i < nr * nv; i++)
-                a[i] = _mm512_mul_ps(a[i], _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(zero, a[i])))));
+                a[i] = _mm512_mul_ps(a[i], sigmoid_avx512(a[i]));
             break;
         case ST_EPI_OP_SIGMOID:
 #pragma GCC unroll 32
-            for (int i = 0; i < nr * nv; i++) { /* NaN input: kept */
-                const __m512 sg = _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(zero, a[i]))));
-                a[i] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a[i], a[i], _CMP_UNORD_Q), sg, a[i]);
-            }
+            for (int i = 0; i < nr * nv; i++) /* NaN input: kept */
+                a[i] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a[i], a[i], _CMP_UNORD_Q), sigmoid_avx512(a[i]), a[i]);
             break;
         case ST_EPI_OP_CLIP: {
             const __m512 lo = _mm512_set1_ps(op->a), hi = _mm512_set1_ps(op->b);

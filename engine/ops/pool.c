@@ -123,8 +123,6 @@ void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float
  * (kh*kw of them per output): SPPF's three 5x5 pools took 13% of yolov5n's inference. */
 #define POOL_ROW_MAX 2048
 
-static inline float max_nan(float a, float v) { return ((v > a) | (v != v)) ? v : a; }
-
 /* Columns [c0, c1) (at most POOL_ROW_MAX) of output rows [r0, r1) of one plane. */
 static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int r0, int r1, int c0,
                                int c1) {
@@ -144,10 +142,10 @@ static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int
                 st__valid_range(Q, sw, off, W, &lo, &hi);
                 lo = ST_MAX(lo, c0), hi = ST_MIN(hi, c1);
 #pragma omp simd
-                for (int ow = lo; ow < hi; ow++) row[ow - c0] = max_nan(row[ow - c0], xr[ow * sw + off]);
+                for (int ow = lo; ow < hi; ow++) row[ow - c0] = st_max_nan(row[ow - c0], xr[ow * sw + off]);
             }
 #pragma omp simd
-            for (int ow = c0; ow < c1; ow++) yr[ow] = max_nan(yr[ow], row[ow - c0]);
+            for (int ow = c0; ow < c1; ow++) yr[ow] = st_max_nan(yr[ow], row[ow - c0]);
         }
     }
 }
@@ -174,7 +172,7 @@ static void max_rows_any(const st_kernels *k, float *dst, const float *const *ro
  * pool of ResNet-18 took 0.6 ms of its 5 ms at 95% sparsity.) Each output is one
  * max_rows over kw shifted phase rows, kept in a register until stored: the earlier
  * pairwise max_into calls stored and reloaded every output kw times, and SPPF's 10x10
- * pools were all call overhead. Max is order-free, and max_nan lets a NaN anywhere in
+ * pools were all call overhead. Max is order-free, and st_max_nan lets a NaN anywhere in
  * the window through in any order. */
 static void maxpool_plane_sep(const st_pool *p, float *yp, const float *xp, int r0, int r1, int c0,
                               int c1, const st_kernels *k) {
