@@ -5,6 +5,7 @@
  * band boundaries that cross samples, the in-place 1x1 mode and shape mismatches. */
 #include <check.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,6 +121,33 @@ static void check_epilogue(const st_conv2d *c, const st_csr *m, const dense_run 
     free(res), free(got), free(want);
 }
 
+/* The team entry: parts 0..n-1, run one after another with their own scratch slots,
+ * write what one call writes (NaN-filled output first, so a row no part covers shows), for 1, 2, 3 and 5 parts, with a residual + SiLU epilogue; a part index out
+ * of range is refused. */
+static void check_parts(const st_conv2d *c, const st_csr *m, const dense_run *d, const char *msg) {
+    st_rng r;
+    st_rng_seed(&r, 9);
+    float *res = ot_rand(d->ny, -1, 1, &r), *want = ot_alloc(d->ny), *got = ot_alloc(d->ny);
+    const st_epi_op ops[2] = {{ST_EPI_OP_ADD, 0, 0, res}, {ST_EPI_OP_SILU, 0, 0, NULL}};
+    const size_t ns = m->geom.thread_floats * (size_t)ST_MAX(5, omp_get_max_threads());
+    float *scratch = ns ? malloc(ns * sizeof(float)) : NULL;
+    st_error err = {0};
+    ck_assert_int_eq(st_conv2d_sparse_forward_epi(c, m, want, d->x, d->b, ops, 2, scratch, &err), ST_OK);
+    static const int counts[] = {1, 2, 3, 5};
+    for (int q = 0; q < 4; q++) {
+        for (size_t i = 0; i < d->ny; i++) got[i] = NAN;
+        for (int p = 0; p < counts[q]; p++)
+            ck_assert_int_eq(st_conv2d_sparse_forward_part(c, m, got, d->x, d->b, ops, 2, scratch, p,
+                                                           counts[q], &err), ST_OK);
+        char what[300]; /* band heights differ, so AVX2's column tails may round apart */
+        snprintf(what, sizeof what, "%s, %d parts vs one call", msg, counts[q]);
+        OT_ASSERT_NEAR(got, want, d->ny, 1e-6, 1e-6, what);
+    }
+    ck_assert_int_eq(st_conv2d_sparse_forward_part(c, m, got, d->x, d->b, ops, 2, scratch, 2, 2, &err),
+                     ST_ERR_INTERNAL);
+    free(res), free(want), free(got), free(scratch);
+}
+
 /* One shape and sparsity: dense results once, then every ISA's sparse results. */
 static void compare_dense(const st_conv2d *c, double sparsity, const char *what, uint64_t seed,
                           int with_ref) {
@@ -181,6 +209,7 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
         ck_assert_int_eq(st_conv2d_sparse_forward(c, &m, y2, d.x, d.b, scratch, &err), ST_OK);
         ck_assert_msg(memcmp(y, y2, d.ny * sizeof(float)) == 0, "%s: not deterministic", msg);
         check_epilogue(c, &m, &d, y, scratch, msg);
+        check_parts(c, &m, &d, msg);
         float *dx = ot_copy(d.dx0, d.nx), *db = ot_copy(d.db0, c->K), *dval = ot_zeros(m.nnz + 1);
         ck_assert_int_eq(
             st_conv2d_sparse_backward(c, &m, dx, dval, db, d.dy, d.x, scratch, &err), ST_OK);

@@ -55,6 +55,35 @@ void st_concat_forward(float *y, const float *const *inputs, const int *cs, int 
     }
 }
 
+void st_concat_rows(float *y, const float *const *inputs, const int *cs, int n_inputs, int N,
+                    int H, int W, int h0, int h1) {
+    h0 = ST_MAX(h0, 0), h1 = ST_MIN(h1, H);
+    if (h0 >= h1) return;
+    const size_t HW = (size_t)H * W, len = (size_t)(h1 - h0) * W;
+    int ctot = 0;
+    for (int i = 0; i < n_inputs; i++) ctot += cs[i];
+    if (W < 64) { /* short rows: copy the same share of each sample's bytes instead */
+        const size_t per = (size_t)ctot * HW, a = per * h0 / H, b = per * h1 / H;
+        for (int n = 0; n < N; n++) {
+            size_t at = 0; /* start of input i's block in the sample */
+            for (int i = 0; i < n_inputs; i++) {
+                const size_t li = (size_t)cs[i] * HW, lo = ST_MAX(a, at), hi = ST_MIN(b, at + li);
+                if (lo < hi)
+                    memcpy(y + (size_t)n * per + lo, inputs[i] + (size_t)n * li + (lo - at), sizeof(float) * (hi - lo));
+                at += li;
+            }
+        }
+        return;
+    }
+    for (int n = 0; n < N; n++) {
+        float *yc = y + (size_t)n * ctot * HW + (size_t)h0 * W;
+        for (int i = 0; i < n_inputs; i++) {
+            const float *xc = inputs[i] + (size_t)n * cs[i] * HW + (size_t)h0 * W;
+            for (int ch = 0; ch < cs[i]; ch++, yc += HW, xc += HW) memcpy(yc, xc, sizeof(float) * len);
+        }
+    }
+}
+
 void st_concat_backward(float *const *dinputs, const float *dy, const int *cs, int n_inputs,
                         int N, int HW) {
     int ctot = 0;
@@ -73,27 +102,36 @@ void st_concat_backward(float *const *dinputs, const float *dy, const int *cs, i
     }
 }
 
-void st_upsample_nearest_forward(float *y, const float *x, int N, int C, int H, int W, int f) {
-    const long planes = (long)N * C;
+/* Input rows [h0, h1) of plane pl. */
+static void upsample_plane_rows(float *y, const float *x, long pl, int H, int W, int f, int h0, int h1) {
     const int Wo = W * f;
     const size_t HW = (size_t)H * W, HWo = HW * f * f;
-#pragma omp parallel for schedule(static) if (HWo * planes > ST_EW_OMP_MIN)
-    for (long pl = 0; pl < planes; pl++) {
-        const float *xp = x + (size_t)pl * HW;
-        float *yp = y + (size_t)pl * HWo;
-        for (int h = 0; h < H; h++) {
-            float *row = yp + (size_t)h * f * Wo;
-            const float *xr = xp + (size_t)h * W;
-            if (f == 2) { /* the common case (YOLO's necks), in a form the compiler vectorises */
-                for (int w = 0; w < W; w++) row[2 * w] = xr[w], row[2 * w + 1] = xr[w];
-            } else {
-                for (int w = 0; w < W; w++)
-                    for (int k = 0; k < f; k++) row[w * f + k] = xr[w];
-            }
-            /* The other f-1 output rows of this input row are identical copies. */
-            for (int a = 1; a < f; a++) memcpy(row + (size_t)a * Wo, row, sizeof(float) * Wo);
+    const float *xp = x + (size_t)pl * HW;
+    float *yp = y + (size_t)pl * HWo;
+    for (int h = h0; h < h1; h++) {
+        float *row = yp + (size_t)h * f * Wo;
+        const float *xr = xp + (size_t)h * W;
+        if (f == 2) { /* the common case (YOLO's necks), in a form the compiler vectorises */
+            for (int w = 0; w < W; w++) row[2 * w] = xr[w], row[2 * w + 1] = xr[w];
+        } else {
+            for (int w = 0; w < W; w++)
+                for (int k = 0; k < f; k++) row[w * f + k] = xr[w];
         }
+        /* The other f-1 output rows of this input row are identical copies. */
+        for (int a = 1; a < f; a++) memcpy(row + (size_t)a * Wo, row, sizeof(float) * Wo);
     }
+}
+
+void st_upsample_nearest_forward(float *y, const float *x, int N, int C, int H, int W, int f) {
+    const long planes = (long)N * C;
+#pragma omp parallel for schedule(static) if ((size_t)H * W * f * f * planes > ST_EW_OMP_MIN)
+    for (long pl = 0; pl < planes; pl++) upsample_plane_rows(y, x, pl, H, W, f, 0, H);
+}
+
+void st_upsample_nearest_rows(float *y, const float *x, int N, int C, int H, int W, int f, int h0,
+                              int h1) {
+    h0 = ST_MAX(h0, 0), h1 = ST_MIN(h1, H);
+    for (long pl = 0; h0 < h1 && pl < (long)N * C; pl++) upsample_plane_rows(y, x, pl, H, W, f, h0, h1);
 }
 
 void st_upsample_nearest_backward(float *dx, const float *dy, int N, int C, int H, int W,

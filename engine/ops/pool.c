@@ -209,13 +209,26 @@ static void maxpool_plane_sep(const st_pool *p, float *yp, const float *xp, int 
     }
 }
 
-void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x) {
-    const long planes = (long)p->N * p->C;
+/* Output rows [r0, r1) of plane pl. */
+static void maxpool_plane_rows(const st_pool *p, float *y, const float *x, long pl, int r0, int r1,
+                               const st_kernels *k) {
     const size_t HW = (size_t)p->H * p->W, PQ = (size_t)p->P * p->Q;
     /* columns per chunk so the chunk's input columns (and their phases) fit the buffers */
     const int sep_cols = (POOL_ROW_MAX - p->kw - 2 * p->stride_w) / p->stride_w;
     const int sep = sep_cols >= 16 && p->kh <= POOL_SEP_KMAX && p->kw <= POOL_SEP_KMAX;
     const int chunk = sep ? sep_cols : POOL_ROW_MAX;
+    for (int c0 = 0; c0 < p->Q; c0 += chunk) {
+        const int c1 = ST_MIN(c0 + chunk, p->Q);
+        if (sep)
+            maxpool_plane_sep(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, c0, c1, k);
+        else /* windows too large for the row pointer arrays or the buffer */
+            maxpool_plane_cols(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, c0, c1);
+    }
+}
+
+void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x) {
+    const long planes = (long)p->N * p->C;
+    const size_t PQ = (size_t)p->P * p->Q;
     st_kernels k;
     st_kernels_init(&k, st_cpu_select_isa());
     /* Threads take bands of output rows across all planes rather than planes: the
@@ -225,16 +238,18 @@ void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x) {
     const int nb = par ? ST_MIN(omp_get_max_threads(), p->P) : 1;
 #pragma omp parallel for schedule(static) if (par)
     for (long it = 0; it < nb * planes; it++) {
-        const long pl = it % planes;
-        const int b = (int)(it / planes), r0 = (int)((long)p->P * b / nb), r1 = (int)((long)p->P * (b + 1) / nb);
-        for (int c0 = 0; c0 < p->Q; c0 += chunk) {
-            const int c1 = ST_MIN(c0 + chunk, p->Q);
-            if (sep)
-                maxpool_plane_sep(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, c0, c1, &k);
-            else /* windows too large for the row pointer arrays or the buffer */
-                maxpool_plane_cols(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, c0, c1);
-        }
+        const int b = (int)(it / planes);
+        maxpool_plane_rows(p, y, x, it % planes, (int)((long)p->P * b / nb),
+                           (int)((long)p->P * (b + 1) / nb), &k);
     }
+}
+
+void st_maxpool_forward_infer_rows(const st_pool *p, float *y, const float *x, int r0, int r1) {
+    st_kernels k;
+    st_kernels_init(&k, st_cpu_select_isa());
+    r0 = ST_MAX(r0, 0), r1 = ST_MIN(r1, p->P);
+    if (r0 >= r1) return;
+    for (long pl = 0; pl < (long)p->N * p->C; pl++) maxpool_plane_rows(p, y, x, pl, r0, r1, &k);
 }
 
 void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax) {

@@ -123,6 +123,9 @@ void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float
 void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax);
 /* The forward alone (inference): no argmax, branch-free, the same y (NaN wins). */
 void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x);
+/* The same for output rows [r0, r1) of every plane only, on the calling thread (a
+ * caller's team splitting one pool by rows). */
+void st_maxpool_forward_infer_rows(const st_pool *p, float *y, const float *x, int r0, int r1);
 void st_avgpool_forward(const st_pool *p, float *y, const float *x);
 void st_avgpool_backward(const st_pool *p, float *dx, const float *dy);
 /* y[N, C] = mean over H*W */
@@ -138,10 +141,16 @@ void st_mul_backward(float *da, float *db, const float *dy, const float *a, cons
 /* Concat along channels: inputs[i] is [N, cs[i], HW]; y is [N, sum(cs), HW]. */
 void st_concat_forward(float *y, const float *const *inputs, const int *cs, int n_inputs, int N,
                        int HW);
+/* The same for rows [h0, h1) of every plane (inputs and y seen as [N, c, H, W]). */
+void st_concat_rows(float *y, const float *const *inputs, const int *cs, int n_inputs, int N,
+                    int H, int W, int h0, int h1);
 void st_concat_backward(float *const *dinputs /* entries may be NULL */, const float *dy,
                         const int *cs, int n_inputs, int N, int HW);
 /* Nearest upsampling by an integer factor: x [N, C, H, W] -> y [N, C, H*f, W*f]. */
 void st_upsample_nearest_forward(float *y, const float *x, int N, int C, int H, int W, int f);
+/* The same for input rows [h0, h1) of every plane (output rows [h0*f, h1*f)). */
+void st_upsample_nearest_rows(float *y, const float *x, int N, int C, int H, int W, int f, int h0,
+                              int h1);
 void st_upsample_nearest_backward(float *dx, const float *dy, int N, int C, int H, int W, int f);
 /* Inverted dropout: y = x * keep / (1 - p), keep drawn from a counter-based RNG on
  * (seed, index) so the result depends on nothing but its arguments. mask[n] stores the

@@ -127,8 +127,17 @@ struct se_compiled {
     size_t l2_bytes;     /* per-core L2 the band heights were sized for */
 };
 
+/* A spinning barrier for a team of OpenMP threads that stays together across many
+ * steps (se_run.c): on this machine's cores a libgomp fork/join costs ~3.6 us and its
+ * barrier ~1.6 us; one cache-line round trip (~0.5 us) is what this one needs. */
+typedef struct se_barrier {
+    _Alignas(64) atomic_int count;
+    _Alignas(64) atomic_int gen;
+} se_barrier;
+
 struct se_context {
     const se_compiled *c;
+    se_barrier bar;
     float *arena;
     float **ptr;         /* [n_values] */
     double *step_s;      /* [n_steps] seconds per step summed over profiled runs, or NULL */

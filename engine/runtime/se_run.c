@@ -5,6 +5,7 @@
  * it), then the caller's setting is restored. */
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,7 @@
 int se_context_new(const se_compiled *c, se_context **out, char *err, size_t errcap) {
     if (out) *out = NULL;
     if (!c || !out) return se__fail(err, errcap, 2, "se_context_new: NULL argument");
-    se_context *x = calloc(1, sizeof *x);
+    se_context *x = st_calloc(sizeof *x); /* aligned: the barrier's cache lines */
     if (!x) return se__fail(err, errcap, 4, "out of memory");
     x->c = c;
     x->ptr = calloc((size_t)c->g->n_values, sizeof *x->ptr);
@@ -56,7 +57,7 @@ void se_context_free(se_context *x) {
     free(x->step_s);
     st_free(x->arena);
     free(x->ptr);
-    free(x);
+    st_free(x);
 }
 
 /* The step's epilogue as row-kernel ops, residuals read at offset i0; returns 1 when
@@ -185,6 +186,115 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
     return 0;
 }
 
+/* ---------------------------------------------------------------- Row-owning team
+ * With several threads, runs of consecutive steps execute inside one OpenMP parallel
+ * region: every thread walks the steps, computes its part of each (the same share of
+ * output rows, or bands of rows, from layer to layer, so a thread mostly reads what its
+ * own core just wrote), and meets the others at a spinning barrier before the next
+ * step. A step the team cannot split but that is small (it would run on one thread
+ * anyway) runs on thread 0 while the others wait. Anything else ends the run and goes
+ * through run_step with its own parallel regions. */
+enum { TEAM_NO = 0, TEAM_SPLIT = 1, TEAM_SERIAL = 2 };
+
+static int team_kind(const se_compiled *c, const se_step *s) {
+    const size_t n_out = (size_t)c->batch * st_shape_numel(c->g->values[s->out]);
+    switch (s->op) {
+    case ST_OP_CONV2D:
+        if (s->sparse) return TEAM_SPLIT;
+        return s->macs < (double)(1 << 21) ? TEAM_SERIAL : TEAM_NO;
+    case ST_OP_CONCAT:
+    case ST_OP_UPSAMPLE: return s->n_epi == 0 ? TEAM_SPLIT : TEAM_NO;
+    case ST_OP_MAXPOOL: return s->n_epi == 0 ? TEAM_SPLIT : TEAM_NO;
+    case ST_OP_BATCHNORM: return TEAM_NO; /* writes into scratch shared with the parts */
+    default: return n_out <= SE_OMP_MIN && s->n_epi == 0 ? TEAM_SERIAL : TEAM_NO;
+    }
+}
+
+static void team_barrier(se_barrier *b, int nt) {
+    const int g = atomic_load_explicit(&b->gen, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == nt - 1) {
+        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->gen, g + 1, memory_order_release);
+        return;
+    }
+    /* Spin (the other cores are normally ours), but give the core away when a waiter
+     * is kept long, as when contexts on several threads oversubscribe the cores. */
+    for (long spins = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == g; spins++) {
+        if (spins < 20000) __builtin_ia32_pause();
+        else sched_yield();
+    }
+}
+
+/* Part `part` of nt of a TEAM_SPLIT step: rows [part * R / nt, (part + 1) * R / nt) of
+ * its output (of its input for upsampling), or the sparse kernel's share of bands. */
+static int step_part(const se_compiled *c, const se_step *s, float *const *ptr, float *scratch,
+                     int part, int nt, st_error *e) {
+    const st_graph *g = c->g;
+    float *y = ptr[s->out];
+    const float *x = ptr[s->in[0]];
+    const st_shape in = g->values[s->in[0]];
+    switch (s->op) {
+    case ST_OP_CONV2D: {
+        st_epi_op ops[SE_MAX_EPI];
+        se__epi_ops(s, ptr, 0, ops);
+        return st_conv2d_sparse_forward_part(&s->conv, &s->csr, y, x, s->b, ops, s->n_epi, scratch,
+                                             part, nt, e) != ST_OK;
+    }
+    case ST_OP_MAXPOOL: {
+        const int P = s->pool.P;
+        st_maxpool_forward_infer_rows(&s->pool, y, x, P * part / nt, P * (part + 1) / nt);
+        return 0;
+    }
+    case ST_OP_UPSAMPLE:
+        st_upsample_nearest_rows(y, x, c->batch, in.c, in.h, in.w, g->nodes[s->node].a.factor,
+                                 in.h * part / nt, in.h * (part + 1) / nt);
+        return 0;
+    case ST_OP_CONCAT: {
+        const float *xs[ST_MAX_INPUTS];
+        int cs[ST_MAX_INPUTS];
+        for (int k = 0; k < s->n_in; k++) xs[k] = ptr[s->in[k]], cs[k] = g->values[s->in[k]].c;
+        st_concat_rows(y, xs, cs, s->n_in, c->batch, in.h, in.w, in.h * part / nt, in.h * (part + 1) / nt);
+        return 0;
+    }
+    default: return 1;
+    }
+}
+
+/* Steps [i0, i1) by the team; returns the step index + 1 of a failure, else 0 (err set
+ * by thread 0 for serial steps, from the part's error otherwise). */
+static int run_team(se_context *x, int i0, int i1, float *scratch, char *err, size_t errcap) {
+    const se_compiled *c = x->c;
+    atomic_int failed = 0;
+    st_error pe = {0}; /* the failing part's message (first failure wins) */
+    atomic_store(&x->bar.count, 0);
+#pragma omp parallel num_threads(c->threads)
+    {
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int i = i0; i < i1; i++) {
+            const se_step *s = &c->steps[i];
+            const double t0 = tid == 0 && x->step_s ? omp_get_wtime() : 0.0;
+            if (!atomic_load_explicit(&failed, memory_order_relaxed)) {
+                if (team_kind(c, s) == TEAM_SERIAL) {
+                    if (tid == 0 && run_step(c, s, x->ptr, scratch, err, errcap)) atomic_store(&failed, i + 1);
+                } else {
+                    st_error e = {0};
+                    if (step_part(c, s, x->ptr, scratch, tid, nt, &e)) {
+                        int none = 0;
+                        if (atomic_compare_exchange_strong(&failed, &none, i + 1)) pe = e;
+                    }
+                }
+            }
+            team_barrier(&x->bar, nt);
+            if (tid == 0 && x->step_s) x->step_s[i] += omp_get_wtime() - t0;
+        }
+    }
+    const int f = atomic_load(&failed);
+    if (f && team_kind(c, &c->steps[f - 1]) != TEAM_SERIAL)
+        se__fail(err, errcap, 1, "%s: %s", c->g->nodes[c->steps[f - 1].node].name,
+                 pe.msg[0] ? pe.msg : "failed");
+    return f;
+}
+
 int se_run(se_context *x, const float *input, float *const *outputs, char *err, size_t errcap) {
     if (!x || !input || !outputs) return se__fail(err, errcap, 2, "se_run: NULL argument");
     const se_compiled *c = x->c;
@@ -202,6 +312,14 @@ int se_run(se_context *x, const float *input, float *const *outputs, char *err, 
         const se_step *s = &c->steps[i];
         const double t0 = x->step_s ? omp_get_wtime() : 0.0;
         const int at = i;
+        int j = i, split = 0;
+        while (c->threads > 1 && j < c->n_steps && c->steps[j].col_sec < 0 && team_kind(c, &c->steps[j]))
+            split |= team_kind(c, &c->steps[j++]) == TEAM_SPLIT;
+        if (split && j - i >= 2) { /* the team profiles its own steps */
+            rc = run_team(x, i, j, scratch, err, errcap) ? 1 : 0;
+            i = j - 1;
+            continue;
+        }
         if (s->col_sec >= 0) { /* a section: column by column, then past its last step */
             const se_section *sec = &c->secs[s->col_sec];
             rc = se__columns_run(c, sec, x->ptr, scratch, err, errcap);

@@ -76,15 +76,16 @@ typedef struct {
     const st_csr *m;
     const st_sparse_geom *g;
     int nbands, RB, T;
+    int L;              /* band height (rows) */
 } plan;
 
 /* Bands of the output virtual rows [0, V) (forward, weight gradient: V ends at the last
  * valid row; backward-input: every row of every plane holds input pixels). */
-static plan make_plan(const st_conv2d *c, const st_csr *m, int V, int L) {
-    plan p = {.c = c, .m = m, .g = &m->geom};
+static plan make_plan(const st_conv2d *c, const st_csr *m, int V, int L, int T) {
+    plan p = {.c = c, .m = m, .g = &m->geom, .L = L};
     if (p.g->direct) p.nbands = c->N * ((c->H + L - 1) / L);
     else p.nbands = (V + L - 1) / L;
-    p.T = omp_get_max_threads();
+    p.T = T;
     /* Small work: waking threads costs more than it saves (and under load a descheduled
      * worker stalls the barrier for a scheduler tick). */
     const double work = ((double)m->nnz + c->K) * V * p.g->Wv;
@@ -92,6 +93,17 @@ static plan make_plan(const st_conv2d *c, const st_csr *m, int V, int L) {
     /* Few bands: split each one's rows among the threads (each rebuilds the band). */
     p.RB = p.nbands >= 4 * p.T ? 1 : p.T;
     return p;
+}
+
+/* Forward, banded: few bands are cut again into a multiple of T bands of even height
+ * (the buffers hold any height up to L), so threads take whole bands, the same number
+ * of rows each, and none rebuilds another's input rows. */
+static void even_bands(plan *p, int V) {
+    if (p->g->direct || p->T < 2 || p->nbands >= 4 * p->T) return;
+    const int nb = (p->nbands + p->T - 1) / p->T * p->T;
+    p->L = (V + nb - 1) / nb;
+    p->nbands = (V + p->L - 1) / p->L;
+    p->RB = p->nbands % p->T == 0 ? 1 : p->T;
 }
 
 /* Interior of a stride-2 row: the jj for which both phases b = 0, 1 read (or write)
@@ -178,69 +190,118 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
     return st_conv2d_sparse_forward_epi(c, m, y, x, b, NULL, 0, scratch, err);
 }
 
-st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, float *y,
-                                       const float *x, const float *b, const st_epi_op *ops,
-                                       int n_ops, float *scratch, st_error *err) {
+/* One forward call's fixed arguments. */
+typedef struct {
+    const st_conv2d *c;
+    const st_csr *m;
+    float *y;
+    const float *x, *b;
+    const st_epi_op *ops;
+    int n_ops, Vf, nbs;
+    st_epi_rows_fn epi_rows;
+} fwd_args;
+
+static st_status fwd_setup(const st_conv2d *c, const st_csr *m, float *y, const float *x,
+                           const float *b, const st_epi_op *ops, int n_ops, fwd_args *a,
+                           st_error *err) {
     st_status s = check(c, m, "st_conv2d_sparse_forward", err);
     if (s == ST_OK && (n_ops < 0 || n_ops > ST_EPI_MAX_OPS || (n_ops && !ops)))
         s = st_errorf(err, ST_ERR_INTERNAL, "st_conv2d_sparse_forward: %d epilogue ops", n_ops);
     if (s != ST_OK) return s;
+    const st_sparse_geom *g = &m->geom;
+    *a = (fwd_args){c, m, y, x, b, ops, n_ops, (c->N - 1) * g->Hv + c->P,
+                    g->direct ? (c->H + g->L - 1) / g->L : 0, st_epi_rows_for(m->k.isa)};
+    return ST_OK;
+}
+
+/* Forward item `it` of plan p: a band of rows and one of its p.RB blocks of output
+ * channels. Xb: the calling thread's band buffers (banded mode). */
+static void fwd_item(const fwd_args *a, const plan *p, int it, float *Xb) {
+    const st_conv2d *c = a->c;
+    const st_csr *m = a->m;
     const st_sparse_kernels *k = &m->k;
     const st_sparse_geom *g = &m->geom;
-    const int Vf = (c->N - 1) * g->Hv + c->P;
-    const plan p = make_plan(c, m, Vf, g->L);
-    const int items = p.nbands * p.RB, K = c->K;
+    const int band = it / p->RB, K = c->K, n_ops = a->n_ops;
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
-    const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
-    const st_epi_rows_fn epi_rows = st_epi_rows_for(k->isa);
+    st_epi_op o[ST_EPI_MAX_OPS];
+    int r0, r1;
+    split_rows(m->row_ptr, K, p->RB, it % p->RB, &r0, &r1);
+    if (r0 >= r1) return;
+    if (g->direct) {
+        const int nbs = a->nbs, n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
+        const size_t at = ((size_t)n * K + r0) * PQ + (size_t)i0 * c->W;
+        st_epi_ops_at(o, a->ops, n_ops, at);
+        k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, a->x + (size_t)n * c->C * HW + (size_t)i0 * c->W,
+                1, Lb * c->W, a->y + at, (ptrdiff_t)PQ, a->b, 0, m->x_cls,
+                band_mask(m, m->fmask, band % nbs), o, n_ops);
+        return;
+    }
+    float *O = Xb + (size_t)m->t_rows * g->ldb + (size_t)K * g->ldyb;
+    const int v0 = band * p->L, Lb = ST_MIN(p->L, a->Vf - v0);
+    build_xb(k, c, m, a->x, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
+    k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O, g->ldo, a->b,
+            0, NULL, NULL, NULL, 0);
+    for (int kk = r0; kk < r1; kk++) {
+        const float *src = O + (size_t)(kk - r0) * g->ldo;
+        for (int t = 0; t < Lb;) { /* runs of consecutive rows of one sample */
+            const int v = v0 + t, n = v / g->Hv, i = v - n * g->Hv;
+            if (i >= c->P) {
+                t++;
+                continue;
+            }
+            const int cnt = ST_MIN(c->P - i, Lb - t);
+            const size_t at = ((size_t)(n * K + kk) * c->P + i) * c->Q;
+            if (n_ops) { /* the epilogue on the way from the staging rows to y */
+                st_epi_ops_at(o, a->ops, n_ops, at);
+                a->epi_rows(a->y + at, c->Q, src + (size_t)t * g->Wv, g->Wv, cnt, (size_t)c->Q, 0.0f,
+                            o, n_ops);
+            } else {
+                for (int u = 0; u < cnt; u++)
+                    memcpy(a->y + at + (size_t)u * c->Q, src + (size_t)(t + u) * g->Wv,
+                           sizeof(float) * c->Q);
+            }
+            t += cnt;
+        }
+    }
+}
+
+st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, float *y,
+                                       const float *x, const float *b, const st_epi_op *ops,
+                                       int n_ops, float *scratch, st_error *err) {
+    fwd_args a;
+    st_status s = fwd_setup(c, m, y, x, b, ops, n_ops, &a, err);
+    if (s != ST_OK) return s;
+    const st_sparse_geom *g = &m->geom;
+    plan p = make_plan(c, m, a.Vf, g->L, omp_get_max_threads());
+    even_bands(&p, a.Vf);
+    const int items = p.nbands * p.RB;
 #pragma omp parallel num_threads(ST_MIN(p.T, items))
     {
         float *Xb = g->direct ? NULL : scratch + g->thread_floats * omp_get_thread_num();
-        float *O = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldb + (size_t)K * g->ldyb;
-        st_epi_op o[ST_EPI_MAX_OPS];
 #pragma omp for schedule(static)
-        for (int it = 0; it < items; it++) {
-            const int band = it / p.RB;
-            int r0, r1;
-            split_rows(m->row_ptr, K, p.RB, it % p.RB, &r0, &r1);
-            if (r0 >= r1) continue;
-            if (g->direct) {
-                const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
-                const size_t at = ((size_t)n * K + r0) * PQ + (size_t)i0 * c->W;
-                st_epi_ops_at(o, ops, n_ops, at);
-                k->spmm(r0, r1, m->row_ptr, m->x_off, m->val,
-                        x + (size_t)n * c->C * HW + (size_t)i0 * c->W, 1, Lb * c->W, y + at,
-                        (ptrdiff_t)PQ, b, 0, m->x_cls, band_mask(m, m->fmask, band % nbs), o, n_ops);
-                continue;
-            }
-            const int v0 = band * g->L, Lb = ST_MIN(g->L, Vf - v0);
-            build_xb(k, c, m, x, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
-            k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O,
-                    g->ldo, b, 0, NULL, NULL, NULL, 0);
-            for (int kk = r0; kk < r1; kk++) {
-                const float *src = O + (size_t)(kk - r0) * g->ldo;
-                for (int t = 0; t < Lb;) { /* runs of consecutive rows of one sample */
-                    const int v = v0 + t, n = v / g->Hv, i = v - n * g->Hv;
-                    if (i >= c->P) {
-                        t++;
-                        continue;
-                    }
-                    const int cnt = ST_MIN(c->P - i, Lb - t);
-                    const size_t at = ((size_t)(n * K + kk) * c->P + i) * c->Q;
-                    if (n_ops) { /* the epilogue on the way from the staging rows to y */
-                        st_epi_ops_at(o, ops, n_ops, at);
-                        epi_rows(y + at, c->Q, src + (size_t)t * g->Wv, g->Wv, cnt, (size_t)c->Q,
-                                 0.0f, o, n_ops);
-                    } else {
-                        for (int u = 0; u < cnt; u++)
-                            memcpy(y + at + (size_t)u * c->Q, src + (size_t)(t + u) * g->Wv,
-                                   sizeof(float) * c->Q);
-                    }
-                    t += cnt;
-                }
-            }
-        }
+        for (int it = 0; it < items; it++) fwd_item(&a, &p, it, Xb);
     }
+    return ST_OK;
+}
+
+st_status st_conv2d_sparse_forward_part(const st_conv2d *c, const st_csr *m, float *y,
+                                        const float *x, const float *b, const st_epi_op *ops,
+                                        int n_ops, float *scratch, int part, int nparts,
+                                        st_error *err) {
+    fwd_args a;
+    st_status s = fwd_setup(c, m, y, x, b, ops, n_ops, &a, err);
+    if (s != ST_OK) return s;
+    if (nparts < 1 || part < 0 || part >= nparts)
+        return st_errorf(err, ST_ERR_INTERNAL, "st_conv2d_sparse_forward_part: part %d of %d", part, nparts);
+    const st_sparse_geom *g = &m->geom;
+    plan p = make_plan(c, m, a.Vf, g->L, nparts);
+    if (p.T == 1 && nparts > 1) /* the team is waiting anyway: no fork to save */
+        p.T = nparts, p.RB = p.nbands >= 4 * nparts ? 1 : nparts;
+    even_bands(&p, a.Vf);
+    const int items = p.nbands * p.RB;
+    const int it0 = (int)((long)items * part / nparts), it1 = (int)((long)items * (part + 1) / nparts);
+    float *Xb = g->direct ? NULL : scratch + g->thread_floats * part;
+    for (int it = it0; it < it1; it++) fwd_item(&a, &p, it, Xb);
     return ST_OK;
 }
 
@@ -285,7 +346,7 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
     const st_sparse_kernels *k = &m->k;
     const st_sparse_geom *g = &m->geom;
     const int K = c->K, Vf = (c->N - 1) * g->Hv + c->P;
-    const plan p = make_plan(c, m, Vf, g->Lw);
+    const plan p = make_plan(c, m, Vf, g->Lw, omp_get_max_threads());
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
     const int T = ST_MAX(1, ST_MIN(p.T, m->nnz / 64));
@@ -419,7 +480,7 @@ static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const flo
     const st_sparse_kernels *k = &m->k;
     const st_sparse_geom *g = &m->geom;
     const int K = c->K, C = c->C, Wv = g->Wv;
-    const plan p = make_plan(c, m, c->N * g->Hv, g->L);
+    const plan p = make_plan(c, m, c->N * g->Hv, g->L, omp_get_max_threads());
     const int items = p.nbands * p.RB;
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
