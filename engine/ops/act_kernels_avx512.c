@@ -25,12 +25,56 @@ void st_bn_silu_row_avx512(float *y, float *s, const float *x, size_t n, float m
     if (i < n) silu16(y + i, s ? s + i : NULL, x + i, (__mmask16)((1u << (n - i)) - 1u), vm, vs, vb);
 }
 
+/* NR rows of NV vectors (the last one under mask mk[NV-1]) through one st_epi_block16:
+ * short rows (a banded conv's 40-float output rows) fill a block from several rows. */
+static inline __attribute__((always_inline)) void rows_block(float *y, ptrdiff_t ldy, const float *x,
+                                                             ptrdiff_t ldx, size_t o, __m512 vb,
+                                                             const st_epi_op *ops, int n_ops,
+                                                             const __mmask16 *mk, const int NR,
+                                                             const int NV) {
+    __m512 a[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++)
+            a[r * NV + v] = _mm512_add_ps(_mm512_maskz_loadu_ps(mk[v], x + r * ldx + 16 * v), vb);
+    st_epi_block16(a, NR, NV, NR, ops, n_ops, o, (size_t)ldy, mk);
+#pragma GCC unroll 8
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(y + r * ldy + 16 * v, mk[v], a[r * NV + v]);
+}
+
+/* Rows of n <= 64 floats, 8 / NV of them per block. */
+static inline __attribute__((always_inline)) void short_rows(ST_EPI_ROWS_ARGS, const int NV,
+                                                             const __mmask16 *mk) {
+    const __m512 vb = _mm512_set1_ps(bias);
+    const int NR = 8 / NV;
+    int r = 0;
+    for (; r + NR <= rows; r += NR)
+        rows_block(y + r * ldy, ldy, x + r * ldx, ldx, (size_t)(r * ldy), vb, ops, n_ops, mk, NR, NV);
+    for (; r < rows; r++)
+        rows_block(y + r * ldy, ldy, x + r * ldx, ldx, (size_t)(r * ldy), vb, ops, n_ops, mk, 1, NV);
+}
+
 /* Blocks of 8 vectors through st_epi_block16 (one switch per op and block, the vectors'
- * exp chains overlapping), then single vectors, the last one masked. */
+ * exp chains overlapping), then single vectors, the last one masked; several rows per
+ * block when rows are short. */
 void st_epi_rows_avx512(ST_EPI_ROWS_ARGS) {
     const __m512 vb = _mm512_set1_ps(bias);
     const __mmask16 mt = (__mmask16)((1u << (n % 16)) - 1u);
     const __mmask16 full[8] = {0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff};
+    if (rows > 1 && n > 0 && n <= 64) {
+        const int nv = (int)((n + 15) / 16);
+        __mmask16 mk[4] = {0xffff, 0xffff, 0xffff, 0xffff};
+        if (n % 16) mk[nv - 1] = mt;
+        switch (nv) {
+        case 1: short_rows(y, ldy, x, ldx, rows, n, bias, ops, n_ops, 1, mk); return;
+        case 2: short_rows(y, ldy, x, ldx, rows, n, bias, ops, n_ops, 2, mk); return;
+        case 3: short_rows(y, ldy, x, ldx, rows, n, bias, ops, n_ops, 3, mk); return;
+        default: short_rows(y, ldy, x, ldx, rows, n, bias, ops, n_ops, 4, mk); return;
+        }
+    }
     for (int r = 0; r < rows; r++) {
         float *yr = y + r * ldy;
         const float *xr = x + r * ldx;

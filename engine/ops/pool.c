@@ -209,6 +209,39 @@ static void maxpool_plane_sep(const st_pool *p, float *yp, const float *xp, int 
     }
 }
 
+/* Stride-1 pools of small planes (SPPF's 5x5 pools on 10x10 or 20x20 maps): the
+ * -inf padded plane as one flat row, the max over the window's columns in one max_rows
+ * call and over its rows in another, then the Q valid columns of each row copied out.
+ * Row by row, these planes were two calls per 10-float output row. */
+#define POOL_FLAT_MAX 4096
+static int flat_ok(const st_pool *p) {
+    const int Wp = p->W + 2 * p->pad_w, Hp = p->H + 2 * p->pad_h;
+    return p->stride_h == 1 && p->stride_w == 1 && p->kh <= POOL_SEP_KMAX && p->kw <= POOL_SEP_KMAX &&
+           (size_t)Hp * Wp <= POOL_FLAT_MAX && p->P == Hp - p->kh + 1 && p->Q == Wp - p->kw + 1;
+}
+
+static void maxpool_plane_flat(const st_pool *p, float *yp, const float *xp, int r0, int r1,
+                               const st_kernels *k) {
+    const int W = p->W, Wp = W + 2 * p->pad_w, Q = p->Q, nr = r1 - r0 + p->kh - 1;
+    float buf[POOL_FLAT_MAX], hb[POOL_FLAT_MAX];
+    const float *rows[POOL_SEP_KMAX];
+    for (int t = 0; t < nr; t++) { /* padded rows r0 .. r1 + kh - 2 */
+        float *b = buf + (size_t)t * Wp;
+        const int h = r0 + t - p->pad_h;
+        if (h < 0 || h >= p->H) {
+            for (int j = 0; j < Wp; j++) b[j] = -INFINITY;
+            continue;
+        }
+        for (int j = 0; j < p->pad_w; j++) b[j] = b[p->pad_w + W + j] = -INFINITY;
+        memcpy(b + p->pad_w, xp + (size_t)h * W, sizeof(float) * W);
+    }
+    for (int dw = 0; dw < p->kw; dw++) rows[dw] = buf + dw;
+    max_rows_any(k, hb, rows, p->kw, (size_t)nr * Wp - (p->kw - 1));
+    for (int dh = 0; dh < p->kh; dh++) rows[dh] = hb + (size_t)dh * Wp;
+    max_rows_any(k, buf, rows, p->kh, (size_t)(r1 - r0 - 1) * Wp + Q);
+    for (int oh = r0; oh < r1; oh++) memcpy(yp + (size_t)oh * Q, buf + (size_t)(oh - r0) * Wp, sizeof(float) * Q);
+}
+
 /* Output rows [r0, r1) of plane pl. */
 static void maxpool_plane_rows(const st_pool *p, float *y, const float *x, long pl, int r0, int r1,
                                const st_kernels *k) {
@@ -217,6 +250,11 @@ static void maxpool_plane_rows(const st_pool *p, float *y, const float *x, long 
     const int sep_cols = (POOL_ROW_MAX - p->kw - 2 * p->stride_w) / p->stride_w;
     const int sep = sep_cols >= 16 && p->kh <= POOL_SEP_KMAX && p->kw <= POOL_SEP_KMAX;
     const int chunk = sep ? sep_cols : POOL_ROW_MAX;
+    if (r0 >= r1) return;
+    if (flat_ok(p)) {
+        maxpool_plane_flat(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, k);
+        return;
+    }
     for (int c0 = 0; c0 < p->Q; c0 += chunk) {
         const int c1 = ST_MIN(c0 + chunk, p->Q);
         if (sep)
