@@ -77,6 +77,7 @@ typedef struct {
     const st_sparse_geom *g;
     int nbands, RB, T;
     int L;              /* band height (rows) */
+    int cmaj;           /* forward: items channel block-major (thread t: block t of every band) */
 } plan;
 
 /* Bands of the output virtual rows [0, V) (forward, weight gradient: V ends at the last
@@ -95,15 +96,28 @@ static plan make_plan(const st_conv2d *c, const st_csr *m, int V, int L, int T) 
     return p;
 }
 
-/* Forward, banded: few bands are cut again into a multiple of T bands of even height
- * (the buffers hold any height up to L), so threads take whole bands, the same number
- * of rows each, and none rebuilds another's input rows. */
-static void even_bands(plan *p, int V) {
-    if (p->g->direct || p->T < 2 || p->nbands >= 4 * p->T) return;
-    const int nb = (p->nbands + p->T - 1) / p->T * p->T;
-    p->L = (V + nb - 1) / nb;
-    p->nbands = (V + p->L - 1) / p->L;
-    p->RB = p->nbands % p->T == 0 ? 1 : p->T;
+/* The forward's split among T threads. Weights larger than the input (ResNet's layer4:
+ * 0.5-1 MB of nonzeros against 0.1-0.2 MB of input) go by output channels, so each
+ * thread streams only its block of the weights (and reads all of x). Otherwise by rows:
+ * banded mode cuts few bands again into a multiple of T bands of even height (its
+ * buffers hold any height up to L), so threads take whole bands, the same number of
+ * rows each, and none rebuilds another's input rows; direct mode (band masks fix L)
+ * with few bands splits each band's channels, items band-major, so a thread's items
+ * still cover mostly its own rows. */
+static void forward_split(plan *p, int V) {
+    if (p->T < 2) return;
+    const st_conv2d *c = p->c;
+    const double wbytes = 8.0 * p->m->nnz, xbytes = 4.0 * c->N * c->C * c->H * c->W;
+    if (wbytes > xbytes) {
+        p->RB = p->T, p->cmaj = 1;
+        return;
+    }
+    if (!p->g->direct && p->nbands < 4 * p->T) {
+        const int nb = (p->nbands + p->T - 1) / p->T * p->T;
+        p->L = (V + nb - 1) / nb;
+        p->nbands = (V + p->L - 1) / p->L;
+        p->RB = p->nbands % p->T == 0 ? 1 : p->T;
+    }
 }
 
 /* Interior of a stride-2 row: the jj for which both phases b = 0, 1 read (or write)
@@ -221,11 +235,12 @@ static void fwd_item(const fwd_args *a, const plan *p, int it, float *Xb) {
     const st_csr *m = a->m;
     const st_sparse_kernels *k = &m->k;
     const st_sparse_geom *g = &m->geom;
-    const int band = it / p->RB, K = c->K, n_ops = a->n_ops;
+    const int band = p->cmaj ? it % p->nbands : it / p->RB, rb = p->cmaj ? it / p->nbands : it % p->RB;
+    const int K = c->K, n_ops = a->n_ops;
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     st_epi_op o[ST_EPI_MAX_OPS];
     int r0, r1;
-    split_rows(m->row_ptr, K, p->RB, it % p->RB, &r0, &r1);
+    split_rows(m->row_ptr, K, p->RB, rb, &r0, &r1);
     if (r0 >= r1) return;
     if (g->direct) {
         const int nbs = a->nbs, n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
@@ -273,7 +288,7 @@ st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, floa
     if (s != ST_OK) return s;
     const st_sparse_geom *g = &m->geom;
     plan p = make_plan(c, m, a.Vf, g->L, omp_get_max_threads());
-    even_bands(&p, a.Vf);
+    forward_split(&p, a.Vf);
     const int items = p.nbands * p.RB;
 #pragma omp parallel num_threads(ST_MIN(p.T, items))
     {
@@ -297,7 +312,7 @@ st_status st_conv2d_sparse_forward_part(const st_conv2d *c, const st_csr *m, flo
     plan p = make_plan(c, m, a.Vf, g->L, nparts);
     if (p.T == 1 && nparts > 1) /* the team is waiting anyway: no fork to save */
         p.T = nparts, p.RB = p.nbands >= 4 * nparts ? 1 : nparts;
-    even_bands(&p, a.Vf);
+    forward_split(&p, a.Vf);
     const int items = p.nbands * p.RB;
     const int it0 = (int)((long)items * part / nparts), it1 = (int)((long)items * (part + 1) / nparts);
     float *Xb = g->direct ? NULL : scratch + g->thread_floats * part;
