@@ -83,6 +83,18 @@ static void max_rows_avx2(float *dst, const float *const *rows, int nr, size_t n
     }
 }
 
+static void deint2_avx2(float *d0, float *d1, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 a = _mm256_loadu_ps(src + 2 * i), b = _mm256_loadu_ps(src + 2 * i + 8);
+        /* [a0 a2 b0 b2 | a4 a6 b4 b6] -> lanes 0 2 1 3 of 64 bits */
+        const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xDD);
+        _mm256_storeu_ps(d0 + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+        _mm256_storeu_ps(d1 + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
+    }
+    st_deint2_scalar(d0 + i, d1 + i, src + 2 * i, n - i);
+}
+
 void st_kernels_avx2(st_kernels *k) {
     k->isa = ST_ISA_AVX2;
     k->axpy = axpy_avx2;
@@ -90,5 +102,5 @@ void st_kernels_avx2(st_kernels *k) {
     k->adamw = adamw_avx2;
     k->apply_mask = apply_mask_avx2;
     k->max_rows = max_rows_avx2;
-    k->deint2 = st_deint2_scalar;
+    k->deint2 = deint2_avx2;
 }

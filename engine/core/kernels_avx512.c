@@ -84,10 +84,17 @@ static void max_rows_avx512(float *dst, const float *const *rows, int nr, size_t
     }
 }
 
+/* Full vectors unmasked; only the last, partial one takes masks. */
 static void deint2_avx512(float *d0, float *d1, const float *src, size_t n) {
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
-    for (size_t i = 0; i < n; i += 16) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 a = _mm512_loadu_ps(src + 2 * i), b = _mm512_loadu_ps(src + 2 * i + 16);
+        _mm512_storeu_ps(d0 + i, _mm512_permutex2var_ps(a, ie, b));
+        _mm512_storeu_ps(d1 + i, _mm512_permutex2var_ps(a, io, b));
+    }
+    if (i < n) {
         const size_t left = n - i;
         const __m512 a = _mm512_maskz_loadu_ps(tail_mask(2 * left), src + 2 * i);
         const __m512 b = _mm512_maskz_loadu_ps(tail_mask(left > 8 ? 2 * left - 16 : 0), src + 2 * i + 16);

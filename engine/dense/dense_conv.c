@@ -61,7 +61,10 @@ static int pick_nv(size_t PQ, double *cost_out) {
 static void make_plan(const st_conv2d *c, int threads, plan *p) {
     const size_t crs = (size_t)c->C * c->R * c->S;
     p->inplace = is_inplace(c);
-    p->direct = !p->inplace && c->stride_h <= 2 && c->stride_w <= 2;
+    /* 1x1 with stride: the unrolled panels gather just the pixels read (a quarter of the
+     * input at stride 2); the phase planes would copy all of it */
+    const int strided_1x1 = c->R == 1 && c->S == 1 && (c->stride_h > 1 || c->stride_w > 1);
+    p->direct = !p->inplace && c->stride_h <= 2 && c->stride_w <= 2 && !strided_1x1;
     p->Hp = c->H + 2 * c->pad_h, p->Wp = c->W + 2 * c->pad_w;
     p->Hh = (p->Hp + c->stride_h - 1) / c->stride_h, p->Wh = (p->Wp + c->stride_w - 1) / c->stride_w;
     p->PQ = p->direct ? (size_t)(c->P - 1) * p->Wh + c->Q : (size_t)c->P * c->Q;

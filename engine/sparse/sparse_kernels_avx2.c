@@ -200,21 +200,6 @@ static void sddmm_avx2(int r0, int r1, const int32_t *ptr, const int32_t *idx, c
                    xmask ? xmask + j0 / 16 : NULL, nvec, part);
 }
 
-static void deint2_avx2(float *d0, float *d1, const float *src, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 a = _mm256_loadu_ps(src + 2 * i), b = _mm256_loadu_ps(src + 2 * i + 8);
-        /* [a0 a2 b0 b2 | a4 a6 b4 b6] -> lanes 0 2 1 3 of 64 bits */
-        const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xDD);
-        _mm256_storeu_ps(d0 + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
-        _mm256_storeu_ps(d1 + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
-    }
-    for (; i < n; i++) {
-        d0[i] = src[2 * i];
-        d1[i] = src[2 * i + 1];
-    }
-}
-
 static void int2_add_avx2(float *dst, const float *s0, const float *s1, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -236,6 +221,5 @@ void st_sparse_kernels_avx2(st_sparse_kernels *k) {
     k->isa = ST_ISA_AVX2;
     k->spmm = spmm_avx2;
     k->sddmm = sddmm_avx2;
-    k->deint2 = deint2_avx2;
     k->int2_add = int2_add_avx2;
 }

@@ -284,20 +284,6 @@ static void sddmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx,
     }
 }
 
-static void deint2_avx512(float *d0, float *d1, const float *src, int n) {
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    for (int i = 0; i < n; i += 16) {
-        const int left = n - i;
-        const __mmask16 ka = tail_mask(2 * left), kb = tail_mask(2 * left - 16 > 0 ? 2 * left - 16 : 0);
-        const __mmask16 ks = tail_mask(left);
-        const __m512 a = _mm512_maskz_loadu_ps(ka, src + 2 * i);
-        const __m512 b = _mm512_maskz_loadu_ps(kb, src + 2 * i + 16);
-        _mm512_mask_storeu_ps(d0 + i, ks, _mm512_permutex2var_ps(a, ie, b));
-        _mm512_mask_storeu_ps(d1 + i, ks, _mm512_permutex2var_ps(a, io, b));
-    }
-}
-
 static void int2_add_avx512(float *dst, const float *s0, const float *s1, int n) {
     const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -318,6 +304,5 @@ void st_sparse_kernels_avx512(st_sparse_kernels *k) {
     k->isa = ST_ISA_AVX512;
     k->spmm = spmm_avx512;
     k->sddmm = sddmm_avx512;
-    k->deint2 = deint2_avx512;
     k->int2_add = int2_add_avx512;
 }

@@ -76,13 +76,6 @@ void st_sparse_reduce16(float *dval, const float *part, int n) {
     }
 }
 
-static void deint2_scalar(float *d0, float *d1, const float *src, int n) {
-    for (int i = 0; i < n; i++) {
-        d0[i] = src[2 * i];
-        d1[i] = src[2 * i + 1];
-    }
-}
-
 static void int2_add_scalar(float *dst, const float *s0, const float *s1, int n) {
     for (int i = 0; i < n; i++) {
         dst[2 * i] += s0[i];
@@ -94,7 +87,6 @@ void st_sparse_kernels_scalar(st_sparse_kernels *k) {
     k->isa = ST_ISA_SCALAR;
     k->spmm = spmm_scalar;
     k->sddmm = sddmm_scalar;
-    k->deint2 = deint2_scalar;
     k->int2_add = int2_add_scalar;
 }
 
@@ -105,5 +97,8 @@ void st_sparse_kernels_init(st_sparse_kernels *k, st_isa isa) {
     else if (isa == ST_ISA_AVX2) st_sparse_kernels_avx2(k);
     else st_sparse_kernels_scalar(k);
     k->isa = isa;
+    st_kernels ck; /* the deinterleave is the core kernels' (pooling and dense use it too) */
+    st_kernels_init(&ck, isa);
+    k->deint2 = ck.deint2;
 }
 

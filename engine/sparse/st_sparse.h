@@ -98,8 +98,9 @@ typedef struct st_sparse_kernels {
                   ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
                   const uint8_t *cls, const uint16_t *xmask, float *part);
     /* Stride-2 layout helpers for i < n: deint2 splits src into d0[i] = src[2i],
-     * d1[i] = src[2i+1]; int2_add adds back: dst[2i] += s0[i], dst[2i+1] += s1[i]. */
-    void (*deint2)(float *d0, float *d1, const float *src, int n);
+     * d1[i] = src[2i+1] (st_kernels' own, set by st_sparse_kernels_init); int2_add adds
+     * back: dst[2i] += s0[i], dst[2i+1] += s1[i]. */
+    void (*deint2)(float *d0, float *d1, const float *src, size_t n);
     void (*int2_add)(float *dst, const float *s0, const float *s1, int n);
 } st_sparse_kernels;
 
