@@ -295,9 +295,20 @@ START_TEST(plan_folds_fuses_and_reuses) {
     se_compiled_free(c);
     schedule = SE_SCHEDULE_LAYERS;
     c = compile(path, 1, 1, 0);
-    schedule = SE_SCHEDULE_COLUMNS;
     ctx = se_context_bytes(c);
     ck_assert_msg(ctx < all / 2, "layers: context %zu bytes vs %zu bytes of activations", ctx, all);
+    /* batch 1: every concat's inputs are written in place (the Concat steps elided);
+     * batch 2, where a sample's channel ranges are not contiguous, copies */
+    ck_assert_int_eq(se_describe(c, desc, sizeof desc), 0);
+    int concats = 0, elided = 0;
+    for (const char *l = desc; (l = strstr(l, " Concat ")); l++, concats++)
+        elided += strstr(l, "elided") && strstr(l, "elided") < strchr(l, '\n');
+    ck_assert_msg(concats > 0 && elided == concats, "%d of %d concats elided:\n%s", elided, concats, desc);
+    se_compiled_free(c);
+    c = compile(path, 2, 1, 0);
+    ck_assert_int_eq(se_describe(c, desc, sizeof desc), 0);
+    ck_assert_msg(strstr(desc, " Concat ") && !strstr(desc, "elided"), "batch 2:\n%s", desc);
+    schedule = SE_SCHEDULE_COLUMNS;
     se_compiled_free(c);
     /* one 3x3 conv: sparse kernels at 95%, dense when dense */
     for (int pruned = 0; pruned <= 1; pruned++) {

@@ -304,6 +304,44 @@ static void fl_free(freelist *f, size_t o, size_t n) {
     }
 }
 
+/* Batch 1, where a concat's inputs are contiguous channel ranges of its output: each
+ * input is written straight into its range, and the concat copies nothing, when every
+ * input is produced by an earlier step, read by no other concat (nor twice by this
+ * one), and neither the graph input, an output, nor an elided concat's own output.
+ * (yolov5n: 11 concats, 0.07 ms of 2.7 on one thread, and a team step each.) */
+static int elide_concats(se_compiled *c) {
+    const st_graph *g = c->g;
+    const int nv = g->n_values;
+    int *producer = malloc((size_t)nv * sizeof *producer), *uses = calloc((size_t)nv, sizeof *uses);
+    if (!producer || !uses) return free(producer), free(uses), 4;
+    for (int v = 0; v < nv; v++) producer[v] = -1;
+    for (int i = 0; i < c->n_steps; i++) {
+        producer[c->steps[i].out] = i;
+        if (c->steps[i].op == ST_OP_CONCAT)
+            for (int k = 0; k < c->steps[i].n_in; k++) uses[c->steps[i].in[k]]++;
+    }
+    for (int k = 0; k < c->n_out; k++) uses[c->out_val[k]] += 2; /* outputs: never views */
+    uses[g->input] += 2;
+    for (int i = 0; c->batch == 1 && i < c->n_steps; i++) {
+        se_step *s = &c->steps[i];
+        if (s->op != ST_OP_CONCAT || s->col_sec >= 0) continue;
+        int ok = 1;
+        for (int k = 0; k < s->n_in && ok; k++) {
+            const int v = s->in[k], p = producer[v];
+            ok = uses[v] == 1 && p >= 0 && p < i && !c->steps[p].elided;
+        }
+        if (!ok) continue;
+        s->elided = 1;
+        size_t at = 0;
+        for (int k = 0; k < s->n_in; k++) {
+            c->view_root[s->in[k]] = s->out, c->view_at[s->in[k]] = at;
+            at += st_shape_numel(g->values[s->in[k]]);
+        }
+    }
+    free(producer), free(uses);
+    return 0;
+}
+
 static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap) {
     const st_graph *g = c->g;
     const int nv = g->n_values;
@@ -324,6 +362,8 @@ static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap)
             if (s->epi[e].kind == SE_EPI_ADD) last[s->epi[e].value] = ST_MAX(last[s->epi[e].value], end);
     }
     for (int k = 0; k < c->n_out; k++) last[c->out_val[k]] = c->n_steps; /* to the end */
+    for (int v = 0; v < nv; v++) /* a view's readers keep the whole output alive */
+        if (c->view_root[v] >= 0) last[c->view_root[v]] = ST_MAX(last[c->view_root[v]], last[v]);
     c->act_floats_no_reuse = 0;
     for (int i = 0; i < c->n_steps; i++) {
         const se_step *s = &c->steps[i];
@@ -331,12 +371,16 @@ static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap)
         c->act_floats_no_reuse += n;
         /* a section's intermediate maps live only in the columns' band buffers */
         const int inner = s->col_sec >= 0 && c->secs[s->col_sec].last != i;
-        if (!inner) c->off[s->out] = (int64_t)fl_alloc(&f, n); /* before freeing: never aliases an input */
-        if (last[s->out] < i) last[s->out] = i;     /* never read: free right away */
+        /* a view: its concat's whole output, allocated by the first of its inputs */
+        const int ro = c->view_root[s->out] >= 0 ? c->view_root[s->out] : s->out;
+        if (ro != s->out) n = pad16((size_t)c->batch * st_shape_numel(g->values[ro]));
+        if (!inner && c->off[ro] < 0) c->off[ro] = (int64_t)fl_alloc(&f, n); /* before freeing: never aliases an input */
+        if (last[ro] < i) last[ro] = i;     /* never read: free right away */
         int freed[ST_MAX_INPUTS + SE_MAX_EPI + 1], nf = 0;
         for (int k = 0; k < s->n_in + s->n_epi + 1; k++) {
             int v = k < s->n_in ? s->in[k] : k < s->n_in + s->n_epi ? s->epi[k - s->n_in].value : s->out;
             if (k >= s->n_in && k < s->n_in + s->n_epi && s->epi[k - s->n_in].kind != SE_EPI_ADD) continue;
+            if (c->view_root[v] >= 0) v = c->view_root[v];
             if (v == g->input || last[v] != i || c->off[v] < 0) continue;
             int dup = 0;
             for (int j = 0; j < nf; j++) dup |= freed[j] == v;
@@ -348,6 +392,8 @@ static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap)
     c->scratch_floats = pad16(scratch);
     for (int v = 0; v < nv; v++)
         if (c->off[v] >= 0) c->off[v] += (int64_t)c->scratch_floats;
+    for (int v = 0; v < nv; v++)
+        if (c->view_root[v] >= 0) c->off[v] = c->off[c->view_root[v]] + (int64_t)c->view_at[v];
     c->arena_floats = c->scratch_floats + f.top;
     free(last), free(f.off), free(f.len);
     return 0;
@@ -378,12 +424,15 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
                 calloc((size_t)nv, sizeof(int)), calloc((size_t)nv, 1)};
     c->root = malloc((size_t)nv * sizeof *c->root);
     c->off = malloc((size_t)nv * sizeof *c->off);
+    c->view_root = malloc((size_t)nv * sizeof *c->view_root);
+    c->view_at = calloc((size_t)nv, sizeof *c->view_at);
     int rc = 0;
-    if (!vi.uses || !vi.reader || !vi.producer || !vi.is_out || !c->root || !c->off) {
+    if (!vi.uses || !vi.reader || !vi.producer || !vi.is_out || !c->root || !c->off || !c->view_root ||
+        !c->view_at) {
         rc = se__fail(err, errcap, 4, "out of memory");
         goto done;
     }
-    for (int v = 0; v < nv; v++) c->root[v] = v, vi.producer[v] = -1;
+    for (int v = 0; v < nv; v++) c->root[v] = v, vi.producer[v] = -1, c->view_root[v] = -1;
     for (int i = 0; i < g->n_nodes; i++) {
         const st_node *nd = &g->nodes[i];
         vi.producer[nd->output] = i;
@@ -424,6 +473,10 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
         if ((rc = se__columns_plan(c, err, errcap))) goto done;
         size_t sc = se__columns_scratch_floats(c);
         if (sc > scratch) scratch = sc;
+    }
+    if (elide_concats(c)) {
+        rc = se__fail(err, errcap, 4, "out of memory");
+        goto done;
     }
     rc = plan_memory(c, scratch, err, errcap);
 done:

@@ -70,6 +70,8 @@ typedef struct se_step {
     double macs;        /* dense multiply-adds of this layer at the compiled batch */
     char why[96];       /* the kernel choice and its reason */
     st_pool pool;       /* pools */
+    int elided;         /* concat (batch 1) whose inputs were written in place into its
+                           output's channel ranges: nothing to run */
     /* tensor columns (se_columns.c): the step's band sub-problem, batch 1, fixed shape:
      * col_rows output rows from col_rin padded input rows (pad_h 0: rows outside the map
      * are filled with col_pad) */
@@ -118,6 +120,8 @@ struct se_compiled {
     int n_steps;
     int *root;           /* [n_values] */
     int64_t *off;        /* [n_values] arena offset (floats) of a root's buffer, -1 none */
+    int *view_root;      /* [n_values] elided concat's output holding this value, or -1 */
+    size_t *view_at;     /* [n_values] its offset (floats) in that output */
     size_t arena_floats, scratch_floats, act_floats_no_reuse;
     int n_out;
     int out_val[ST_MAX_OUTPUTS], out_ndim[ST_MAX_OUTPUTS];

@@ -206,6 +206,7 @@ int se_describe(const se_compiled *c, char *buf, size_t cap) {
             put(buf, cap, &at, "]");
         }
         if (s->why[0]) put(buf, cap, &at, " kernel %s", s->why);
+        if (s->elided) put(buf, cap, &at, " elided (its inputs are written into their channel ranges)");
         if (s->col_sec >= 0) {
             const se_section *sec = &c->secs[s->col_sec];
             put(buf, cap, &at, " tile columns[section %d steps %d-%d", s->col_sec, sec->first, sec->last);

@@ -197,6 +197,7 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
 enum { TEAM_NO = 0, TEAM_SPLIT = 1, TEAM_SERIAL = 2 };
 
 static int team_kind(const se_compiled *c, const se_step *s) {
+    if (s->elided) return TEAM_SERIAL; /* nothing to run, no barrier */
     const size_t n_out = (size_t)c->batch * st_shape_numel(c->g->values[s->out]);
     switch (s->op) {
     case ST_OP_CONV2D:
@@ -272,6 +273,7 @@ static int run_team(se_context *x, int i0, int i1, float *scratch, char *err, si
         const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         for (int i = i0; i < i1; i++) {
             const se_step *s = &c->steps[i];
+            if (s->elided) continue;
             const double t0 = tid == 0 && x->step_s ? omp_get_wtime() : 0.0;
             if (!atomic_load_explicit(&failed, memory_order_relaxed)) {
                 if (team_kind(c, s) == TEAM_SERIAL) {
@@ -310,6 +312,7 @@ int se_run(se_context *x, const float *input, float *const *outputs, char *err, 
     int rc = 0;
     for (int i = 0; i < c->n_steps && !rc; i++) {
         const se_step *s = &c->steps[i];
+        if (s->elided) continue;
         const double t0 = x->step_s ? omp_get_wtime() : 0.0;
         const int at = i;
         int j = i, split = 0;
