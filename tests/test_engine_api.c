@@ -223,16 +223,17 @@ START_TEST(reentrant_contexts) {
 }
 END_TEST
 
-/* With several threads, the layers schedule runs its sparse convolutions, concats,
- * upsampling and max pools as one team, each thread on its share of the rows: a 90%
- * pruned yolov5n at 160x160 (80-wide maps, whose concats copy rows; the 20..5-wide ones
- * copy byte ranges; SPPF pools on 5x5) at batch 1 and 2, on 2 and 3 threads (3 does
- * not divide the maps' rows), equals the single-threaded run. */
+/* With several threads, the layers schedule runs its convolutions (sparse, and packed
+ * dense: direct and in-place 1x1), concats, upsampling and max pools as one team, each
+ * thread on its share of the rows: yolov5n at 160x160 (80-wide maps, whose concats copy
+ * rows at batch 2; the 20..5-wide ones copy byte ranges; SPPF pools on 5x5), dense and
+ * 90% pruned, at batch 1 and 2, on 2 and 3 threads (3 does not divide the maps' rows),
+ * equals the single-threaded run. */
 START_TEST(team_matches_one_thread) {
     char dir[512], path[700];
     stt_tmpdir(dir, sizeof dir, "engine-team");
-    snprintf(path, sizeof path, "%s/yolo160-p90.onnx", dir);
-    stt_engine_write_model(path, "yolov5n", 160, 0.9, 1, 11);
+    snprintf(path, sizeof path, "%s/yolo160-%s.onnx", dir, _i ? "p90" : "dense");
+    stt_engine_write_model(path, "yolov5n", 160, _i ? 0.9 : 0.0, 1, 11);
     const int saved = schedule;
     schedule = SE_SCHEDULE_LAYERS;
     for (int batch = 1; batch <= 2; batch++) {
@@ -385,7 +386,7 @@ Suite *engine_api_suite(void) {
     tcase_add_loop_test(tc, matches_executor_and_ort, 0, 2);
     tcase_add_loop_test(tc, torchvision_models, 0, 5);
     tcase_add_test(tc, reentrant_contexts);
-    tcase_add_test(tc, team_matches_one_thread);
+    tcase_add_loop_test(tc, team_matches_one_thread, 0, 2);
     tcase_add_test(tc, plan_folds_fuses_and_reuses);
     tcase_add_test(tc, bad_input);
     tcase_add_test(tc, example_program);

@@ -321,9 +321,23 @@ static inline size_t grid_pos(const plan *pl, int jp) {
  * column q + (s*dw)/sw: on the planes' grid (width Wh) every reduction row is a
  * contiguous run starting at position p*Wh + q plus a per-tap offset, so nothing is
  * unrolled. The Wh - Q columns between output rows are computed and dropped. */
-static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const plan *pl,
-                           const st_dense_ukr *fs, float *y, const float *x, const float *bias,
-                           const st_epi_op *ops, int n_ops, float *scratch) {
+typedef void (*sync_fn)(void *ctx);
+
+static void omp_sync(void *ctx) {
+    (void)ctx;
+#pragma omp barrier
+}
+
+/* Items [lo, hi) of n for part p of np: contiguous, as OpenMP's static schedule. */
+static inline void prange(long n, int p, int np, long *lo, long *hi) {
+    *lo = n * p / np, *hi = n * (p + 1) / np;
+}
+
+/* Part p of np of a direct convolution, the parts meeting at sync between phases: the
+ * body of an OpenMP region (sync: its barrier) or one thread of a caller's team. */
+static void direct_part(const st_dense_conv *d, const st_conv2d *c, const plan *pl, const st_dense_ukr *fs,
+                        float *y, const float *x, const float *bias, const st_epi_op *ops, int n_ops,
+                        float *scratch, int p, int np, sync_fn sync, void *sctx) {
     const size_t HWh = (size_t)pl->Hh * pl->Wh, chf = plane_floats(c, pl), PQ = (size_t)c->P * c->Q;
     int32_t *koff = (int32_t *)scratch;
     float *xp = scratch + pad16((size_t)d->CRS);
@@ -334,8 +348,10 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
     const st_dense_ukr f = fs[pl->nv - 1];
     st_kernels ek; /* the stride-2 deinterleave */
     st_kernels_init(&ek, st_cpu_select_isa());
-    for (int k = 0; k < d->CRS; k++) {
-        const int ch = k / RS, r = (k % RS) / c->S * c->dil_h, s = k % c->S * c->dil_w;
+    long lo, hi;
+    prange(d->CRS, p, np, &lo, &hi); /* read by the tiles, after the first sync */
+    for (long k = lo; k < hi; k++) {
+        const int ch = (int)k / RS, r = ((int)k % RS) / c->S * c->dil_h, s = (int)k % c->S * c->dil_w;
         const size_t phase = (size_t)((r % sh) * sw + s % sw);
         koff[k] = (int32_t)((size_t)ch * chf + phase * HWh + (size_t)(r / sh) * pl->Wh + (size_t)(s / sw));
     }
@@ -345,48 +361,100 @@ static void forward_direct(const st_dense_conv *d, const st_conv2d *c, const pla
         /* compacting: the epilogue runs on the copied rows instead of the tiles */
         const run t = {d, pl, f, fs, koff, compact ? yt : yn, bias, ops, compact ? 0 : n_ops,
                        (size_t)n * c->K * PQ, c->P, c->Q};
-#pragma omp parallel
-        {
-            /* rows outermost: each thread splits the rows its tiles (also in row order)
-             * will read, so the planes stay in its core's cache. Split by channels, every
-             * tile read half its planes from the other core: 2 threads ran yolov5n's
-             * 16 -> 32 stride-2 layer slower than one (0.49-0.67 vs 0.42 ms). */
-#pragma omp for collapse(3) schedule(static)
-            for (int i = 0; i < pl->Hh; i++)
-                for (int ch = 0; ch < c->C; ch++)
-                    for (int a = 0; a < sh; a++)
-                        phase_row(c, pl, xp + (size_t)ch * chf, xn + (size_t)ch * c->H * c->W, a, i, &ek);
-            if (pl->jp_outer) {
-#pragma omp for collapse(2) schedule(static) nowait
-                for (int jp = 0; jp < jpn; jp++)
-                    for (int ip = 0; ip < kp; ip++) tile(&t, ip, jp, 0, d->CRS, xp + grid_pos(pl, jp), 0);
-            } else {
-                for (int k0 = 0; k0 < d->CRS; k0 += pl->kc) {
-                    const int kc = d->CRS - k0 < pl->kc ? d->CRS - k0 : pl->kc;
-#pragma omp for schedule(static) nowait
-                    for (int ip = 0; ip < kp; ip++)
-                        for (int jp = 0; jp < jpn; jp++)
-                            tile(&t, ip, jp, k0, kc, xp + grid_pos(pl, jp), 0);
-                }
+        if (n) sync(sctx); /* the planes (and grid) of the previous image are read no more */
+        /* rows outermost: each part splits the rows its tiles (also in row order) will
+         * read, so the planes stay in its core's cache. Split by channels, every tile
+         * read half its planes from the other core: 2 threads ran yolov5n's 16 -> 32
+         * stride-2 layer slower than one (0.49-0.67 vs 0.42 ms). */
+        prange((long)pl->Hh * c->C * sh, p, np, &lo, &hi);
+        for (long it = lo; it < hi; it++) {
+            const int a = (int)(it % sh), ch = (int)(it / sh % c->C), i = (int)(it / sh / c->C);
+            phase_row(c, pl, xp + (size_t)ch * chf, xn + (size_t)ch * c->H * c->W, a, i, &ek);
+        }
+        sync(sctx);
+        if (pl->jp_outer) {
+            prange((long)jpn * kp, p, np, &lo, &hi);
+            for (long it = lo; it < hi; it++) {
+                const int jp = (int)(it / kp), ip = (int)(it % kp);
+                tile(&t, ip, jp, 0, d->CRS, xp + grid_pos(pl, jp), 0);
             }
-            if (compact) { /* the epilogue, if any, on the way from the grid to y */
-#pragma omp barrier
-#pragma omp for schedule(static)
-                for (int k = 0; k < c->K; k++) {
-                    const size_t o = (size_t)k * PQ;
-                    const float *src = yt + (size_t)k * pl->PQ;
-                    if (n_ops) {
-                        st_epi_op eo[ST_EPI_MAX_OPS];
-                        st_epi_ops_at(eo, ops, n_ops, t.y_index + o);
-                        epi_rows(yn + o, c->Q, src, pl->Wh, c->P, (size_t)c->Q, 0.0f, eo, n_ops);
-                        continue;
-                    }
-                    for (int p = 0; p < c->P; p++)
-                        memcpy(yn + o + (size_t)p * c->Q, src + (size_t)p * pl->Wh, (size_t)c->Q * sizeof(float));
+        } else {
+            prange(kp, p, np, &lo, &hi); /* the same weight panels in every chunk */
+            for (int k0 = 0; k0 < d->CRS; k0 += pl->kc) {
+                const int kc = d->CRS - k0 < pl->kc ? d->CRS - k0 : pl->kc;
+                for (long ip = lo; ip < hi; ip++)
+                    for (int jp = 0; jp < jpn; jp++) tile(&t, (int)ip, jp, k0, kc, xp + grid_pos(pl, jp), 0);
+            }
+        }
+        if (compact) { /* the epilogue, if any, on the way from the grid to y */
+            sync(sctx);
+            prange(c->K, p, np, &lo, &hi);
+            for (long k = lo; k < hi; k++) {
+                const size_t o = (size_t)k * PQ;
+                const float *src = yt + (size_t)k * pl->PQ;
+                if (n_ops) {
+                    st_epi_op eo[ST_EPI_MAX_OPS];
+                    st_epi_ops_at(eo, ops, n_ops, t.y_index + o);
+                    epi_rows(yn + o, c->Q, src, pl->Wh, c->P, (size_t)c->Q, 0.0f, eo, n_ops);
+                    continue;
                 }
+                for (int q = 0; q < c->P; q++)
+                    memcpy(yn + o + (size_t)q * c->Q, src + (size_t)q * pl->Wh, (size_t)c->Q * sizeof(float));
             }
         }
     }
+}
+
+/* Part p of np of an in-place 1x1 convolution (tiles read x and write y only: no sync). */
+static void inplace_part(const st_dense_conv *d, const st_conv2d *c, const plan *pl, st_dense_ukr f,
+                         const st_dense_ukr *fs, float *y, const float *x, const float *bias,
+                         const st_epi_op *ops, int n_ops, int p, int np) {
+    const int kp = d->kpanels, jpn = pl->jpanels;
+    long lo, hi;
+    for (int n = 0; n < c->N; n++) {
+        const float *xn = x + (size_t)n * c->C * c->H * c->W;
+        const run t = {d, pl, f, fs, NULL, y + (size_t)n * c->K * pl->PQ, bias, ops, n_ops,
+                       (size_t)n * c->K * pl->PQ, c->P, c->Q};
+        if (!pl->shared) {
+            prange((long)jpn * kp, p, np, &lo, &hi);
+            for (long it = lo; it < hi; it++)
+                tile(&t, (int)(it % kp), (int)(it / kp), 0, d->CRS, xn + (size_t)(it / kp) * pl->nr, pl->PQ);
+            continue;
+        }
+        /* chunk by chunk of the reduction; the same weight panels in every chunk, so a
+         * part only adds to its own tiles */
+        prange(kp, p, np, &lo, &hi);
+        for (int k0 = 0; k0 < d->CRS; k0 += pl->kc) {
+            const int kc = d->CRS - k0 < pl->kc ? d->CRS - k0 : pl->kc;
+            for (long ip = lo; ip < hi; ip++)
+                for (int jp = 0; jp < jpn; jp++)
+                    tile(&t, (int)ip, jp, k0, kc, xn + (size_t)k0 * pl->PQ + (size_t)jp * pl->nr, pl->PQ);
+        }
+    }
+}
+
+static void pick_ukr(st_dense_ukr ukr[3], st_dense_ukr ukr_off[3]) {
+    if (st_cpu_select_isa() >= ST_ISA_AVX512) st_dense_ukr_avx512(ukr, ukr_off);
+    else st_dense_ukr_avx2(ukr, ukr_off);
+}
+
+int st_dense_conv_parts_ok(const st_conv2d *c, int nparts) {
+    plan pl;
+    make_plan(c, nparts, &pl);
+    return pl.direct || pl.inplace;
+}
+
+void st_dense_conv_forward_part(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
+                                const float *bias, const st_epi_op *ops, int n_ops, float *scratch,
+                                int part, int nparts, void (*sync)(void *ctx), void *sync_ctx) {
+    plan pl;
+    make_plan(c, nparts, &pl);
+    st_dense_ukr ukr[3], ukr_off[3];
+    pick_ukr(ukr, ukr_off);
+    if (pl.direct)
+        direct_part(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, scratch, part, nparts, sync, sync_ctx);
+    else if (pl.inplace)
+        inplace_part(d, c, &pl, ukr[pl.nv - 1], ukr, y, x, bias, ops, n_ops, part, nparts);
 }
 
 void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
@@ -394,12 +462,17 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     plan pl; /* inside a parallel region (column bands) the nested regions run one thread */
     make_plan(c, omp_in_parallel() ? 1 : omp_get_max_threads(), &pl);
     st_dense_ukr ukr[3], ukr_off[3];
-    if (st_cpu_select_isa() >= ST_ISA_AVX512) st_dense_ukr_avx512(ukr, ukr_off);
-    else st_dense_ukr_avx2(ukr, ukr_off);
-    if (pl.direct) {
-        forward_direct(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, scratch);
+    pick_ukr(ukr, ukr_off);
+    if (pl.direct || pl.inplace) {
+#pragma omp parallel
+        {
+            const int p = omp_get_thread_num(), np = omp_get_num_threads();
+            if (pl.direct) direct_part(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, scratch, p, np, omp_sync, NULL);
+            else inplace_part(d, c, &pl, ukr[pl.nv - 1], ukr, y, x, bias, ops, n_ops, p, np);
+        }
         return;
     }
+    /* unrolled: the input packed into column panels first */
     const st_dense_ukr f = ukr[pl.nv - 1];
     const size_t panel = (size_t)d->CRS * pl.nr, in_img = (size_t)c->C * c->H * c->W;
     const int kp = d->kpanels, jpn = pl.jpanels;
@@ -408,33 +481,21 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
         float *yn = y + (size_t)n * c->K * pl.PQ;
         const run t = {d, &pl, f, ukr, NULL, yn, bias, ops, n_ops, (size_t)n * c->K * pl.PQ,
                        c->P, c->Q};
-        if (pl.inplace && !pl.shared) {
-#pragma omp parallel for collapse(2) schedule(static)
-            for (int jp = 0; jp < jpn; jp++)
-                for (int ip = 0; ip < kp; ip++)
-                    tile(&t, ip, jp, 0, d->CRS, xn + (size_t)jp * pl.nr, pl.PQ);
-            continue;
-        }
         if (pl.shared) {
             /* chunk by chunk of the reduction; the same static split of the weight panels
              * in every chunk (same trip count), so a thread only adds to its own tiles */
-            const size_t ldb = pl.inplace ? pl.PQ : (size_t)pl.nr;
 #pragma omp parallel
             {
-                if (!pl.inplace) {
 #pragma omp for schedule(static)
-                    for (int jp = 0; jp < jpn; jp++)
-                        pack_panel(c, xn, scratch + (size_t)jp * panel, (size_t)jp * pl.nr, pl.nr, pl.PQ);
-                }
+                for (int jp = 0; jp < jpn; jp++)
+                    pack_panel(c, xn, scratch + (size_t)jp * panel, (size_t)jp * pl.nr, pl.nr, pl.PQ);
                 for (int k0 = 0; k0 < d->CRS; k0 += pl.kc) {
                     const int kc = d->CRS - k0 < pl.kc ? d->CRS - k0 : pl.kc;
 #pragma omp for schedule(static) nowait
                     for (int ip = 0; ip < kp; ip++)
-                        for (int jp = 0; jp < jpn; jp++) {
-                            const float *b = pl.inplace ? xn + (size_t)k0 * pl.PQ + (size_t)jp * pl.nr
-                                                        : scratch + (size_t)jp * panel + (size_t)k0 * pl.nr;
-                            tile(&t, ip, jp, k0, kc, b, ldb);
-                        }
+                        for (int jp = 0; jp < jpn; jp++)
+                            tile(&t, ip, jp, k0, kc, scratch + (size_t)jp * panel + (size_t)k0 * pl.nr,
+                                 (size_t)pl.nr);
                 }
             }
         } else {

@@ -64,5 +64,14 @@ size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads);
  * one thread's sum in a fixed order. */
 void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
                            const float *bias, const st_epi_op *ops, int n_ops, float *scratch);
+/* The same as nparts parts, for callers that keep their own team of threads across
+ * operators: part p (0 <= p < nparts) computes its share, and every part calls
+ * sync(sync_ctx) at the same points (a barrier of the team) between phases. Available
+ * where st_dense_conv_parts_ok says so (direct and in-place 1x1 convolutions; not the
+ * unrolled mode, whose panels are per thread). Scratch as for nparts threads. */
+int st_dense_conv_parts_ok(const st_conv2d *c, int nparts);
+void st_dense_conv_forward_part(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
+                                const float *bias, const st_epi_op *ops, int n_ops, float *scratch,
+                                int part, int nparts, void (*sync)(void *ctx), void *sync_ctx);
 
 #endif

@@ -459,6 +459,7 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
         se_step *s = &c->steps[i];
         s->epi_rows = st_epi_rows_for(st_cpu_select_isa());
         if (s->op == ST_OP_CONV2D || s->op == ST_OP_LINEAR) rc = choose_kernel(c, s, &scratch, err, errcap);
+        s->dense_parts = s->op == ST_OP_CONV2D && s->packed_dense && st_dense_conv_parts_ok(&s->conv, c->threads);
         /* The dense conv adds its bias in a pass of its own when it runs one sample per
          * gemm; the epilogue's pass takes it over. */
         if (s->op == ST_OP_CONV2D && !s->sparse && !s->packed_dense && s->b && s->conv.groups == 1 &&

@@ -63,6 +63,7 @@ typedef struct se_step {
     int sparse;         /* 1: packed weights and the sparse kernels */
     int dense_bias_in_epi; /* dense conv, one sample per gemm: bias added by the epilogue */
     int packed_dense;   /* 1: dense on the packed microkernels (dconv), else im2col + BLAS */
+    int dense_parts;    /* packed dense with a part entry (the row-owning team can split it) */
     st_dense_conv dconv;
     st_csr csr;
     double sparsity;    /* fraction of exact zeros of w */

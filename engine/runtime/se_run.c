@@ -201,7 +201,7 @@ static int team_kind(const se_compiled *c, const se_step *s) {
     const size_t n_out = (size_t)c->batch * st_shape_numel(c->g->values[s->out]);
     switch (s->op) {
     case ST_OP_CONV2D:
-        if (s->sparse) return TEAM_SPLIT;
+        if (s->sparse || s->dense_parts) return TEAM_SPLIT;
         return s->macs < (double)(1 << 21) ? TEAM_SERIAL : TEAM_NO;
     case ST_OP_CONCAT:
     case ST_OP_UPSAMPLE: return s->n_epi == 0 ? TEAM_SPLIT : TEAM_NO;
@@ -209,6 +209,17 @@ static int team_kind(const se_compiled *c, const se_step *s) {
     case ST_OP_BATCHNORM: return TEAM_NO; /* writes into scratch shared with the parts */
     default: return n_out <= SE_OMP_MIN && s->n_epi == 0 ? TEAM_SERIAL : TEAM_NO;
     }
+}
+
+typedef struct {
+    se_barrier *bar;
+    int nt;
+} team_sync_ctx;
+
+static void team_barrier(se_barrier *b, int nt);
+static void team_sync(void *ctx) {
+    const team_sync_ctx *t = ctx;
+    team_barrier(t->bar, t->nt);
 }
 
 static void team_barrier(se_barrier *b, int nt) {
@@ -229,7 +240,7 @@ static void team_barrier(se_barrier *b, int nt) {
 /* Part `part` of nt of a TEAM_SPLIT step: rows [part * R / nt, (part + 1) * R / nt) of
  * its output (of its input for upsampling), or the sparse kernel's share of bands. */
 static int step_part(const se_compiled *c, const se_step *s, float *const *ptr, float *scratch,
-                     int part, int nt, st_error *e) {
+                     int part, int nt, se_barrier *bar, st_error *e) {
     const st_graph *g = c->g;
     float *y = ptr[s->out];
     const float *x = ptr[s->in[0]];
@@ -238,6 +249,12 @@ static int step_part(const se_compiled *c, const se_step *s, float *const *ptr, 
     case ST_OP_CONV2D: {
         st_epi_op ops[SE_MAX_EPI];
         se__epi_ops(s, ptr, 0, ops);
+        if (!s->sparse) { /* packed dense: its phases meet at the team's barrier */
+            team_sync_ctx ts = {bar, nt};
+            st_dense_conv_forward_part(&s->dconv, &s->conv, y, x, s->b, ops, s->n_epi, scratch, part, nt,
+                                       team_sync, &ts);
+            return 0;
+        }
         return st_conv2d_sparse_forward_part(&s->conv, &s->csr, y, x, s->b, ops, s->n_epi, scratch,
                                              part, nt, e) != ST_OK;
     }
@@ -280,7 +297,7 @@ static int run_team(se_context *x, int i0, int i1, float *scratch, char *err, si
                     if (tid == 0 && run_step(c, s, x->ptr, scratch, err, errcap)) atomic_store(&failed, i + 1);
                 } else {
                     st_error e = {0};
-                    if (step_part(c, s, x->ptr, scratch, tid, nt, &e)) {
+                    if (step_part(c, s, x->ptr, scratch, tid, nt, &x->bar, &e)) {
                         int none = 0;
                         if (atomic_compare_exchange_strong(&failed, &none, i + 1)) pe = e;
                     }
