@@ -62,6 +62,8 @@ void se_compiled_free(se_compiled *c) {
     free(c->secs);
     free(c->root);
     free(c->off);
+    free(c->view_root);
+    free(c->view_at);
     se_model_free(c->m);
     free(c);
 }
