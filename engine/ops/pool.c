@@ -213,7 +213,7 @@ static void maxpool_plane_sep(const st_pool *p, float *yp, const float *xp, int 
  * max_rows call takes the window's rows for every position of the band, one more its
  * columns; the Q valid columns of each row are then copied out. Row by row, the
  * separable path made two calls per output row (SPPF's 10-float rows): SPPF's pools
- * 0.045 -> 0.035 ms, a 5x5 pool on 64 x 80 x 80 0.35 -> 0.24 ms. (Stride 2 this way,
+ * 0.045 -> 0.035 ms, a 5x5 pool on 64 x 80 x 80 0.35 -> 0.25-0.27 ms. (Stride 2 this way,
  * computing the unused rows between outputs and deinterleaving, was slower on
  * ResNet-18's 3x3/2 pool: 0.25 -> 0.29 ms.) */
 #define POOL_FLAT_BAND 4096 /* floats per band buffer */

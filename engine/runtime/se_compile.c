@@ -481,6 +481,7 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
         rc = se__fail(err, errcap, 4, "out of memory");
         goto done;
     }
+    se__plan_teams(c);
     rc = plan_memory(c, scratch, err, errcap);
 done:
     free(vi.uses), free(vi.reader), free(vi.producer), free(vi.is_out);

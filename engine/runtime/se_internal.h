@@ -73,6 +73,8 @@ typedef struct se_step {
     st_pool pool;       /* pools */
     int elided;         /* concat (batch 1) whose inputs were written in place into its
                            output's channel ranges: nothing to run */
+    int team;           /* its role in a row-owning team (se_run.c), set by se__plan_teams */
+    int team_end;       /* first step of a team run: the run's end (exclusive), else 0 */
     /* tensor columns (se_columns.c): the step's band sub-problem, batch 1, fixed shape:
      * col_rows output rows from col_rin padded input rows (pad_h 0: rows outside the map
      * are filled with col_pad) */
@@ -148,6 +150,10 @@ struct se_context {
     double *step_s;      /* [n_steps] seconds per step summed over profiled runs, or NULL */
     long profiled_runs;
 };
+
+/* se_run.c: each step's team role and the team runs (with threads > 1), once per
+ * compiled model, after its steps and sections are final. */
+void se__plan_teams(se_compiled *c);
 
 /* err helpers: printf into err (if err and errcap) and return code. */
 int se__fail(char *err, size_t errcap, int code, const char *fmt, ...)

@@ -216,6 +216,17 @@ typedef struct {
     int nt;
 } team_sync_ctx;
 
+void se__plan_teams(se_compiled *c) {
+    for (int i = 0; i < c->n_steps; i++) c->steps[i].team = team_kind(c, &c->steps[i]);
+    for (int i = 0; c->threads > 1 && i < c->n_steps; i++) {
+        if (c->steps[i].elided) continue; /* se_run passes over it: a run starts after */
+        int j = i, split = 0;
+        while (j < c->n_steps && c->steps[j].col_sec < 0 && c->steps[j].team)
+            split |= c->steps[j++].team == TEAM_SPLIT;
+        if (split && j - i >= 2) c->steps[i].team_end = j, i = j - 1;
+    }
+}
+
 static void team_barrier(se_barrier *b, int nt);
 static void team_sync(void *ctx) {
     const team_sync_ctx *t = ctx;
@@ -293,7 +304,7 @@ static int run_team(se_context *x, int i0, int i1, float *scratch, char *err, si
             if (s->elided) continue;
             const double t0 = tid == 0 && x->step_s ? omp_get_wtime() : 0.0;
             if (!atomic_load_explicit(&failed, memory_order_relaxed)) {
-                if (team_kind(c, s) == TEAM_SERIAL) {
+                if (s->team == TEAM_SERIAL) {
                     if (tid == 0 && run_step(c, s, x->ptr, scratch, err, errcap)) atomic_store(&failed, i + 1);
                 } else {
                     st_error e = {0};
@@ -308,7 +319,7 @@ static int run_team(se_context *x, int i0, int i1, float *scratch, char *err, si
         }
     }
     const int f = atomic_load(&failed);
-    if (f && team_kind(c, &c->steps[f - 1]) != TEAM_SERIAL)
+    if (f && c->steps[f - 1].team != TEAM_SERIAL)
         se__fail(err, errcap, 1, "%s: %s", c->g->nodes[c->steps[f - 1].node].name,
                  pe.msg[0] ? pe.msg : "failed");
     return f;
@@ -332,12 +343,9 @@ int se_run(se_context *x, const float *input, float *const *outputs, char *err, 
         if (s->elided) continue;
         const double t0 = x->step_s ? omp_get_wtime() : 0.0;
         const int at = i;
-        int j = i, split = 0;
-        while (c->threads > 1 && j < c->n_steps && c->steps[j].col_sec < 0 && team_kind(c, &c->steps[j]))
-            split |= team_kind(c, &c->steps[j++]) == TEAM_SPLIT;
-        if (split && j - i >= 2) { /* the team profiles its own steps */
-            rc = run_team(x, i, j, scratch, err, errcap) ? 1 : 0;
-            i = j - 1;
+        if (s->team_end) { /* the team profiles its own steps */
+            rc = run_team(x, i, s->team_end, scratch, err, errcap) ? 1 : 0;
+            i = s->team_end - 1;
             continue;
         }
         if (s->col_sec >= 0) { /* a section: column by column, then past its last step */

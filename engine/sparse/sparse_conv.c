@@ -80,17 +80,21 @@ typedef struct {
     int cmaj;           /* forward: items channel block-major (thread t: block t of every band) */
 } plan;
 
+/* Threads an operator of its own parallel region uses over V rows: one for small work,
+ * where waking threads costs more than it saves (and under load a descheduled worker
+ * stalls the barrier for a scheduler tick). A caller's team has no fork to save. */
+static int omp_threads(const st_conv2d *c, const st_csr *m, int V) {
+    const double work = ((double)m->nnz + c->K) * V * m->geom.Wv;
+    return work < ST_SPARSE_OMP_MIN_WORK ? 1 : omp_get_max_threads();
+}
+
 /* Bands of the output virtual rows [0, V) (forward, weight gradient: V ends at the last
- * valid row; backward-input: every row of every plane holds input pixels). */
+ * valid row; backward-input: every row of every plane holds input pixels), for T
+ * threads. */
 static plan make_plan(const st_conv2d *c, const st_csr *m, int V, int L, int T) {
-    plan p = {.c = c, .m = m, .g = &m->geom, .L = L};
+    plan p = {.c = c, .m = m, .g = &m->geom, .L = L, .T = T};
     if (p.g->direct) p.nbands = c->N * ((c->H + L - 1) / L);
     else p.nbands = (V + L - 1) / L;
-    p.T = T;
-    /* Small work: waking threads costs more than it saves (and under load a descheduled
-     * worker stalls the barrier for a scheduler tick). */
-    const double work = ((double)m->nnz + c->K) * V * p.g->Wv;
-    if (work < ST_SPARSE_OMP_MIN_WORK) p.T = 1;
     /* Few bands: split each one's rows among the threads (each rebuilds the band). */
     p.RB = p.nbands >= 4 * p.T ? 1 : p.T;
     return p;
@@ -287,7 +291,7 @@ st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, floa
     st_status s = fwd_setup(c, m, y, x, b, ops, n_ops, &a, err);
     if (s != ST_OK) return s;
     const st_sparse_geom *g = &m->geom;
-    plan p = make_plan(c, m, a.Vf, g->L, omp_get_max_threads());
+    plan p = make_plan(c, m, a.Vf, g->L, omp_threads(c, m, a.Vf));
     forward_split(&p, a.Vf);
     const int items = p.nbands * p.RB;
 #pragma omp parallel num_threads(ST_MIN(p.T, items))
@@ -310,8 +314,6 @@ st_status st_conv2d_sparse_forward_part(const st_conv2d *c, const st_csr *m, flo
         return st_errorf(err, ST_ERR_INTERNAL, "st_conv2d_sparse_forward_part: part %d of %d", part, nparts);
     const st_sparse_geom *g = &m->geom;
     plan p = make_plan(c, m, a.Vf, g->L, nparts);
-    if (p.T == 1 && nparts > 1) /* the team is waiting anyway: no fork to save */
-        p.T = nparts, p.RB = p.nbands >= 4 * nparts ? 1 : nparts;
     forward_split(&p, a.Vf);
     const int items = p.nbands * p.RB;
     const int it0 = (int)((long)items * part / nparts), it1 = (int)((long)items * (part + 1) / nparts);
@@ -361,7 +363,7 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
     const st_sparse_kernels *k = &m->k;
     const st_sparse_geom *g = &m->geom;
     const int K = c->K, Vf = (c->N - 1) * g->Hv + c->P;
-    const plan p = make_plan(c, m, Vf, g->Lw, omp_get_max_threads());
+    const plan p = make_plan(c, m, Vf, g->Lw, omp_threads(c, m, Vf));
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
     const int T = ST_MAX(1, ST_MIN(p.T, m->nnz / 64));
@@ -495,7 +497,7 @@ static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const flo
     const st_sparse_kernels *k = &m->k;
     const st_sparse_geom *g = &m->geom;
     const int K = c->K, C = c->C, Wv = g->Wv;
-    const plan p = make_plan(c, m, c->N * g->Hv, g->L, omp_get_max_threads());
+    const plan p = make_plan(c, m, c->N * g->Hv, g->L, omp_threads(c, m, c->N * g->Hv));
     const int items = p.nbands * p.RB;
     const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
     const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
