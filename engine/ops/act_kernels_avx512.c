@@ -12,7 +12,7 @@
 static inline void silu16(float *y, float *s, const float *x, __mmask16 m, __m512 vm, __m512 vs,
                           __m512 vb) {
     __m512 z = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x), vm), vs), vb);
-    __m512 sg = sigmoid_avx512(z);
+    __m512 sg = sigmoid_train_avx512(z);
     if (s) _mm512_mask_storeu_ps(s, m, sg);
     _mm512_mask_storeu_ps(y, m, _mm512_mul_ps(z, sg));
 }
