@@ -47,6 +47,10 @@ static const sc_case cases[] = {
     {3, 4, 10, 10, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2, "3x3 dilation 2 pad 2, groups 2 (same size)"},
     {1, 3, 8, 8, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, "3x3 same on 8x8, K=7"},
     {3, 8, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, "depthwise"},
+    /* stride-2 rows of >= 40 columns go straight into y (spmm_rows), wider ones in tiles */
+    {2, 3, 9, 81, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, "3x3 s2, 41-wide output rows"},
+    {1, 2, 5, 300, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, "3x3 s2, 150-wide rows in two tiles"},
+    {2, 4, 7, 160, 3, 1, 1, 2, 2, 0, 0, 1, 1, 1, "1x1 s2, 80-wide rows"},
     /* big enough (at low sparsity) for the operators to use several threads */
     {2, 32, 24, 24, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "threaded 3x3 same"},
     {2, 32, 26, 26, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, "threaded 3x3 stride 2"},

@@ -220,6 +220,7 @@ static void int2_add_avx2(float *dst, const float *s0, const float *s1, int n) {
 void st_sparse_kernels_avx2(st_sparse_kernels *k) {
     k->isa = ST_ISA_AVX2;
     k->spmm = spmm_avx2;
+    k->spmm_rows = NULL; /* banded convs stage their rows */
     k->sddmm = sddmm_avx2;
     k->int2_add = int2_add_avx2;
 }

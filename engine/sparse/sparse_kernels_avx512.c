@@ -4,7 +4,9 @@
  * nonzero is one broadcast and 8 FMAs with 8 loads of X (the bound: load bandwidth).
  * Tiles go column-outer, row-inner, so the X rows a tile touches stay in L1 for all rows.
  * Narrow tiles (<= 64 columns) have too few independent FMA chains to hide the latency,
- * so they alternate nonzeros between two accumulator sets.
+ * so they alternate nonzeros between two accumulator sets. Direct mode's masked loads
+ * take 7-vector tiles (one mask register each, k1-k7).
+ * spmm_rows: the same over whole image rows, several short rows per 8 accumulators.
  * sddmm: a 256-column tile of dY's row sits in 16 registers; each nonzero's dot product
  * over it takes 16 loads + FMAs into 4 accumulators, then one horizontal sum. */
 #include <immintrin.h>
@@ -127,6 +129,9 @@ typedef void (*spmm_fn)(SPMM_ARGS);
                                              spmm_t6_##XM,   spmm_t7_##XM, spmm_t8_##XM};
 SPMM_VARIANTS(0)
 SPMM_VARIANTS(1)
+/* Masked X loads need one mask register per vector: 8 vectors spilled the eighth (only
+ * k1-k7 can mask) and reloaded it from the stack on every nonzero. */
+static void spmm_full7_1(SPMM_ARGS) { spmm_tile(7, 0, 0, 1, SPMM_PASS); }
 
 static void spmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
                         const float *X, ptrdiff_t ldx_, int n, float *Y, ptrdiff_t ldy,
@@ -134,9 +139,10 @@ static void spmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, 
                         const uint16_t *xmask, const st_epi_op *ops, int n_ops) {
     const spmm_fn *tab = xmask ? spmm_tab_1 : spmm_tab_0;
     const int nvec = (n + 15) / 16;
+    const int full = xmask ? 112 : 128;
     int j0 = 0;
-    for (; j0 + 128 <= n; j0 += 128)
-        tab[0](r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate, 0xFFFF, cls,
+    for (; j0 + full <= n; j0 += full)
+        (xmask ? spmm_full7_1 : tab[0])(r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate, 0xFFFF, cls,
                xmask ? xmask + j0 / 16 : NULL, nvec, ops, n_ops, j0);
     const int left = n - j0;
     if (left > 0) {
@@ -145,6 +151,78 @@ static void spmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, 
                 tail_mask(left - 16 * (nv - 1)), cls, xmask ? xmask + j0 / 16 : NULL, nvec, ops,
                 n_ops, j0);
     }
+}
+
+/* NR image rows of NV vectors each (the last under km) of output channels [r0, r1): row j
+ * reads X at x_off + j*ldxr and writes Y + j*ldyr; only rows j < rv are real (the others
+ * repeat row rv - 1's loads, so nothing past the caller's rows is read, and are not
+ * stored). Several short rows (a stride-2 layer's 20-40 columns) fill the 8 accumulators. */
+AI void spmm_rblock(const int NR, const int NV, int r0, int r1, const int32_t *ptr,
+                    const int32_t *idx, const float *val, const float *X, ptrdiff_t ldxr, int rv,
+                    float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias, __mmask16 km,
+                    const st_epi_op *ops, int n_ops, size_t eo) {
+    ptrdiff_t ro[8];
+    __mmask16 mk[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; j++) ro[j] = (ptrdiff_t)(j < rv ? j : rv - 1) * ldxr;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) mk[v] = v == NV - 1 ? km : (__mmask16)0xFFFF;
+    for (int r = r0; r < r1; r++) {
+        float *y = Y + (ptrdiff_t)(r - r0) * ldy;
+        __m512 a[8];
+        const __m512 vb = _mm512_set1_ps(bias ? bias[r] : 0.0f);
+#pragma GCC unroll 8
+        for (int i = 0; i < NR * NV; i++) a[i] = vb;
+        for (int e = ptr[r]; e < ptr[r + 1]; e++) {
+            const __m512 w0 = _mm512_set1_ps(val[e]);
+            const float *x0 = X + idx[e];
+#pragma GCC unroll 8
+            for (int j = 0; j < NR; j++)
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) {
+                    const float *p = x0 + ro[j] + 16 * v;
+                    const __m512 xv = v == NV - 1 ? _mm512_maskz_loadu_ps(km, p) : _mm512_loadu_ps(p);
+                    a[j * NV + v] = _mm512_fmadd_ps(w0, xv, a[j * NV + v]);
+                }
+        }
+        if (n_ops) st_epi_block16(a, NR, NV, rv, ops, n_ops, (size_t)((r - r0) * ldy) + eo, (size_t)ldyr, mk);
+#pragma GCC unroll 8
+        for (int j = 0; j < NR; j++)
+            if (j < rv)
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(y + j * ldyr + 16 * v, mk[v], a[j * NV + v]);
+    }
+}
+
+#define SPMM_ROWS_ARGS                                                                         \
+    int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val, const float *X,  \
+        ptrdiff_t ldxr, int rv, float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias,    \
+        __mmask16 km, const st_epi_op *ops, int n_ops, size_t eo
+#define SPMM_ROWS_PASS r0, r1, ptr, idx, val, X, ldxr, rv, Y, ldy, ldyr, bias, km, ops, n_ops, eo
+typedef void (*spmm_rows_fn)(SPMM_ROWS_ARGS);
+#define SPMM_RB(NV) \
+    static void spmm_rb##NV(SPMM_ROWS_ARGS) { spmm_rblock(8 / NV, NV, SPMM_ROWS_PASS); }
+SPMM_RB(1)
+SPMM_RB(2)
+SPMM_RB(3)
+SPMM_RB(4)
+SPMM_RB(5)
+SPMM_RB(6)
+SPMM_RB(7)
+SPMM_RB(8)
+static const spmm_rows_fn spmm_rb_tab[9] = {NULL,      spmm_rb1, spmm_rb2, spmm_rb3, spmm_rb4,
+                                            spmm_rb5, spmm_rb6, spmm_rb7, spmm_rb8};
+
+static void spmm_rows_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx,
+                             const float *val, const float *X, ptrdiff_t ldxr, int nrows, int n,
+                             float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias,
+                             const st_epi_op *ops, int n_ops) {
+    if (n < 1 || n > 128 || nrows < 1) return;
+    const int nv = (n + 15) / 16, nr = 8 / nv;
+    const __mmask16 km = tail_mask(n - 16 * (nv - 1));
+    for (int j0 = 0; j0 < nrows; j0 += nr)
+        spmm_rb_tab[nv](r0, r1, ptr, idx, val, X + (ptrdiff_t)j0 * ldxr, ldxr, ST_MIN(nr, nrows - j0),
+                        Y + (ptrdiff_t)j0 * ldyr, ldy, ldyr, bias, km, ops, n_ops, (size_t)j0 * ldyr);
 }
 
 AI float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
@@ -303,6 +381,7 @@ static void int2_add_avx512(float *dst, const float *s0, const float *s1, int n)
 void st_sparse_kernels_avx512(st_sparse_kernels *k) {
     k->isa = ST_ISA_AVX512;
     k->spmm = spmm_avx512;
+    k->spmm_rows = spmm_rows_avx512;
     k->sddmm = sddmm_avx512;
     k->int2_add = int2_add_avx512;
 }

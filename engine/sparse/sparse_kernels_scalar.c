@@ -86,6 +86,7 @@ static void int2_add_scalar(float *dst, const float *s0, const float *s1, int n)
 void st_sparse_kernels_scalar(st_sparse_kernels *k) {
     k->isa = ST_ISA_SCALAR;
     k->spmm = spmm_scalar;
+    k->spmm_rows = NULL; /* banded convs stage their rows */
     k->sddmm = sddmm_scalar;
     k->int2_add = int2_add_scalar;
 }

@@ -94,6 +94,13 @@ typedef struct st_sparse_kernels {
                  const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
                  const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask,
                  const st_epi_op *ops, int n_ops);
+    /* Image rows: output row j in [0, nrows) of channels [r0, r1) (Y + j*ldyr, channels
+     * ldy apart) is spmm's over the n <= 128 columns at X + j*ldxr; the epilogue ops as
+     * spmm's, an ADD src laid out like Y. Lets a banded conv write y and apply its epilogue
+     * in registers, without staging rows of stride Wv. NULL: the caller stages. */
+    void (*spmm_rows)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
+                      const float *X, ptrdiff_t ldxr, int nrows, int n, float *Y, ptrdiff_t ldy,
+                      ptrdiff_t ldyr, const float *bias, const st_epi_op *ops, int n_ops);
     void (*sddmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                   ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
                   const uint8_t *cls, const uint16_t *xmask, float *part);
