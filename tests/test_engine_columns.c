@@ -24,11 +24,9 @@ static se_compiled *compile_sched(const char *path, int batch, int threads, int 
     ck_assert_msg(se_load(path, &m, err, sizeof err) == 0, "%s", err);
     se_options o;
     se_options_default(&o);
-    o.batch = batch, o.threads = threads, o.schedule = schedule;
+    o.batch = batch, o.threads = threads, o.schedule = schedule, o.column_rows = band;
     se_compiled *c = NULL;
-    se__columns_band_rows = band;
     int rc = se_compile(m, &o, &c, err, sizeof err);
-    se__columns_band_rows = 0;
     ck_assert_msg(rc == 0, "%s", err);
     se_model_free(m);
     return c;

@@ -34,6 +34,8 @@ typedef struct se_options {
     int schedule; /* SE_SCHEDULE_LAYERS or SE_SCHEDULE_COLUMNS (falls back to layers where
                      a part of the graph cannot run as columns) */
     int dense;    /* 1: never use the sparse kernels (for comparisons) */
+    int column_rows; /* columns: output rows per band of every section; 0: sized to the
+                        per-core L2 (the default) */
 } se_options;
 
 void se_options_default(se_options *o); /* batch 1, threads 0, layers, sparse allowed */

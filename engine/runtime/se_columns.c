@@ -36,8 +36,6 @@
 
 #include "se_internal.h"
 
-int se__columns_band_rows = 0;
-
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 static size_t read_l2_bytes(void) {
@@ -241,8 +239,8 @@ int se__columns_plan(se_compiled *c, char *err, size_t errcap) {
         sec->first = i, sec->last = j;
         const rowgeom gl = geom_of(&c->steps[j]);
         int B;
-        if (se__columns_band_rows > 0) {
-            B = ST_MIN(se__columns_band_rows, gl.P);
+        if (c->column_rows > 0) {
+            B = ST_MIN(c->column_rows, gl.P);
         } else {
             const size_t target = c->l2_bytes / 2;
             B = 1;

@@ -420,6 +420,7 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
     c->threads = o->threads > 0 ? o->threads : omp_get_max_threads();
     c->schedule_req = o->schedule;
     c->dense = o->dense != 0;
+    c->column_rows = o->column_rows > 0 ? o->column_rows : 0;
     c->n_out = g->n_outputs;
     const int nv = g->n_values;
     vinfo vi = {calloc((size_t)nv, sizeof(int)), calloc((size_t)nv, sizeof(int)),

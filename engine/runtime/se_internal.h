@@ -100,9 +100,6 @@ typedef struct se_section {
     double recompute;   /* (work with halos - work without) / work without */
 } se_section;
 
-/* Internal knob (tests): > 0 forces the band height of every section (rows). */
-extern int se__columns_band_rows;
-
 struct se_model {
     atomic_int refs;    /* the caller's, plus one per compiled model */
     st_graph *g;
@@ -119,6 +116,7 @@ struct se_compiled {
     int batch, threads;  /* threads: resolved (>= 1) */
     int schedule_req;    /* as asked (columns: the sections below, the rest as layers) */
     int dense;
+    int column_rows;     /* > 0: every section's band height (se_options.column_rows) */
     se_step *steps;
     int n_steps;
     int *root;           /* [n_values] */

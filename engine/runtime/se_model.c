@@ -26,6 +26,7 @@ void se_options_default(se_options *o) {
     o->threads = 0;
     o->schedule = SE_SCHEDULE_LAYERS; /* columns are not faster yet on most models */
     o->dense = 0;
+    o->column_rows = 0;
 }
 
 /* The error of a library call, with the file named when the message does not. */
