@@ -376,6 +376,73 @@ START_TEST(test_sparse_conv_shape_check) {
 }
 END_TEST
 
+/* st_csr_pack_band: a band of output rows from a buffer holding the band's input rows
+ * and its halo (zeros beyond the map), channels ldc apart, equals those rows of the
+ * whole-map conv; at the map's top, inside and at its bottom, for 1x1, 3x3 and 5x5
+ * "same" convs, every ISA, with a SiLU epilogue. Shapes without a direct mode are
+ * refused. */
+START_TEST(test_sparse_conv_band_pack) {
+    static const sc_case bc[] = {
+        {1, 5, 13, 19, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, "band 3x3"},
+        {1, 3, 11, 23, 5, 5, 5, 1, 1, 2, 2, 1, 1, 1, "band 5x5 pad 2"},
+        {1, 6, 9, 17, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, "band 1x1"},
+        {1, 4, 12, 16, 6, 3, 3, 1, 1, 2, 2, 2, 2, 1, "band 3x3 dilation 2"},
+    };
+    const sc_case *cc = &bc[_i / 3];
+    const st_conv2d c = make_conv(cc);
+    const double sp = (double[]){0.0, 0.5, 0.9}[_i % 3];
+    st_rng r;
+    st_rng_seed(&r, 300 + (uint64_t)_i);
+    const size_t nw = n_weights(&c), plane = (size_t)c.H * c.W;
+    float *w = ot_alloc(nw), *x = ot_rand((size_t)c.C * plane, -1, 1, &r);
+    float *b = ot_rand((size_t)c.K, -1, 1, &r), *want = ot_alloc((size_t)c.K * plane);
+    unsigned char *mask = malloc(nw);
+    sparse_weights(&c, w, mask, sp, &r);
+    st_conv2d_forward_ref(&c, want, x, w, b);
+    const st_epi_op silu = {ST_EPI_OP_SILU, 0, 0, NULL};
+    st_epi_rows_scalar(want, 0, want, 0, 1, (size_t)c.K * plane, 0.0f, &silu, 1);
+    const int Hb = 4, ph = c.pad_h, ldc = (Hb + 2 * ph) * c.W + 5; /* channels not packed tight */
+    st_conv2d band = c;
+    band.H = Hb;
+    ck_assert_int_eq(st_conv2d_init(&band), 0);
+    st_csr m = {0};
+    st_error err = {0};
+    ck_assert_msg(st_csr_pack_band(&m, &band, w, ldc, &err) == ST_OK, "%s: %s", cc->what, err.msg);
+    float *buf = ot_alloc((size_t)c.C * ldc), *got = ot_alloc((size_t)c.K * Hb * c.W);
+    size_t ns = st_conv2d_sparse_scratch_floats(&m);
+    float *scratch = malloc((ns ? ns : 1) * sizeof(float));
+    const int ni = n_isas();
+    for (int q = 0; q < ni; q++) {
+        st_csr_set_isa(&m, isas[q]);
+        for (int o0 = 0; o0 <= c.H - Hb; o0 += (c.H - Hb + 1) / 2) {
+            for (int ch = 0; ch < c.C; ch++)
+                for (int t = 0; t < Hb + 2 * ph; t++) {
+                    const int row = o0 - ph + t;
+                    for (int u = 0; u < c.W; u++)
+                        buf[(size_t)ch * ldc + (size_t)t * c.W + u] =
+                            row >= 0 && row < c.H ? x[(size_t)ch * plane + (size_t)row * c.W + u] : 0.0f;
+                }
+            for (size_t i = 0; i < (size_t)c.K * Hb * c.W; i++) got[i] = NAN;
+            ck_assert_int_eq(st_conv2d_sparse_forward_epi(&band, &m, got, buf + (size_t)ph * c.W, b,
+                                                          &silu, 1, scratch, &err), ST_OK);
+            for (int k = 0; k < c.K; k++) {
+                char what[160];
+                snprintf(what, sizeof what, "%s sparsity %.1f %s rows %d-%d channel %d", cc->what, sp,
+                         st_isa_name(isas[q]), o0, o0 + Hb - 1, k);
+                OT_ASSERT_NEAR(got + (size_t)k * Hb * c.W, want + (size_t)k * plane + (size_t)o0 * c.W,
+                               (size_t)Hb * c.W, 2e-5, 1e-4, what);
+            }
+        }
+    }
+    st_conv2d s2 = c;
+    s2.stride_h = s2.stride_w = 2;
+    ck_assert_int_eq(st_conv2d_init(&s2), 0);
+    ck_assert_int_eq(st_csr_pack_band(&m, &s2, w, ldc, &err), ST_ERR_INPUT);
+    st_csr_free(&m);
+    free(w), free(x), free(b), free(want), free(mask), free(buf), free(got), free(scratch);
+}
+END_TEST
+
 Suite *sparse_conv_suite(void) {
     Suite *s = suite_create("sparse_conv");
     TCase *tc = tcase_create("core");
@@ -384,6 +451,7 @@ Suite *sparse_conv_suite(void) {
     tcase_add_loop_test(tc, test_sparse_conv_gradcheck, 0, 4);
     tcase_add_test(tc, test_sparse_conv_refresh);
     tcase_add_test(tc, test_sparse_conv_shape_check);
+    tcase_add_loop_test(tc, test_sparse_conv_band_pack, 0, 12);
     suite_add_tcase(s, tc);
     return s;
 }

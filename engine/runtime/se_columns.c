@@ -16,7 +16,10 @@
  * are filled with the padding value (0, or -inf for max pooling) so the sub-problem has
  * pad_h 0 and the original width padding. Halo rows are recomputed by each band.
  * The kernels run the sub-problem as a batch of 1 (a sparse step has weights packed for
- * it), single-threaded; OpenMP threads take different (image, band) items. A step
+ * it), single-threaded; OpenMP threads take different (image, band) items. A sparse
+ * stride-1 "same" conv reads its band in place in direct mode (st_csr_pack_band: the
+ * halo rows sit above and below its own rows, so no tap is masked vertically); other
+ * sparse steps copy the band into the banded layout. A step
  * reads its padded input band from a per-thread buffer (copied from the previous
  * step's band, or from the section input in memory), writes its output band into one
  * of two per-thread ping-pong buffers; the last step's rows go to the section output.
@@ -153,7 +156,7 @@ static int build_section(se_compiled *c, se_section *sec, char *err, size_t errc
         se_step *s = &c->steps[j];
         const rowgeom g = geom_of(s);
         if (s->op == ST_OP_CONV2D) {
-            s->col_pad = 0.0f;
+            s->col_pad = 0.0f, s->col_direct = 0;
             s->col_conv = s->conv;
             s->col_conv.N = 1, s->col_conv.H = s->col_rin, s->col_conv.pad_h = 0;
             if (st_conv2d_init(&s->col_conv) != 0 || s->col_conv.P != s->col_rows ||
@@ -162,7 +165,16 @@ static int build_section(se_compiled *c, se_section *sec, char *err, size_t errc
                                 c->g->nodes[s->node].name);
             if (s->sparse) {
                 st_error e = {0};
-                if (st_csr_pack(&s->col_csr, &s->col_conv, s->w, NULL, &e) != ST_OK)
+                /* a stride-1 "same" conv runs in direct mode on the band with its halo
+                 * rows in place (no copy into the banded layout, no staged rows) */
+                st_conv2d same = s->conv;
+                same.N = 1, same.H = s->col_rows;
+                s->col_direct = st_conv2d_init(&same) == 0 && same.P == same.H && same.Q == same.W &&
+                                st_csr_pack_band(&s->col_csr, &same, s->w, (int64_t)s->col_rin * g.W,
+                                                 &e) == ST_OK;
+                if (s->col_direct)
+                    s->col_conv = same;
+                else if (st_csr_pack(&s->col_csr, &s->col_conv, s->w, NULL, &e) != ST_OK)
                     return se__fail(err, errcap, 1, "%s: packing its band: %s",
                                     c->g->nodes[s->node].name, e.msg);
                 scr_f = ST_MAX(scr_f, s->col_csr.geom.thread_floats);
@@ -346,7 +358,8 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                                           ? s->n_epi : 0;
                     if (s->sparse) {
                         st_error e = {0};
-                        if (st_conv2d_sparse_forward_epi(&s->col_conv, &s->col_csr, yo, xin, s->b, ops,
+                        const float *xs = s->col_direct ? xin + (size_t)s->conv.pad_h * g.W : xin;
+                        if (st_conv2d_sparse_forward_epi(&s->col_conv, &s->col_csr, yo, xs, s->b, ops,
                                                          n_ops, scr, &e) != ST_OK) {
 #pragma omp critical(se_columns_fail)
                             {

@@ -83,6 +83,8 @@ typedef struct se_step {
     float col_pad;      /* 0 (conv, avg pool) or -inf (max pool) */
     st_conv2d col_conv;
     st_csr col_csr;     /* sparse: packed for col_conv */
+    int col_direct;     /* col_csr by st_csr_pack_band: col_conv is the band as a "same"
+                           conv of col_rows rows, read pad_h rows into the input band */
     st_pool col_pool;
 } se_step;
 

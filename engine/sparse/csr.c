@@ -119,7 +119,7 @@ static void make_geom(st_sparse_geom *g, const st_conv2d *c, int layout) {
 static int make_masks(st_csr *m) {
     const st_conv2d *c = &m->conv;
     const int L = m->geom.L, W = c->W, H = c->H, RS = c->R * c->S;
-    const int nbs = (H + L - 1) / L, nvec = (L * W + 15) / 16;
+    const int nbs = (H + L - 1) / L, nvec = (L * W + 15) / 16, band = m->band_ldc > 0;
     const size_t n = (size_t)nbs * RS * nvec;
     m->mask_nvec = nvec;
     m->fmask = calloc(n, sizeof(uint16_t));
@@ -135,7 +135,7 @@ static int make_masks(st_csr *m) {
             uint16_t *bm = m->bmask + (size_t)bs * RS * nvec + (size_t)t * nv;
             for (int j = 0; j < cols; j++) {
                 const int p = p0 + j / W, q = j % W;
-                if (p + dr >= 0 && p + dr < H && q + ds >= 0 && q + ds < W)
+                if ((band || (p + dr >= 0 && p + dr < H)) && q + ds >= 0 && q + ds < W)
                     fm[j >> 4] |= (uint16_t)(1u << (j & 15));
                 if (p - dr >= 0 && p - dr < H && q - ds >= 0 && q - ds < W)
                     bm[j >> 4] |= (uint16_t)(1u << (j & 15));
@@ -227,6 +227,9 @@ static int sort_t_by_class(st_csr *m) {
     return 0;
 }
 
+static st_status pack(st_csr *m, const st_conv2d *conv, const float *w, const unsigned char *mask,
+                      int layout, int64_t ldc, st_error *err);
+
 st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const unsigned char *mask,
                       st_error *err) {
     return st_csr_pack_layout(m, conv, w, mask, 0, err);
@@ -234,8 +237,26 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const un
 
 st_status st_csr_pack_layout(st_csr *m, const st_conv2d *conv, const float *w,
                              const unsigned char *mask, int layout, st_error *err) {
+    return pack(m, conv, w, mask, layout, 0, err);
+}
+
+st_status st_csr_pack_band(st_csr *m, const st_conv2d *conv, const float *w, int64_t ldc,
+                           st_error *err) {
+    st_conv2d c = conv ? *conv : (st_conv2d){0};
+    c.N = 1;
+    if (!m || !conv || !w) return st_errorf(err, ST_ERR_INTERNAL, "st_csr_pack_band: NULL argument");
+    if (st_conv2d_init(&c) != 0 || !direct_ok(&c) || c.groups != 1 ||
+        c.dil_h * (c.R - 1) != 2 * c.pad_h || ldc < (int64_t)(c.H + 2 * c.pad_h) * c.W)
+        return st_errorf(err, ST_ERR_INPUT, "st_csr_pack_band: no direct mode for this band");
+    return pack(m, &c, w, NULL, 2, ldc, err);
+}
+
+/* ldc > 0: st_csr_pack_band's layout (input channels ldc apart, no vertical masks). */
+static st_status pack(st_csr *m, const st_conv2d *conv, const float *w, const unsigned char *mask,
+                      int layout, int64_t ldc, st_error *err) {
     if (!m) return st_errorf(err, ST_ERR_INTERNAL, "st_csr_pack: NULL matrix");
     st_csr_free(m);
+    m->band_ldc = ldc;
     /* each packed weight carries its kernel table: no process-wide state */
     st_sparse_kernels_init(&m->k, st_cpu_select_isa());
     if (!conv || !w) return st_errorf(err, ST_ERR_INTERNAL, "st_csr_pack: NULL conv or weights");
@@ -299,7 +320,7 @@ st_status st_csr_pack_layout(st_csr *m, const st_conv2d *conv, const float *w,
             m->val[e] = w[i];
             int vc, dr, ds;
             col_tap(m, grp, col, &vc, &dr, &ds);
-            m->x_off[e] = g->direct ? (int32_t)((int64_t)vc * HW + direct_shift(&c, col))
+            m->x_off[e] = g->direct ? (int32_t)((int64_t)vc * (ldc ? ldc : (int64_t)HW) + direct_shift(&c, col))
                                     : (int32_t)((size_t)vc * g->ldb + (size_t)dr * g->Wv + ds);
             if (kxk) m->x_cls[e] = (uint8_t)(col % (c.R * c.S));
             if (!g->direct) m->x_offw[e] = (int32_t)((size_t)vc * g->ldbw + (size_t)dr * g->Wv + ds);

@@ -133,6 +133,7 @@ typedef struct st_csr {
     uint8_t *x_cls, *t_cls;
     uint16_t *fmask, *bmask;
     int mask_nvec;
+    int64_t band_ldc;    /* > 0: packed by st_csr_pack_band (input channels this far apart) */
     st_sparse_geom geom;
     st_sparse_kernels k; /* kernels the operators use for this weight (set when packed) */
 } st_csr;
@@ -150,6 +151,14 @@ st_status st_csr_pack_linear(st_csr *m, int in_f, int out_f, const float *w,
  * 2 direct wherever the shape allows it. */
 st_status st_csr_pack_layout(st_csr *m, const st_conv2d *c, const float *w,
                              const unsigned char *mask, int layout, st_error *err);
+/* Direct mode on a band of rows held with its halo (the tensor-column schedule): c is
+ * the band as a "same" stride-1 conv of H rows (P == H), whose input sits in a buffer
+ * of ldc floats per channel with the pad_h rows above and below its H rows present
+ * (real rows or the map's zero padding), so no tap is masked vertically; x points at
+ * the first of the H rows. Forward only (st_conv2d_sparse_forward*); ST_ERR_INPUT
+ * when the shape has no direct mode. */
+st_status st_csr_pack_band(st_csr *m, const st_conv2d *c, const float *w, int64_t ldc,
+                           st_error *err);
 /* Forces the kernels used with m (tests, benchmarks); returns the ISA now in use, clamped
  * to what the CPU has. Packing picks st_cpu_select_isa() (ST_ISA can lower it). */
 st_isa st_csr_set_isa(st_csr *m, st_isa isa);
