@@ -35,6 +35,33 @@ static inline __m256 sigmoid_avx2(__m256 z) {
     return _mm256_div_ps(one, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), z))));
 }
 
+/* sigmoid(x) for the inference epilogue, as act_vec_avx512.h's sigmoid_epi_avx512:
+ * e = exp(-|x|) from one Cody-Waite step and the same degree-5 polynomial, 2^n added to
+ * the exponent bits (clamping -|x| at -87 keeps e a normal float; beyond that e is
+ * flushed to 0, as the exact value underflows anyway); 1/(1+e) for x > 0, else e/(1+e).
+ * Against double over [-110, 110]: relative error <= 4e-7 where sigmoid(x) >= 1.7e-38, 0
+ * below (0.47-0.56 -> 0.37-0.45 ns per SiLU output against the Cephes exp, 4096-float rows
+ * in L1). A NaN x comes out a number: SiLU's multiply and Sigmoid's blend restore it. */
+static inline __m256 sigmoid_epi_avx2(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 z = _mm256_or_ps(x, _mm256_set1_ps(-0.0f));
+    const __m256 zc = _mm256_max_ps(z, _mm256_set1_ps(-87.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(zc, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 t = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693147180559945309f), zc);
+    __m256 p = _mm256_set1_ps(ST_EXP5_C5);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ST_EXP5_C4));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ST_EXP5_C3));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ST_EXP5_C2));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ST_EXP5_C1));
+    p = _mm256_fmadd_ps(p, t, one);
+    __m256 e = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p),
+                                                    _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23)));
+    e = _mm256_andnot_ps(_mm256_cmp_ps(z, zc, _CMP_LT_OQ), e);
+    const __m256 r = _mm256_div_ps(one, _mm256_add_ps(one, e));
+    return _mm256_blendv_ps(_mm256_mul_ps(e, r), r, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
+}
+
 void st_bn_silu_row_avx2(float *y, float *s, const float *x, size_t n, float mf, float scale,
                          float shift) {
     const __m256 vm = _mm256_set1_ps(mf), vs = _mm256_set1_ps(scale), vb = _mm256_set1_ps(shift);
@@ -71,12 +98,12 @@ static inline __attribute__((always_inline)) void epi_block8(__m256 *a, const in
         case ST_EPI_OP_SILU:
 #pragma GCC unroll 8
             for (int v = 0; v < nv; v++)
-                a[v] = _mm256_mul_ps(a[v], sigmoid_avx2(a[v]));
+                a[v] = _mm256_mul_ps(a[v], sigmoid_epi_avx2(a[v]));
             break;
-        case ST_EPI_OP_SIGMOID: /* the clamp inside exp turns NaN into a number: passed on here */
+        case ST_EPI_OP_SIGMOID: /* sigmoid_epi_avx2 turns NaN into a number: passed on here */
 #pragma GCC unroll 8
             for (int v = 0; v < nv; v++)
-                a[v] = _mm256_blendv_ps(sigmoid_avx2(a[v]), a[v], _mm256_cmp_ps(a[v], a[v], _CMP_UNORD_Q));
+                a[v] = _mm256_blendv_ps(sigmoid_epi_avx2(a[v]), a[v], _mm256_cmp_ps(a[v], a[v], _CMP_UNORD_Q));
             break;
         case ST_EPI_OP_CLIP: { /* max/min return the second operand for a NaN: kept */
             const __m256 lo = _mm256_set1_ps(op->a), hi = _mm256_set1_ps(op->b);

@@ -48,11 +48,11 @@ static inline __m512 sigmoid_epi_avx512(__m512 x) {
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(z, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 t = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693147180559945309f), z);
-    __m512 p = _mm512_set1_ps(0x1.0f4dbep-7f);
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0x1.573b66p-5f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0x1.555b5ap-3f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0x1.fffdc2p-2f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0x1.fffff4p-1f));
+    __m512 p = _mm512_set1_ps(ST_EXP5_C5);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(ST_EXP5_C4));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(ST_EXP5_C3));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(ST_EXP5_C2));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(ST_EXP5_C1));
     p = _mm512_fmadd_ps(p, t, one);
     const __m512 e = _mm512_scalef_ps(p, n);
     const __m512 r = _mm512_div_ps(one, _mm512_add_ps(one, e));
