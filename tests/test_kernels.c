@@ -8,7 +8,7 @@
 #include "st_cpu.h"
 #include "st_test_util.h"
 
-static const size_t lens[] = {0, 1, 3, 7, 15, 16, 17, 31, 33, 100, 1027};
+static const size_t lens[] = {0, 1, 3, 7, 15, 16, 17, 31, 33, 64, 100, 191, 1027};
 #define NLENS (sizeof lens / sizeof lens[0])
 
 static void check_isa(st_isa isa) {
