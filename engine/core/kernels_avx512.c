@@ -72,34 +72,26 @@ static inline __m512 max_nan16(__m512 a, __m512 v) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, a, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), a, v);
 }
 
-/* Four vectors at a time: each row's compare-and-blend waits on the last, so one vector's
- * chain alone left the core idle (ResNet-18's 3x3/2 pool: ~200 cycles per output row). */
+/* NV full vectors from column i: independent chains, one per vector. */
+static inline __attribute__((always_inline)) void max_block16(float *dst, const float *const *rows, int nr,
+                                                             size_t i, const int NV) {
+    __m512 a[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) a[v] = _mm512_loadu_ps(rows[0] + i + 16 * v);
+    for (int r = 1; r < nr; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) a[v] = max_nan16(a[v], _mm512_loadu_ps(rows[r] + i + 16 * v));
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(dst + i + 16 * v, a[v]);
+}
+
+/* Eight (then four) vectors at a time: each row's compare-and-blend waits on the last,
+ * so one vector's chain alone left the core idle (ResNet-18's 3x3/2 pool: ~200 cycles
+ * per output row). */
 static void max_rows_avx512(float *dst, const float *const *rows, int nr, size_t n) {
     size_t i = 0;
-    for (; i + 128 <= n; i += 128) {
-        __m512 a[8];
-#pragma GCC unroll 8
-        for (int v = 0; v < 8; v++) a[v] = _mm512_loadu_ps(rows[0] + i + 16 * v);
-        for (int r = 1; r < nr; r++) {
-            const float *q = rows[r] + i;
-#pragma GCC unroll 8
-            for (int v = 0; v < 8; v++) a[v] = max_nan16(a[v], _mm512_loadu_ps(q + 16 * v));
-        }
-#pragma GCC unroll 8
-        for (int v = 0; v < 8; v++) _mm512_storeu_ps(dst + i + 16 * v, a[v]);
-    }
-    for (; i + 64 <= n; i += 64) {
-        __m512 a[4];
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) a[v] = _mm512_loadu_ps(rows[0] + i + 16 * v);
-        for (int r = 1; r < nr; r++) {
-            const float *q = rows[r] + i;
-#pragma GCC unroll 4
-            for (int v = 0; v < 4; v++) a[v] = max_nan16(a[v], _mm512_loadu_ps(q + 16 * v));
-        }
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) _mm512_storeu_ps(dst + i + 16 * v, a[v]);
-    }
+    for (; i + 128 <= n; i += 128) max_block16(dst, rows, nr, i, 8);
+    for (; i + 64 <= n; i += 64) max_block16(dst, rows, nr, i, 4);
     for (; i < n; i += 16) {
         const __mmask16 k = tail_mask(n - i);
         __m512 a = _mm512_maskz_loadu_ps(k, rows[0] + i);
