@@ -140,8 +140,10 @@ typedef struct st_csr {
 
 
 /* Packs the weights of conv c (w [K, C/g, R, S]; mask the same size, 0/1 bytes, or NULL
- * to take the nonzero weights). Frees what m held before (m must be zeroed or packed).
- * On error m is left empty (all NULL) and err says why. */
+ * to take the nonzero weights). c->N is the largest batch it will run: at batch 1 every
+ * stride-1 "same" conv runs in place (direct mode), at larger batches only planes of 64
+ * pixels and more. Frees what m held before (m must be zeroed or packed). On error m is
+ * left empty (all NULL) and err says why. */
 st_status st_csr_pack(st_csr *m, const st_conv2d *c, const float *w, const unsigned char *mask,
                       st_error *err);
 /* Same for a linear layer w [out_f, in_f]. */
