@@ -141,9 +141,10 @@ static void spmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, 
     const int nvec = (n + 15) / 16;
     const int full = xmask ? 112 : 128;
     int j0 = 0;
+    const spmm_fn full_tile = xmask ? spmm_full7_1 : tab[0];
     for (; j0 + full <= n; j0 += full)
-        (xmask ? spmm_full7_1 : tab[0])(r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate, 0xFFFF, cls,
-               xmask ? xmask + j0 / 16 : NULL, nvec, ops, n_ops, j0);
+        full_tile(r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate, 0xFFFF, cls,
+                  xmask ? xmask + j0 / 16 : NULL, nvec, ops, n_ops, j0);
     const int left = n - j0;
     if (left > 0) {
         const int nv = (left + 15) / 16;
@@ -190,7 +191,11 @@ AI void spmm_rblock(const int NR, const int NV, int r0, int r1, const int32_t *p
         for (int j = 0; j < NR; j++)
             if (j < rv)
 #pragma GCC unroll 8
-                for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(y + j * ldyr + 16 * v, mk[v], a[j * NV + v]);
+                for (int v = 0; v < NV; v++) { /* a masked store does not forward: full ones plain */
+                    float *q = y + j * ldyr + 16 * v;
+                    if (v == NV - 1) _mm512_mask_storeu_ps(q, km, a[j * NV + v]);
+                    else _mm512_storeu_ps(q, a[j * NV + v]);
+                }
     }
 }
 
