@@ -1,6 +1,7 @@
 /* Packing dense weights into st_csr (format: st_sparse.h), value refresh, gradient
  * scatter, and the buffer geometry the operators use (chosen here because the
  * premultiplied addresses x_off / t_off depend on it). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -249,8 +250,10 @@ st_status st_csr_pack_band(st_csr *m, const st_conv2d *conv, const float *w, int
     st_conv2d c = conv ? *conv : (st_conv2d){0};
     c.N = 1;
     if (!m || !conv || !w) return st_errorf(err, ST_ERR_INTERNAL, "st_csr_pack_band: NULL argument");
+    st_csr_free(m); /* left empty on every error, as by st_csr_pack */
     if (st_conv2d_init(&c) != 0 || !direct_ok(&c) || c.groups != 1 ||
-        c.dil_h * (c.R - 1) != 2 * c.pad_h || ldc < (int64_t)(c.H + 2 * c.pad_h) * c.W)
+        c.dil_h * (c.R - 1) != 2 * c.pad_h || ldc < (int64_t)(c.H + 2 * c.pad_h) * c.W ||
+        (int64_t)c.C * ldc >= INT32_MAX) /* x_off holds channel * ldc in 32 bits */
         return st_errorf(err, ST_ERR_INPUT, "st_csr_pack_band: no direct mode for this band");
     return pack(m, &c, w, NULL, 2, ldc, err);
 }
@@ -324,7 +327,8 @@ static st_status pack(st_csr *m, const st_conv2d *conv, const float *w, const un
             m->val[e] = w[i];
             int vc, dr, ds;
             col_tap(m, grp, col, &vc, &dr, &ds);
-            m->x_off[e] = g->direct ? (int32_t)((int64_t)vc * (ldc ? ldc : (int64_t)HW) + direct_shift(&c, col))
+            const int64_t ldv = ldc ? ldc : (int64_t)HW; /* direct: input channel stride */
+            m->x_off[e] = g->direct ? (int32_t)((int64_t)vc * ldv + direct_shift(&c, col))
                                     : (int32_t)((size_t)vc * g->ldb + (size_t)dr * g->Wv + ds);
             if (kxk) m->x_cls[e] = (uint8_t)(col % (c.R * c.S));
             if (!g->direct) m->x_offw[e] = (int32_t)((size_t)vc * g->ldbw + (size_t)dr * g->Wv + ds);
