@@ -70,24 +70,24 @@ static inline __m256 max_nan8(__m256 a, __m256 v) {
     return _mm256_blendv_ps(a, v, _mm256_or_ps(_mm256_cmp_ps(v, a, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
 }
 
+/* NV full vectors from column i: independent chains, one per vector. */
+static inline __attribute__((always_inline)) void max_block8(float *dst, const float *const *rows, int nr,
+                                                            size_t i, const int NV) {
+    __m256 a[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) a[v] = _mm256_loadu_ps(rows[0] + i + 8 * v);
+    for (int r = 1; r < nr; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) a[v] = max_nan8(a[v], _mm256_loadu_ps(rows[r] + i + 8 * v));
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) _mm256_storeu_ps(dst + i + 8 * v, a[v]);
+}
+
 /* Four vectors at a time, so the rows' compare-and-blend chains overlap (as AVX-512). */
 static void max_rows_avx2(float *dst, const float *const *rows, int nr, size_t n) {
     size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m256 a[4];
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) a[v] = _mm256_loadu_ps(rows[0] + i + 8 * v);
-        for (int r = 1; r < nr; r++)
-#pragma GCC unroll 4
-            for (int v = 0; v < 4; v++) a[v] = max_nan8(a[v], _mm256_loadu_ps(rows[r] + i + 8 * v));
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) _mm256_storeu_ps(dst + i + 8 * v, a[v]);
-    }
-    for (; i + 8 <= n; i += 8) {
-        __m256 a = _mm256_loadu_ps(rows[0] + i);
-        for (int r = 1; r < nr; r++) a = max_nan8(a, _mm256_loadu_ps(rows[r] + i));
-        _mm256_storeu_ps(dst + i, a);
-    }
+    for (; i + 32 <= n; i += 32) max_block8(dst, rows, nr, i, 4);
+    for (; i + 8 <= n; i += 8) max_block8(dst, rows, nr, i, 1);
     for (; i < n; i++) { /* tail: the scalar select */
         float a = rows[0][i];
         for (int r = 1; r < nr; r++) a = st_max_nan(a, rows[r][i]);

@@ -169,7 +169,7 @@ static int build_section(se_compiled *c, se_section *sec, char *err, size_t errc
                  * rows in place (no copy into the banded layout, no staged rows) */
                 st_conv2d same = s->conv;
                 same.N = 1, same.H = s->col_rows;
-                s->col_direct = st_conv2d_init(&same) == 0 && same.P == same.H && same.Q == same.W &&
+                s->col_direct = st_conv2d_init(&same) == 0 && /* pack_band checks the shape */
                                 st_csr_pack_band(&s->col_csr, &same, s->w, (int64_t)s->col_rin * g.W,
                                                  &e) == ST_OK;
                 if (s->col_direct)

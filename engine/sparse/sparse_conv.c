@@ -284,18 +284,21 @@ static void fwd_item(const fwd_args *a, const plan *p, int it, float *Xb) {
         }
         const int cnt = ST_MIN(c->P - i, Lb - t);
         const size_t at = ((size_t)(n * K + r0) * c->P + i) * c->Q;
-        for (int q0 = 0; qt && q0 < c->Q; q0 += qt) { /* straight into y, epilogue in registers */
-            st_epi_ops_at(o, a->ops, n_ops, at + q0);
-            k->spmm_rows(r0, r1, m->row_ptr, m->x_off, m->val, Xb + (size_t)t * g->Wv + q0, g->Wv,
-                         cnt, ST_MIN(qt, c->Q - q0), a->y + at + q0, (ptrdiff_t)PQ, c->Q, a->b, o, n_ops);
-        }
-        for (int kk = r0; !qt && kk < r1; kk++) {
-            const float *src = O + (size_t)(kk - r0) * g->ldo + (size_t)t * g->Wv;
-            float *y = a->y + at + (size_t)(kk - r0) * PQ;
-            /* the epilogue on the way from the staging rows to y; with no ops a vector copy
-             * (memcpy per row of 7-20 floats cost more than the SiLU pass) */
-            st_epi_ops_at(o, a->ops, n_ops, at + (size_t)(kk - r0) * PQ);
-            a->epi_rows(y, c->Q, src, g->Wv, cnt, (size_t)c->Q, 0.0f, o, n_ops);
+        if (qt) { /* straight into y, the epilogue in registers */
+            for (int q0 = 0; q0 < c->Q; q0 += qt) {
+                st_epi_ops_at(o, a->ops, n_ops, at + q0);
+                k->spmm_rows(r0, r1, m->row_ptr, m->x_off, m->val, Xb + (size_t)t * g->Wv + q0,
+                             g->Wv, cnt, ST_MIN(qt, c->Q - q0), a->y + at + q0, (ptrdiff_t)PQ, c->Q,
+                             a->b, o, n_ops);
+            }
+        } else { /* the epilogue on the way from the staging rows to y; with no ops a vector
+                  * copy (memcpy per row of 7-20 floats cost more than the SiLU pass) */
+            for (int kk = r0; kk < r1; kk++) {
+                const size_t atk = at + (size_t)(kk - r0) * PQ;
+                st_epi_ops_at(o, a->ops, n_ops, atk);
+                a->epi_rows(a->y + atk, c->Q, O + (size_t)(kk - r0) * g->ldo + (size_t)t * g->Wv,
+                            g->Wv, cnt, (size_t)c->Q, 0.0f, o, n_ops);
+            }
         }
         t += cnt;
     }
