@@ -50,6 +50,9 @@ static const sc_case cases[] = {
     /* stride-2 rows of >= 40 columns go straight into y (spmm_rows), wider ones in tiles */
     {2, 3, 9, 81, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, "3x3 s2, 41-wide output rows"},
     {1, 2, 5, 300, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, "3x3 s2, 150-wide rows in two tiles"},
+    /* one image in place: 2 or 4 bands, which two parts take whole (rows) */
+    {1, 5, 20, 20, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, "3x3 same 20x20, one image: two bands"},
+    {1, 4, 40, 40, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1, "1x1 40x40, one image: four bands"},
     {2, 4, 7, 160, 3, 1, 1, 2, 2, 0, 0, 1, 1, 1, "1x1 s2, 80-wide rows"},
     /* big enough (at low sparsity) for the operators to use several threads */
     {2, 32, 24, 24, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "threaded 3x3 same"},
@@ -363,6 +366,23 @@ START_TEST(test_sparse_conv_shape_check) {
         ck_assert_msg(d.geom.direct == pick[i].direct, "%s", cases[pick[i].ci].what);
         st_csr_free(&d);
         free(wp);
+    }
+    /* one image on few rows in place: 2, 4 or 8 bands of >= 128 floats (threads take
+     * whole bands); 10x10 stays one band, and so does 20x20 at batch 2 */
+    static const struct { int N, H, W, L; } bands[] = {{1, 20, 20, 10}, {1, 40, 40, 10}, {1, 56, 56, 7},
+                                                       {1, 10, 10, 10}, {2, 20, 20, 20}};
+    for (int i = 0; i < 5; i++) {
+        st_conv2d bc = {.N = bands[i].N, .C = 2, .H = bands[i].H, .W = bands[i].W, .K = 3, .R = 3, .S = 3,
+                        .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .dil_h = 1, .dil_w = 1,
+                        .groups = 1};
+        ck_assert_int_eq(st_conv2d_init(&bc), 0);
+        float *wb = ot_rand(n_weights(&bc), -1, 1, &rr);
+        st_csr d = {0};
+        ck_assert_int_eq(st_csr_pack(&d, &bc, wb, NULL, &err), ST_OK);
+        ck_assert_msg(d.geom.direct && d.geom.L == bands[i].L, "N=%d %dx%d: direct %d, band of %d rows",
+                      bands[i].N, bands[i].H, bands[i].W, d.geom.direct, d.geom.L);
+        st_csr_free(&d);
+        free(wb);
     }
     float *y = ot_alloc((size_t)c.N * c.K * c.P * c.Q), *x = ot_zeros((size_t)c.N * c.C * c.H * c.W);
     size_t ns = st_conv2d_sparse_scratch_floats(&m);

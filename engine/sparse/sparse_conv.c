@@ -106,14 +106,19 @@ static plan make_plan(const st_conv2d *c, const st_csr *m, int V, int L, int T) 
  * banded mode cuts few bands again into a multiple of T bands of even height (its
  * buffers hold any height up to L), so threads take whole bands, the same number of
  * rows each, and none rebuilds another's input rows; direct mode (band masks fix L)
- * with few bands splits each band's channels, items band-major, so a thread's items
- * still cover mostly its own rows. */
+ * takes whole bands when their count is a multiple of T (make_geom gives one image 2,
+ * 4 or 8 bands where they hold 128 floats), else splits each band's channels, items
+ * band-major, so a thread's items still cover mostly its own rows. */
 static void forward_split(plan *p, int V) {
     if (p->T < 2) return;
     const st_conv2d *c = p->c;
     const double wbytes = 8.0 * p->m->nnz, xbytes = 4.0 * c->N * c->C * c->H * c->W;
     if (wbytes > xbytes) {
         p->RB = p->T, p->cmaj = 1;
+        return;
+    }
+    if (p->g->direct && p->nbands % p->T == 0) { /* whole bands each, the same number */
+        p->RB = 1;
         return;
     }
     if (!p->g->direct && p->nbands < 4 * p->T) {
