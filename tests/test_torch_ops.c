@@ -396,6 +396,14 @@ START_TEST(test_maxpool_infer_sweep) {
                         if (i < ny)
                             ck_abort_msg("k%d s%d p%d ceil%d W%d H%d: y[%zu] %g vs %g", k, s, pad, ceil, p.W,
                                          H, i, yi[i], y[i]);
+                        /* a team's parts (by planes on small maps, else by rows) cover y
+                         * exactly once: NaN-filled first, the same bits after */
+                        for (int np = 2; np <= 3; np++) {
+                            for (size_t j = 0; j < ny; j++) y[j] = -NAN;
+                            for (int part = np - 1; part >= 0; part--) st_maxpool_forward_infer_part(&p, y, x, part, np);
+                            if (memcmp(y, yi, ny * sizeof(float)) != 0)
+                                ck_abort_msg("k%d s%d p%d ceil%d W%d H%d: %d parts differ", k, s, pad, ceil, p.W, H, np);
+                        }
                         free(x), free(y), free(yi), free(arg);
                         cases++;
                     }

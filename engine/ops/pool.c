@@ -291,12 +291,17 @@ void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x) {
     }
 }
 
-void st_maxpool_forward_infer_rows(const st_pool *p, float *y, const float *x, int r0, int r1) {
+void st_maxpool_forward_infer_part(const st_pool *p, float *y, const float *x, int part, int nparts) {
     st_kernels k;
     st_kernels_init(&k, st_cpu_select_isa());
-    r0 = ST_MAX(r0, 0), r1 = ST_MIN(r1, p->P);
-    if (r0 >= r1) return;
-    for (long pl = 0; pl < (long)p->N * p->C; pl++) maxpool_plane_rows(p, y, x, pl, r0, r1, &k);
+    const long planes = (long)p->N * p->C;
+    if ((size_t)p->P * p->Q < ST_POOL_PART_PLANE && planes >= nparts) {
+        for (long pl = planes * part / nparts; pl < planes * (part + 1) / nparts; pl++)
+            maxpool_plane_rows(p, y, x, pl, 0, p->P, &k);
+        return;
+    }
+    const int r0 = (int)((long)p->P * part / nparts), r1 = (int)((long)p->P * (part + 1) / nparts);
+    for (long pl = 0; r0 < r1 && pl < planes; pl++) maxpool_plane_rows(p, y, x, pl, r0, r1, &k);
 }
 
 void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax) {

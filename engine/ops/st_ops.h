@@ -123,9 +123,13 @@ void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float
 void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax);
 /* The forward alone (inference): no argmax, branch-free, the same y (NaN wins). */
 void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x);
-/* The same for output rows [r0, r1) of every plane only, on the calling thread (a
- * caller's team splitting one pool by rows). */
-void st_maxpool_forward_infer_rows(const st_pool *p, float *y, const float *x, int r0, int r1);
+/* Part `part` of nparts of the same, on the calling thread (a caller's team): each part
+ * the same share of every plane's output rows, as the convolutions around it split
+ * their maps; on planes of fewer than ST_POOL_PART_PLANE outputs whole planes instead
+ * (a share of rows is a few cache lines, the one at its edge written by both cores,
+ * and the sparse convolutions split such maps by channels). */
+#define ST_POOL_PART_PLANE 256
+void st_maxpool_forward_infer_part(const st_pool *p, float *y, const float *x, int part, int nparts);
 void st_avgpool_forward(const st_pool *p, float *y, const float *x);
 void st_avgpool_backward(const st_pool *p, float *dx, const float *dy);
 /* y[N, C] = mean over H*W */

@@ -269,11 +269,7 @@ static int step_part(const se_compiled *c, const se_step *s, float *const *ptr, 
         return st_conv2d_sparse_forward_part(&s->conv, &s->csr, y, x, s->b, ops, s->n_epi, scratch,
                                              part, nt, e) != ST_OK;
     }
-    case ST_OP_MAXPOOL: {
-        const int P = s->pool.P;
-        st_maxpool_forward_infer_rows(&s->pool, y, x, P * part / nt, P * (part + 1) / nt);
-        return 0;
-    }
+    case ST_OP_MAXPOOL: st_maxpool_forward_infer_part(&s->pool, y, x, part, nt); return 0;
     case ST_OP_UPSAMPLE:
         st_upsample_nearest_rows(y, x, c->batch, in.c, in.h, in.w, g->nodes[s->node].a.factor,
                                  in.h * part / nt, in.h * (part + 1) / nt);
