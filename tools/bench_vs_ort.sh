@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # sparseengine against ONNX Runtime on the same ONNX files, same thread count, one run.
-#   tools/bench_vs_ort.sh [--threads 2] [--seconds 5] [--batch 1] [MODEL.onnx ...]
+#   tools/bench_vs_ort.sh [--threads 2] [--seconds 5] [--batch 1] [--rounds 1] [MODEL.onnx ...]
 # Without models: builds the standard set in build/bench_models: torchvision resnet18 at
 # 224 (random weights) dense and one-shot pruned to 90% / 95% (recipes/resnet18-oneshot*);
 # yolov5n at 320 when build/bench_models/yolov5n.onnx exists (copy a yolo-dense run's
 # model.onnx there): dense, one-shot 90% (recipes/yolov5n-oneshot90.yaml) and
 # yolov5n-95.onnx if you put a trained 95% export there (a yolo95 or sparse transfer run).
 # Prints per model: ORT latency, ours (layers, columns), and the ratios. Both sides run
-# with the environment as given (OPENBLAS_CORETYPE etc. unchanged).
+# with the environment as given (OPENBLAS_CORETYPE etc. unchanged). --rounds R measures
+# the three R times in turn and reports each one's median over the rounds: on a VM
+# whose speed drifts by minutes, alternation keeps the ratios from one side's slow spell.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-threads=2 secs=5 batch=1 models=()
+threads=2 secs=5 batch=1 rounds=1 models=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --threads) threads=$2; shift 2 ;;
     --seconds) secs=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) models+=("$1"); shift ;;
   esac
 done
@@ -46,10 +49,16 @@ for m in "${models[@]}"; do
   h=$(echo "$dims" | tr -d '[]' | awk -F', ' '{print $3}')
   w=$(echo "$dims" | tr -d '[]' | awk -F', ' '{print $4}')
   /usr/bin/python3 -c "import numpy as np; np.save('$dir/x.npy', np.random.RandomState(0).rand($batch, $c, $h, $w).astype(np.float32))"
-  ort=$(node "$root/tools/ort_run.js" "$m" "$dir/x.npy" --bench "$secs" --threads "$threads" | \
-        /usr/bin/python3 -c "import json,sys; print('%.3f' % json.load(sys.stdin)['median_ms'])")
-  lay=$("$bin/sparseengine" bench "$m" -b "$batch" -ncores "$threads" -t "$secs" -w 1 --schedule layers | awk -F': ' '/Latency Median/ {print $2}')
-  col=$("$bin/sparseengine" bench "$m" -b "$batch" -ncores "$threads" -t "$secs" -w 1 --schedule columns | awk -F': ' '/Latency Median/ {print $2}')
+  o_all=() l_all=() c_all=()
+  for ((r = 0; r < rounds; r++)); do
+    o_all+=("$(node "$root/tools/ort_run.js" "$m" "$dir/x.npy" --bench "$secs" --threads "$threads" | \
+               /usr/bin/python3 -c "import json,sys; print('%.3f' % json.load(sys.stdin)['median_ms'])")")
+    l_all+=("$("$bin/sparseengine" bench "$m" -b "$batch" -ncores "$threads" -t "$secs" -w 1 --schedule layers | awk -F': ' '/Latency Median/ {print $2}')")
+    c_all+=("$("$bin/sparseengine" bench "$m" -b "$batch" -ncores "$threads" -t "$secs" -w 1 --schedule columns | awk -F': ' '/Latency Median/ {print $2}')")
+  done
+  median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+  ort=$(median "${o_all[@]}") lay=$(median "${l_all[@]}") col=$(median "${c_all[@]}")
+  [[ $rounds -gt 1 ]] && echo "  rounds (ORT / layers / columns ms): ${o_all[*]} / ${l_all[*]} / ${c_all[*]}"
   printf "%-44s %10.3f %12.3f %12.3f %8.2f %8.2f\n" "$(basename "$(dirname "$m")")/$(basename "$m")" \
     "$ort" "$lay" "$col" "$(echo "$ort / $lay" | bc -l)" "$(echo "$ort / $col" | bc -l)"
 done
