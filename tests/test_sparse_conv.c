@@ -465,6 +465,61 @@ START_TEST(test_sparse_conv_band_pack) {
 }
 END_TEST
 
+/* st_conv2d_sparse_forward_ldy writes each output channel ldy floats apart (a band's
+ * rows inside a taller map): the same values as the plain forward, a residual Add read
+ * in the map's layout, the map's other rows untouched; direct and banded layouts (staged
+ * and straight-into-y stride-2 rows), every ISA. Several images or a short stride are
+ * refused. */
+START_TEST(test_sparse_conv_forward_ldy) {
+    static const sc_case lc[] = {
+        {1, 5, 13, 19, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, "3x3 same (direct)"},
+        {1, 6, 9, 17, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, "1x1 (direct)"},
+        {1, 4, 17, 17, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, "3x3 s2, staged rows"},
+        {1, 3, 9, 81, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, "3x3 s2, 41-wide rows into y"},
+    };
+    const sc_case *cc = &lc[_i];
+    const st_conv2d c = make_conv(cc);
+    st_rng r;
+    st_rng_seed(&r, 400 + (uint64_t)_i);
+    const size_t nw = n_weights(&c), PQ = (size_t)c.P * c.Q, ldy = PQ + 3 * (size_t)c.Q, off = 2 * (size_t)c.Q;
+    float *w = ot_alloc(nw), *x = ot_rand((size_t)c.C * c.H * c.W, -1, 1, &r), *b = ot_rand((size_t)c.K, -1, 1, &r);
+    unsigned char *mask = malloc(nw);
+    sparse_weights(&c, w, mask, 0.5, &r);
+    float *res_map = ot_rand((size_t)c.K * ldy, -1, 1, &r), *res = ot_alloc((size_t)c.K * PQ);
+    for (int k = 0; k < c.K; k++) memcpy(res + (size_t)k * PQ, res_map + (size_t)k * ldy + off, PQ * sizeof(float));
+    st_csr m = {0};
+    st_error err = {0};
+    ck_assert_int_eq(st_csr_pack(&m, &c, w, mask, &err), ST_OK);
+    size_t ns = st_conv2d_sparse_scratch_floats(&m);
+    float *scratch = malloc((ns ? ns : 1) * sizeof(float)), *want = ot_alloc((size_t)c.K * PQ);
+    float *map = ot_alloc((size_t)c.K * ldy);
+    const st_epi_op plain[2] = {{ST_EPI_OP_ADD, 0, 0, res}, {ST_EPI_OP_SILU, 0, 0, NULL}};
+    const st_epi_op in_map[2] = {{ST_EPI_OP_ADD, 0, 0, res_map + off}, {ST_EPI_OP_SILU, 0, 0, NULL}};
+    for (int q = 0; q < n_isas(); q++) {
+        st_csr_set_isa(&m, isas[q]);
+        ck_assert_int_eq(st_conv2d_sparse_forward_epi(&c, &m, want, x, b, plain, 2, scratch, &err), ST_OK);
+        for (size_t i = 0; i < (size_t)c.K * ldy; i++) map[i] = 7.0f;
+        ck_assert_int_eq(st_conv2d_sparse_forward_ldy(&c, &m, map + off, ldy, x, b, in_map, 2, scratch, &err),
+                         ST_OK);
+        for (int k = 0; k < c.K; k++) {
+            char what[160];
+            snprintf(what, sizeof what, "%s %s (%s) channel %d", cc->what, st_isa_name(isas[q]),
+                     m.geom.direct ? "direct" : "banded", k);
+            OT_ASSERT_NEAR(map + (size_t)k * ldy + off, want + (size_t)k * PQ, PQ, 1e-6, 1e-6, what);
+            for (size_t i = 0; i < ldy; i++)
+                if ((i < off || i >= off + PQ) && map[(size_t)k * ldy + i] != 7.0f)
+                    ck_abort_msg("%s: wrote outside its rows at %zu", what, i);
+        }
+    }
+    ck_assert_int_eq(st_conv2d_sparse_forward_ldy(&c, &m, map, PQ - 1, x, b, NULL, 0, scratch, &err), ST_ERR_INPUT);
+    st_conv2d two = c;
+    two.N = 2;
+    ck_assert_int_eq(st_conv2d_sparse_forward_ldy(&two, &m, map, ldy, x, b, NULL, 0, scratch, &err), ST_ERR_INPUT);
+    st_csr_free(&m);
+    free(w), free(x), free(b), free(mask), free(res_map), free(res), free(scratch), free(want), free(map);
+}
+END_TEST
+
 Suite *sparse_conv_suite(void) {
     Suite *s = suite_create("sparse_conv");
     TCase *tc = tcase_create("core");
@@ -474,6 +529,7 @@ Suite *sparse_conv_suite(void) {
     tcase_add_test(tc, test_sparse_conv_refresh);
     tcase_add_test(tc, test_sparse_conv_shape_check);
     tcase_add_loop_test(tc, test_sparse_conv_band_pack, 0, 12);
+    tcase_add_loop_test(tc, test_sparse_conv_forward_ldy, 0, 4);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -172,6 +172,9 @@ static int build_section(se_compiled *c, se_section *sec, char *err, size_t errc
                 s->col_direct = st_conv2d_init(&same) == 0 && /* pack_band checks the shape */
                                 st_csr_pack_band(&s->col_csr, &same, s->w, (int64_t)s->col_rin * g.W,
                                                  &e) == ST_OK;
+                /* a first step without halo (1x1) reads its band in the map itself */
+                s->col_in_place = j == sec->first && s->col_direct && g.k == 1 &&
+                                  st_csr_pack_band(&s->col_csr_in, &same, s->w, (int64_t)g.H * g.W, &e) == ST_OK;
                 if (s->col_direct)
                     s->col_conv = same;
                 else if (st_csr_pack(&s->col_csr, &s->col_conv, s->w, NULL, &e) != ST_OK)
@@ -332,7 +335,7 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
             int lo, hi;
             walk(c->steps, first, last, first, y0, y1, o0, a, &lo, &hi);
             const float *src = NULL;
-            int src_o0 = 0, src_rows = 0, cur = 0;
+            int src_o0 = 0, src_rows = 0, cur = 0, written = 0;
             for (int j = first; j <= last; j++) {
                 const se_step *s = &c->steps[j];
                 const rowgeom g = geom_of(s);
@@ -340,6 +343,8 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                 const float *xin;
                 if (j > first && aj == src_o0 && src_rows == s->col_rin) {
                     xin = src; /* the previous band is exactly this step's input */
+                } else if (j == first && s->col_in_place) {
+                    xin = ptr[s->in[0]] + (size_t)n * g.C * g.H * g.W + (size_t)aj * g.W;
                 } else if (j == first) {
                     const float *x = ptr[s->in[0]] + (size_t)n * g.C * g.H * g.W;
                     fill_band(inb, x, g.C, g.W, g.H, aj, s->col_rin, 0, g.H, s->col_pad);
@@ -356,11 +361,26 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                     st_epi_op ops[SE_MAX_EPI];
                     const int n_ops = (s->sparse || s->packed_dense) && !se__epi_ops(s, ptr, 0, ops)
                                           ? s->n_epi : 0;
+                    /* the last step's band straight into its rows of the map, the
+                     * residual Add fused too (its source has the map's layout); not the
+                     * last band when shifted up over rows the band before wrote */
+                    const int to_map = j == last && s->sparse && o0[j - first] == y0 && s->col_rows == y1 - y0;
                     if (s->sparse) {
                         st_error e = {0};
-                        const float *xs = s->col_direct ? xin + (size_t)s->conv.pad_h * g.W : xin;
-                        if (st_conv2d_sparse_forward_epi(&s->col_conv, &s->col_csr, yo, xs, s->b, ops,
-                                                         n_ops, scr, &e) != ST_OK) {
+                        const float *xs = s->col_direct && !(j == first && s->col_in_place)
+                                              ? xin + (size_t)s->conv.pad_h * g.W : xin;
+                        const st_csr *cm = j == first && s->col_in_place ? &s->col_csr_in : &s->col_csr;
+                        st_status rc;
+                        if (to_map) {
+                            const size_t at = (size_t)n * g.K * gl.P * gl.Q + (size_t)y0 * g.Q;
+                            se__epi_ops(s, ptr, at, ops);
+                            rc = st_conv2d_sparse_forward_ldy(&s->col_conv, cm, ptr[s->out] + at, (size_t)gl.P * gl.Q,
+                                                              xs, s->b, ops, s->n_epi, scr, &e);
+                            written = rc == ST_OK;
+                        } else {
+                            rc = st_conv2d_sparse_forward_epi(&s->col_conv, cm, yo, xs, s->b, ops, n_ops, scr, &e);
+                        }
+                        if (rc != ST_OK) {
 #pragma omp critical(se_columns_fail)
                             {
 #pragma omp atomic write
@@ -375,7 +395,7 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                     } else {
                         st_conv2d_forward(&s->col_conv, yo, xin, s->w, s->b, scr);
                     }
-                    if (s->n_epi && !n_ops) se__epilogue_band(s, yo, ptr, n, o0[j - first], s->col_rows, NULL);
+                    if (s->n_epi && !n_ops && !to_map) se__epilogue_band(s, yo, ptr, n, o0[j - first], s->col_rows, NULL);
                 } else if (s->op == ST_OP_MAXPOOL) {
                     st_maxpool_forward_infer(&s->col_pool, yo, xin);
                 } else {
@@ -384,7 +404,7 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                 src = yo, src_o0 = o0[j - first], src_rows = s->col_rows;
                 cur ^= 1;
             }
-            if (src_rows == 0) continue; /* this item failed */
+            if (src_rows == 0 || written) continue; /* failed, or the band is in the map */
             float *y = ptr[c->steps[last].out] + (size_t)n * gl.K * gl.P * gl.Q;
             for (int ch = 0; ch < gl.K; ch++)
                 memcpy(y + ((size_t)ch * gl.P + y0) * gl.Q,

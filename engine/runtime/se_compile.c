@@ -56,6 +56,7 @@ void se_compiled_free(se_compiled *c) {
         free(s->b_own);
         st_csr_free(&s->csr);
         st_csr_free(&s->col_csr);
+        st_csr_free(&s->col_csr_in);
         st_dense_conv_free(&s->dconv);
     }
     free(c->steps);

@@ -84,7 +84,11 @@ typedef struct se_step {
     st_conv2d col_conv;
     st_csr col_csr;     /* sparse: packed for col_conv */
     int col_direct;     /* col_csr by st_csr_pack_band: col_conv is the band as a "same"
-                           conv of col_rows rows, read pad_h rows into the input band */
+                           conv of col_rows rows, read pad_h rows into the input band; the
+                           last step of a section writes its band into the map itself */
+    st_csr col_csr_in;  /* a section's first step, 1x1 in direct mode: packed to read its
+                           band in place from the input map (channels H*W apart) */
+    int col_in_place;   /* col_csr_in is packed */
     st_pool col_pool;
 } se_step;
 

@@ -214,8 +214,9 @@ int se_describe(const se_compiled *c, char *buf, size_t cap) {
             if (i == sec->first)
                 put(buf, cap, &at, ": band %d rows x %d bands, working set %zu KiB, recompute %.0f%%",
                     sec->band, sec->nbands, sec->ws_bytes >> 10, 100.0 * sec->recompute);
-            put(buf, cap, &at, "; this step %d rows from %d%s]\n", s->col_rows, s->col_rin,
-                s->col_direct ? ", read in place" : "");
+            put(buf, cap, &at, "; this step %d rows from %d%s%s]\n", s->col_rows, s->col_rin,
+                s->col_in_place ? ", read in the input map" : s->col_direct ? ", read in place" : "",
+                i == sec->last && s->sparse ? ", written into the output map" : "");
         } else {
             put(buf, cap, &at, " tile layer\n");
         }

@@ -222,6 +222,7 @@ typedef struct {
     const st_epi_op *ops;
     int n_ops, Vf, nbs;
     st_epi_rows_fn epi_rows;
+    size_t ldy; /* output channel stride: P*Q, or a whole map's (direct mode, one image) */
 } fwd_args;
 
 static st_status fwd_setup(const st_conv2d *c, const st_csr *m, float *y, const float *x,
@@ -233,7 +234,8 @@ static st_status fwd_setup(const st_conv2d *c, const st_csr *m, float *y, const 
     if (s != ST_OK) return s;
     const st_sparse_geom *g = &m->geom;
     *a = (fwd_args){c, m, y, x, b, ops, n_ops, (c->N - 1) * g->Hv + c->P,
-                    g->direct ? (c->H + g->L - 1) / g->L : 0, st_epi_rows_for(m->k.isa)};
+                    g->direct ? (c->H + g->L - 1) / g->L : 0, st_epi_rows_for(m->k.isa),
+                    (size_t)c->P * c->Q};
     return ST_OK;
 }
 
@@ -260,17 +262,17 @@ static void fwd_item(const fwd_args *a, const plan *p, int it, float *Xb) {
     const st_sparse_geom *g = &m->geom;
     const int band = p->cmaj ? it % p->nbands : it / p->RB, rb = p->cmaj ? it / p->nbands : it % p->RB;
     const int K = c->K, n_ops = a->n_ops;
-    const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
+    const size_t HW = (size_t)c->H * c->W;
     st_epi_op o[ST_EPI_MAX_OPS];
     int r0, r1;
     split_rows(m->row_ptr, K, p->RB, rb, &r0, &r1);
     if (r0 >= r1) return;
     if (g->direct) {
         const int nbs = a->nbs, n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
-        const size_t at = ((size_t)n * K + r0) * PQ + (size_t)i0 * c->W;
+        const size_t at = ((size_t)n * K + r0) * a->ldy + (size_t)i0 * c->W;
         st_epi_ops_at(o, a->ops, n_ops, at);
         k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, a->x + (size_t)n * c->C * HW + (size_t)i0 * c->W,
-                1, Lb * c->W, a->y + at, (ptrdiff_t)PQ, a->b, 0, m->x_cls,
+                1, Lb * c->W, a->y + at, (ptrdiff_t)a->ldy, a->b, 0, m->x_cls,
                 band_mask(m, m->fmask, band % nbs), o, n_ops);
         return;
     }
@@ -288,18 +290,18 @@ static void fwd_item(const fwd_args *a, const plan *p, int it, float *Xb) {
             continue;
         }
         const int cnt = ST_MIN(c->P - i, Lb - t);
-        const size_t at = ((size_t)(n * K + r0) * c->P + i) * c->Q;
+        const size_t at = ((size_t)n * K + r0) * a->ldy + (size_t)i * c->Q;
         if (qt) { /* straight into y, the epilogue in registers */
             for (int q0 = 0; q0 < c->Q; q0 += qt) {
                 st_epi_ops_at(o, a->ops, n_ops, at + q0);
                 k->spmm_rows(r0, r1, m->row_ptr, m->x_off, m->val, Xb + (size_t)t * g->Wv + q0,
-                             g->Wv, cnt, ST_MIN(qt, c->Q - q0), a->y + at + q0, (ptrdiff_t)PQ, c->Q,
+                             g->Wv, cnt, ST_MIN(qt, c->Q - q0), a->y + at + q0, (ptrdiff_t)a->ldy, c->Q,
                              a->b, o, n_ops);
             }
         } else { /* the epilogue on the way from the staging rows to y; with no ops a vector
                   * copy (memcpy per row of 7-20 floats cost more than the SiLU pass) */
             for (int kk = r0; kk < r1; kk++) {
-                const size_t atk = at + (size_t)(kk - r0) * PQ;
+                const size_t atk = at + (size_t)(kk - r0) * a->ldy;
                 st_epi_ops_at(o, a->ops, n_ops, atk);
                 a->epi_rows(a->y + atk, c->Q, O + (size_t)(kk - r0) * g->ldo + (size_t)t * g->Wv,
                             g->Wv, cnt, (size_t)c->Q, 0.0f, o, n_ops);
@@ -309,23 +311,51 @@ static void fwd_item(const fwd_args *a, const plan *p, int it, float *Xb) {
     }
 }
 
+static void fwd_run(const fwd_args *a, float *scratch);
+
 st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, float *y,
                                        const float *x, const float *b, const st_epi_op *ops,
                                        int n_ops, float *scratch, st_error *err) {
     fwd_args a;
     st_status s = fwd_setup(c, m, y, x, b, ops, n_ops, &a, err);
+    if (s == ST_OK) fwd_run(&a, scratch);
+    return s;
+}
+
+st_status st_conv2d_sparse_forward_ldy(const st_conv2d *c, const st_csr *m, float *y, size_t ldy,
+                                       const float *x, const float *b, const st_epi_op *ops,
+                                       int n_ops, float *scratch, st_error *err) {
+    fwd_args a;
+    st_status s = fwd_setup(c, m, y, x, b, ops, n_ops, &a, err);
     if (s != ST_OK) return s;
+    if (c->N != 1 || ldy < a.ldy)
+        return st_errorf(err, ST_ERR_INPUT,
+                         "st_conv2d_sparse_forward_ldy: needs one image and a channel stride of at "
+                         "least %zu (got N=%d, %zu)", a.ldy, c->N, ldy);
+    a.ldy = ldy;
+    fwd_run(&a, scratch);
+    return ST_OK;
+}
+
+static void fwd_run(const fwd_args *a, float *scratch) {
+    const st_conv2d *c = a->c;
+    const st_csr *m = a->m;
     const st_sparse_geom *g = &m->geom;
-    plan p = make_plan(c, m, a.Vf, g->L, omp_threads(c, m, a.Vf));
-    forward_split(&p, a.Vf);
+    plan p = make_plan(c, m, a->Vf, g->L, omp_threads(c, m, a->Vf));
+    forward_split(&p, a->Vf);
     const int items = p.nbands * p.RB;
+    if (p.T == 1 || items == 1 || omp_in_parallel()) {
+        /* no region to open: a nested one runs one thread anyway, and opening it per
+         * call cost the column schedule (hundreds of band calls) ~1 ms per inference */
+        for (int it = 0; it < items; it++) fwd_item(a, &p, it, g->direct ? NULL : scratch);
+        return;
+    }
 #pragma omp parallel num_threads(ST_MIN(p.T, items))
     {
         float *Xb = g->direct ? NULL : scratch + g->thread_floats * omp_get_thread_num();
 #pragma omp for schedule(static)
-        for (int it = 0; it < items; it++) fwd_item(&a, &p, it, Xb);
+        for (int it = 0; it < items; it++) fwd_item(a, &p, it, Xb);
     }
-    return ST_OK;
 }
 
 st_status st_conv2d_sparse_forward_part(const st_conv2d *c, const st_csr *m, float *y,

@@ -224,6 +224,12 @@ st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, floa
  * are enough, else blocks of output channels), using the scratch of thread p. The
  * parts together write exactly what one st_conv2d_sparse_forward_epi call writes; the
  * caller synchronises before y is read. Small work goes to part 0 alone. */
+/* The same writing output channel k at y + k*ldy (ldy >= P*Q), one image: a band of
+ * rows goes straight into its rows of a whole map (ADD sources laid out the same way).
+ * Else ST_ERR_INPUT and nothing written. */
+st_status st_conv2d_sparse_forward_ldy(const st_conv2d *c, const st_csr *m, float *y, size_t ldy,
+                                       const float *x, const float *b, const st_epi_op *ops,
+                                       int n_ops, float *scratch, st_error *err);
 st_status st_conv2d_sparse_forward_part(const st_conv2d *c, const st_csr *m, float *y,
                                         const float *x, const float *b, const st_epi_op *ops,
                                         int n_ops, float *scratch, int part, int nparts,
