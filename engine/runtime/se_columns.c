@@ -324,7 +324,10 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
         float *inb = base + sec->in_off, *scr = base + sec->scr_off;
         float *ob[2] = {base + sec->out_off, base + sec->out_off + sec->out_floats};
         int o0[SE_COL_MAX_STEPS], a[SE_COL_MAX_STEPS];
-#pragma omp for schedule(dynamic, 1)
+        /* contiguous runs of bands, as the layers around split their maps by rows: each
+         * core reads the rows it wrote (handed out one by one, bands crossed between
+         * the cores: yolov5n 95% two threads 2.54 -> 2.41 ms, 7.13 -> 6.65 at 640) */
+#pragma omp for schedule(static)
         for (int it = 0; it < items; it++) {
             int failed;
 #pragma omp atomic read
