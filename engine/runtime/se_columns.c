@@ -268,9 +268,17 @@ int se__columns_plan(se_compiled *c, char *err, size_t errcap) {
             const int per_img = (c->threads + c->batch - 1) / c->batch;
             if (per_img > 1) B = ST_MIN(B, (gl.P + per_img - 1) / per_img);
             /* equal bands: a short last band would shift its fixed-height window up and
-             * recompute most of the band before it */
-            const int nb = (gl.P + B - 1) / B;
+             * recompute most of the band before it; and as many (image, band) items as a
+             * multiple of the threads, so each takes the same number (3 bands on two
+             * threads left one idle a third of the section) */
+            int nb = (gl.P + B - 1) / B;
+            const int items = nb * c->batch, T = c->threads;
+            if (T > 1 && items % T && nb > 1) {
+                const int want = (items + T - 1) / T * T;
+                if (want % c->batch == 0 && want / c->batch <= gl.P) nb = want / c->batch;
+            }
             B = (gl.P + nb - 1) / nb;
+            nb = (gl.P + B - 1) / B;
             if (nb == 1) { /* one band per image: nothing kept in cache that layers do not */
                 i = j + 1;
                 continue;
