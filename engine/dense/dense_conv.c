@@ -328,6 +328,8 @@ static void omp_sync(void *ctx) {
 #pragma omp barrier
 }
 
+static void no_sync(void *ctx) { (void)ctx; }
+
 /* Items [lo, hi) of n for part p of np: contiguous, as OpenMP's static schedule. */
 static inline void prange(long n, int p, int np, long *lo, long *hi) {
     *lo = n * p / np, *hi = n * (p + 1) / np;
@@ -463,6 +465,11 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     make_plan(c, omp_in_parallel() ? 1 : omp_get_max_threads(), &pl);
     st_dense_ukr ukr[3], ukr_off[3];
     pick_ukr(ukr, ukr_off);
+    if ((pl.direct || pl.inplace) && omp_in_parallel()) { /* one part, no nested region */
+        if (pl.direct) direct_part(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, scratch, 0, 1, no_sync, NULL);
+        else inplace_part(d, c, &pl, ukr[pl.nv - 1], ukr, y, x, bias, ops, n_ops, 0, 1);
+        return;
+    }
     if (pl.direct || pl.inplace) {
 #pragma omp parallel
         {
