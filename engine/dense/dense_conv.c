@@ -446,6 +446,14 @@ int st_dense_conv_parts_ok(const st_conv2d *c, int nparts) {
     return pl.direct || pl.inplace;
 }
 
+/* Part p of np of a direct or in-place 1x1 convolution under plan pl. */
+static void run_part(const st_dense_conv *d, const st_conv2d *c, const plan *pl, const st_dense_ukr ukr[3],
+                     const st_dense_ukr ukr_off[3], float *y, const float *x, const float *bias,
+                     const st_epi_op *ops, int n_ops, float *scratch, int p, int np, sync_fn sync, void *sctx) {
+    if (pl->direct) direct_part(d, c, pl, ukr_off, y, x, bias, ops, n_ops, scratch, p, np, sync, sctx);
+    else if (pl->inplace) inplace_part(d, c, pl, ukr[pl->nv - 1], ukr, y, x, bias, ops, n_ops, p, np);
+}
+
 void st_dense_conv_forward_part(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
                                 const float *bias, const st_epi_op *ops, int n_ops, float *scratch,
                                 int part, int nparts, void (*sync)(void *ctx), void *sync_ctx) {
@@ -453,10 +461,7 @@ void st_dense_conv_forward_part(const st_dense_conv *d, const st_conv2d *c, floa
     make_plan(c, nparts, &pl);
     st_dense_ukr ukr[3], ukr_off[3];
     pick_ukr(ukr, ukr_off);
-    if (pl.direct)
-        direct_part(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, scratch, part, nparts, sync, sync_ctx);
-    else if (pl.inplace)
-        inplace_part(d, c, &pl, ukr[pl.nv - 1], ukr, y, x, bias, ops, n_ops, part, nparts);
+    run_part(d, c, &pl, ukr, ukr_off, y, x, bias, ops, n_ops, scratch, part, nparts, sync, sync_ctx);
 }
 
 void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
@@ -466,17 +471,13 @@ void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y,
     st_dense_ukr ukr[3], ukr_off[3];
     pick_ukr(ukr, ukr_off);
     if ((pl.direct || pl.inplace) && omp_in_parallel()) { /* one part, no nested region */
-        if (pl.direct) direct_part(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, scratch, 0, 1, no_sync, NULL);
-        else inplace_part(d, c, &pl, ukr[pl.nv - 1], ukr, y, x, bias, ops, n_ops, 0, 1);
+        run_part(d, c, &pl, ukr, ukr_off, y, x, bias, ops, n_ops, scratch, 0, 1, no_sync, NULL);
         return;
     }
     if (pl.direct || pl.inplace) {
 #pragma omp parallel
-        {
-            const int p = omp_get_thread_num(), np = omp_get_num_threads();
-            if (pl.direct) direct_part(d, c, &pl, ukr_off, y, x, bias, ops, n_ops, scratch, p, np, omp_sync, NULL);
-            else inplace_part(d, c, &pl, ukr[pl.nv - 1], ukr, y, x, bias, ops, n_ops, p, np);
-        }
+        run_part(d, c, &pl, ukr, ukr_off, y, x, bias, ops, n_ops, scratch, omp_get_thread_num(),
+                 omp_get_num_threads(), omp_sync, NULL);
         return;
     }
     /* unrolled: the input packed into column panels first */

@@ -354,7 +354,7 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                 const float *xin;
                 if (j > first && aj == src_o0 && src_rows == s->col_rin) {
                     xin = src; /* the previous band is exactly this step's input */
-                } else if (j == first && s->col_in_place) {
+                } else if (s->col_in_place) { /* only a first step is */
                     xin = ptr[s->in[0]] + (size_t)n * g.C * g.H * g.W + (size_t)aj * g.W;
                 } else if (j == first) {
                     const float *x = ptr[s->in[0]] + (size_t)n * g.C * g.H * g.W;
@@ -369,28 +369,24 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                     /* activations go into the sparse / packed dense kernels; a residual
                      * Add (read from the whole map, not laid out like the band) and the
                      * im2col path keep a pass over the band */
-                    st_epi_op ops[SE_MAX_EPI];
-                    const int n_ops = (s->sparse || s->packed_dense) && !se__epi_ops(s, ptr, 0, ops)
-                                          ? s->n_epi : 0;
                     /* the last step's band straight into its rows of the map, the
                      * residual Add fused too (its source has the map's layout); not the
                      * last band when shifted up over rows the band before wrote */
                     const int to_map = j == last && s->sparse && o0[j - first] == y0 && s->col_rows == y1 - y0;
+                    const size_t at = to_map ? (size_t)n * g.K * gl.P * gl.Q + (size_t)y0 * g.Q : 0;
+                    st_epi_op ops[SE_MAX_EPI];
+                    const int n_ops = to_map ? (se__epi_ops(s, ptr, at, ops), s->n_epi)
+                                    : (s->sparse || s->packed_dense) && !se__epi_ops(s, ptr, 0, ops) ? s->n_epi : 0;
                     if (s->sparse) {
                         st_error e = {0};
-                        const float *xs = s->col_direct && !(j == first && s->col_in_place)
-                                              ? xin + (size_t)s->conv.pad_h * g.W : xin;
-                        const st_csr *cm = j == first && s->col_in_place ? &s->col_csr_in : &s->col_csr;
-                        st_status rc;
-                        if (to_map) {
-                            const size_t at = (size_t)n * g.K * gl.P * gl.Q + (size_t)y0 * g.Q;
-                            se__epi_ops(s, ptr, at, ops);
-                            rc = st_conv2d_sparse_forward_ldy(&s->col_conv, cm, ptr[s->out] + at, (size_t)gl.P * gl.Q,
-                                                              xs, s->b, ops, s->n_epi, scr, &e);
-                            written = rc == ST_OK;
-                        } else {
-                            rc = st_conv2d_sparse_forward_epi(&s->col_conv, cm, yo, xs, s->b, ops, n_ops, scr, &e);
-                        }
+                        /* a band in place starts pad_h rows in (an input-map band: pad_h 0) */
+                        const float *xs = s->col_direct ? xin + (size_t)s->conv.pad_h * g.W : xin;
+                        const st_csr *cm = s->col_in_place ? &s->col_csr_in : &s->col_csr;
+                        const st_status rc =
+                            to_map ? st_conv2d_sparse_forward_ldy(&s->col_conv, cm, ptr[s->out] + at, (size_t)gl.P * gl.Q,
+                                                                  xs, s->b, ops, n_ops, scr, &e)
+                                   : st_conv2d_sparse_forward_epi(&s->col_conv, cm, yo, xs, s->b, ops, n_ops, scr, &e);
+                        written = to_map && rc == ST_OK;
                         if (rc != ST_OK) {
 #pragma omp critical(se_columns_fail)
                             {
@@ -406,7 +402,7 @@ int se__columns_run(const se_compiled *c, const se_section *sec, float *const *p
                     } else {
                         st_conv2d_forward(&s->col_conv, yo, xin, s->w, s->b, scr);
                     }
-                    if (s->n_epi && !n_ops && !to_map) se__epilogue_band(s, yo, ptr, n, o0[j - first], s->col_rows, NULL);
+                    if (s->n_epi && !n_ops) se__epilogue_band(s, yo, ptr, n, o0[j - first], s->col_rows, NULL);
                 } else if (s->op == ST_OP_MAXPOOL) {
                     st_maxpool_forward_infer(&s->col_pool, yo, xin);
                 } else {

@@ -1,4 +1,5 @@
-/* Sparse conv2d / linear operators over st_csr (design: st_sparse.h).
+/* Sparse conv2d operators over st_csr (design: st_sparse.h; linear layers on top of
+ * them: sparse_linear.c).
  *
  * Banded mode. Virtual row v = n*Hv + i is row i of sample n's padded, phase-split plane
  * (Hv x Wv per virtual channel vc = c*PH + phase). A band covers output virtual rows
@@ -222,7 +223,7 @@ typedef struct {
     const st_epi_op *ops;
     int n_ops, Vf, nbs;
     st_epi_rows_fn epi_rows;
-    size_t ldy; /* output channel stride: P*Q, or a whole map's (direct mode, one image) */
+    size_t ldy; /* output channel stride: P*Q, or a whole map's (one image) */
 } fwd_args;
 
 static st_status fwd_setup(const st_conv2d *c, const st_csr *m, float *y, const float *x,
@@ -594,39 +595,4 @@ st_status st_conv2d_sparse_backward(const st_conv2d *c, const st_csr *m, float *
     if (dval && m->nnz > 0) weight_grad(c, m, dval, dy, x, scratch);
     if (dx && m->nnz > 0) input_grad(c, m, dx, dy, scratch);
     return ST_OK;
-}
-
-/* ---------------------------------------------------------------- Linear */
-static st_conv2d linear_conv(const st_csr *m, int N) {
-    st_conv2d c = m->conv;
-    c.N = N;
-    return c;
-}
-
-size_t st_linear_sparse_scratch_floats(const st_csr *m) {
-    return st_conv2d_sparse_scratch_floats(m);
-}
-
-static st_status linear_check(const st_csr *m, int N, const char *who, st_error *err) {
-    if (!m || !m->row_ptr) return st_errorf(err, ST_ERR_INTERNAL, "%s: NULL weights", who);
-    if (m->conv.H != 1 || m->conv.W != 1 || m->conv.R != 1 || m->conv.S != 1 || N < 1)
-        return st_errorf(err, ST_ERR_INPUT, "%s: not a linear layer's weights (or N < 1)", who);
-    return ST_OK;
-}
-
-st_status st_linear_sparse_forward(const st_csr *m, float *y, const float *x, const float *b,
-                                   int N, float *scratch, st_error *err) {
-    st_status s = linear_check(m, N, "st_linear_sparse_forward", err);
-    if (s != ST_OK) return s;
-    st_conv2d c = linear_conv(m, N);
-    return st_conv2d_sparse_forward(&c, m, y, x, b, scratch, err);
-}
-
-st_status st_linear_sparse_backward(const st_csr *m, float *dx, float *dval, float *db,
-                                    const float *dy, const float *x, int N, float *scratch,
-                                    st_error *err) {
-    st_status s = linear_check(m, N, "st_linear_sparse_backward", err);
-    if (s != ST_OK) return s;
-    st_conv2d c = linear_conv(m, N);
-    return st_conv2d_sparse_backward(&c, m, dx, dval, db, dy, x, scratch, err);
 }

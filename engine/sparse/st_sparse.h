@@ -218,18 +218,18 @@ st_status st_conv2d_sparse_forward(const st_conv2d *c, const st_csr *m, float *y
 st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, float *y,
                                        const float *x, const float *b, const st_epi_op *ops,
                                        int n_ops, float *scratch, st_error *err);
-/* One part of st_conv2d_sparse_forward_epi, for callers that keep their own team of
- * nparts threads across several operators (the engine's row-owning layer schedule):
- * part p computes its static share of the bands (whole bands of output rows when there
- * are enough, else blocks of output channels), using the scratch of thread p. The
- * parts together write exactly what one st_conv2d_sparse_forward_epi call writes; the
- * caller synchronises before y is read. Small work goes to part 0 alone. */
 /* The same writing output channel k at y + k*ldy (ldy >= P*Q), one image: a band of
  * rows goes straight into its rows of a whole map (ADD sources laid out the same way).
  * Else ST_ERR_INPUT and nothing written. */
 st_status st_conv2d_sparse_forward_ldy(const st_conv2d *c, const st_csr *m, float *y, size_t ldy,
                                        const float *x, const float *b, const st_epi_op *ops,
                                        int n_ops, float *scratch, st_error *err);
+/* One part of st_conv2d_sparse_forward_epi, for callers that keep their own team of
+ * nparts threads across several operators (the engine's row-owning layer schedule):
+ * part p computes its static share of the bands (whole bands of output rows when there
+ * are enough, else blocks of output channels), using the scratch of thread p. The
+ * parts together write exactly what one st_conv2d_sparse_forward_epi call writes; the
+ * caller synchronises before y is read. Small work goes to part 0 alone. */
 st_status st_conv2d_sparse_forward_part(const st_conv2d *c, const st_csr *m, float *y,
                                         const float *x, const float *b, const st_epi_op *ops,
                                         int n_ops, float *scratch, int part, int nparts,
