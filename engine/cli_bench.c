@@ -24,11 +24,13 @@ static int usage(FILE *f, int code) {
     fprintf(f,
             "usage: sparseengine bench MODEL.onnx [-b BATCH] [-t SECONDS] [-w WARMUP]\n"
             "                          [-ncores N] [--schedule layers|columns] [--dense]\n"
-            "                          [-x RESULT.json] [--profile]\n"
+            "                          [--maps blocked|nchw] [-x RESULT.json] [--profile]\n"
             "\n"
             "Compiles MODEL for the batch size and runs it on random inputs for SECONDS\n"
             "(default 10) after WARMUP seconds (default 2); prints throughput and latency.\n"
             "-ncores: threads (default: all CPUs). --dense: no sparse kernels (comparison).\n"
+            "--maps: at batch 1 on several threads, maps between sparse stride-1 layers are\n"
+            "stored blocked by thread (default); nchw keeps every map NCHW (comparison).\n"
             "-x: the same figures plus percentiles 50/90/95/99 as JSON.\n"
             "--profile: afterwards, a second timed pass prints every plan step's mean time\n"
             "per run and share, next to the step as `sparseengine info --plan` shows it.\n");

@@ -11,12 +11,18 @@ int se_cli_compile_opt(const char *a, const char *v, se_options *o, int allow_ba
     if (!strcmp(a, "--dense")) { o->dense = 1; return 1; }
     int is_batch = !strcmp(a, "-b") || !strcmp(a, "--batch");
     int is_threads = !strcmp(a, "-ncores") || !strcmp(a, "--ncores") || !strcmp(a, "--threads");
-    int is_sched = !strcmp(a, "--schedule");
-    if (!(is_batch && allow_batch) && !is_threads && !is_sched) return 0;
+    int is_sched = !strcmp(a, "--schedule"), is_maps = !strcmp(a, "--maps");
+    if (!(is_batch && allow_batch) && !is_threads && !is_sched && !is_maps) return 0;
     *used = 2;
     if (!v) return -1;
     if (is_batch) return (o->batch = atoi(v)) >= 1 ? 1 : -1;
     if (is_threads) return (o->threads = atoi(v)) >= 1 ? 1 : -1;
+    if (is_maps) {
+        if (!strcmp(v, "nchw")) o->nchw_maps = 1;
+        else if (!strcmp(v, "blocked")) o->nchw_maps = 0;
+        else return -1;
+        return 1;
+    }
     if (!strcmp(v, "layers")) o->schedule = SE_SCHEDULE_LAYERS;
     else if (!strcmp(v, "columns")) o->schedule = SE_SCHEDULE_COLUMNS;
     else return -1;

@@ -10,9 +10,11 @@
 
 static int usage(FILE *f, int code) {
     fprintf(f,
-            "usage: sparseengine info MODEL.onnx [--plan [-b BATCH] [-ncores N] [--schedule S] [--dense]]\n"
+            "usage: sparseengine info MODEL.onnx [--plan [-b BATCH] [-ncores N] [--schedule S] [--dense]\n"
+            "                                            [--maps M]]\n"
             "       sparseengine bench MODEL.onnx [-b BATCH] [-t SECONDS] [-w WARMUP] [-ncores N]\n"
-            "                          [--schedule layers|columns] [--dense] [-x RESULT.json]\n"
+            "                          [--schedule layers|columns] [--dense] [--maps blocked|nchw]\n"
+            "                          [-x RESULT.json]\n"
             "       sparseengine run MODEL.onnx --input [NAME=]X.npy [--output Y.npy] [--threads N]\n"
             "                        [--schedule layers|columns] [--dense]\n"
             "       sparseengine run MODEL.onnx --image IMG.png [--threads N]\n"

@@ -2,6 +2,7 @@
  * array; arrays grow by copying (the models are tiny). */
 #include "st_onnx_build.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -249,4 +250,15 @@ uint8_t *stb_pack(stb *b, size_t *len) {
     if (!buf) abort();
     onnx__model_proto__pack(&b->model, buf);
     return buf;
+}
+
+int stb_save(stb *b, const char *path) {
+    size_t len;
+    uint8_t *buf = stb_pack(b, &len);
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(buf, 1, len, f) == len;
+    if (f) ok = fclose(f) == 0 && ok;
+    free(buf);
+    stb_free(b);
+    return ok ? 0 : -1;
 }

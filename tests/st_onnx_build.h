@@ -44,5 +44,8 @@ void *stb_alloc(stb *b, size_t bytes);
 
 /* Serialized model, malloc'ed (caller frees). */
 uint8_t *stb_pack(stb *b, size_t *len);
+/* Packs the model into the file at path and frees b; 0 on success, -1 if the file
+ * could not be written. */
+int stb_save(stb *b, const char *path);
 
 #endif

@@ -128,6 +128,12 @@ START_TEST(train_export_import_resume) {
                   strstr(out, "(dense requested)") && !strstr(out, "kernel sparse"), "%s", out);
     snprintf(args, sizeof args, "info %s/a/p90.onnx --plan --schedule diagonal", data);
     ck_assert_int_eq(stt_run_tool("sparseengine", args, out, sizeof out), 2);
+    /* --maps: nchw says no blocked maps; an unknown layout is bad input */
+    snprintf(args, sizeof args, "info %s/a/p90.onnx --plan -ncores 2 --maps nchw", data);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0 && !strstr(out, "maps: blocked") &&
+                  !strstr(out, "maps["), "%s", out);
+    snprintf(args, sizeof args, "info %s/a/p90.onnx --plan --maps nhwc", data);
+    ck_assert_int_eq(stt_run_tool("sparseengine", args, out, sizeof out), 2);
 
     /* 4. sparseengine run agrees with ONNX Runtime on both files */
     float x[3 * 28 * 28];

@@ -57,6 +57,8 @@ void se_compiled_free(se_compiled *c) {
         st_csr_free(&s->csr);
         st_csr_free(&s->col_csr);
         st_csr_free(&s->col_csr_in);
+        st_csr_free(&s->blk_csr[0]);
+        st_csr_free(&s->blk_csr[1]);
         st_dense_conv_free(&s->dconv);
     }
     free(c->steps);
@@ -65,6 +67,8 @@ void se_compiled_free(se_compiled *c) {
     free(c->off);
     free(c->view_root);
     free(c->view_at);
+    free(c->blk);
+    free(c->blk_off);
     se_model_free(c->m);
     free(c);
 }
@@ -345,13 +349,20 @@ static int elide_concats(se_compiled *c) {
     return 0;
 }
 
+static int blocked(const se_compiled *c, int v) { return c->blk_T && c->blk[v]; }
+static int allocated(const se_compiled *c, int v) {
+    return c->off[v] >= 0 || (blocked(c, v) && c->blk_off[v] >= 0);
+}
+
 static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap) {
     const st_graph *g = c->g;
     const int nv = g->n_values;
     int *last = malloc((size_t)nv * sizeof *last);
     freelist f = {malloc(((size_t)nv + 2) * sizeof(size_t)), malloc(((size_t)nv + 2) * sizeof(size_t)), 0, 0};
-    if (!last || !f.off || !f.len) {
-        free(last), free(f.off), free(f.len);
+    /* blocked maps (se_blocked.c): offsets in every thread's block arena */
+    freelist fb = {malloc(((size_t)nv + 2) * sizeof(size_t)), malloc(((size_t)nv + 2) * sizeof(size_t)), 0, 0};
+    if (!last || !f.off || !f.len || !fb.off || !fb.len) {
+        free(last), free(f.off), free(f.len), free(fb.off), free(fb.len);
         return se__fail(err, errcap, 4, "out of memory");
     }
     for (int v = 0; v < nv; v++) last[v] = -1, c->off[v] = -1;
@@ -376,29 +387,37 @@ static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap)
         const int inner = s->col_sec >= 0 && c->secs[s->col_sec].last != i;
         /* a view: its concat's whole output, allocated by the first of its inputs */
         const int ro = c->view_root[s->out] >= 0 ? c->view_root[s->out] : s->out;
-        if (ro != s->out) n = pad16((size_t)c->batch * st_shape_numel(g->values[ro]));
-        if (!inner && c->off[ro] < 0) c->off[ro] = (int64_t)fl_alloc(&f, n); /* before freeing: never aliases an input */
+        n = se__value_floats(c, ro);
+        if (!inner && !allocated(c, ro)) { /* before freeing: never aliases an input */
+            if (blocked(c, ro)) c->blk_off[ro] = (int64_t)fl_alloc(&fb, n);
+            else c->off[ro] = (int64_t)fl_alloc(&f, n);
+        }
         if (last[ro] < i) last[ro] = i;     /* never read: free right away */
         int freed[ST_MAX_INPUTS + SE_MAX_EPI + 1], nf = 0;
         for (int k = 0; k < s->n_in + s->n_epi + 1; k++) {
             int v = k < s->n_in ? s->in[k] : k < s->n_in + s->n_epi ? s->epi[k - s->n_in].value : s->out;
             if (k >= s->n_in && k < s->n_in + s->n_epi && s->epi[k - s->n_in].kind != SE_EPI_ADD) continue;
             if (c->view_root[v] >= 0) v = c->view_root[v];
-            if (v == g->input || last[v] != i || c->off[v] < 0) continue;
+            if (v == g->input || last[v] != i || !allocated(c, v)) continue;
             int dup = 0;
             for (int j = 0; j < nf; j++) dup |= freed[j] == v;
             if (dup) continue;
             freed[nf++] = v;
-            fl_free(&f, (size_t)c->off[v], pad16((size_t)c->batch * st_shape_numel(g->values[v])));
+            if (blocked(c, v)) fl_free(&fb, (size_t)c->blk_off[v], se__value_floats(c, v));
+            else fl_free(&f, (size_t)c->off[v], se__value_floats(c, v));
         }
     }
     c->scratch_floats = pad16(scratch);
     for (int v = 0; v < nv; v++)
         if (c->off[v] >= 0) c->off[v] += (int64_t)c->scratch_floats;
     for (int v = 0; v < nv; v++)
-        if (c->view_root[v] >= 0) c->off[v] = c->off[c->view_root[v]] + (int64_t)c->view_at[v];
+        if (c->view_root[v] >= 0 && c->off[c->view_root[v]] >= 0)
+            c->off[v] = c->off[c->view_root[v]] + (int64_t)c->view_at[v];
     c->arena_floats = c->scratch_floats + f.top;
-    free(last), free(f.off), free(f.len);
+    /* whole pages per thread and a page between threads: no cache line (nor the
+     * prefetchers' next lines) shared by two threads' blocks */
+    c->blk_stride = c->blk_T ? (fb.top + 1023) / 1024 * 1024 + 1024 : 0;
+    free(last), free(f.off), free(f.len), free(fb.off), free(fb.len);
     return 0;
 }
 
@@ -422,6 +441,7 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
     c->schedule_req = o->schedule;
     c->dense = o->dense != 0;
     c->column_rows = o->column_rows > 0 ? o->column_rows : 0;
+    c->blocked_maps = !o->nchw_maps;
     c->n_out = g->n_outputs;
     const int nv = g->n_values;
     vinfo vi = {calloc((size_t)nv, sizeof(int)), calloc((size_t)nv, sizeof(int)),
@@ -484,6 +504,7 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
         goto done;
     }
     se__plan_teams(c);
+    if ((rc = se__plan_blocks(c, err, errcap))) goto done;
     rc = plan_memory(c, scratch, err, errcap);
 done:
     free(vi.uses), free(vi.reader), free(vi.producer), free(vi.is_out);

@@ -90,6 +90,13 @@ typedef struct se_step {
                            band in place from the input map (channels H*W apart) */
     int col_in_place;   /* col_csr_in is packed */
     st_pool col_pool;
+    /* maps blocked by thread (se_blocked.c): this step reads or writes a blocked map;
+     * blk_csr[j] packed by st_csr_pack_band for blocks of blk_conv[j].H rows, input
+     * channels blk_ldc_in apart (a blocked map's or the NCHW map's) */
+    int blk;
+    int n_blk_csr;
+    st_conv2d blk_conv[2];
+    st_csr blk_csr[2];
 } se_step;
 
 /* A section: steps [first, last] run column by column (bands of `band` rows of the last
@@ -133,6 +140,15 @@ struct se_compiled {
     int n_out;
     int out_val[ST_MAX_OUTPUTS], out_ndim[ST_MAX_OUTPUTS];
     double macs_total, macs_sparse;
+    /* Maps blocked by thread (se_blocked.c; batch 1, several threads, layer schedule):
+     * such a map has no NCHW buffer; block t (rows [H*t/T, H*(t+1)/T) of every channel,
+     * with SE_BLK_HALO rows above and below, channels se__blk_ldc floats apart) sits at
+     * blk_off[v] in thread t's block arena, blk_stride floats after thread t-1's. */
+    int blocked_maps;    /* asked for (se_options.nchw_maps == 0) */
+    int blk_T;           /* blocks per map (the thread count), 0: no blocked maps */
+    unsigned char *blk;  /* [n_values] root value stored blocked (views: their concat's) */
+    int64_t *blk_off;    /* [n_values] offset (floats) in each block arena, -1 none */
+    size_t blk_stride;   /* floats per thread's block arena (whole pages, plus a gap) */
     se_section *secs;    /* columns schedule: sections (none with the layer schedule) */
     int n_secs;
     size_t l2_bytes;     /* per-core L2 the band heights were sized for */
@@ -150,10 +166,15 @@ struct se_context {
     const se_compiled *c;
     se_barrier bar;
     float *arena;
+    float *blk_arena;    /* blk_T block arenas of blk_stride floats, or NULL */
     float **ptr;         /* [n_values] */
     double *step_s;      /* [n_steps] seconds per step summed over profiled runs, or NULL */
     long profiled_runs;
 };
+
+/* A step's role in a team run (se_run.c): not in one, split among the threads, or run
+ * by thread 0 while the others wait. */
+enum { TEAM_NO = 0, TEAM_SPLIT = 1, TEAM_SERIAL = 2 };
 
 /* se_run.c: each step's team role and the team runs (with threads > 1), once per
  * compiled model, after its steps and sections are final. */
@@ -177,6 +198,16 @@ int se__epi_ops(const se_step *s, float *const *ptr, size_t i0, st_epi_op *ops);
  * step's output whose first row is map row y0 of image n; bias per channel when given. */
 void se__epilogue_band(const se_step *s, float *y, float *const *ptr, int n, int y0, int rows,
                        const float *bias);
+/* se_blocked.c: which maps are stored blocked by thread and the steps on them (after
+ * se__plan_teams, before the memory plan); the floats of value v's buffer (its NCHW size,
+ * or one block's); a blocked step's part `part` of nt (blocks part, part + nt, ...). */
+#define SE_BLK_HALO 1
+int se__plan_blocks(se_compiled *c, char *err, size_t errcap);
+size_t se__value_floats(const se_compiled *c, int v);
+int se__root_of(const se_compiled *c, int v); /* the value owning v's buffer */
+size_t se__blk_ldc(const se_compiled *c, int v);
+int se__blk_part(const se_compiled *c, const se_step *s, float *const *ptr, float *blk_arena,
+                 float *scratch, int part, int nt, st_error *e);
 /* se_columns.c */
 int se__columns_plan(se_compiled *c, char *err, size_t errcap); /* after kernel choice */
 size_t se__columns_scratch_floats(const se_compiled *c);

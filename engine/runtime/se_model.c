@@ -27,6 +27,7 @@ void se_options_default(se_options *o) {
     o->schedule = SE_SCHEDULE_LAYERS; /* columns are not faster yet on most models */
     o->dense = 0;
     o->column_rows = 0;
+    o->nchw_maps = 0;
 }
 
 /* The error of a library call, with the file named when the message does not. */
@@ -138,7 +139,7 @@ const char *se_output_name(const se_compiled *c, int k) {
 }
 
 size_t se_context_bytes(const se_compiled *c) {
-    return c ? c->arena_floats * sizeof(float) : 0;
+    return c ? (c->arena_floats + (size_t)c->blk_T * c->blk_stride) * sizeof(float) : 0;
 }
 
 double se_sparse_fraction(const se_compiled *c) {
@@ -185,8 +186,11 @@ int se_describe(const se_compiled *c, char *buf, size_t cap) {
     put(buf, cap, &at, "\n");
     put(buf, cap, &at,
         "memory: context %zu bytes (activations %zu bytes without reuse, scratch %zu bytes)\n",
-        c->arena_floats * sizeof(float), c->act_floats_no_reuse * sizeof(float),
+        se_context_bytes(c), c->act_floats_no_reuse * sizeof(float),
         c->scratch_floats * sizeof(float));
+    if (c->blk_T)
+        put(buf, cap, &at, "maps: blocked by thread between sparse stride-1 layers (%d blocks of %zu bytes)\n",
+            c->blk_T, c->blk_stride * sizeof(float));
     put(buf, cap, &at, "sparse: %.1f%% of conv/linear multiply-adds on sparse kernels%s\n",
         100.0 * se_sparse_fraction(c), c->dense ? " (dense requested)" : "");
     for (int i = 0; i < c->n_steps; i++) {
@@ -218,7 +222,11 @@ int se_describe(const se_compiled *c, char *buf, size_t cap) {
                 s->col_in_place ? ", read in the input map" : s->col_direct ? ", read in place" : "",
                 i == sec->last && s->sparse ? ", written into the output map" : "");
         } else {
-            put(buf, cap, &at, " tile layer\n");
+            put(buf, cap, &at, " tile layer");
+            if (s->blk)
+                put(buf, cap, &at, " maps[%s -> %s]", c->blk[se__root_of(c, s->in[0])] ? "blocked" : "nchw",
+                    c->blk[se__root_of(c, s->out)] ? "blocked" : "nchw");
+            put(buf, cap, &at, "\n");
         }
     }
     return at < cap ? 0 : 2;

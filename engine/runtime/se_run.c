@@ -23,7 +23,8 @@ int se_context_new(const se_compiled *c, se_context **out, char *err, size_t err
     x->c = c;
     x->ptr = calloc((size_t)c->g->n_values, sizeof *x->ptr);
     x->arena = st_calloc((c->arena_floats ? c->arena_floats : 16) * sizeof(float));
-    if (!x->ptr || !x->arena) {
+    if (c->blk_T) x->blk_arena = st_calloc((size_t)c->blk_T * c->blk_stride * sizeof(float));
+    if (!x->ptr || !x->arena || (c->blk_T && !x->blk_arena)) {
         se_context_free(x);
         return se__fail(err, errcap, 4, "out of memory for a context of %zu bytes",
                         c->arena_floats * sizeof(float));
@@ -56,6 +57,7 @@ void se_context_free(se_context *x) {
     if (!x) return;
     free(x->step_s);
     st_free(x->arena);
+    st_free(x->blk_arena);
     free(x->ptr);
     st_free(x);
 }
@@ -194,7 +196,6 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
  * step. A step the team cannot split but that is small (it would run on one thread
  * anyway) runs on thread 0 while the others wait. Anything else ends the run and goes
  * through run_step with its own parallel regions. */
-enum { TEAM_NO = 0, TEAM_SPLIT = 1, TEAM_SERIAL = 2 };
 
 static int team_kind(const se_compiled *c, const se_step *s) {
     if (s->elided) return TEAM_SERIAL; /* nothing to run, no barrier */
@@ -250,8 +251,9 @@ static void team_barrier(se_barrier *b, int nt) {
 
 /* Part `part` of nt of a TEAM_SPLIT step: rows [part * R / nt, (part + 1) * R / nt) of
  * its output (of its input for upsampling), or the sparse kernel's share of bands. */
-static int step_part(const se_compiled *c, const se_step *s, float *const *ptr, float *scratch,
-                     int part, int nt, se_barrier *bar, st_error *e) {
+static int step_part(const se_compiled *c, const se_step *s, float *const *ptr, float *blk_arena,
+                     float *scratch, int part, int nt, se_barrier *bar, st_error *e) {
+    if (s->blk) return se__blk_part(c, s, ptr, blk_arena, scratch, part, nt, e);
     const st_graph *g = c->g;
     float *y = ptr[s->out];
     const float *x = ptr[s->in[0]];
@@ -304,7 +306,7 @@ static int run_team(se_context *x, int i0, int i1, float *scratch, char *err, si
                     if (tid == 0 && run_step(c, s, x->ptr, scratch, err, errcap)) atomic_store(&failed, i + 1);
                 } else {
                     st_error e = {0};
-                    if (step_part(c, s, x->ptr, scratch, tid, nt, &x->bar, &e)) {
+                    if (step_part(c, s, x->ptr, x->blk_arena, scratch, tid, nt, &x->bar, &e)) {
                         int none = 0;
                         if (atomic_compare_exchange_strong(&failed, &none, i + 1)) pe = e;
                     }

@@ -1,0 +1,225 @@
+/* Maps blocked by thread: batch 1, several threads, the layer schedule's team runs.
+ *
+ * Why. A team splits each NCHW map by rows, so every plane holds a boundary between
+ * the bytes two cores write, and on this kind of machine writing next to such a
+ * boundary costs more than the split saves (tools/bench_ownership: a copy of a 64x20x20
+ * map by rows ran at 0.67x one thread's speed, with each thread's rows contiguous at
+ * 1.6x). A blocked map stores thread t's rows of every channel contiguously, in that
+ * thread's own block arena, with SE_BLK_HALO rows above and below them: a core writes
+ * only its own block, and reads another's only to fill its halo rows.
+ *
+ * Which maps. The steps that run on blocks are sparse stride-1 "same" convolutions in
+ * direct mode inside a team run (packed per block height by st_csr_pack_band, so the
+ * halo rows take the place of vertical masks). A map is blocked when every step that
+ * writes it (its concat's inputs, for an elided concat) and every step that reads it
+ * is such a step, it is neither the graph's input nor an output, and a residual Add
+ * and the output it is added into are both blocked or both not (the fused epilogue
+ * reads them at the same offsets). A kxk step needs its input blocked (its halo rows);
+ * a 1x1 step reads either layout and writes either. Everything else keeps NCHW maps. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "se_internal.h"
+
+/* Which maps, by size (two threads, alternated profile totals of 5 runs each):
+ * - blocks of fewer than 128 floats (10x10 maps): each block's 50 positions fill 16-lane
+ *   vectors poorly and every nonzero's loop runs once per block; yolov5n's 10x10 3x3
+ *   layers went 0.019-0.024 -> 0.026-0.029 ms;
+ * - maps over 1600 positions (80x80, 56x56): the layer that reads such a blocked map and
+ *   writes an NCHW one lost what the layers before it gained (yolov5n's model.2.cv3
+ *   0.025-0.032 -> 0.045-0.049 ms).
+ * Sum of the step times, yolov5n 95% (medians of 5, alternated): every map blocked
+ * 1.766 ms, 20x20 to 40x40 only 1.755, none 1.851. */
+#define SE_BLK_MIN_FLOATS 128
+#define SE_BLK_MAX_HW 1600
+
+static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+int se__root_of(const se_compiled *c, int v) {
+    v = c->root[v];
+    return c->view_root[v] >= 0 ? c->view_root[v] : v;
+}
+#define root_of se__root_of
+
+/* Floats between a blocked map's channels: the tallest block and its halos. */
+size_t se__blk_ldc(const se_compiled *c, int v) {
+    const st_shape sh = c->g->values[v];
+    const int T = c->blk_T, rows_max = (sh.h + T - 1) / T;
+    return pad16((size_t)(rows_max + 2 * SE_BLK_HALO) * sh.w);
+}
+
+size_t se__value_floats(const se_compiled *c, int v) {
+    if (c->blk && c->blk[v]) return pad16((size_t)c->g->values[v].c * se__blk_ldc(c, v));
+    return pad16((size_t)c->batch * st_shape_numel(c->g->values[v]));
+}
+
+/* A step that can run on blocks: a sparse direct-mode "same" convolution in a team run
+ * whose blocks each hold at least one row. */
+static int step_ok(const se_compiled *c, const se_step *s, const unsigned char *in_team) {
+    const st_conv2d *k = &s->conv;
+    return in_team[s - c->steps] && s->team == TEAM_SPLIT && s->op == ST_OP_CONV2D && s->sparse &&
+           s->csr.geom.direct && k->stride_h == 1 && k->stride_w == 1 && k->dil_h == 1 && k->groups == 1 &&
+           k->P == k->H && k->Q == k->W && k->pad_h <= SE_BLK_HALO && 2 * k->pad_h == k->R - 1 &&
+           k->H >= c->blk_T;
+}
+
+/* Demotes to NCHW whatever breaks the rules above; returns the number of changes. */
+static int settle(const se_compiled *c, unsigned char *ok, unsigned char *blk) {
+    int changed = 0;
+    for (int i = 0; i < c->n_steps; i++) {
+        const se_step *s = &c->steps[i];
+        if (s->elided) continue;
+        const int out = root_of(c, s->out);
+        if (ok[i] && s->conv.pad_h > 0 && !blk[root_of(c, s->in[0])]) ok[i] = 0, changed++;
+        for (int e = 0; e < s->n_epi; e++) {
+            if (s->epi[e].kind != SE_EPI_ADD) continue;
+            const int u = root_of(c, s->epi[e].value);
+            if (blk[u] != blk[out]) blk[u] = blk[out] = 0, changed++;
+        }
+        /* a step that cannot run on blocks neither writes nor reads a blocked map */
+        if (!ok[i]) {
+            if (blk[out]) blk[out] = 0, changed++;
+            for (int k = 0; k < s->n_in; k++)
+                if (blk[root_of(c, s->in[k])]) blk[root_of(c, s->in[k])] = 0, changed++;
+        }
+    }
+    return changed;
+}
+
+/* Packs the step's weights for its block heights. */
+static int pack_blocks(const se_compiled *c, se_step *s, char *err, size_t errcap) {
+    const int T = c->blk_T, H = s->conv.H, in = root_of(c, s->in[0]);
+    const int64_t ldc = c->blk[in] ? (int64_t)se__blk_ldc(c, in) : (int64_t)s->conv.H * s->conv.W;
+    s->n_blk_csr = 0;
+    for (int t = 0; t < T; t++) {
+        const int rows = H * (t + 1) / T - H * t / T;
+        int have = 0;
+        for (int j = 0; j < s->n_blk_csr; j++) have |= s->blk_conv[j].H == rows;
+        if (have) continue;
+        if (s->n_blk_csr == 2) return se__fail(err, errcap, 1, "internal: three block heights");
+        st_conv2d b = s->conv;
+        b.N = 1, b.H = rows;
+        st_error e = {0};
+        if (st_conv2d_init(&b) != 0 || st_csr_pack_band(&s->blk_csr[s->n_blk_csr], &b, s->w, ldc, &e) != ST_OK)
+            return se__fail(err, errcap, 1, "%s: packing its blocks: %s", c->g->nodes[s->node].name, e.msg);
+        s->blk_conv[s->n_blk_csr++] = b;
+    }
+    return 0;
+}
+
+int se__plan_blocks(se_compiled *c, char *err, size_t errcap) {
+    const st_graph *g = c->g;
+    const int nv = g->n_values, ns = c->n_steps;
+    c->blk_T = 0;
+    if (c->batch != 1 || c->threads < 2 || c->n_secs > 0 || !c->blocked_maps) return 0;
+    c->blk_T = c->threads;
+    c->blk = calloc((size_t)nv, 1);
+    c->blk_off = malloc((size_t)nv * sizeof *c->blk_off);
+    unsigned char *in_team = calloc((size_t)ns + 1, 1), *ok = calloc((size_t)ns + 1, 1);
+    int *writer = malloc((size_t)nv * sizeof *writer);
+    if (!c->blk || !c->blk_off || !in_team || !ok || !writer) {
+        free(in_team), free(ok), free(writer);
+        return se__fail(err, errcap, 4, "out of memory");
+    }
+    for (int i = 0; i < ns; i++)
+        for (int j = i; c->steps[i].team_end && j < c->steps[i].team_end; j++) in_team[j] = 1;
+    for (int i = 0; i < ns; i++) ok[i] = step_ok(c, &c->steps[i], in_team);
+    /* candidates: maps written by steps (or elided concats) inside team runs */
+    for (int v = 0; v < nv; v++) writer[v] = -1, c->blk_off[v] = -1;
+    for (int i = 0; i < ns; i++) writer[c->steps[i].out] = i;
+    for (int v = 0; v < nv; v++) {
+        if (c->root[v] != v || c->view_root[v] >= 0 || v == g->input || writer[v] < 0) continue;
+        const se_step *w = &c->steps[writer[v]];
+        const st_shape sh = g->values[v];
+        int good = (long)sh.h / c->blk_T * sh.w >= SE_BLK_MIN_FLOATS && (long)sh.h * sh.w <= SE_BLK_MAX_HW;
+        if (w->elided)
+            for (int k = 0; k < w->n_in && good; k++) good = writer[w->in[k]] >= 0 && ok[writer[w->in[k]]];
+        else good = good && ok[writer[v]];
+        c->blk[v] = (unsigned char)good;
+    }
+    for (int k = 0; k < c->n_out; k++) c->blk[root_of(c, c->out_val[k])] = 0;
+    while (settle(c, ok, c->blk)) {}
+    int rc = 0, any = 0;
+    for (int i = 0; i < ns && !rc; i++) {
+        se_step *s = &c->steps[i];
+        if (!ok[i] || s->elided) continue;
+        int touches = c->blk[root_of(c, s->in[0])] || c->blk[root_of(c, s->out)];
+        for (int e = 0; e < s->n_epi; e++)
+            touches |= s->epi[e].kind == SE_EPI_ADD && c->blk[root_of(c, s->epi[e].value)];
+        if (!touches) continue;
+        s->blk = 1, any = 1;
+        rc = pack_blocks(c, s, err, errcap);
+    }
+    free(in_team), free(ok), free(writer);
+    if (!any && !rc) c->blk_T = 0, memset(c->blk, 0, (size_t)nv); /* the plan stays as it was */
+    return rc;
+}
+
+/* Block b of value v (a view: its range of its concat's block), first own row. */
+static float *block_at(const se_compiled *c, float *blk_arena, int v, int b) {
+    v = c->root[v];
+    const int r = c->view_root[v] >= 0 ? c->view_root[v] : v;
+    size_t at = (size_t)c->blk_off[r];
+    if (r != v) /* channels before v in the concat, each ldc apart */
+        at += c->view_at[v] / ((size_t)c->g->values[v].h * c->g->values[v].w) * se__blk_ldc(c, v);
+    return blk_arena + (size_t)b * c->blk_stride + at + (size_t)SE_BLK_HALO * c->g->values[v].w;
+}
+
+/* Halo rows of block b of blocked map v: the neighbouring blocks' edge rows, zeros at
+ * the map's top and bottom. The neighbours' rows were final at the last barrier. */
+static void fill_halo(const se_compiled *c, float *blk_arena, int v, int b) {
+    const st_shape sh = c->g->values[v];
+    const int T = c->blk_T, W = sh.w;
+    const size_t ldc = se__blk_ldc(c, v);
+    const int rows = sh.h * (b + 1) / T - sh.h * b / T;
+    float *own = block_at(c, blk_arena, v, b);
+    const float *up = b > 0 ? block_at(c, blk_arena, v, b - 1) : NULL;
+    const float *down = b + 1 < T ? block_at(c, blk_arena, v, b + 1) : NULL;
+    const int up_rows = b > 0 ? sh.h * b / T - sh.h * (b - 1) / T : 0;
+    for (int ch = 0; ch < sh.c; ch++) {
+        float *o = own + ch * ldc;
+        for (int h = 1; h <= SE_BLK_HALO; h++) {
+            float *top = o - (size_t)h * W, *bot = o + (size_t)(rows + h - 1) * W;
+            if (up) memcpy(top, up + ch * ldc + (size_t)(up_rows - h) * W, (size_t)W * sizeof(float));
+            else memset(top, 0, (size_t)W * sizeof(float));
+            if (down) memcpy(bot, down + ch * ldc + (size_t)(h - 1) * W, (size_t)W * sizeof(float));
+            else memset(bot, 0, (size_t)W * sizeof(float));
+        }
+    }
+}
+
+/* Where block b's rows of value v are: its block, or rows [r0, ...) of its NCHW map,
+ * and the channel stride there. */
+static float *rows_at(const se_compiled *c, float *const *ptr, float *blk_arena, int v, int b, int r0,
+                      size_t *ld) {
+    const st_shape sh = c->g->values[v];
+    if (c->blk[root_of(c, v)]) {
+        *ld = se__blk_ldc(c, v);
+        return block_at(c, blk_arena, v, b);
+    }
+    *ld = (size_t)sh.h * sh.w;
+    return ptr[v] + (size_t)r0 * sh.w;
+}
+
+int se__blk_part(const se_compiled *c, const se_step *s, float *const *ptr, float *blk_arena,
+                 float *scratch, int part, int nt, st_error *e) {
+    const int T = c->blk_T, H = s->conv.H, in = s->in[0];
+    for (int b = part; b < T; b += nt) {
+        const int r0 = H * b / T, rows = H * (b + 1) / T - r0;
+        const int j = s->blk_conv[0].H == rows ? 0 : 1;
+        if (s->conv.pad_h > 0) fill_halo(c, blk_arena, in, b);
+        size_t ldx, ldy, lda;
+        const float *x = rows_at(c, ptr, blk_arena, in, b, r0, &ldx);
+        float *y = rows_at(c, ptr, blk_arena, s->out, b, r0, &ldy);
+        st_epi_op ops[SE_MAX_EPI];
+        for (int k = 0; k < s->n_epi; k++) {
+            const se_epi *ep = &s->epi[k];
+            ops[k] = (st_epi_op){ep->kind, ep->a, ep->b,
+                                 ep->kind == SE_EPI_ADD ? rows_at(c, ptr, blk_arena, ep->value, b, r0, &lda) : NULL};
+        }
+        if (st_conv2d_sparse_forward_ldy(&s->blk_conv[j], &s->blk_csr[j], y, ldy, x, s->b, ops, s->n_epi,
+                                         scratch, e) != ST_OK)
+            return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,156 @@
+/* Maps blocked by thread (engine/runtime/se_blocked.c): a C3-like chain (1x1 layers, a
+ * 3x3 layer with a residual Add, an elided concat, odd map sizes) compiled for 2 and 3
+ * threads at batch 1 stores its inner maps blocked and gives the outputs of the same
+ * model on one thread and with every map NCHW (1e-5), run twice in a context whose
+ * buffers start as garbage; the plan says which steps read and write blocks. Batch 2, the
+ * columns schedule and nchw_maps keep every map NCHW. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "se_internal.h"
+#include "sparseengine.h"
+#include "st_onnx_build.h"
+#include "st_test_util.h"
+
+static char err[1024];
+static char desc[1 << 16];
+
+static void conv_w(stb *b, const char *name, int K, int C, int R, double prune, st_rng *r) {
+    const size_t n = (size_t)K * C * R * R;
+    float *w = malloc(n * sizeof(float)), *bias = malloc((size_t)K * sizeof(float));
+    const float sc = 1.0f / sqrtf((float)(C * R * R) * (1.0f - (float)prune));
+    for (size_t i = 0; i < n; i++) w[i] = st_rng_uniform(r) < prune ? 0.0f : (2 * st_rng_uniform(r) - 1) * sc;
+    stt_fill_uniform(bias, (size_t)K, -0.1f, 0.1f, r);
+    char wn[64], bn[64];
+    snprintf(wn, sizeof wn, "%s.weight", name);
+    snprintf(bn, sizeof bn, "%s.bias", name);
+    stb_init(b, wn, 4, (int64_t[]){K, C, R, R}, w);
+    stb_init(b, bn, 1, (int64_t[]){K}, bias);
+    free(w), free(bias);
+}
+
+static void conv(stb *b, const char *name, const char *in, const char *out, int k) {
+    char ins[200];
+    snprintf(ins, sizeof ins, "%s,%s.weight,%s.bias", in, name, name);
+    Onnx__NodeProto *n = stb_node(b, "Conv", name, ins, out);
+    stb_attr_ints(b, n, "kernel_shape", 2, (int64_t[]){k, k});
+    stb_attr_ints(b, n, "pads", 4, (int64_t[]){k / 2, k / 2, k / 2, k / 2});
+}
+
+/* x [8, 23, 19] -> cv1 1x1 (relu) -> a; m1 1x1 (relu) -> m; m2 3x3 (relu) + a -> s;
+ * cv2 1x1 of x (relu) -> d; concat(s, d) -> e; cv3 1x1 -> y. */
+static void write_c3(const char *path) {
+    st_rng r;
+    st_rng_seed(&r, 11);
+    stb *b = stb_new(13);
+    stb_input(b, "x", 4, (int64_t[]){-1, 8, 23, 19});
+    conv_w(b, "cv1", 16, 8, 1, 0.9, &r);
+    conv_w(b, "m1", 16, 16, 1, 0.9, &r);
+    conv_w(b, "m2", 16, 16, 3, 0.9, &r);
+    conv_w(b, "cv2", 16, 8, 1, 0.9, &r);
+    conv_w(b, "cv3", 24, 32, 1, 0.9, &r);
+    conv(b, "cv1", "x", "a0", 1);
+    stb_node(b, "Relu", "r1", "a0", "a");
+    conv(b, "m1", "a", "m0", 1);
+    stb_node(b, "Relu", "r2", "m0", "m");
+    conv(b, "m2", "m", "s0", 3);
+    stb_node(b, "Relu", "r3", "s0", "s1");
+    stb_node(b, "Add", "add", "s1,a", "s");
+    conv(b, "cv2", "x", "d0", 1);
+    stb_node(b, "Relu", "r4", "d0", "d");
+    stb_attr_i(b, stb_node(b, "Concat", "cat", "s,d", "e"), "axis", 1);
+    conv(b, "cv3", "e", "y", 1);
+    stb_output(b, "y");
+    ck_assert_int_eq(stb_save(b, path), 0);
+}
+
+static se_compiled *compile(const char *path, int batch, int threads, int schedule, int nchw) {
+    se_model *m = NULL;
+    ck_assert_msg(se_load(path, &m, err, sizeof err) == 0, "%s", err);
+    se_options o;
+    se_options_default(&o);
+    o.batch = batch, o.threads = threads, o.schedule = schedule, o.nchw_maps = nchw;
+    se_compiled *c = NULL;
+    ck_assert_msg(se_compile(m, &o, &c, err, sizeof err) == 0, "%s", err);
+    se_model_free(m);
+    ck_assert_int_eq(se_describe(c, desc, sizeof desc), 0);
+    return c;
+}
+
+/* y = c(x), in a context whose arena and blocks start as garbage; a second run in the
+ * same context must agree bit for bit. */
+static float *run(const se_compiled *c, const float *x, size_t n_out) {
+    se_context *xc = NULL;
+    ck_assert_msg(se_context_new(c, &xc, err, sizeof err) == 0, "%s", err);
+    for (size_t i = 0; i < c->arena_floats; i++) xc->arena[i] = 1e30f;
+    for (size_t i = 0; xc->blk_arena && i < (size_t)c->blk_T * c->blk_stride; i++) xc->blk_arena[i] = -1e30f;
+    float *y = malloc(n_out * sizeof(float)), *y2 = malloc(n_out * sizeof(float));
+    float *outs[1] = {y}, *outs2[1] = {y2};
+    ck_assert_msg(se_run(xc, x, outs, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(se_run(xc, x, outs2, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(memcmp(y, y2, n_out * sizeof(float)) == 0, "a second run differs");
+    free(y2);
+    se_context_free(xc);
+    return y;
+}
+
+START_TEST(blocked_matches_nchw) {
+    char dir[512], path[700];
+    stt_tmpdir(dir, sizeof dir, "engine-blocked");
+    snprintf(path, sizeof path, "%s/c3.onnx", dir);
+    write_c3(path);
+    const size_t n_in = 8 * 23 * 19, n_out = 24 * 23 * 19;
+    float *x = malloc(n_in * sizeof(float));
+    st_rng r;
+    st_rng_seed(&r, 3);
+    stt_fill_uniform(x, n_in, -1.0f, 1.0f, &r);
+    se_compiled *one = compile(path, 1, 1, SE_SCHEDULE_LAYERS, 0);
+    ck_assert_int_eq(one->blk_T, 0); /* one thread: nothing to block */
+    float *ref = run(one, x, n_out);
+    se_compiled_free(one);
+    for (int threads = 2; threads <= 3; threads++) {
+        se_compiled *c = compile(path, 1, threads, SE_SCHEDULE_LAYERS, 0);
+        ck_assert_msg(c->blk_T == threads, "threads %d: no blocked maps\n%s", threads, desc);
+        /* a, m, e (and s, d in it) blocked; x (the input) and y (the output) not */
+        ck_assert_msg(strstr(desc, "cv1") && strstr(desc, "maps[nchw -> blocked]"), "%s", desc);
+        ck_assert_msg(strstr(desc, "maps[blocked -> blocked]"), "%s", desc);
+        ck_assert_msg(strstr(desc, "maps[blocked -> nchw]"), "%s", desc);
+        int blk_steps = 0;
+        for (int i = 0; i < c->n_steps; i++) blk_steps += c->steps[i].blk;
+        ck_assert_msg(blk_steps == 5, "threads %d: %d steps on blocks\n%s", threads, blk_steps, desc);
+        float *y = run(c, x, n_out);
+        size_t bad = stt_first_mismatch(y, ref, n_out, 1e-5, 1e-5);
+        ck_assert_msg(bad == (size_t)-1, "threads %d: blocked %.8g vs one thread %.8g at %zu\n%s", threads,
+                      bad == (size_t)-1 ? 0.0 : y[bad], bad == (size_t)-1 ? 0.0 : ref[bad], bad, desc);
+        se_compiled_free(c);
+        se_compiled *nc = compile(path, 1, threads, SE_SCHEDULE_LAYERS, 1);
+        ck_assert_int_eq(nc->blk_T, 0);
+        ck_assert_ptr_null(strstr(desc, "maps["));
+        float *yn = run(nc, x, n_out);
+        bad = stt_first_mismatch(y, yn, n_out, 1e-5, 1e-5);
+        ck_assert_msg(bad == (size_t)-1, "threads %d: blocked vs nchw differ at %zu", threads, bad);
+        free(y), free(yn);
+        se_compiled_free(nc);
+    }
+    /* batch 2 and the columns schedule keep NCHW maps */
+    se_compiled *c = compile(path, 2, 2, SE_SCHEDULE_LAYERS, 0);
+    ck_assert_int_eq(c->blk_T, 0);
+    se_compiled_free(c);
+    c = compile(path, 1, 2, SE_SCHEDULE_COLUMNS, 0);
+    ck_assert_int_eq(c->blk_T, 0);
+    se_compiled_free(c);
+    free(ref), free(x);
+}
+END_TEST
+
+Suite *engine_blocked_suite(void) {
+    Suite *s = suite_create("engine_blocked");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, blocked_matches_nchw);
+    suite_add_tcase(s, tc);
+    return s;
+}
