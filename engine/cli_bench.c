@@ -29,8 +29,8 @@ static int usage(FILE *f, int code) {
             "Compiles MODEL for the batch size and runs it on random inputs for SECONDS\n"
             "(default 10) after WARMUP seconds (default 2); prints throughput and latency.\n"
             "-ncores: threads (default: all CPUs). --dense: no sparse kernels (comparison).\n"
-            "--maps: at batch 1 on several threads, maps between sparse stride-1 layers are\n"
-            "stored blocked by thread (default); nchw keeps every map NCHW (comparison).\n"
+            "--maps: at batch 1 on several threads, maps between sparse layers are stored\n"
+            "blocked by thread (default); nchw keeps every map NCHW (comparison).\n"
             "-x: the same figures plus percentiles 50/90/95/99 as JSON.\n"
             "--profile: afterwards, a second timed pass prints every plan step's mean time\n"
             "per run and share, next to the step as `sparseengine info --plan` shows it.\n");

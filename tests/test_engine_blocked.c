@@ -1,9 +1,10 @@
-/* Maps blocked by thread (engine/runtime/se_blocked.c): a C3-like chain (1x1 layers, a
- * 3x3 layer with a residual Add, an elided concat, odd map sizes) compiled for 2 and 3
- * threads at batch 1 stores its inner maps blocked and gives the outputs of the same
- * model on one thread and with every map NCHW (1e-5), run twice in a context whose
- * buffers start as garbage; the plan says which steps read and write blocks. Batch 2, the
- * columns schedule and nchw_maps keep every map NCHW. */
+/* Maps blocked by thread (engine/runtime/se_blocked.c): a stride-2 layer, a C3-like
+ * chain (1x1 layers, a 3x3 layer with a residual Add, an elided concat, an odd width)
+ * and a stride-2 layer reading blocks, compiled for 2 and 3 threads at batch 1, store
+ * their inner maps blocked and give the outputs of the same model on one thread and
+ * with every map NCHW (1e-5), run twice in a context whose buffers start as garbage; the
+ * plan says which steps read and write blocks. Batch 2, the columns schedule and
+ * nchw_maps keep every map NCHW. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,37 +33,49 @@ static void conv_w(stb *b, const char *name, int K, int C, int R, double prune, 
     free(w), free(bias);
 }
 
-static void conv(stb *b, const char *name, const char *in, const char *out, int k) {
+static Onnx__NodeProto *conv(stb *b, const char *name, const char *in, const char *out, int k) {
     char ins[200];
     snprintf(ins, sizeof ins, "%s,%s.weight,%s.bias", in, name, name);
     Onnx__NodeProto *n = stb_node(b, "Conv", name, ins, out);
     stb_attr_ints(b, n, "kernel_shape", 2, (int64_t[]){k, k});
     stb_attr_ints(b, n, "pads", 4, (int64_t[]){k / 2, k / 2, k / 2, k / 2});
+    return n;
 }
 
-/* x [8, 23, 19] -> cv1 1x1 (relu) -> a; m1 1x1 (relu) -> m; m2 3x3 (relu) + a -> s;
- * cv2 1x1 of x (relu) -> d; concat(s, d) -> e; cv3 1x1 -> y. */
+static void conv_s2(stb *b, const char *name, const char *in, const char *out) {
+    stb_attr_ints(b, conv(b, name, in, out, 3), "strides", 2, (int64_t[]){2, 2});
+}
+
+/* x [8, 48, 38] -> s1 3x3/2 (relu) -> x2 [16, 24, 19]; cv1 1x1 (relu) -> a; m1 1x1
+ * (relu) -> m; m2 3x3 (relu) + a -> s; cv2 1x1 of x2 (relu) -> d; concat(s, d) -> e;
+ * cv3 1x1 (relu) -> f; s2 3x3/2 -> y [16, 12, 10]. */
 static void write_c3(const char *path) {
     st_rng r;
     st_rng_seed(&r, 11);
     stb *b = stb_new(13);
-    stb_input(b, "x", 4, (int64_t[]){-1, 8, 23, 19});
-    conv_w(b, "cv1", 16, 8, 1, 0.9, &r);
+    stb_input(b, "x", 4, (int64_t[]){-1, 8, 48, 38});
+    conv_w(b, "s1", 16, 8, 3, 0.9, &r);
+    conv_w(b, "cv1", 16, 16, 1, 0.9, &r);
     conv_w(b, "m1", 16, 16, 1, 0.9, &r);
     conv_w(b, "m2", 16, 16, 3, 0.9, &r);
-    conv_w(b, "cv2", 16, 8, 1, 0.9, &r);
+    conv_w(b, "cv2", 16, 16, 1, 0.9, &r);
     conv_w(b, "cv3", 24, 32, 1, 0.9, &r);
-    conv(b, "cv1", "x", "a0", 1);
+    conv_w(b, "s2", 16, 24, 3, 0.9, &r);
+    conv_s2(b, "s1", "x", "x20");
+    stb_node(b, "Relu", "r0", "x20", "x2");
+    conv(b, "cv1", "x2", "a0", 1);
     stb_node(b, "Relu", "r1", "a0", "a");
     conv(b, "m1", "a", "m0", 1);
     stb_node(b, "Relu", "r2", "m0", "m");
     conv(b, "m2", "m", "s0", 3);
     stb_node(b, "Relu", "r3", "s0", "s1");
     stb_node(b, "Add", "add", "s1,a", "s");
-    conv(b, "cv2", "x", "d0", 1);
+    conv(b, "cv2", "x2", "d0", 1);
     stb_node(b, "Relu", "r4", "d0", "d");
     stb_attr_i(b, stb_node(b, "Concat", "cat", "s,d", "e"), "axis", 1);
-    conv(b, "cv3", "e", "y", 1);
+    conv(b, "cv3", "e", "f0", 1);
+    stb_node(b, "Relu", "r5", "f0", "f");
+    conv_s2(b, "s2", "f", "y");
     stb_output(b, "y");
     ck_assert_int_eq(stb_save(b, path), 0);
 }
@@ -102,7 +115,7 @@ START_TEST(blocked_matches_nchw) {
     stt_tmpdir(dir, sizeof dir, "engine-blocked");
     snprintf(path, sizeof path, "%s/c3.onnx", dir);
     write_c3(path);
-    const size_t n_in = 8 * 23 * 19, n_out = 24 * 23 * 19;
+    const size_t n_in = 8 * 48 * 38, n_out = 16 * 12 * 10;
     float *x = malloc(n_in * sizeof(float));
     st_rng r;
     st_rng_seed(&r, 3);
@@ -114,13 +127,14 @@ START_TEST(blocked_matches_nchw) {
     for (int threads = 2; threads <= 3; threads++) {
         se_compiled *c = compile(path, 1, threads, SE_SCHEDULE_LAYERS, 0);
         ck_assert_msg(c->blk_T == threads, "threads %d: no blocked maps\n%s", threads, desc);
-        /* a, m, e (and s, d in it) blocked; x (the input) and y (the output) not */
-        ck_assert_msg(strstr(desc, "cv1") && strstr(desc, "maps[nchw -> blocked]"), "%s", desc);
+        /* x2, a, m, e (and s, d in it), f blocked; x (the input) and y (the output) not */
+        ck_assert_msg(strstr(desc, "k3x3/s2 g1 epilogue[relu] kernel sparse") &&
+                      strstr(desc, "tile layer maps[nchw -> blocked]"), "%s", desc);
         ck_assert_msg(strstr(desc, "maps[blocked -> blocked]"), "%s", desc);
         ck_assert_msg(strstr(desc, "maps[blocked -> nchw]"), "%s", desc);
         int blk_steps = 0;
         for (int i = 0; i < c->n_steps; i++) blk_steps += c->steps[i].blk;
-        ck_assert_msg(blk_steps == 5, "threads %d: %d steps on blocks\n%s", threads, blk_steps, desc);
+        ck_assert_msg(blk_steps == 7, "threads %d: %d steps on blocks\n%s", threads, blk_steps, desc);
         float *y = run(c, x, n_out);
         size_t bad = stt_first_mismatch(y, ref, n_out, 1e-5, 1e-5);
         ck_assert_msg(bad == (size_t)-1, "threads %d: blocked %.8g vs one thread %.8g at %zu\n%s", threads,

@@ -469,7 +469,8 @@ END_TEST
  * rows inside a taller map): the same values as the plain forward, a residual Add read
  * in the map's layout, the map's other rows untouched; direct and banded layouts (staged
  * and straight-into-y stride-2 rows), every ISA. Several images or a short stride are
- * refused. */
+ * refused. st_conv2d_sparse_forward_ld also reads input channels ldx apart (a window of
+ * a taller map) in banded mode, the same values; direct mode refuses another stride. */
 START_TEST(test_sparse_conv_forward_ldy) {
     static const sc_case lc[] = {
         {1, 5, 13, 19, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, "3x3 same (direct)"},
@@ -493,6 +494,9 @@ START_TEST(test_sparse_conv_forward_ldy) {
     size_t ns = st_conv2d_sparse_scratch_floats(&m);
     float *scratch = malloc((ns ? ns : 1) * sizeof(float)), *want = ot_alloc((size_t)c.K * PQ);
     float *map = ot_alloc((size_t)c.K * ldy);
+    const size_t HW = (size_t)c.H * c.W, ldx = HW + 2 * (size_t)c.W + 5, xoff = (size_t)c.W + 3;
+    float *xmap = ot_rand((size_t)c.C * ldx, -1, 1, &r); /* x's rows inside other values */
+    for (int ch = 0; ch < c.C; ch++) memcpy(xmap + (size_t)ch * ldx + xoff, x + (size_t)ch * HW, HW * sizeof(float));
     const st_epi_op plain[2] = {{ST_EPI_OP_ADD, 0, 0, res}, {ST_EPI_OP_SILU, 0, 0, NULL}};
     const st_epi_op in_map[2] = {{ST_EPI_OP_ADD, 0, 0, res_map + off}, {ST_EPI_OP_SILU, 0, 0, NULL}};
     for (int q = 0; q < n_isas(); q++) {
@@ -510,13 +514,23 @@ START_TEST(test_sparse_conv_forward_ldy) {
                 if ((i < off || i >= off + PQ) && map[(size_t)k * ldy + i] != 7.0f)
                     ck_abort_msg("%s: wrote outside its rows at %zu", what, i);
         }
+        for (size_t i = 0; i < (size_t)c.K * ldy; i++) map[i] = 7.0f;
+        const st_status st = st_conv2d_sparse_forward_ld(&c, &m, map + off, ldy, xmap + xoff, ldx, b, in_map, 2,
+                                                         scratch, &err);
+        if (m.geom.direct) {
+            ck_assert_int_eq(st, ST_ERR_INPUT);
+            continue;
+        }
+        ck_assert_int_eq(st, ST_OK);
+        for (int k = 0; k < c.K; k++)
+            OT_ASSERT_NEAR(map + (size_t)k * ldy + off, want + (size_t)k * PQ, PQ, 1e-6, 1e-6, cc->what);
     }
     ck_assert_int_eq(st_conv2d_sparse_forward_ldy(&c, &m, map, PQ - 1, x, b, NULL, 0, scratch, &err), ST_ERR_INPUT);
     st_conv2d two = c;
     two.N = 2;
     ck_assert_int_eq(st_conv2d_sparse_forward_ldy(&two, &m, map, ldy, x, b, NULL, 0, scratch, &err), ST_ERR_INPUT);
     st_csr_free(&m);
-    free(w), free(x), free(b), free(mask), free(res_map), free(res), free(scratch), free(want), free(map);
+    free(w), free(x), free(b), free(mask), free(res_map), free(res), free(scratch), free(want), free(map), free(xmap);
 }
 END_TEST
 

@@ -37,7 +37,7 @@ typedef struct se_options {
     int column_rows; /* columns: output rows per band of every section; 0: sized to the
                         per-core L2 (the default) */
     int nchw_maps;   /* 1: keep every map NCHW; 0 (default): at batch 1 on several threads,
-                        maps between sparse stride-1 layers are stored blocked by thread */
+                        maps between sparse layers are stored blocked by thread */
 } se_options;
 
 void se_options_default(se_options *o); /* batch 1, threads 0, layers, sparse allowed */

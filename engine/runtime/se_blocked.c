@@ -8,14 +8,17 @@
  * thread's own block arena, with SE_BLK_HALO rows above and below them: a core writes
  * only its own block, and reads another's only to fill its halo rows.
  *
- * Which maps. The steps that run on blocks are sparse stride-1 "same" convolutions in
- * direct mode inside a team run (packed per block height by st_csr_pack_band, so the
- * halo rows take the place of vertical masks). A map is blocked when every step that
- * writes it (its concat's inputs, for an elided concat) and every step that reads it
- * is such a step, it is neither the graph's input nor an output, and a residual Add
- * and the output it is added into are both blocked or both not (the fused epilogue
- * reads them at the same offsets). A kxk step needs its input blocked (its halo rows);
- * a 1x1 step reads either layout and writes either. Everything else keeps NCHW maps. */
+ * Which maps. The steps that run on blocks, inside a team run, are sparse stride-1
+ * "same" convolutions in direct mode (packed per block height by st_csr_pack_band, so
+ * the halo rows take the place of vertical masks) and sparse 3x3 stride-2 ones in
+ * banded mode (each block's output rows from its window of input rows: rows 2p0 - 1 ..
+ * 2p1 - 1, the first from the halo). A map is blocked when every step that writes it
+ * (its concat's inputs, for an elided concat) and every step that reads it is such a
+ * step, it is neither the graph's input nor an output, and a residual Add and the
+ * output it is added into are both blocked or both not (the fused epilogue reads them
+ * at the same offsets). A kxk stride-1 step needs its input blocked (its halo rows); a
+ * 1x1 step reads either layout, a stride-2 one either where its windows fall inside the
+ * blocks and their halos; all write either. Everything else keeps NCHW maps. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,14 +56,34 @@ size_t se__value_floats(const se_compiled *c, int v) {
     return pad16((size_t)c->batch * st_shape_numel(c->g->values[v]));
 }
 
-/* A step that can run on blocks: a sparse direct-mode "same" convolution in a team run
- * whose blocks each hold at least one row. */
+/* A sparse 3x3 stride-2 convolution (pad 1) of an even map, run block by block. */
+static int is_s2(const se_step *s) {
+    const st_conv2d *k = &s->conv;
+    return !s->csr.geom.direct && k->stride_h == 2 && k->stride_w == 2 && k->R == 3 && k->S == 3 &&
+           k->pad_h == 1 && k->pad_w == 1 && k->dil_h == 1 && k->dil_w == 1 && k->H == 2 * k->P;
+}
+
+/* A step that can run on blocks: in a team run, a sparse direct-mode "same" convolution
+ * or a stride-2 one (is_s2), whose output blocks each hold at least one row. */
 static int step_ok(const se_compiled *c, const se_step *s, const unsigned char *in_team) {
     const st_conv2d *k = &s->conv;
-    return in_team[s - c->steps] && s->team == TEAM_SPLIT && s->op == ST_OP_CONV2D && s->sparse &&
-           s->csr.geom.direct && k->stride_h == 1 && k->stride_w == 1 && k->dil_h == 1 && k->groups == 1 &&
-           k->P == k->H && k->Q == k->W && k->pad_h <= SE_BLK_HALO && 2 * k->pad_h == k->R - 1 &&
-           k->H >= c->blk_T;
+    if (!in_team[s - c->steps] || s->team != TEAM_SPLIT || s->op != ST_OP_CONV2D || !s->sparse ||
+        k->groups != 1 || k->P < c->blk_T)
+        return 0;
+    if (is_s2(s)) return 1;
+    return s->csr.geom.direct && k->stride_h == 1 && k->stride_w == 1 && k->dil_h == 1 && k->P == k->H &&
+           k->Q == k->W && k->pad_h <= SE_BLK_HALO && 2 * k->pad_h == k->R - 1;
+}
+
+/* A stride-2 step reading a blocked map: block b's window (input rows 2p0 - 1 .. 2p1 - 1
+ * for its output rows [p0, p1)) must lie in the block's rows and halos. */
+static int s2_window_ok(const se_compiled *c, const se_step *s) {
+    const int T = c->blk_T, H = s->conv.H, P = s->conv.P;
+    for (int b = 0; b < T; b++) {
+        const int r0 = H * b / T, r1 = H * (b + 1) / T, p0 = P * b / T, p1 = P * (b + 1) / T;
+        if ((b > 0 && 2 * p0 - 1 < r0 - SE_BLK_HALO) || 2 * p1 - 1 > r1 - 1 + SE_BLK_HALO) return 0;
+    }
+    return 1;
 }
 
 /* Demotes to NCHW whatever breaks the rules above; returns the number of changes. */
@@ -70,7 +93,9 @@ static int settle(const se_compiled *c, unsigned char *ok, unsigned char *blk) {
         const se_step *s = &c->steps[i];
         if (s->elided) continue;
         const int out = root_of(c, s->out);
-        if (ok[i] && s->conv.pad_h > 0 && !blk[root_of(c, s->in[0])]) ok[i] = 0, changed++;
+        const int in = root_of(c, s->in[0]);
+        if (ok[i] && !is_s2(s) && s->conv.pad_h > 0 && !blk[in]) ok[i] = 0, changed++;
+        if (ok[i] && is_s2(s) && blk[in] && !s2_window_ok(c, s)) blk[in] = 0, changed++;
         for (int e = 0; e < s->n_epi; e++) {
             if (s->epi[e].kind != SE_EPI_ADD) continue;
             const int u = root_of(c, s->epi[e].value);
@@ -86,28 +111,57 @@ static int settle(const se_compiled *c, unsigned char *ok, unsigned char *blk) {
     return changed;
 }
 
-/* Packs the step's weights for its block heights. */
-static int pack_blocks(const se_compiled *c, se_step *s, char *err, size_t errcap) {
-    const int T = c->blk_T, H = s->conv.H, in = root_of(c, s->in[0]);
+/* Block b's problem: a stride-1 layer on the block's rows; a stride-2 one on its window
+ * of input rows (block 0 from row 0 with the map's top padding, the others from row
+ * 2p0 - 1 without). */
+static st_conv2d block_conv(const se_compiled *c, const se_step *s, int b) {
+    const int T = c->blk_T;
+    st_conv2d k = s->conv;
+    k.N = 1;
+    if (is_s2(s)) {
+        const int p0 = s->conv.P * b / T, p1 = s->conv.P * (b + 1) / T;
+        k.H = b == 0 ? 2 * p1 : 2 * (p1 - p0) + 1;
+        k.pad_h = b == 0 ? 1 : 0;
+    } else {
+        k.H = s->conv.H * (b + 1) / T - s->conv.H * b / T;
+    }
+    return k;
+}
+
+void se__free_blocks(se_step *s) {
+    for (int j = 0; j < s->n_blk_csr; j++) st_csr_free(&s->blk_csr[j]);
+    free(s->blk_csr), free(s->blk_conv), free(s->blk_pick);
+    s->blk_csr = NULL, s->blk_conv = NULL, s->blk_pick = NULL, s->n_blk_csr = 0;
+}
+
+/* Packs the step's weights for its blocks (one packing per distinct block problem). */
+static int pack_blocks(se_compiled *c, se_step *s, char *err, size_t errcap) {
+    const int T = c->blk_T, in = root_of(c, s->in[0]);
     const int64_t ldc = c->blk[in] ? (int64_t)se__blk_ldc(c, in) : (int64_t)s->conv.H * s->conv.W;
-    s->n_blk_csr = 0;
-    for (int t = 0; t < T; t++) {
-        const int rows = H * (t + 1) / T - H * t / T;
-        int have = 0;
-        for (int j = 0; j < s->n_blk_csr; j++) have |= s->blk_conv[j].H == rows;
-        if (have) continue;
-        if (s->n_blk_csr == 2) return se__fail(err, errcap, 1, "internal: three block heights");
-        st_conv2d b = s->conv;
-        b.N = 1, b.H = rows;
+    s->blk_csr = calloc((size_t)T, sizeof *s->blk_csr);
+    s->blk_conv = calloc((size_t)T, sizeof *s->blk_conv);
+    s->blk_pick = calloc((size_t)T, sizeof *s->blk_pick);
+    if (!s->blk_csr || !s->blk_conv || !s->blk_pick) return se__fail(err, errcap, 4, "out of memory");
+    for (int b = 0; b < T; b++) {
+        st_conv2d k = block_conv(c, s, b);
+        if (st_conv2d_init(&k) != 0)
+            return se__fail(err, errcap, 1, "internal: block %d of %s has a bad shape", b, c->g->nodes[s->node].name);
+        int j = 0;
+        while (j < s->n_blk_csr && !(s->blk_conv[j].H == k.H && s->blk_conv[j].pad_h == k.pad_h)) j++;
+        s->blk_pick[b] = j;
+        if (j < s->n_blk_csr) continue;
         st_error e = {0};
-        if (st_conv2d_init(&b) != 0 || st_csr_pack_band(&s->blk_csr[s->n_blk_csr], &b, s->w, ldc, &e) != ST_OK)
+        const st_status st = is_s2(s) ? st_csr_pack_layout(&s->blk_csr[j], &k, s->w, NULL, 1, &e)
+                                      : st_csr_pack_band(&s->blk_csr[j], &k, s->w, ldc, &e);
+        if (st != ST_OK)
             return se__fail(err, errcap, 1, "%s: packing its blocks: %s", c->g->nodes[s->node].name, e.msg);
-        s->blk_conv[s->n_blk_csr++] = b;
+        s->blk_conv[s->n_blk_csr++] = k;
+        if (is_s2(s)) c->blk_scratch = ST_MAX(c->blk_scratch, s->blk_csr[j].geom.thread_floats);
     }
     return 0;
 }
 
-int se__plan_blocks(se_compiled *c, char *err, size_t errcap) {
+int se__plan_blocks(se_compiled *c, size_t *scratch, char *err, size_t errcap) {
     const st_graph *g = c->g;
     const int nv = g->n_values, ns = c->n_steps;
     c->blk_T = 0;
@@ -152,6 +206,8 @@ int se__plan_blocks(se_compiled *c, char *err, size_t errcap) {
     }
     free(in_team), free(ok), free(writer);
     if (!any && !rc) c->blk_T = 0, memset(c->blk, 0, (size_t)nv); /* the plan stays as it was */
+    c->blk_scratch = (c->blk_scratch + 15) & ~(size_t)15;
+    if (c->blk_T && c->blk_scratch * c->blk_T > *scratch) *scratch = c->blk_scratch * c->blk_T;
     return rc;
 }
 
@@ -203,23 +259,30 @@ static float *rows_at(const se_compiled *c, float *const *ptr, float *blk_arena,
 
 int se__blk_part(const se_compiled *c, const se_step *s, float *const *ptr, float *blk_arena,
                  float *scratch, int part, int nt, st_error *e) {
-    const int T = c->blk_T, H = s->conv.H, in = s->in[0];
+    const int T = c->blk_T, in = s->in[0], s2 = is_s2(s);
+    const int H = s->conv.H, P = s->conv.P, W = s->conv.W;
+    float *scr = scratch + c->blk_scratch * (size_t)part; /* this thread's band buffers */
     for (int b = part; b < T; b += nt) {
-        const int r0 = H * b / T, rows = H * (b + 1) / T - r0;
-        const int j = s->blk_conv[0].H == rows ? 0 : 1;
-        if (s->conv.pad_h > 0) fill_halo(c, blk_arena, in, b);
+        const int p0 = P * b / T, r0 = H * b / T, j = s->blk_pick[b];
+        if (s->conv.pad_h > 0 && c->blk[root_of(c, in)]) fill_halo(c, blk_arena, in, b);
         size_t ldx, ldy, lda;
+        /* the first input row the block's problem reads: its own first row (stride 1) or
+         * its window's (stride 2) */
+        const int xr = !s2 ? r0 : b == 0 ? 0 : 2 * p0 - 1;
         const float *x = rows_at(c, ptr, blk_arena, in, b, r0, &ldx);
-        float *y = rows_at(c, ptr, blk_arena, s->out, b, r0, &ldy);
+        x += (ptrdiff_t)(xr - r0) * W;
+        float *y = rows_at(c, ptr, blk_arena, s->out, b, p0, &ldy);
         st_epi_op ops[SE_MAX_EPI];
         for (int k = 0; k < s->n_epi; k++) {
             const se_epi *ep = &s->epi[k];
             ops[k] = (st_epi_op){ep->kind, ep->a, ep->b,
-                                 ep->kind == SE_EPI_ADD ? rows_at(c, ptr, blk_arena, ep->value, b, r0, &lda) : NULL};
+                                 ep->kind == SE_EPI_ADD ? rows_at(c, ptr, blk_arena, ep->value, b, p0, &lda) : NULL};
         }
-        if (st_conv2d_sparse_forward_ldy(&s->blk_conv[j], &s->blk_csr[j], y, ldy, x, s->b, ops, s->n_epi,
-                                         scratch, e) != ST_OK)
-            return 1;
+        const st_status st = s2 ? st_conv2d_sparse_forward_ld(&s->blk_conv[j], &s->blk_csr[j], y, ldy, x, ldx, s->b,
+                                                              ops, s->n_epi, scr, e)
+                                : st_conv2d_sparse_forward_ldy(&s->blk_conv[j], &s->blk_csr[j], y, ldy, x, s->b,
+                                                               ops, s->n_epi, scr, e);
+        if (st != ST_OK) return 1;
     }
     return 0;
 }

@@ -57,8 +57,7 @@ void se_compiled_free(se_compiled *c) {
         st_csr_free(&s->csr);
         st_csr_free(&s->col_csr);
         st_csr_free(&s->col_csr_in);
-        st_csr_free(&s->blk_csr[0]);
-        st_csr_free(&s->blk_csr[1]);
+        se__free_blocks(s);
         st_dense_conv_free(&s->dconv);
     }
     free(c->steps);
@@ -504,7 +503,7 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
         goto done;
     }
     se__plan_teams(c);
-    if ((rc = se__plan_blocks(c, err, errcap))) goto done;
+    if ((rc = se__plan_blocks(c, &scratch, err, errcap))) goto done;
     rc = plan_memory(c, scratch, err, errcap);
 done:
     free(vi.uses), free(vi.reader), free(vi.producer), free(vi.is_out);

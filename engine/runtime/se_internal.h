@@ -91,12 +91,15 @@ typedef struct se_step {
     int col_in_place;   /* col_csr_in is packed */
     st_pool col_pool;
     /* maps blocked by thread (se_blocked.c): this step reads or writes a blocked map;
-     * blk_csr[j] packed by st_csr_pack_band for blocks of blk_conv[j].H rows, input
-     * channels blk_ldc_in apart (a blocked map's or the NCHW map's) */
+     * block b runs blk_conv[blk_pick[b]] on blk_csr[blk_pick[b]]: a stride-1 layer packed
+     * by st_csr_pack_band for the block's rows (input channels a blocked map's or the
+     * NCHW map's stride apart), a stride-2 one in banded mode on the block's window of
+     * input rows */
     int blk;
     int n_blk_csr;
-    st_conv2d blk_conv[2];
-    st_csr blk_csr[2];
+    st_conv2d *blk_conv;
+    st_csr *blk_csr;
+    int *blk_pick;
 } se_step;
 
 /* A section: steps [first, last] run column by column (bands of `band` rows of the last
@@ -149,6 +152,7 @@ struct se_compiled {
     unsigned char *blk;  /* [n_values] root value stored blocked (views: their concat's) */
     int64_t *blk_off;    /* [n_values] offset (floats) in each block arena, -1 none */
     size_t blk_stride;   /* floats per thread's block arena (whole pages, plus a gap) */
+    size_t blk_scratch;  /* floats of scratch per thread for the blocked stride-2 layers */
     se_section *secs;    /* columns schedule: sections (none with the layer schedule) */
     int n_secs;
     size_t l2_bytes;     /* per-core L2 the band heights were sized for */
@@ -202,7 +206,8 @@ void se__epilogue_band(const se_step *s, float *y, float *const *ptr, int n, int
  * se__plan_teams, before the memory plan); the floats of value v's buffer (its NCHW size,
  * or one block's); a blocked step's part `part` of nt (blocks part, part + nt, ...). */
 #define SE_BLK_HALO 1
-int se__plan_blocks(se_compiled *c, char *err, size_t errcap);
+int se__plan_blocks(se_compiled *c, size_t *scratch, char *err, size_t errcap);
+void se__free_blocks(se_step *s);
 size_t se__value_floats(const se_compiled *c, int v);
 int se__root_of(const se_compiled *c, int v); /* the value owning v's buffer */
 size_t se__blk_ldc(const se_compiled *c, int v);

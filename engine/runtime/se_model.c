@@ -189,7 +189,7 @@ int se_describe(const se_compiled *c, char *buf, size_t cap) {
         se_context_bytes(c), c->act_floats_no_reuse * sizeof(float),
         c->scratch_floats * sizeof(float));
     if (c->blk_T)
-        put(buf, cap, &at, "maps: blocked by thread between sparse stride-1 layers (%d blocks of %zu bytes)\n",
+        put(buf, cap, &at, "maps: blocked by thread between sparse layers (%d blocks of %zu bytes)\n",
             c->blk_T, c->blk_stride * sizeof(float));
     put(buf, cap, &at, "sparse: %.1f%% of conv/linear multiply-adds on sparse kernels%s\n",
         100.0 * se_sparse_fraction(c), c->dense ? " (dense requested)" : "");

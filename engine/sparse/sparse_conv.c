@@ -138,9 +138,10 @@ static void s2_interior(int W, int pad, int Wv, int *lo, int *hi) {
 }
 
 /* Xb rows t in [0, nrow) = input virtual rows v0 + t, for the channels in use; the sw
- * phases of an input row are split in one pass. */
+ * phases of an input row are split in one pass. Input channels are ldx floats apart
+ * (H*W in an NCHW map). */
 static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m,
-                     const float *x, int v0, int nrow, int ch0, int ch1, size_t ldb, float *Xb) {
+                     const float *x, size_t ldx, int v0, int nrow, int ch0, int ch1, size_t ldb, float *Xb) {
     const st_sparse_geom *g = &m->geom;
     const int Wv = g->Wv, Hv = g->Hv, H = c->H, W = c->W, sw = g->sw, pw = c->pad_w;
     int ilo, ihi;
@@ -158,7 +159,7 @@ static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_cs
                     for (int b = 0; b < sw; b++) memset(d0 + (size_t)b * ldb, 0, sizeof(float) * Wv);
                     continue;
                 }
-                const float *src = x + ((size_t)(n * c->C + ch) * H + h) * W;
+                const float *src = x + (size_t)(n * c->C + ch) * ldx + (size_t)h * W;
                 if (sw == 2) {
                     float *d1 = d0 + ldb;
                     for (int j = 0; j < Wv; j++) {
@@ -224,6 +225,7 @@ typedef struct {
     int n_ops, Vf, nbs;
     st_epi_rows_fn epi_rows;
     size_t ldy; /* output channel stride: P*Q, or a whole map's (one image) */
+    size_t ldx; /* banded mode's input channel stride: H*W, or a whole map's (one image) */
 } fwd_args;
 
 static st_status fwd_setup(const st_conv2d *c, const st_csr *m, float *y, const float *x,
@@ -236,7 +238,7 @@ static st_status fwd_setup(const st_conv2d *c, const st_csr *m, float *y, const 
     const st_sparse_geom *g = &m->geom;
     *a = (fwd_args){c, m, y, x, b, ops, n_ops, (c->N - 1) * g->Hv + c->P,
                     g->direct ? (c->H + g->L - 1) / g->L : 0, st_epi_rows_for(m->k.isa),
-                    (size_t)c->P * c->Q};
+                    (size_t)c->P * c->Q, (size_t)c->H * c->W};
     return ST_OK;
 }
 
@@ -279,7 +281,7 @@ static void fwd_item(const fwd_args *a, const plan *p, int it, float *Xb) {
     }
     float *O = Xb + (size_t)m->t_rows * g->ldb + (size_t)K * g->ldyb;
     const int v0 = band * p->L, Lb = ST_MIN(p->L, a->Vf - v0);
-    build_xb(k, c, m, a->x, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
+    build_xb(k, c, m, a->x, a->ldx, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
     const int qt = k->spmm_rows ? rows_tile(c->Q) : 0;
     if (!qt) /* the band's rows, flattened, into the staging rows */
         k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O, g->ldo,
@@ -326,14 +328,21 @@ st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, floa
 st_status st_conv2d_sparse_forward_ldy(const st_conv2d *c, const st_csr *m, float *y, size_t ldy,
                                        const float *x, const float *b, const st_epi_op *ops,
                                        int n_ops, float *scratch, st_error *err) {
+    return st_conv2d_sparse_forward_ld(c, m, y, ldy, x, c ? (size_t)c->H * c->W : 0, b, ops, n_ops, scratch, err);
+}
+
+st_status st_conv2d_sparse_forward_ld(const st_conv2d *c, const st_csr *m, float *y, size_t ldy,
+                                      const float *x, size_t ldx, const float *b, const st_epi_op *ops,
+                                      int n_ops, float *scratch, st_error *err) {
     fwd_args a;
     st_status s = fwd_setup(c, m, y, x, b, ops, n_ops, &a, err);
     if (s != ST_OK) return s;
-    if (c->N != 1 || ldy < a.ldy)
+    if (c->N != 1 || ldy < a.ldy || ldx < a.ldx || (m->geom.direct && ldx != a.ldx))
         return st_errorf(err, ST_ERR_INPUT,
-                         "st_conv2d_sparse_forward_ldy: needs one image and a channel stride of at "
-                         "least %zu (got N=%d, %zu)", a.ldy, c->N, ldy);
-    a.ldy = ldy;
+                         "st_conv2d_sparse_forward_ld: needs one image, channel strides of at least "
+                         "%zu out and %zu in, and in direct mode the packed one in (got N=%d, %zu, %zu)",
+                         a.ldy, a.ldx, c->N, ldy, ldx);
+    a.ldy = ldy, a.ldx = ldx;
     fwd_run(&a, scratch);
     return ST_OK;
 }
@@ -342,7 +351,9 @@ static void fwd_run(const fwd_args *a, float *scratch) {
     const st_conv2d *c = a->c;
     const st_csr *m = a->m;
     const st_sparse_geom *g = &m->geom;
-    plan p = make_plan(c, m, a->Vf, g->L, omp_threads(c, m, a->Vf));
+    /* inside a caller's parallel region the items run on this thread: split for one
+     * (a split for several rebuilt each band's input once per channel block) */
+    plan p = make_plan(c, m, a->Vf, g->L, omp_in_parallel() ? 1 : omp_threads(c, m, a->Vf));
     forward_split(&p, a->Vf);
     const int items = p.nbands * p.RB;
     if (p.T == 1 || items == 1 || omp_in_parallel()) {
@@ -488,7 +499,7 @@ static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const 
         for (int band = 0; !g->direct && band < p.nbands && k0 < k1; band++) {
             const int v0 = band * g->Lw, Lb = ST_MIN(g->Lw, Vf - v0);
             const int ncols = (Lb - 1) * g->Wv + c->Q;
-            build_xb(k, c, m, x, v0, Lb + g->dr_max, ch0, ch1, g->ldbw, Xb);
+            build_xb(k, c, m, x, (size_t)c->H * c->W, v0, Lb + g->dr_max, ch0, ch1, g->ldbw, Xb);
             build_dyb(c, m, dy, v0, v0, v0 + Lb, k0, k1, 0, g->ldybw, dYb);
             const float *d0 = dYb + g->gd + (size_t)g->dr_max * g->Wv;
             if (!se) {

@@ -224,6 +224,12 @@ st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, floa
 st_status st_conv2d_sparse_forward_ldy(const st_conv2d *c, const st_csr *m, float *y, size_t ldy,
                                        const float *x, const float *b, const st_epi_op *ops,
                                        int n_ops, float *scratch, st_error *err);
+/* The same reading input channel c at x + c*ldx (ldx >= H*W: a window of rows of a
+ * larger map); in direct mode ldx must be H*W (its offsets are packed with the stride:
+ * st_csr_pack_band for others). */
+st_status st_conv2d_sparse_forward_ld(const st_conv2d *c, const st_csr *m, float *y, size_t ldy,
+                                      const float *x, size_t ldx, const float *b, const st_epi_op *ops,
+                                      int n_ops, float *scratch, st_error *err);
 /* One part of st_conv2d_sparse_forward_epi, for callers that keep their own team of
  * nparts threads across several operators (the engine's row-owning layer schedule):
  * part p computes its static share of the bands (whole bands of output rows when there
