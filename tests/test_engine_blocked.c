@@ -42,13 +42,13 @@ static Onnx__NodeProto *conv(stb *b, const char *name, const char *in, const cha
     return n;
 }
 
-static void conv_s2(stb *b, const char *name, const char *in, const char *out) {
-    stb_attr_ints(b, conv(b, name, in, out, 3), "strides", 2, (int64_t[]){2, 2});
+static void conv_s2(stb *b, const char *name, const char *in, const char *out, int k) {
+    stb_attr_ints(b, conv(b, name, in, out, k), "strides", 2, (int64_t[]){2, 2});
 }
 
 /* x [8, 48, 38] -> s1 3x3/2 (relu) -> x2 [16, 24, 19]; cv1 1x1 (relu) -> a; m1 1x1
  * (relu) -> m; m2 3x3 (relu) + a -> s; cv2 1x1 of x2 (relu) -> d; concat(s, d) -> e;
- * cv3 1x1 (relu) -> f; s2 3x3/2 -> y [16, 12, 10]. */
+ * cv3 1x1 (relu) -> f [64, 24, 19]; s2 3x3/2 of f + ds 1x1/2 of f -> y [64, 12, 10]. */
 static void write_c3(const char *path) {
     st_rng r;
     st_rng_seed(&r, 11);
@@ -59,9 +59,10 @@ static void write_c3(const char *path) {
     conv_w(b, "m1", 16, 16, 1, 0.9, &r);
     conv_w(b, "m2", 16, 16, 3, 0.9, &r);
     conv_w(b, "cv2", 16, 16, 1, 0.9, &r);
-    conv_w(b, "cv3", 24, 32, 1, 0.9, &r);
-    conv_w(b, "s2", 16, 24, 3, 0.9, &r);
-    conv_s2(b, "s1", "x", "x20");
+    conv_w(b, "cv3", 64, 32, 1, 0.9, &r);
+    conv_w(b, "s2", 64, 64, 3, 0.95, &r);
+    conv_w(b, "ds", 64, 64, 1, 0.95, &r);
+    conv_s2(b, "s1", "x", "x20", 3);
     stb_node(b, "Relu", "r0", "x20", "x2");
     conv(b, "cv1", "x2", "a0", 1);
     stb_node(b, "Relu", "r1", "a0", "a");
@@ -75,7 +76,9 @@ static void write_c3(const char *path) {
     stb_attr_i(b, stb_node(b, "Concat", "cat", "s,d", "e"), "axis", 1);
     conv(b, "cv3", "e", "f0", 1);
     stb_node(b, "Relu", "r5", "f0", "f");
-    conv_s2(b, "s2", "f", "y");
+    conv_s2(b, "s2", "f", "y0", 3);
+    conv_s2(b, "ds", "f", "z", 1);
+    stb_node(b, "Add", "add2", "y0,z", "y");
     stb_output(b, "y");
     ck_assert_int_eq(stb_save(b, path), 0);
 }
@@ -115,7 +118,7 @@ START_TEST(blocked_matches_nchw) {
     stt_tmpdir(dir, sizeof dir, "engine-blocked");
     snprintf(path, sizeof path, "%s/c3.onnx", dir);
     write_c3(path);
-    const size_t n_in = 8 * 48 * 38, n_out = 16 * 12 * 10;
+    const size_t n_in = 8 * 48 * 38, n_out = 64 * 12 * 10;
     float *x = malloc(n_in * sizeof(float));
     st_rng r;
     st_rng_seed(&r, 3);
@@ -134,7 +137,9 @@ START_TEST(blocked_matches_nchw) {
         ck_assert_msg(strstr(desc, "maps[blocked -> nchw]"), "%s", desc);
         int blk_steps = 0;
         for (int i = 0; i < c->n_steps; i++) blk_steps += c->steps[i].blk;
-        ck_assert_msg(blk_steps == 7, "threads %d: %d steps on blocks\n%s", threads, blk_steps, desc);
+        ck_assert_msg(blk_steps == 8, "threads %d: %d steps on blocks\n%s", threads, blk_steps, desc);
+        ck_assert_msg(strstr(desc, "k1x1/s2 g1 epilogue[add] kernel sparse (95% zeros") &&
+                      strstr(desc, "maps[blocked -> nchw]\n"), "%s", desc);
         float *y = run(c, x, n_out);
         size_t bad = stt_first_mismatch(y, ref, n_out, 1e-5, 1e-5);
         ck_assert_msg(bad == (size_t)-1, "threads %d: blocked %.8g vs one thread %.8g at %zu\n%s", threads,

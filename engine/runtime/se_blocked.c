@@ -10,9 +10,9 @@
  *
  * Which maps. The steps that run on blocks, inside a team run, are sparse stride-1
  * "same" convolutions in direct mode (packed per block height by st_csr_pack_band, so
- * the halo rows take the place of vertical masks) and sparse 3x3 stride-2 ones in
- * banded mode (each block's output rows from its window of input rows: rows 2p0 - 1 ..
- * 2p1 - 1, the first from the halo). A map is blocked when every step that writes it
+ * the halo rows take the place of vertical masks) and sparse 3x3 and 1x1 stride-2 ones
+ * in banded mode (each block's output rows [p0, p1) from its window of input rows:
+ * 2p0 - 1 .. 2p1 - 1 for 3x3, the first from the halo). A map is blocked when every step that writes it
  * (its concat's inputs, for an elided concat) and every step that reads it is such a
  * step, it is neither the graph's input nor an output, and a residual Add and the
  * output it is added into are both blocked or both not (the fused epilogue reads them
@@ -56,12 +56,16 @@ size_t se__value_floats(const se_compiled *c, int v) {
     return pad16((size_t)c->batch * st_shape_numel(c->g->values[v]));
 }
 
-/* A sparse 3x3 stride-2 convolution (pad 1) of an even map, run block by block. */
+/* A sparse stride-2 convolution, 3x3 pad 1 or 1x1 pad 0, of an even map, run block by
+ * block: output rows [p0, p1) read input rows s2_first .. s2_last. */
 static int is_s2(const se_step *s) {
     const st_conv2d *k = &s->conv;
-    return !s->csr.geom.direct && k->stride_h == 2 && k->stride_w == 2 && k->R == 3 && k->S == 3 &&
-           k->pad_h == 1 && k->pad_w == 1 && k->dil_h == 1 && k->dil_w == 1 && k->H == 2 * k->P;
+    return !s->csr.geom.direct && k->stride_h == 2 && k->stride_w == 2 && k->R == k->S &&
+           (k->R == 3 || k->R == 1) && k->pad_h == k->R / 2 && k->pad_w == k->R / 2 && k->dil_h == 1 &&
+           k->dil_w == 1 && k->H == 2 * k->P;
 }
+static int s2_first(const se_step *s, int p0) { return 2 * p0 - s->conv.pad_h; }
+static int s2_last(const se_step *s, int p1) { return 2 * (p1 - 1) + s->conv.R - 1 - s->conv.pad_h; }
 
 /* A step that can run on blocks: in a team run, a sparse direct-mode "same" convolution
  * or a stride-2 one (is_s2), whose output blocks each hold at least one row. */
@@ -75,13 +79,13 @@ static int step_ok(const se_compiled *c, const se_step *s, const unsigned char *
            k->Q == k->W && k->pad_h <= SE_BLK_HALO && 2 * k->pad_h == k->R - 1;
 }
 
-/* A stride-2 step reading a blocked map: block b's window (input rows 2p0 - 1 .. 2p1 - 1
- * for its output rows [p0, p1)) must lie in the block's rows and halos. */
+/* A stride-2 step reading a blocked map: block b's window must lie in the block's rows
+ * and halos. */
 static int s2_window_ok(const se_compiled *c, const se_step *s) {
     const int T = c->blk_T, H = s->conv.H, P = s->conv.P;
     for (int b = 0; b < T; b++) {
         const int r0 = H * b / T, r1 = H * (b + 1) / T, p0 = P * b / T, p1 = P * (b + 1) / T;
-        if ((b > 0 && 2 * p0 - 1 < r0 - SE_BLK_HALO) || 2 * p1 - 1 > r1 - 1 + SE_BLK_HALO) return 0;
+        if ((b > 0 && s2_first(s, p0) < r0 - SE_BLK_HALO) || s2_last(s, p1) > r1 - 1 + SE_BLK_HALO) return 0;
     }
     return 1;
 }
@@ -112,16 +116,17 @@ static int settle(const se_compiled *c, unsigned char *ok, unsigned char *blk) {
 }
 
 /* Block b's problem: a stride-1 layer on the block's rows; a stride-2 one on its window
- * of input rows (block 0 from row 0 with the map's top padding, the others from row
- * 2p0 - 1 without). */
+ * of input rows (block 0 from row 0 with the map's top padding, which its last row
+ * never reaches at the bottom; the others from s2_first without padding). */
 static st_conv2d block_conv(const se_compiled *c, const se_step *s, int b) {
     const int T = c->blk_T;
     st_conv2d k = s->conv;
     k.N = 1;
     if (is_s2(s)) {
         const int p0 = s->conv.P * b / T, p1 = s->conv.P * (b + 1) / T;
-        k.H = b == 0 ? 2 * p1 : 2 * (p1 - p0) + 1;
-        k.pad_h = b == 0 ? 1 : 0;
+        const int first = b == 0 ? 0 : s2_first(s, p0);
+        k.H = s2_last(s, p1) - first + 1;
+        k.pad_h = b == 0 ? s->conv.pad_h : 0;
     } else {
         k.H = s->conv.H * (b + 1) / T - s->conv.H * b / T;
     }
@@ -144,7 +149,7 @@ static int pack_blocks(se_compiled *c, se_step *s, char *err, size_t errcap) {
     if (!s->blk_csr || !s->blk_conv || !s->blk_pick) return se__fail(err, errcap, 4, "out of memory");
     for (int b = 0; b < T; b++) {
         st_conv2d k = block_conv(c, s, b);
-        if (st_conv2d_init(&k) != 0)
+        if (st_conv2d_init(&k) != 0 || k.P != s->conv.P * (b + 1) / T - s->conv.P * b / T)
             return se__fail(err, errcap, 1, "internal: block %d of %s has a bad shape", b, c->g->nodes[s->node].name);
         int j = 0;
         while (j < s->n_blk_csr && !(s->blk_conv[j].H == k.H && s->blk_conv[j].pad_h == k.pad_h)) j++;
@@ -268,7 +273,7 @@ int se__blk_part(const se_compiled *c, const se_step *s, float *const *ptr, floa
         size_t ldx, ldy, lda;
         /* the first input row the block's problem reads: its own first row (stride 1) or
          * its window's (stride 2) */
-        const int xr = !s2 ? r0 : b == 0 ? 0 : 2 * p0 - 1;
+        const int xr = !s2 ? r0 : b == 0 ? 0 : s2_first(s, p0);
         const float *x = rows_at(c, ptr, blk_arena, in, b, r0, &ldx);
         x += (ptrdiff_t)(xr - r0) * W;
         float *y = rows_at(c, ptr, blk_arena, s->out, b, p0, &ldy);
