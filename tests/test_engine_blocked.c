@@ -83,6 +83,31 @@ static void write_c3(const char *path) {
     ck_assert_int_eq(stb_save(b, path), 0);
 }
 
+/* x [8, 32, 36] -> c0 1x1 (relu) -> a; s2 3x3/2 (relu) -> b [16, 16, 18]; c1 1x1 -> b2;
+ * upsample 2x -> u [16, 32, 36]; concat(u, a) -> e; c2 1x1 -> y [8, 32, 36]. */
+static void write_up(const char *path) {
+    st_rng r;
+    st_rng_seed(&r, 12);
+    stb *b = stb_new(13);
+    stb_input(b, "x", 4, (int64_t[]){-1, 8, 32, 36});
+    conv_w(b, "c0", 16, 8, 1, 0.9, &r);
+    conv_w(b, "s2", 16, 16, 3, 0.9, &r);
+    conv_w(b, "c1", 16, 16, 1, 0.9, &r);
+    conv_w(b, "c2", 8, 32, 1, 0.9, &r);
+    conv(b, "c0", "x", "a0", 1);
+    stb_node(b, "Relu", "r0", "a0", "a");
+    conv_s2(b, "s2", "a", "b0", 3);
+    stb_node(b, "Relu", "r1", "b0", "b");
+    conv(b, "c1", "b", "b2", 1);
+    float scales[4] = {1, 1, 2, 2};
+    stb_init(b, "scales", 1, (int64_t[]){4}, scales);
+    stb_attr_s(b, stb_node(b, "Resize", "up", "b2,,scales", "u"), "mode", "nearest");
+    stb_attr_i(b, stb_node(b, "Concat", "cat", "u,a", "e"), "axis", 1);
+    conv(b, "c2", "e", "y", 1);
+    stb_output(b, "y");
+    ck_assert_int_eq(stb_save(b, path), 0);
+}
+
 static se_compiled *compile(const char *path, int batch, int threads, int schedule, int nchw) {
     se_model *m = NULL;
     ck_assert_msg(se_load(path, &m, err, sizeof err) == 0, "%s", err);
@@ -165,11 +190,44 @@ START_TEST(blocked_matches_nchw) {
 }
 END_TEST
 
+/* An upsampling between blocked maps (its input rows from the block and its halo), the
+ * concat of its output and an earlier blocked map, on 2 threads; at 3 threads the
+ * stride-2 layer's window leaves the third block (nothing is blocked), the same output. */
+START_TEST(blocked_upsample) {
+    char dir[512], path[700];
+    stt_tmpdir(dir, sizeof dir, "engine-blocked-up");
+    snprintf(path, sizeof path, "%s/up.onnx", dir);
+    write_up(path);
+    const size_t n_in = 8 * 32 * 36, n_out = n_in;
+    float *x = malloc(n_in * sizeof(float));
+    st_rng r;
+    st_rng_seed(&r, 4);
+    stt_fill_uniform(x, n_in, -1.0f, 1.0f, &r);
+    se_compiled *one = compile(path, 1, 1, SE_SCHEDULE_LAYERS, 0);
+    float *ref = run(one, x, n_out);
+    se_compiled_free(one);
+    for (int threads = 2; threads <= 3; threads++) {
+        se_compiled *c = compile(path, 1, threads, SE_SCHEDULE_LAYERS, 0);
+        if (threads == 2)
+            ck_assert_msg(strstr(desc, "Upsample      -                        -> 16x32x36 tile layer "
+                                       "maps[blocked -> blocked]"), "%s", desc);
+        float *y = run(c, x, n_out);
+        size_t bad = stt_first_mismatch(y, ref, n_out, 1e-5, 1e-5);
+        ck_assert_msg(bad == (size_t)-1, "threads %d: blocked %.8g vs one thread %.8g at %zu\n%s", threads,
+                      bad == (size_t)-1 ? 0.0 : y[bad], bad == (size_t)-1 ? 0.0 : ref[bad], bad, desc);
+        free(y);
+        se_compiled_free(c);
+    }
+    free(ref), free(x);
+}
+END_TEST
+
 Suite *engine_blocked_suite(void) {
     Suite *s = suite_create("engine_blocked");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, blocked_matches_nchw);
+    tcase_add_test(tc, blocked_upsample);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -67,25 +67,31 @@ static int is_s2(const se_step *s) {
 static int s2_first(const se_step *s, int p0) { return 2 * p0 - s->conv.pad_h; }
 static int s2_last(const se_step *s, int p1) { return 2 * (p1 - 1) + s->conv.R - 1 - s->conv.pad_h; }
 
-/* A step that can run on blocks: in a team run, a sparse direct-mode "same" convolution
- * or a stride-2 one (is_s2), whose output blocks each hold at least one row. */
+/* Output rows [p0, p1) of a nearest upsampling by f read input rows p0 / f .. (p1-1) / f. */
+static int up_factor(const se_compiled *c, const se_step *s) { return c->g->nodes[s->node].a.factor; }
+
+/* A step that can run on blocks: in a team run, a sparse direct-mode "same" convolution,
+ * a stride-2 one (is_s2) or a nearest upsampling, whose output blocks each hold at least
+ * one row. */
 static int step_ok(const se_compiled *c, const se_step *s, const unsigned char *in_team) {
     const st_conv2d *k = &s->conv;
-    if (!in_team[s - c->steps] || s->team != TEAM_SPLIT || s->op != ST_OP_CONV2D || !s->sparse ||
-        k->groups != 1 || k->P < c->blk_T)
-        return 0;
+    if (!in_team[s - c->steps] || s->team != TEAM_SPLIT) return 0;
+    if (s->op == ST_OP_UPSAMPLE) return s->n_epi == 0 && up_factor(c, s) >= 1 && c->g->values[s->out].h >= c->blk_T;
+    if (s->op != ST_OP_CONV2D || !s->sparse || k->groups != 1 || k->P < c->blk_T) return 0;
     if (is_s2(s)) return 1;
     return s->csr.geom.direct && k->stride_h == 1 && k->stride_w == 1 && k->dil_h == 1 && k->P == k->H &&
            k->Q == k->W && k->pad_h <= SE_BLK_HALO && 2 * k->pad_h == k->R - 1;
 }
 
-/* A stride-2 step reading a blocked map: block b's window must lie in the block's rows
- * and halos. */
-static int s2_window_ok(const se_compiled *c, const se_step *s) {
-    const int T = c->blk_T, H = s->conv.H, P = s->conv.P;
+/* A stride-2 step or an upsampling reading a blocked map: block b's window of input
+ * rows must lie in the block's rows and halos. */
+static int window_ok(const se_compiled *c, const se_step *s) {
+    const int T = c->blk_T, H = c->g->values[s->in[0]].h, P = c->g->values[s->out].h;
+    const int up = s->op == ST_OP_UPSAMPLE, f = up ? up_factor(c, s) : 0;
     for (int b = 0; b < T; b++) {
         const int r0 = H * b / T, r1 = H * (b + 1) / T, p0 = P * b / T, p1 = P * (b + 1) / T;
-        if ((b > 0 && s2_first(s, p0) < r0 - SE_BLK_HALO) || s2_last(s, p1) > r1 - 1 + SE_BLK_HALO) return 0;
+        const int first = up ? p0 / f : s2_first(s, p0), last = up ? (p1 - 1) / f : s2_last(s, p1);
+        if ((b > 0 && first < r0 - SE_BLK_HALO) || (b + 1 < T && last > r1 - 1 + SE_BLK_HALO)) return 0;
     }
     return 1;
 }
@@ -97,9 +103,9 @@ static int settle(const se_compiled *c, unsigned char *ok, unsigned char *blk) {
         const se_step *s = &c->steps[i];
         if (s->elided) continue;
         const int out = root_of(c, s->out);
-        const int in = root_of(c, s->in[0]);
-        if (ok[i] && !is_s2(s) && s->conv.pad_h > 0 && !blk[in]) ok[i] = 0, changed++;
-        if (ok[i] && is_s2(s) && blk[in] && !s2_window_ok(c, s)) blk[in] = 0, changed++;
+        const int in = root_of(c, s->in[0]), windowed = s->op == ST_OP_UPSAMPLE || is_s2(s);
+        if (ok[i] && !windowed && s->conv.pad_h > 0 && !blk[in]) ok[i] = 0, changed++;
+        if (ok[i] && windowed && blk[in] && !window_ok(c, s)) blk[in] = 0, changed++;
         for (int e = 0; e < s->n_epi; e++) {
             if (s->epi[e].kind != SE_EPI_ADD) continue;
             const int u = root_of(c, s->epi[e].value);
@@ -207,7 +213,7 @@ int se__plan_blocks(se_compiled *c, size_t *scratch, char *err, size_t errcap) {
             touches |= s->epi[e].kind == SE_EPI_ADD && c->blk[root_of(c, s->epi[e].value)];
         if (!touches) continue;
         s->blk = 1, any = 1;
-        rc = pack_blocks(c, s, err, errcap);
+        if (s->op == ST_OP_CONV2D) rc = pack_blocks(c, s, err, errcap);
     }
     free(in_team), free(ok), free(writer);
     if (!any && !rc) c->blk_T = 0, memset(c->blk, 0, (size_t)nv); /* the plan stays as it was */
@@ -262,8 +268,34 @@ static float *rows_at(const se_compiled *c, float *const *ptr, float *blk_arena,
     return ptr[v] + (size_t)r0 * sh.w;
 }
 
+/* Block b of a nearest upsampling by f: output rows [p0, p1) from input rows p0 / f ... */
+static void upsample_block(const se_compiled *c, const se_step *s, float *const *ptr, float *blk_arena, int b) {
+    const int T = c->blk_T, in = s->in[0], f = up_factor(c, s);
+    const st_shape si = c->g->values[in], so = c->g->values[s->out];
+    const int p0 = so.h * b / T, p1 = so.h * (b + 1) / T, r0 = si.h * b / T;
+    if (c->blk[root_of(c, in)] && (p0 / f < r0 || (p1 - 1) / f >= si.h * (b + 1) / T))
+        fill_halo(c, blk_arena, in, b);
+    size_t ldx, ldy;
+    const float *x = rows_at(c, ptr, blk_arena, in, b, r0, &ldx);
+    float *y = rows_at(c, ptr, blk_arena, s->out, b, p0, &ldy);
+    for (int ch = 0; ch < so.c; ch++)
+        for (int p = p0; p < p1; p++) {
+            const float *src = x + ch * ldx + (ptrdiff_t)(p / f - r0) * si.w;
+            float *dst = y + ch * ldy + (size_t)(p - p0) * so.w;
+            if (p > p0 && p % f) { /* the same input row as the row above */
+                memcpy(dst, dst - so.w, (size_t)so.w * sizeof(float));
+                continue;
+            }
+            for (int q = 0; q < so.w; q++) dst[q] = src[q / f];
+        }
+}
+
 int se__blk_part(const se_compiled *c, const se_step *s, float *const *ptr, float *blk_arena,
                  float *scratch, int part, int nt, st_error *e) {
+    if (s->op == ST_OP_UPSAMPLE) {
+        for (int b = part; b < c->blk_T; b += nt) upsample_block(c, s, ptr, blk_arena, b);
+        return 0;
+    }
     const int T = c->blk_T, in = s->in[0], s2 = is_s2(s);
     const int H = s->conv.H, P = s->conv.P, W = s->conv.W;
     float *scr = scratch + c->blk_scratch * (size_t)part; /* this thread's band buffers */
