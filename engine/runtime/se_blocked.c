@@ -24,17 +24,15 @@
 
 #include "se_internal.h"
 
-/* Which maps, by size (two threads, alternated profile totals of 5 runs each):
- * - blocks of fewer than 128 floats (10x10 maps): each block's 50 positions fill 16-lane
- *   vectors poorly and every nonzero's loop runs once per block; yolov5n's 10x10 3x3
- *   layers went 0.019-0.024 -> 0.026-0.029 ms;
- * - maps over 1600 positions (80x80, 56x56): the layer that reads such a blocked map and
- *   writes an NCHW one lost what the layers before it gained (yolov5n's model.2.cv3
- *   0.025-0.032 -> 0.045-0.049 ms).
- * Sum of the step times, yolov5n 95% (medians of 5, alternated): every map blocked
- * 1.766 ms, 20x20 to 40x40 only 1.755, none 1.851. */
-#define SE_BLK_MIN_FLOATS 128
-#define SE_BLK_MAX_HW 1600
+/* Which maps, by size. Blocks under 48 floats (7x7 maps on two threads) fill the 16-lane
+ * vectors poorly and run every nonzero's loop once per block. Up to 80x80: with 10x10 and
+ * 80x80 maps blocked too (their stride-2 layers and upsamplings on blocks), yolov5n 95%
+ * ran 0.948x the time of 20x20-40x40 only (alternated medians of 7), which itself ran
+ * 0.85x NCHW maps; before the stride-2 layers ran on blocks, 80x80 and 10x10 maps lost
+ * (a layer that read a blocked 80x80 map and wrote an NCHW one, 0.025-0.032 -> 0.045-
+ * 0.049 ms). Past 80x80 (160x160 stems) untested. */
+#define SE_BLK_MIN_FLOATS 48
+#define SE_BLK_MAX_HW 6400
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
@@ -78,6 +76,9 @@ static int step_ok(const se_compiled *c, const se_step *s, const unsigned char *
     if (!in_team[s - c->steps] || s->team != TEAM_SPLIT) return 0;
     if (s->op == ST_OP_UPSAMPLE) return s->n_epi == 0 && up_factor(c, s) >= 1 && c->g->values[s->out].h >= c->blk_T;
     if (s->op != ST_OP_CONV2D || !s->sparse || k->groups != 1 || k->P < c->blk_T) return 0;
+    /* weights larger than the input (ResNet's layer3 and 4) go by output channels, each
+     * thread streaming half of them (sparse_conv.c); blocks would stream all of them */
+    if (8.0 * s->csr.nnz > 4.0 * k->C * k->H * k->W) return 0;
     if (is_s2(s)) return 1;
     return s->csr.geom.direct && k->stride_h == 1 && k->stride_w == 1 && k->dil_h == 1 && k->P == k->H &&
            k->Q == k->W && k->pad_h <= SE_BLK_HALO && 2 * k->pad_h == k->R - 1;
