@@ -108,6 +108,22 @@ static void write_up(const char *path) {
     ck_assert_int_eq(stb_save(b, path), 0);
 }
 
+/* x [8, 28, 19] -> c0 1x1 (relu) -> a [64, 28, 19]; ds 1x1/2 -> y [64, 14, 10]. On three
+ * threads block 1 of a holds rows 9..17 and its window starts at row 8 (the halo). */
+static void write_ds(const char *path) {
+    st_rng r;
+    st_rng_seed(&r, 13);
+    stb *b = stb_new(13);
+    stb_input(b, "x", 4, (int64_t[]){-1, 8, 28, 19});
+    conv_w(b, "c0", 64, 8, 1, 0.9, &r);
+    conv_w(b, "ds", 64, 64, 1, 0.95, &r);
+    conv(b, "c0", "x", "a0", 1);
+    stb_node(b, "Relu", "r0", "a0", "a");
+    conv_s2(b, "ds", "a", "y", 1);
+    stb_output(b, "y");
+    ck_assert_int_eq(stb_save(b, path), 0);
+}
+
 static se_compiled *compile(const char *path, int batch, int threads, int schedule, int nchw) {
     se_model *m = NULL;
     ck_assert_msg(se_load(path, &m, err, sizeof err) == 0, "%s", err);
@@ -222,12 +238,39 @@ START_TEST(blocked_upsample) {
 }
 END_TEST
 
+/* A 1x1 stride-2 layer whose window starts in the halo (its input rows are not split at
+ * even rows on three threads). */
+START_TEST(blocked_s2_window_in_halo) {
+    char dir[512], path[700];
+    stt_tmpdir(dir, sizeof dir, "engine-blocked-ds");
+    snprintf(path, sizeof path, "%s/ds.onnx", dir);
+    write_ds(path);
+    const size_t n_in = 8 * 28 * 19, n_out = 64 * 14 * 10;
+    float *x = malloc(n_in * sizeof(float));
+    st_rng r;
+    st_rng_seed(&r, 5);
+    stt_fill_uniform(x, n_in, -1.0f, 1.0f, &r);
+    se_compiled *one = compile(path, 1, 1, SE_SCHEDULE_LAYERS, 0);
+    float *ref = run(one, x, n_out);
+    se_compiled_free(one);
+    se_compiled *c = compile(path, 1, 3, SE_SCHEDULE_LAYERS, 0);
+    ck_assert_msg(strstr(desc, "k1x1/s2 g1 kernel sparse") && strstr(desc, "maps[blocked -> nchw]"), "%s", desc);
+    float *y = run(c, x, n_out);
+    size_t bad = stt_first_mismatch(y, ref, n_out, 1e-5, 1e-5);
+    ck_assert_msg(bad == (size_t)-1, "blocked %.8g vs one thread %.8g at %zu\n%s", bad == (size_t)-1 ? 0.0 : y[bad],
+                  bad == (size_t)-1 ? 0.0 : ref[bad], bad, desc);
+    se_compiled_free(c);
+    free(y), free(ref), free(x);
+}
+END_TEST
+
 Suite *engine_blocked_suite(void) {
     Suite *s = suite_create("engine_blocked");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, blocked_matches_nchw);
     tcase_add_test(tc, blocked_upsample);
+    tcase_add_test(tc, blocked_s2_window_in_halo);
     suite_add_tcase(s, tc);
     return s;
 }

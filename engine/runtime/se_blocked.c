@@ -306,7 +306,9 @@ int se__blk_part(const se_compiled *c, const se_step *s, float *const *ptr, floa
     float *scr = scratch + c->blk_scratch * (size_t)part; /* this thread's band buffers */
     for (int b = part; b < T; b += nt) {
         const int p0 = P * b / T, r0 = H * b / T, j = s->blk_pick[b];
-        if (s->conv.pad_h > 0 && c->blk[root_of(c, in)]) fill_halo(c, blk_arena, in, b);
+        /* a stride-2 window can start in the halo without padding (1x1, rows split at
+         * an odd row) */
+        if ((s->conv.pad_h > 0 || s2) && c->blk[root_of(c, in)]) fill_halo(c, blk_arena, in, b);
         size_t ldx, ldy, lda;
         /* the first input row the block's problem reads: its own first row (stride 1) or
          * its window's (stride 2) */
