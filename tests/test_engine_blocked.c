@@ -154,55 +154,74 @@ static float *run(const se_compiled *c, const float *x, size_t n_out) {
     return y;
 }
 
-START_TEST(blocked_matches_nchw) {
-    char dir[512], path[700];
-    stt_tmpdir(dir, sizeof dir, "engine-blocked");
-    snprintf(path, sizeof path, "%s/c3.onnx", dir);
-    write_c3(path);
-    const size_t n_in = 8 * 48 * 38, n_out = 64 * 12 * 10;
-    float *x = malloc(n_in * sizeof(float));
+/* A graph written by `write` into the test's directory, an input of n_in floats from
+ * `seed`, and the output of the same model on one thread (outputs of n_out floats). */
+typedef struct {
+    char path[700];
+    size_t n_in, n_out;
+    float *x, *ref;
+} fixture;
+
+static void setup(fixture *f, const char *name, void (*write)(const char *), size_t n_in, size_t n_out,
+                  uint64_t seed) {
+    char dir[512];
+    stt_tmpdir(dir, sizeof dir, name);
+    snprintf(f->path, sizeof f->path, "%s/%s.onnx", dir, name);
+    write(f->path);
+    f->n_in = n_in, f->n_out = n_out;
+    f->x = malloc(n_in * sizeof(float));
     st_rng r;
-    st_rng_seed(&r, 3);
-    stt_fill_uniform(x, n_in, -1.0f, 1.0f, &r);
-    se_compiled *one = compile(path, 1, 1, SE_SCHEDULE_LAYERS, 0);
+    st_rng_seed(&r, seed);
+    stt_fill_uniform(f->x, n_in, -1.0f, 1.0f, &r);
+    se_compiled *one = compile(f->path, 1, 1, SE_SCHEDULE_LAYERS, 0);
     ck_assert_int_eq(one->blk_T, 0); /* one thread: nothing to block */
-    float *ref = run(one, x, n_out);
+    f->ref = run(one, f->x, n_out);
     se_compiled_free(one);
+}
+
+/* c's output (returned) equals the one-thread output within 1e-5. */
+static float *check_output(const fixture *f, const se_compiled *c, const char *what) {
+    float *y = run(c, f->x, f->n_out);
+    size_t bad = stt_first_mismatch(y, f->ref, f->n_out, 1e-5, 1e-5);
+    ck_assert_msg(bad == (size_t)-1, "%s: %.8g vs one thread %.8g at %zu\n%s", what,
+                  bad == (size_t)-1 ? 0.0 : y[bad], bad == (size_t)-1 ? 0.0 : f->ref[bad], bad, desc);
+    return y;
+}
+
+static void teardown(fixture *f) { free(f->x), free(f->ref); }
+
+START_TEST(blocked_matches_nchw) {
+    fixture f;
+    setup(&f, "engine-blocked-c3", write_c3, 8 * 48 * 38, 64 * 12 * 10, 3);
     for (int threads = 2; threads <= 3; threads++) {
-        se_compiled *c = compile(path, 1, threads, SE_SCHEDULE_LAYERS, 0);
+        se_compiled *c = compile(f.path, 1, threads, SE_SCHEDULE_LAYERS, 0);
         ck_assert_msg(c->blk_T == threads, "threads %d: no blocked maps\n%s", threads, desc);
         /* x2, a, m, e (and s, d in it), f blocked; x (the input) and y (the output) not */
         ck_assert_msg(strstr(desc, "k3x3/s2 g1 epilogue[relu] kernel sparse") &&
                       strstr(desc, "tile layer maps[nchw -> blocked]"), "%s", desc);
         ck_assert_msg(strstr(desc, "maps[blocked -> blocked]"), "%s", desc);
-        ck_assert_msg(strstr(desc, "maps[blocked -> nchw]"), "%s", desc);
         int blk_steps = 0;
         for (int i = 0; i < c->n_steps; i++) blk_steps += c->steps[i].blk;
         ck_assert_msg(blk_steps == 8, "threads %d: %d steps on blocks\n%s", threads, blk_steps, desc);
         ck_assert_msg(strstr(desc, "k1x1/s2 g1 epilogue[add] kernel sparse (95% zeros") &&
                       strstr(desc, "maps[blocked -> nchw]\n"), "%s", desc);
-        float *y = run(c, x, n_out);
-        size_t bad = stt_first_mismatch(y, ref, n_out, 1e-5, 1e-5);
-        ck_assert_msg(bad == (size_t)-1, "threads %d: blocked %.8g vs one thread %.8g at %zu\n%s", threads,
-                      bad == (size_t)-1 ? 0.0 : y[bad], bad == (size_t)-1 ? 0.0 : ref[bad], bad, desc);
+        float *y = check_output(&f, c, threads == 2 ? "2 threads" : "3 threads");
         se_compiled_free(c);
-        se_compiled *nc = compile(path, 1, threads, SE_SCHEDULE_LAYERS, 1);
+        se_compiled *nc = compile(f.path, 1, threads, SE_SCHEDULE_LAYERS, 1);
         ck_assert_int_eq(nc->blk_T, 0);
         ck_assert_ptr_null(strstr(desc, "maps["));
-        float *yn = run(nc, x, n_out);
-        bad = stt_first_mismatch(y, yn, n_out, 1e-5, 1e-5);
-        ck_assert_msg(bad == (size_t)-1, "threads %d: blocked vs nchw differ at %zu", threads, bad);
-        free(y), free(yn);
+        free(check_output(&f, nc, "nchw maps"));
+        free(y);
         se_compiled_free(nc);
     }
     /* batch 2 and the columns schedule keep NCHW maps */
-    se_compiled *c = compile(path, 2, 2, SE_SCHEDULE_LAYERS, 0);
+    se_compiled *c = compile(f.path, 2, 2, SE_SCHEDULE_LAYERS, 0);
     ck_assert_int_eq(c->blk_T, 0);
     se_compiled_free(c);
-    c = compile(path, 1, 2, SE_SCHEDULE_COLUMNS, 0);
+    c = compile(f.path, 1, 2, SE_SCHEDULE_COLUMNS, 0);
     ck_assert_int_eq(c->blk_T, 0);
     se_compiled_free(c);
-    free(ref), free(x);
+    teardown(&f);
 }
 END_TEST
 
@@ -210,57 +229,30 @@ END_TEST
  * concat of its output and an earlier blocked map, on 2 threads; at 3 threads the
  * stride-2 layer's window leaves the third block (nothing is blocked), the same output. */
 START_TEST(blocked_upsample) {
-    char dir[512], path[700];
-    stt_tmpdir(dir, sizeof dir, "engine-blocked-up");
-    snprintf(path, sizeof path, "%s/up.onnx", dir);
-    write_up(path);
-    const size_t n_in = 8 * 32 * 36, n_out = n_in;
-    float *x = malloc(n_in * sizeof(float));
-    st_rng r;
-    st_rng_seed(&r, 4);
-    stt_fill_uniform(x, n_in, -1.0f, 1.0f, &r);
-    se_compiled *one = compile(path, 1, 1, SE_SCHEDULE_LAYERS, 0);
-    float *ref = run(one, x, n_out);
-    se_compiled_free(one);
+    fixture f;
+    setup(&f, "engine-blocked-up", write_up, 8 * 32 * 36, 8 * 32 * 36, 4);
     for (int threads = 2; threads <= 3; threads++) {
-        se_compiled *c = compile(path, 1, threads, SE_SCHEDULE_LAYERS, 0);
+        se_compiled *c = compile(f.path, 1, threads, SE_SCHEDULE_LAYERS, 0);
         if (threads == 2)
             ck_assert_msg(strstr(desc, "Upsample      -                        -> 16x32x36 tile layer "
                                        "maps[blocked -> blocked]"), "%s", desc);
-        float *y = run(c, x, n_out);
-        size_t bad = stt_first_mismatch(y, ref, n_out, 1e-5, 1e-5);
-        ck_assert_msg(bad == (size_t)-1, "threads %d: blocked %.8g vs one thread %.8g at %zu\n%s", threads,
-                      bad == (size_t)-1 ? 0.0 : y[bad], bad == (size_t)-1 ? 0.0 : ref[bad], bad, desc);
-        free(y);
+        free(check_output(&f, c, threads == 2 ? "2 threads" : "3 threads"));
         se_compiled_free(c);
     }
-    free(ref), free(x);
+    teardown(&f);
 }
 END_TEST
 
 /* A 1x1 stride-2 layer whose window starts in the halo (its input rows are not split at
  * even rows on three threads). */
 START_TEST(blocked_s2_window_in_halo) {
-    char dir[512], path[700];
-    stt_tmpdir(dir, sizeof dir, "engine-blocked-ds");
-    snprintf(path, sizeof path, "%s/ds.onnx", dir);
-    write_ds(path);
-    const size_t n_in = 8 * 28 * 19, n_out = 64 * 14 * 10;
-    float *x = malloc(n_in * sizeof(float));
-    st_rng r;
-    st_rng_seed(&r, 5);
-    stt_fill_uniform(x, n_in, -1.0f, 1.0f, &r);
-    se_compiled *one = compile(path, 1, 1, SE_SCHEDULE_LAYERS, 0);
-    float *ref = run(one, x, n_out);
-    se_compiled_free(one);
-    se_compiled *c = compile(path, 1, 3, SE_SCHEDULE_LAYERS, 0);
+    fixture f;
+    setup(&f, "engine-blocked-ds", write_ds, 8 * 28 * 19, 64 * 14 * 10, 5);
+    se_compiled *c = compile(f.path, 1, 3, SE_SCHEDULE_LAYERS, 0);
     ck_assert_msg(strstr(desc, "k1x1/s2 g1 kernel sparse") && strstr(desc, "maps[blocked -> nchw]"), "%s", desc);
-    float *y = run(c, x, n_out);
-    size_t bad = stt_first_mismatch(y, ref, n_out, 1e-5, 1e-5);
-    ck_assert_msg(bad == (size_t)-1, "blocked %.8g vs one thread %.8g at %zu\n%s", bad == (size_t)-1 ? 0.0 : y[bad],
-                  bad == (size_t)-1 ? 0.0 : ref[bad], bad, desc);
+    free(check_output(&f, c, "3 threads"));
     se_compiled_free(c);
-    free(y), free(ref), free(x);
+    teardown(&f);
 }
 END_TEST
 
