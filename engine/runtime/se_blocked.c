@@ -12,9 +12,9 @@
  * "same" convolutions in direct mode (packed per block height by st_csr_pack_band, so
  * the halo rows take the place of vertical masks) and sparse 3x3 and 1x1 stride-2 ones
  * in banded mode (each block's output rows [p0, p1) from its window of input rows:
- * 2p0 - 1 .. 2p1 - 1 for 3x3, the first from the halo). A map is blocked when every step that writes it
- * (its concat's inputs, for an elided concat) and every step that reads it is such a
- * step, it is neither the graph's input nor an output, and a residual Add and the
+ * 2p0 - 1 .. 2p1 - 1 for 3x3, the first from the halo). A map is blocked when every
+ * step that writes it (its concat's inputs, for an elided concat) and every step that
+ * reads it is such a step, it is neither the graph's input nor an output, and a residual Add and the
  * output it is added into are both blocked or both not (the fused epilogue reads them
  * at the same offsets). A kxk stride-1 step needs its input blocked (its halo rows); a
  * 1x1 step reads either layout, a stride-2 one either where its windows fall inside the
@@ -49,8 +49,10 @@ size_t se__blk_ldc(const se_compiled *c, int v) {
     return pad16((size_t)(rows_max + 2 * SE_BLK_HALO) * sh.w);
 }
 
+int se__blk_map(const se_compiled *c, int v) { return c->blk_T && c->blk[v]; }
+
 size_t se__value_floats(const se_compiled *c, int v) {
-    if (c->blk && c->blk[v]) return pad16((size_t)c->g->values[v].c * se__blk_ldc(c, v));
+    if (se__blk_map(c, v)) return pad16((size_t)c->g->values[v].c * se__blk_ldc(c, v));
     return pad16((size_t)c->batch * st_shape_numel(c->g->values[v]));
 }
 
@@ -218,15 +220,15 @@ int se__plan_blocks(se_compiled *c, size_t *scratch, char *err, size_t errcap) {
     }
     free(in_team), free(ok), free(writer);
     if (!any && !rc) c->blk_T = 0, memset(c->blk, 0, (size_t)nv); /* the plan stays as it was */
-    c->blk_scratch = (c->blk_scratch + 15) & ~(size_t)15;
+    c->blk_scratch = pad16(c->blk_scratch);
     if (c->blk_T && c->blk_scratch * c->blk_T > *scratch) *scratch = c->blk_scratch * c->blk_T;
     return rc;
 }
 
 /* Block b of value v (a view: its range of its concat's block), first own row. */
 static float *block_at(const se_compiled *c, float *blk_arena, int v, int b) {
+    const int r = root_of(c, v);
     v = c->root[v];
-    const int r = c->view_root[v] >= 0 ? c->view_root[v] : v;
     size_t at = (size_t)c->blk_off[r];
     if (r != v) /* channels before v in the concat, each ldc apart */
         at += c->view_at[v] / ((size_t)c->g->values[v].h * c->g->values[v].w) * se__blk_ldc(c, v);

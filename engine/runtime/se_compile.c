@@ -348,9 +348,8 @@ static int elide_concats(se_compiled *c) {
     return 0;
 }
 
-static int blocked(const se_compiled *c, int v) { return c->blk_T && c->blk[v]; }
 static int allocated(const se_compiled *c, int v) {
-    return c->off[v] >= 0 || (blocked(c, v) && c->blk_off[v] >= 0);
+    return c->off[v] >= 0 || (se__blk_map(c, v) && c->blk_off[v] >= 0);
 }
 
 static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap) {
@@ -388,7 +387,7 @@ static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap)
         const int ro = c->view_root[s->out] >= 0 ? c->view_root[s->out] : s->out;
         n = se__value_floats(c, ro);
         if (!inner && !allocated(c, ro)) { /* before freeing: never aliases an input */
-            if (blocked(c, ro)) c->blk_off[ro] = (int64_t)fl_alloc(&fb, n);
+            if (se__blk_map(c, ro)) c->blk_off[ro] = (int64_t)fl_alloc(&fb, n);
             else c->off[ro] = (int64_t)fl_alloc(&f, n);
         }
         if (last[ro] < i) last[ro] = i;     /* never read: free right away */
@@ -402,7 +401,7 @@ static int plan_memory(se_compiled *c, size_t scratch, char *err, size_t errcap)
             for (int j = 0; j < nf; j++) dup |= freed[j] == v;
             if (dup) continue;
             freed[nf++] = v;
-            if (blocked(c, v)) fl_free(&fb, (size_t)c->blk_off[v], se__value_floats(c, v));
+            if (se__blk_map(c, v)) fl_free(&fb, (size_t)c->blk_off[v], se__value_floats(c, v));
             else fl_free(&f, (size_t)c->off[v], se__value_floats(c, v));
         }
     }

@@ -209,6 +209,7 @@ void se__epilogue_band(const se_step *s, float *y, float *const *ptr, int n, int
 int se__plan_blocks(se_compiled *c, size_t *scratch, char *err, size_t errcap);
 void se__free_blocks(se_step *s);
 size_t se__value_floats(const se_compiled *c, int v);
+int se__blk_map(const se_compiled *c, int v); /* root value v is stored blocked */
 int se__root_of(const se_compiled *c, int v); /* the value owning v's buffer */
 size_t se__blk_ldc(const se_compiled *c, int v);
 int se__blk_part(const se_compiled *c, const se_step *s, float *const *ptr, float *blk_arena,

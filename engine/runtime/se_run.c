@@ -26,8 +26,7 @@ int se_context_new(const se_compiled *c, se_context **out, char *err, size_t err
     if (c->blk_T) x->blk_arena = st_calloc((size_t)c->blk_T * c->blk_stride * sizeof(float));
     if (!x->ptr || !x->arena || (c->blk_T && !x->blk_arena)) {
         se_context_free(x);
-        return se__fail(err, errcap, 4, "out of memory for a context of %zu bytes",
-                        c->arena_floats * sizeof(float));
+        return se__fail(err, errcap, 4, "out of memory for a context of %zu bytes", se_context_bytes(c));
     }
     for (int v = 0; v < c->g->n_values; v++) {
         int r = c->root[v];

@@ -314,7 +314,28 @@ static void fwd_item(const fwd_args *a, const plan *p, int it, float *Xb) {
     }
 }
 
-static void fwd_run(const fwd_args *a, float *scratch);
+static void fwd_run(const fwd_args *a, float *scratch) {
+    const st_conv2d *c = a->c;
+    const st_csr *m = a->m;
+    const st_sparse_geom *g = &m->geom;
+    /* inside a caller's parallel region the items run on this thread: split for one
+     * (a split for several rebuilt each band's input once per channel block) */
+    plan p = make_plan(c, m, a->Vf, g->L, omp_in_parallel() ? 1 : omp_threads(c, m, a->Vf));
+    forward_split(&p, a->Vf);
+    const int items = p.nbands * p.RB;
+    if (p.T == 1 || items == 1) {
+        /* no region to open (nested, it would run one thread anyway: opening it per call
+         * cost the column schedule, hundreds of band calls, ~1 ms per inference) */
+        for (int it = 0; it < items; it++) fwd_item(a, &p, it, g->direct ? NULL : scratch);
+        return;
+    }
+#pragma omp parallel num_threads(ST_MIN(p.T, items))
+    {
+        float *Xb = g->direct ? NULL : scratch + g->thread_floats * omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int it = 0; it < items; it++) fwd_item(a, &p, it, Xb);
+    }
+}
 
 st_status st_conv2d_sparse_forward_epi(const st_conv2d *c, const st_csr *m, float *y,
                                        const float *x, const float *b, const st_epi_op *ops,
@@ -345,29 +366,6 @@ st_status st_conv2d_sparse_forward_ld(const st_conv2d *c, const st_csr *m, float
     a.ldy = ldy, a.ldx = ldx;
     fwd_run(&a, scratch);
     return ST_OK;
-}
-
-static void fwd_run(const fwd_args *a, float *scratch) {
-    const st_conv2d *c = a->c;
-    const st_csr *m = a->m;
-    const st_sparse_geom *g = &m->geom;
-    /* inside a caller's parallel region the items run on this thread: split for one
-     * (a split for several rebuilt each band's input once per channel block) */
-    plan p = make_plan(c, m, a->Vf, g->L, omp_in_parallel() ? 1 : omp_threads(c, m, a->Vf));
-    forward_split(&p, a->Vf);
-    const int items = p.nbands * p.RB;
-    if (p.T == 1 || items == 1 || omp_in_parallel()) {
-        /* no region to open: a nested one runs one thread anyway, and opening it per
-         * call cost the column schedule (hundreds of band calls) ~1 ms per inference */
-        for (int it = 0; it < items; it++) fwd_item(a, &p, it, g->direct ? NULL : scratch);
-        return;
-    }
-#pragma omp parallel num_threads(ST_MIN(p.T, items))
-    {
-        float *Xb = g->direct ? NULL : scratch + g->thread_floats * omp_get_thread_num();
-#pragma omp for schedule(static)
-        for (int it = 0; it < items; it++) fwd_item(a, &p, it, Xb);
-    }
 }
 
 st_status st_conv2d_sparse_forward_part(const st_conv2d *c, const st_csr *m, float *y,
