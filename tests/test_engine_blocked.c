@@ -13,6 +13,7 @@
 
 #include "se_internal.h"
 #include "sparseengine.h"
+#include "st_engine_models.h"
 #include "st_onnx_build.h"
 #include "st_test_util.h"
 
@@ -124,15 +125,12 @@ static void write_ds(const char *path) {
     ck_assert_int_eq(stb_save(b, path), 0);
 }
 
+/* Compiled with these options; its plan in desc. */
 static se_compiled *compile(const char *path, int batch, int threads, int schedule, int nchw) {
-    se_model *m = NULL;
-    ck_assert_msg(se_load(path, &m, err, sizeof err) == 0, "%s", err);
     se_options o;
     se_options_default(&o);
     o.batch = batch, o.threads = threads, o.schedule = schedule, o.nchw_maps = nchw;
-    se_compiled *c = NULL;
-    ck_assert_msg(se_compile(m, &o, &c, err, sizeof err) == 0, "%s", err);
-    se_model_free(m);
+    se_compiled *c = stt_engine_compile(path, &o);
     ck_assert_int_eq(se_describe(c, desc, sizeof desc), 0);
     return c;
 }

@@ -20,16 +20,10 @@ static char err[1024];
 static char desc[1 << 16];
 
 static se_compiled *compile_sched(const char *path, int batch, int threads, int schedule, int band) {
-    se_model *m = NULL;
-    ck_assert_msg(se_load(path, &m, err, sizeof err) == 0, "%s", err);
     se_options o;
     se_options_default(&o);
     o.batch = batch, o.threads = threads, o.schedule = schedule, o.column_rows = band;
-    se_compiled *c = NULL;
-    int rc = se_compile(m, &o, &c, err, sizeof err);
-    ck_assert_msg(rc == 0, "%s", err);
-    se_model_free(m);
-    return c;
+    return stt_engine_compile(path, &o);
 }
 
 /* Runs c on x; outs[k] malloc'ed. */

@@ -108,3 +108,14 @@ Suite *engine_models_suite(void) {
     suite_add_tcase(s, tc);
     return s;
 }
+
+se_compiled *stt_engine_compile(const char *path, const se_options *o) {
+    char err[1024];
+    se_model *m = NULL;
+    ck_assert_msg(se_load(path, &m, err, sizeof err) == 0, "%s", err);
+    se_compiled *c = NULL;
+    const int rc = se_compile(m, o, &c, err, sizeof err);
+    ck_assert_msg(rc == 0, "%s", err);
+    se_model_free(m); /* the compiled model keeps what it needs */
+    return c;
+}
