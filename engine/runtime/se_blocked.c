@@ -235,9 +235,10 @@ static float *block_at(const se_compiled *c, float *blk_arena, int v, int b) {
     return blk_arena + (size_t)b * c->blk_stride + at + (size_t)SE_BLK_HALO * c->g->values[v].w;
 }
 
-/* Halo rows of block b of blocked map v: the neighbouring blocks' edge rows, zeros at
- * the map's top and bottom. The neighbours' rows were final at the last barrier. */
-static void fill_halo(const se_compiled *c, float *blk_arena, int v, int b) {
+/* The halo rows above (top) and below (bottom) block b of blocked map v: the
+ * neighbouring blocks' edge rows, zeros at the map's top and bottom. The neighbours'
+ * rows were final at the last barrier. */
+static void fill_halo(const se_compiled *c, float *blk_arena, int v, int b, int top_on, int bottom_on) {
     const st_shape sh = c->g->values[v];
     const int T = c->blk_T, W = sh.w;
     const size_t ldc = se__blk_ldc(c, v);
@@ -250,10 +251,10 @@ static void fill_halo(const se_compiled *c, float *blk_arena, int v, int b) {
         float *o = own + ch * ldc;
         for (int h = 1; h <= SE_BLK_HALO; h++) {
             float *top = o - (size_t)h * W, *bot = o + (size_t)(rows + h - 1) * W;
-            if (up) memcpy(top, up + ch * ldc + (size_t)(up_rows - h) * W, (size_t)W * sizeof(float));
-            else memset(top, 0, (size_t)W * sizeof(float));
-            if (down) memcpy(bot, down + ch * ldc + (size_t)(h - 1) * W, (size_t)W * sizeof(float));
-            else memset(bot, 0, (size_t)W * sizeof(float));
+            if (top_on && up) memcpy(top, up + ch * ldc + (size_t)(up_rows - h) * W, (size_t)W * sizeof(float));
+            else if (top_on) memset(top, 0, (size_t)W * sizeof(float));
+            if (bottom_on && down) memcpy(bot, down + ch * ldc + (size_t)(h - 1) * W, (size_t)W * sizeof(float));
+            else if (bottom_on) memset(bot, 0, (size_t)W * sizeof(float));
         }
     }
 }
@@ -275,9 +276,8 @@ static float *rows_at(const se_compiled *c, float *const *ptr, float *blk_arena,
 static void upsample_block(const se_compiled *c, const se_step *s, float *const *ptr, float *blk_arena, int b) {
     const int T = c->blk_T, in = s->in[0], f = up_factor(c, s);
     const st_shape si = c->g->values[in], so = c->g->values[s->out];
-    const int p0 = so.h * b / T, p1 = so.h * (b + 1) / T, r0 = si.h * b / T;
-    if (c->blk[root_of(c, in)] && (p0 / f < r0 || (p1 - 1) / f >= si.h * (b + 1) / T))
-        fill_halo(c, blk_arena, in, b);
+    const int p0 = so.h * b / T, p1 = so.h * (b + 1) / T, r0 = si.h * b / T, r1 = si.h * (b + 1) / T;
+    if (c->blk[root_of(c, in)]) fill_halo(c, blk_arena, in, b, p0 / f < r0, (p1 - 1) / f >= r1);
     size_t ldx, ldy;
     const float *x = rows_at(c, ptr, blk_arena, in, b, r0, &ldx);
     float *y = rows_at(c, ptr, blk_arena, s->out, b, p0, &ldy);
@@ -308,9 +308,13 @@ int se__blk_part(const se_compiled *c, const se_step *s, float *const *ptr, floa
     float *scr = scratch + c->blk_scratch * (size_t)part; /* this thread's band buffers */
     for (int b = part; b < T; b += nt) {
         const int p0 = P * b / T, r0 = H * b / T, j = s->blk_pick[b];
-        /* a stride-2 window can start in the halo without padding (1x1, rows split at
-         * an odd row) */
-        if ((s->conv.pad_h > 0 || s2) && c->blk[root_of(c, in)]) fill_halo(c, blk_arena, in, b);
+        /* stride 1: both halos (the vertical padding); stride 2: the rows its window takes
+         * from them (a 1x1 window starts in the top halo when rows split at an odd row;
+         * H = 2P keeps the last row inside the block) */
+        if (c->blk[root_of(c, in)]) {
+            if (!s2 && s->conv.pad_h > 0) fill_halo(c, blk_arena, in, b, 1, 1);
+            if (s2) fill_halo(c, blk_arena, in, b, s2_first(s, p0) < r0, s2_last(s, P * (b + 1) / T) > H * (b + 1) / T - 1);
+        }
         size_t ldx, ldy, lda;
         /* the first input row the block's problem reads: its own first row (stride 1) or
          * its window's (stride 2) */
