@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "conv2d_internal.h"
-#include "st_sparse.h"
+#include "sparse_conv_internal.h"
 
 static int same_shape(const st_conv2d *a, const st_conv2d *b) {
     return a->C == b->C && a->H == b->H && a->W == b->W && a->K == b->K && a->R == b->R &&
@@ -30,7 +30,7 @@ static int same_shape(const st_conv2d *a, const st_conv2d *b) {
            a->dil_w == b->dil_w && a->groups == b->groups;
 }
 
-static st_status check(const st_conv2d *c, const st_csr *m, const char *who, st_error *err) {
+st_status st__sc_check(const st_conv2d *c, const st_csr *m, const char *who, st_error *err) {
     if (!c || !m || !m->row_ptr) return st_errorf(err, ST_ERR_INTERNAL, "%s: NULL argument", who);
     if (!same_shape(c, &m->conv) || c->N < 1 || c->P != m->conv.P || c->Q != m->conv.Q)
         return st_errorf(err, ST_ERR_INPUT, "%s: weights packed for another shape", who);
@@ -41,9 +41,8 @@ size_t st_conv2d_sparse_scratch_floats(const st_csr *m) {
     return m->geom.thread_floats * (size_t)omp_get_max_threads();
 }
 
-/* Rows [*r0, *r1): block b of nb over rows [0, n * unit) in whole units of `unit` rows,
- * balanced on nonzeros + 4 per row. */
-static void split_units(const int32_t *ptr, int n, int unit, int nb, int b, int *r0, int *r1) {
+/* Balanced on nonzeros plus 4 per row, for what a row costs besides its nonzeros. */
+void st__sc_split_units(const int32_t *ptr, int n, int unit, int nb, int b, int *r0, int *r1) {
     const int64_t total = (int64_t)ptr[(size_t)n * unit] - ptr[0] + 4LL * n * unit;
     for (int side = 0; side < 2; side++) {
         const int64_t want = total * (b + side) / nb;
@@ -57,34 +56,15 @@ static void split_units(const int32_t *ptr, int n, int unit, int nb, int b, int 
     }
 }
 
-static void split_rows(const int32_t *ptr, int n, int nb, int b, int *r0, int *r1) {
-    split_units(ptr, n, 1, nb, b, r0, r1);
-}
-
-/* Direct kxk: the lane masks of band position bs in a sample (NULL for 1x1). */
-static const uint16_t *band_mask(const st_csr *m, const uint16_t *tab, int bs) {
-    if (!tab) return NULL;
-    return tab + (size_t)bs * m->conv.R * m->conv.S * m->mask_nvec;
-}
-
 /* Multiply-adds (nonzeros x columns) below which an operator runs on one thread. */
 #ifndef ST_SPARSE_OMP_MIN_WORK
 #define ST_SPARSE_OMP_MIN_WORK (1 << 20)
 #endif
 
-typedef struct {
-    const st_conv2d *c;
-    const st_csr *m;
-    const st_sparse_geom *g;
-    int nbands, RB, T;
-    int L;              /* band height (rows) */
-    int cmaj;           /* forward: items channel block-major (thread t: block t of every band) */
-} plan;
-
 /* Threads an operator of its own parallel region uses over V rows: one for small work,
  * where waking threads costs more than it saves (and under load a descheduled worker
  * stalls the barrier for a scheduler tick). A caller's team has no fork to save. */
-static int omp_threads(const st_conv2d *c, const st_csr *m, int V) {
+int st__sc_omp_threads(const st_conv2d *c, const st_csr *m, int V) {
     const double work = ((double)m->nnz + c->K) * V * m->geom.Wv;
     return work < ST_SPARSE_OMP_MIN_WORK ? 1 : omp_get_max_threads();
 }
@@ -92,8 +72,8 @@ static int omp_threads(const st_conv2d *c, const st_csr *m, int V) {
 /* Bands of the output virtual rows [0, V) (forward, weight gradient: V ends at the last
  * valid row; backward-input: every row of every plane holds input pixels), for T
  * threads. */
-static plan make_plan(const st_conv2d *c, const st_csr *m, int V, int L, int T) {
-    plan p = {.c = c, .m = m, .g = &m->geom, .L = L, .T = T};
+sc_plan st__sc_make_plan(const st_conv2d *c, const st_csr *m, int V, int L, int T) {
+    sc_plan p = {.c = c, .m = m, .g = &m->geom, .L = L, .T = T};
     if (p.g->direct) p.nbands = c->N * ((c->H + L - 1) / L);
     else p.nbands = (V + L - 1) / L;
     /* Few bands: split each one's rows among the threads (each rebuilds the band). */
@@ -110,7 +90,7 @@ static plan make_plan(const st_conv2d *c, const st_csr *m, int V, int L, int T) 
  * takes whole bands when their count is a multiple of T (make_geom gives one image 2,
  * 4 or 8 bands where they hold 128 floats), else splits each band's channels, items
  * band-major, so a thread's items still cover mostly its own rows. */
-static void forward_split(plan *p, int V) {
+static void forward_split(sc_plan *p, int V) {
     if (p->T < 2) return;
     const st_conv2d *c = p->c;
     const double wbytes = 8.0 * p->m->nnz, xbytes = 4.0 * c->N * c->C * c->H * c->W;
@@ -130,22 +110,15 @@ static void forward_split(plan *p, int V) {
     }
 }
 
-/* Interior of a stride-2 row: the jj for which both phases b = 0, 1 read (or write)
- * the real pixel 2*jj + b - pad, so the vector (de)interleave needs no bounds checks. */
-static void s2_interior(int W, int pad, int Wv, int *lo, int *hi) {
-    *lo = ST_MIN((pad + 1) / 2, Wv);
-    *hi = ST_MAX(*lo, ST_MIN((W + pad) / 2, Wv));
-}
-
 /* Xb rows t in [0, nrow) = input virtual rows v0 + t, for the channels in use; the sw
  * phases of an input row are split in one pass. Input channels are ldx floats apart
  * (H*W in an NCHW map). */
-static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m,
+void st__sc_build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m,
                      const float *x, size_t ldx, int v0, int nrow, int ch0, int ch1, size_t ldb, float *Xb) {
     const st_sparse_geom *g = &m->geom;
     const int Wv = g->Wv, Hv = g->Hv, H = c->H, W = c->W, sw = g->sw, pw = c->pad_w;
     int ilo, ihi;
-    s2_interior(W, pw, Wv, &ilo, &ihi);
+    st__sc_s2_interior(W, pw, Wv, &ilo, &ihi);
     for (int ch = ch0; ch < ch1; ch++)
         for (int a = 0; a < g->sh; a++) {
             const int vc0 = ch * g->PH + a * sw;
@@ -189,7 +162,7 @@ static void build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_cs
 
 /* dYb rows k in [k0, k1) (row k at (k - k0) * ldyb) for dy virtual rows [u0, u1), placed
  * at gd + (u - v0 + dr_max) * Wv; with guard != 0 the front guard is zeroed too. */
-static void build_dyb(const st_conv2d *c, const st_csr *m, const float *dy, int v0, int u0,
+void st__sc_build_dyb(const st_conv2d *c, const st_csr *m, const float *dy, int v0, int u0,
                       int u1, int k0, int k1, int guard, size_t ldyb, float *dYb) {
     const st_sparse_geom *g = &m->geom;
     const int Wv = g->Wv, Hv = g->Hv, P = c->P, Q = c->Q;
@@ -231,7 +204,7 @@ typedef struct {
 static st_status fwd_setup(const st_conv2d *c, const st_csr *m, float *y, const float *x,
                            const float *b, const st_epi_op *ops, int n_ops, fwd_args *a,
                            st_error *err) {
-    st_status s = check(c, m, "st_conv2d_sparse_forward", err);
+    st_status s = st__sc_check(c, m, "st_conv2d_sparse_forward", err);
     if (s == ST_OK && (n_ops < 0 || n_ops > ST_EPI_MAX_OPS || (n_ops && !ops)))
         s = st_errorf(err, ST_ERR_INTERNAL, "st_conv2d_sparse_forward: %d epilogue ops", n_ops);
     if (s != ST_OK) return s;
@@ -258,7 +231,7 @@ static int rows_tile(int Q) {
 
 /* Forward item `it` of plan p: a band of rows and one of its p.RB blocks of output
  * channels. Xb: the calling thread's band buffers (banded mode). */
-static void fwd_item(const fwd_args *a, const plan *p, int it, float *Xb) {
+static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
     const st_conv2d *c = a->c;
     const st_csr *m = a->m;
     const st_sparse_kernels *k = &m->k;
@@ -268,7 +241,7 @@ static void fwd_item(const fwd_args *a, const plan *p, int it, float *Xb) {
     const size_t HW = (size_t)c->H * c->W;
     st_epi_op o[ST_EPI_MAX_OPS];
     int r0, r1;
-    split_rows(m->row_ptr, K, p->RB, rb, &r0, &r1);
+    st__sc_split_rows(m->row_ptr, K, p->RB, rb, &r0, &r1);
     if (r0 >= r1) return;
     if (g->direct) {
         const int nbs = a->nbs, n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
@@ -276,12 +249,12 @@ static void fwd_item(const fwd_args *a, const plan *p, int it, float *Xb) {
         st_epi_ops_at(o, a->ops, n_ops, at);
         k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, a->x + (size_t)n * c->C * HW + (size_t)i0 * c->W,
                 1, Lb * c->W, a->y + at, (ptrdiff_t)a->ldy, a->b, 0, m->x_cls,
-                band_mask(m, m->fmask, band % nbs), o, n_ops);
+                st__sc_band_mask(m, m->fmask, band % nbs), o, n_ops);
         return;
     }
     float *O = Xb + (size_t)m->t_rows * g->ldb + (size_t)K * g->ldyb;
     const int v0 = band * p->L, Lb = ST_MIN(p->L, a->Vf - v0);
-    build_xb(k, c, m, a->x, a->ldx, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
+    st__sc_build_xb(k, c, m, a->x, a->ldx, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
     const int qt = k->spmm_rows ? rows_tile(c->Q) : 0;
     if (!qt) /* the band's rows, flattened, into the staging rows */
         k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O, g->ldo,
@@ -320,7 +293,7 @@ static void fwd_run(const fwd_args *a, float *scratch) {
     const st_sparse_geom *g = &m->geom;
     /* inside a caller's parallel region the items run on this thread: split for one
      * (a split for several rebuilt each band's input once per channel block) */
-    plan p = make_plan(c, m, a->Vf, g->L, omp_in_parallel() ? 1 : omp_threads(c, m, a->Vf));
+    sc_plan p = st__sc_make_plan(c, m, a->Vf, g->L, omp_in_parallel() ? 1 : st__sc_omp_threads(c, m, a->Vf));
     forward_split(&p, a->Vf);
     const int items = p.nbands * p.RB;
     if (p.T == 1 || items == 1) {
@@ -378,230 +351,11 @@ st_status st_conv2d_sparse_forward_part(const st_conv2d *c, const st_csr *m, flo
     if (nparts < 1 || part < 0 || part >= nparts)
         return st_errorf(err, ST_ERR_INTERNAL, "st_conv2d_sparse_forward_part: part %d of %d", part, nparts);
     const st_sparse_geom *g = &m->geom;
-    plan p = make_plan(c, m, a.Vf, g->L, nparts);
+    sc_plan p = st__sc_make_plan(c, m, a.Vf, g->L, nparts);
     forward_split(&p, a.Vf);
     const int items = p.nbands * p.RB;
     const int it0 = (int)((long)items * part / nparts), it1 = (int)((long)items * (part + 1) / nparts);
     float *Xb = g->direct ? NULL : scratch + g->thread_floats * part;
     for (int it = it0; it < it1; it++) fwd_item(&a, &p, it, Xb);
-    return ST_OK;
-}
-
-/* db[k] += sum of dy over n, p, q (in double, one thread per channel). */
-static void bias_grad(const st_conv2d *c, float *db, const float *dy) {
-    const size_t PQ = (size_t)c->P * c->Q;
-#pragma omp parallel for schedule(static) if ((size_t)c->N * c->K * PQ > 32768)
-    for (int k = 0; k < c->K; k++) {
-        double acc = 0.0;
-        for (int n = 0; n < c->N; n++) {
-            const float *d = dy + ((size_t)n * c->K + k) * PQ;
-            for (size_t i = 0; i < PQ; i++) acc += d[i];
-        }
-        db[k] += (float)acc;
-    }
-}
-
-/* se[2k], se[2k+1]: the entries of row k whose input channel is in [ch0, ch1) (rows are
- * channel-major: banded and 1x1 layouts). */
-static void channel_ranges(const st_csr *m, int ch0, int ch1, int32_t *se) {
-    const int RS = m->conv.R * m->conv.S;
-    for (int kk = 0; kk < m->conv.K; kk++) {
-        const int lo = m->row_ptr[kk], hi = m->row_ptr[kk + 1];
-        for (int side = 0; side < 2; side++) {
-            const int want = (side ? ch1 : ch0) * RS;
-            int a = lo, b = hi; /* first entry with col_idx >= want */
-            while (a < b) {
-                const int mid = (a + b) / 2;
-                if (m->col_idx[mid] >= want) b = mid;
-                else a = mid + 1;
-            }
-            se[2 * kk + side] = a;
-        }
-    }
-}
-
-/* dval: one dot product per nonzero, computed by one thread. Threads own output channels
- * or, when x is at least twice the size of y, input channels (each thread then reads
- * only its part of x instead of all of it). */
-static void weight_grad(const st_conv2d *c, const st_csr *m, float *dval, const float *dy,
-                        const float *x, float *scratch) {
-    const st_sparse_kernels *k = &m->k;
-    const st_sparse_geom *g = &m->geom;
-    const int K = c->K, Vf = (c->N - 1) * g->Hv + c->P;
-    const plan p = make_plan(c, m, Vf, g->Lw, omp_threads(c, m, Vf));
-    const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
-    const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
-    const int T = ST_MAX(1, ST_MIN(p.T, m->nnz / 64));
-#pragma omp parallel num_threads(T)
-    {
-        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        int k0, k1;
-        split_rows(m->row_ptr, K, nt, tid, &k0, &k1);
-        float *Xb = g->direct ? NULL : scratch + g->thread_floats * tid;
-        float *dYb = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldbw;
-        /* Direct: bands are short (one sample's rows), so each nonzero keeps 16 partial
-         * lanes across all of them (blocks of rows bounded by the partial buffer) and
-         * pays one horizontal sum at the end. */
-        float *part = g->direct ? scratch + g->thread_floats * tid : NULL;
-        int32_t *dse = NULL; /* direct 1x1 split by input channel: per-row sub-ranges */
-        if (g->direct && nt > 1 && c->R * c->S == 1 && (size_t)c->C * HW >= 2 * (size_t)K * PQ) {
-            int ch0, ch1;
-            split_units(m->t_ptr, c->C, 1, nt, tid, &ch0, &ch1);
-            dse = (int32_t *)(part + g->part_floats);
-            channel_ranges(m, ch0, ch1, dse);
-            k0 = 0, k1 = ch0 < ch1 ? K : 0;
-        }
-        for (int kb0 = k0; g->direct && kb0 < k1;) {
-            int kb1 = kb0 + 1;
-            while (kb1 < k1 && (size_t)(m->row_ptr[kb1 + 1] - m->row_ptr[kb0]) * 16 <= g->part_floats)
-                kb1++;
-            const int base = m->row_ptr[kb0], cnt = m->row_ptr[kb1] - base;
-            memset(part, 0, sizeof(float) * 16 * (size_t)cnt);
-            for (int band = 0; band < p.nbands; band++) {
-                const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
-                const float *xb = x + (size_t)n * c->C * HW + (size_t)i0 * c->W;
-                const float *db = dy + (size_t)n * K * PQ + (size_t)i0 * c->W;
-                if (!dse) {
-                    k->sddmm(kb0, kb1, m->row_ptr, m->x_off, db + (size_t)kb0 * PQ, (ptrdiff_t)PQ,
-                             xb, 1, Lb * c->W, dval, m->x_cls, band_mask(m, m->fmask, band % nbs),
-                             part);
-                    continue;
-                }
-                for (int kk = kb0; kk < kb1; kk++) /* row kk's sub-range dse[2kk], dse[2kk+1] */
-                    if (dse[2 * kk] < dse[2 * kk + 1])
-                        k->sddmm(kk, kk + 1, dse + kk, m->x_off, db + (size_t)kk * PQ,
-                                 (ptrdiff_t)PQ, xb, 1, Lb * c->W, dval, NULL, NULL,
-                                 part + (size_t)(dse[2 * kk] - base) * 16);
-            }
-            if (!dse) st_sparse_reduce16(dval + base, part, cnt);
-            else
-                for (int kk = kb0; kk < kb1; kk++)
-                    st_sparse_reduce16(dval + dse[2 * kk], part + (size_t)(dse[2 * kk] - base) * 16,
-                                       dse[2 * kk + 1] - dse[2 * kk]);
-            kb0 = kb1;
-        }
-        /* Banded with several threads: when x is at least twice y, split the nonzeros by
-         * input channel instead of by row (a row's columns are channel-major, so each
-         * thread owns one sub-range of every row): every thread then copies only its
-         * channels of x into its band buffer and x is read once, not once per thread. */
-        int ch0 = 0, ch1 = c->C;
-        int32_t *se = NULL; /* per row: [start, end) of this thread's nonzeros */
-        if (!g->direct && nt > 1 && (size_t)c->C * HW >= 2 * (size_t)K * PQ) {
-            int v0, v1;
-            split_units(m->t_ptr, c->C, g->PH, nt, tid, &v0, &v1);
-            ch0 = v0 / g->PH, ch1 = v1 / g->PH;
-            k0 = 0, k1 = ch0 < ch1 ? K : 0;
-            se = (int32_t *)(dYb + (size_t)K * g->ldybw);
-            channel_ranges(m, ch0, ch1, se);
-        }
-        for (int band = 0; !g->direct && band < p.nbands && k0 < k1; band++) {
-            const int v0 = band * g->Lw, Lb = ST_MIN(g->Lw, Vf - v0);
-            const int ncols = (Lb - 1) * g->Wv + c->Q;
-            build_xb(k, c, m, x, (size_t)c->H * c->W, v0, Lb + g->dr_max, ch0, ch1, g->ldbw, Xb);
-            build_dyb(c, m, dy, v0, v0, v0 + Lb, k0, k1, 0, g->ldybw, dYb);
-            const float *d0 = dYb + g->gd + (size_t)g->dr_max * g->Wv;
-            if (!se) {
-                k->sddmm(k0, k1, m->row_ptr, m->x_offw, d0, g->ldybw, Xb, 1, ncols, dval, NULL,
-                         NULL, NULL);
-                continue;
-            }
-            for (int kk = 0; kk < K; kk++) /* row kk alone: its range is se[2kk], se[2kk+1] */
-                if (se[2 * kk] < se[2 * kk + 1])
-                    k->sddmm(kk, kk + 1, se + kk, m->x_offw, d0 + (size_t)kk * g->ldybw,
-                             g->ldybw, Xb, 1, ncols, dval, NULL, NULL, NULL);
-        }
-    }
-}
-
-/* dx += the virtual-input gradient of rows [r0, r1) (whole channels) of a band. */
-static void add_dx(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m, float *dx,
-                   const float *O, int r0, int r1, int v0, int Lb) {
-    const st_sparse_geom *g = &m->geom;
-    const int Wv = g->Wv, sw = g->sw, pw = c->pad_w, W = c->W;
-    int ilo, ihi;
-    s2_interior(W, pw, Wv, &ilo, &ihi);
-    for (int vc0 = r0; vc0 < r1; vc0 += sw) {
-        if (m->t_ptr[vc0] == m->t_ptr[vc0 + sw]) continue; /* all zero */
-        const int ch = vc0 / g->PH, a = (vc0 % g->PH) / sw;
-        const float *src = O + (size_t)(vc0 - r0) * g->ldo;
-        for (int t = 0; t < Lb; t++) {
-            const int v = v0 + t, n = v / g->Hv, i = v - n * g->Hv;
-            const int h = i * g->sh + a - c->pad_h;
-            if (h < 0 || h >= c->H) continue;
-            float *d = dx + ((size_t)(n * c->C + ch) * c->H + h) * W;
-            const float *s0 = src + (size_t)t * Wv;
-            if (sw == 2) {
-                const float *s1 = s0 + g->ldo;
-                for (int j = 0; j < Wv; j++) {
-                    if (j == ilo) j = ihi;
-                    if (j >= Wv) break;
-                    const int w0 = 2 * j - pw, w1 = w0 + 1;
-                    if (w0 >= 0 && w0 < W) d[w0] += s0[j];
-                    if (w1 >= 0 && w1 < W) d[w1] += s1[j];
-                }
-                k->int2_add(d + 2 * ilo - pw, s0 + ilo, s1 + ilo, ihi - ilo);
-                continue;
-            }
-            for (int b = 0; b < sw; b++) {
-                const float *sb = s0 + (size_t)b * g->ldo;
-                const int off = b - pw;
-                int lo, hi;
-                st__valid_range(Wv, sw, off, W, &lo, &hi);
-                if (sw == 1)
-                    for (int j = lo; j < hi; j++) d[j + off] += sb[j];
-                else
-                    for (int j = lo; j < hi; j++) d[j * sw + off] += sb[j];
-            }
-        }
-    }
-}
-
-/* dx += W^T dy through the transposed index. */
-static void input_grad(const st_conv2d *c, const st_csr *m, float *dx, const float *dy,
-                       float *scratch) {
-    const st_sparse_kernels *k = &m->k;
-    const st_sparse_geom *g = &m->geom;
-    const int K = c->K, C = c->C, Wv = g->Wv;
-    const plan p = make_plan(c, m, c->N * g->Hv, g->L, omp_threads(c, m, c->N * g->Hv));
-    const int items = p.nbands * p.RB;
-    const size_t HW = (size_t)c->H * c->W, PQ = (size_t)c->P * c->Q;
-    const int nbs = g->direct ? (c->H + g->L - 1) / g->L : 0;
-#pragma omp parallel num_threads(ST_MIN(p.T, items))
-    {
-        float *Xb = g->direct ? NULL : scratch + g->thread_floats * omp_get_thread_num();
-        float *dYb = g->direct ? NULL : Xb + (size_t)m->t_rows * g->ldb;
-        float *O = g->direct ? NULL : dYb + (size_t)K * g->ldyb;
-#pragma omp for schedule(static)
-        for (int it = 0; it < items; it++) {
-            const int band = it / p.RB;
-            int r0, r1;
-            /* whole channels (all phases), so stride-2 phases are merged in one pass */
-            split_units(m->t_ptr, C, g->PH, p.RB, it % p.RB, &r0, &r1);
-            if (r0 >= r1) continue;
-            if (g->direct) {
-                const int n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
-                k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val,
-                        dy + (size_t)n * K * PQ + (size_t)i0 * c->W, 1, Lb * c->W,
-                        dx + ((size_t)n * C + r0) * HW + (size_t)i0 * c->W, (ptrdiff_t)HW, NULL,
-                        1, m->t_cls, band_mask(m, m->bmask, band % nbs), NULL, 0);
-                continue;
-            }
-            const int v0 = band * g->L, Lb = ST_MIN(g->L, c->N * g->Hv - v0);
-            build_dyb(c, m, dy, v0, v0 - g->dr_max, v0 + Lb, 0, K, 1, g->ldyb, dYb);
-            k->spmm(r0, r1, m->t_ptr, m->t_off, m->t_val, dYb, 1, Lb * Wv, O, g->ldo, NULL, 0,
-                    NULL, NULL, NULL, 0);
-            add_dx(k, c, m, dx, O, r0, r1, v0, Lb);
-        }
-    }
-}
-
-st_status st_conv2d_sparse_backward(const st_conv2d *c, const st_csr *m, float *dx, float *dval,
-                                    float *db, const float *dy, const float *x, float *scratch,
-                                    st_error *err) {
-    st_status s = check(c, m, "st_conv2d_sparse_backward", err);
-    if (s != ST_OK) return s;
-    if (db) bias_grad(c, db, dy);
-    if (dval && m->nnz > 0) weight_grad(c, m, dval, dy, x, scratch);
-    if (dx && m->nnz > 0) input_grad(c, m, dx, dy, scratch);
     return ST_OK;
 }

@@ -1,0 +1,57 @@
+/* Pieces the sparse conv2d forward (sparse_conv.c) shares with its training backward
+ * (sparse_conv_backward.c): the split of a layer into bands and blocks of rows, and the
+ * band buffers' builders. Banded and direct modes are described in sparse_conv.c. Not
+ * part of the public op API. */
+#ifndef ST_SPARSE_CONV_INTERNAL_H
+#define ST_SPARSE_CONV_INTERNAL_H
+
+#include "conv2d_internal.h"
+#include "st_sparse.h"
+
+typedef struct {
+    const st_conv2d *c;
+    const st_csr *m;
+    const st_sparse_geom *g;
+    int nbands, RB, T;
+    int L;              /* band height (rows) */
+    int cmaj;           /* forward: items channel block-major (thread t: block t of every band) */
+} sc_plan;
+
+st_status st__sc_check(const st_conv2d *c, const st_csr *m, const char *who, st_error *err);
+
+/* Rows [*r0, *r1): block b of nb over rows [0, n * unit) in whole units of `unit` rows,
+ * balanced on nonzeros + 4 per row. */
+void st__sc_split_units(const int32_t *ptr, int n, int unit, int nb, int b, int *r0, int *r1);
+
+static inline void st__sc_split_rows(const int32_t *ptr, int n, int nb, int b, int *r0, int *r1) {
+    st__sc_split_units(ptr, n, 1, nb, b, r0, r1);
+}
+
+/* Direct kxk: the lane masks of band position bs in a sample (NULL for 1x1). */
+static inline const uint16_t *st__sc_band_mask(const st_csr *m, const uint16_t *tab, int bs) {
+    if (!tab) return NULL;
+    return tab + (size_t)bs * m->conv.R * m->conv.S * m->mask_nvec;
+}
+
+/* Threads an operator of its own parallel region uses over V rows. */
+int st__sc_omp_threads(const st_conv2d *c, const st_csr *m, int V);
+
+/* Bands of the output virtual rows [0, V) for T threads. */
+sc_plan st__sc_make_plan(const st_conv2d *c, const st_csr *m, int V, int L, int T);
+
+/* Interior of a stride-2 row: the jj for which both phases b = 0, 1 read (or write)
+ * the real pixel 2*jj + b - pad, so the vector (de)interleave needs no bounds checks. */
+static inline void st__sc_s2_interior(int W, int pad, int Wv, int *lo, int *hi) {
+    *lo = ST_MIN((pad + 1) / 2, Wv);
+    *hi = ST_MAX(*lo, ST_MIN((W + pad) / 2, Wv));
+}
+
+/* Xb rows t in [0, nrow) = input virtual rows v0 + t, for channels [ch0, ch1). */
+void st__sc_build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m,
+                     const float *x, size_t ldx, int v0, int nrow, int ch0, int ch1, size_t ldb, float *Xb);
+
+/* dYb rows k in [k0, k1) for dy virtual rows [u0, u1). */
+void st__sc_build_dyb(const st_conv2d *c, const st_csr *m, const float *dy, int v0, int u0,
+                      int u1, int k0, int k1, int guard, size_t ldyb, float *dYb);
+
+#endif
