@@ -33,7 +33,9 @@ static int usage(FILE *f, int code) {
             "blocked by thread (default); nchw keeps every map NCHW (comparison).\n"
             "-x: the same figures plus percentiles 50/90/95/99 as JSON.\n"
             "--profile: afterwards, a second timed pass prints every plan step's mean time\n"
-            "per run and share, next to the step as `sparseengine info --plan` shows it.\n");
+            "per run and share, next to the step as `sparseengine info --plan` shows it,\n"
+            "and on several threads how long each waited at the barriers between steps\n"
+            "(uneven work, or a core slower than the others).\n");
     return code;
 }
 
@@ -60,6 +62,13 @@ static int print_profile(se_compiled *c, se_context *x, const float *in, float *
             printf("%8.3f %5.1f%%  %s\n", ms[step], total > 0 ? 100 * ms[step] / total : 0.0, line);
         }
         printf("%8.3f %5.1f%%  total of the steps\n", total, 100.0);
+        double wait[256]; /* the first 256 threads */
+        const int nt = se_context_wait_ms(x, wait, 256);
+        if (nt > 1) { /* a gap between threads: uneven work, or one core slower than another */
+            printf("Barrier waits (mean ms per run, thread 0..%d):", nt - 1);
+            for (int t = 0; t < nt; t++) printf(" %.4f", wait[t]);
+            printf("\n");
+        }
     }
     free(ms), free(plan);
     se_context_profile(x, 0);

@@ -117,6 +117,14 @@ START_TEST(train_export_import_resume) {
     ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
     ck_assert_msg(strstr(out, "Profile (") && strstr(out, "total of the steps") &&
                   strstr(out, "%    2 Conv2d        model.2.conv") && strstr(out, "kernel sparse (90% zeros"), "%s", out);
+    /* and each thread's waits at the team's barriers: the first to arrive always waits */
+    const char *bw = strstr(out, "Barrier waits (mean ms per run, thread 0..1):");
+    double w0 = -1, w1 = -1;
+    ck_assert_msg(bw && sscanf(bw + strlen("Barrier waits (mean ms per run, thread 0..1):"), "%lf %lf", &w0, &w1) == 2 &&
+                      w0 >= 0 && w1 >= 0 && w0 + w1 > 0, "%s", out);
+    snprintf(args, sizeof args, "bench %s/a/p90.onnx -t 0.1 -w 0 -ncores 1 --profile", data);
+    ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0 && strstr(out, "total of the steps") &&
+                  !strstr(out, "Barrier waits"), "%s", out);
     /* info --plan: the compiled plan with the kernel choices and their reasons */
     snprintf(args, sizeof args, "info %s/a/p90.onnx --plan -b 2 -ncores 1", data);
     ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);

@@ -70,6 +70,10 @@ void se_context_free(se_context *x);
  * many. Turning it on again starts over. */
 int se_context_profile(se_context *x, int on);
 int se_context_step_ms(const se_context *x, double *ms, int cap);
+/* While profiling: the mean ms per run each thread spent waiting at the barriers between
+ * the steps it runs with the others (up to cap threads; returns how many). A thread that
+ * waits much longer than the others had less work, or a faster core. */
+int se_context_wait_ms(const se_context *x, double *ms, int cap);
 int se_num_steps(const se_compiled *c);
 
 /* input: batch * input numel floats; outputs[k]: room for output k. */

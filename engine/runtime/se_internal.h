@@ -173,6 +173,8 @@ struct se_context {
     float *blk_arena;    /* blk_T block arenas of blk_stride floats, or NULL */
     float **ptr;         /* [n_values] */
     double *step_s;      /* [n_steps] seconds per step summed over profiled runs, or NULL */
+    double *wait_s;      /* seconds each thread spent at team barriers in profiled runs, a
+                          * cache line apart (se_run.c) */
     long profiled_runs;
 };
 

@@ -36,13 +36,29 @@ int se_context_new(const se_compiled *c, se_context **out, char *err, size_t err
     return 0;
 }
 
+/* Doubles between two threads' barrier-wait sums: a cache line each. */
+#define SE_WAIT_STRIDE 8
+
 int se_context_profile(se_context *x, int on) {
     if (!x) return 2;
     free(x->step_s);
-    x->step_s = NULL;
+    free(x->wait_s);
+    x->step_s = x->wait_s = NULL;
     x->profiled_runs = 0;
-    if (on && !(x->step_s = calloc((size_t)x->c->n_steps, sizeof *x->step_s))) return 4;
+    if (on && (!(x->step_s = calloc((size_t)x->c->n_steps, sizeof *x->step_s)) ||
+               !(x->wait_s = calloc((size_t)x->c->threads * SE_WAIT_STRIDE, sizeof *x->wait_s)))) {
+        free(x->step_s);
+        x->step_s = NULL;
+        return 4;
+    }
     return 0;
+}
+
+int se_context_wait_ms(const se_context *x, double *ms, int cap) {
+    if (!x || !x->wait_s) return 0;
+    const int n = x->c->threads < cap ? x->c->threads : cap;
+    for (int t = 0; t < n; t++) ms[t] = x->profiled_runs ? 1e3 * x->wait_s[t * SE_WAIT_STRIDE] / (double)x->profiled_runs : 0.0;
+    return n;
 }
 
 int se_context_step_ms(const se_context *x, double *ms, int cap) {
@@ -55,6 +71,7 @@ int se_context_step_ms(const se_context *x, double *ms, int cap) {
 void se_context_free(se_context *x) {
     if (!x) return;
     free(x->step_s);
+    free(x->wait_s);
     st_free(x->arena);
     st_free(x->blk_arena);
     free(x->ptr);
@@ -311,7 +328,13 @@ static int run_team(se_context *x, int i0, int i1, float *scratch, char *err, si
                     }
                 }
             }
-            team_barrier(&x->bar, nt);
+            if (x->wait_s) {
+                const double tb = omp_get_wtime();
+                team_barrier(&x->bar, nt);
+                x->wait_s[tid * SE_WAIT_STRIDE] += omp_get_wtime() - tb;
+            } else {
+                team_barrier(&x->bar, nt);
+            }
             if (tid == 0 && x->step_s) x->step_s[i] += omp_get_wtime() - t0;
         }
     }
