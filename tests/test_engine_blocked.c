@@ -43,8 +43,14 @@ static Onnx__NodeProto *conv(stb *b, const char *name, const char *in, const cha
     return n;
 }
 
-static void conv_s2(stb *b, const char *name, const char *in, const char *out, int k) {
-    stb_attr_ints(b, conv(b, name, in, out, k), "strides", 2, (int64_t[]){2, 2});
+/* Conv `name` (k x k, "same" padding, stride s) of in, with a ReLU after it when relu. */
+static void layer(stb *b, const char *name, const char *in, const char *out, int k, int s, int relu) {
+    char pre[64], rn[64];
+    snprintf(pre, sizeof pre, "%s.pre", name);
+    snprintf(rn, sizeof rn, "%s.relu", name);
+    Onnx__NodeProto *n = conv(b, name, in, relu ? pre : out, k);
+    if (s == 2) stb_attr_ints(b, n, "strides", 2, (int64_t[]){2, 2});
+    if (relu) stb_node(b, "Relu", rn, pre, out);
 }
 
 /* x [8, 48, 38] -> s1 3x3/2 (relu) -> x2 [16, 24, 19]; cv1 1x1 (relu) -> a; m1 1x1
@@ -63,22 +69,16 @@ static void write_c3(const char *path) {
     conv_w(b, "cv3", 64, 32, 1, 0.9, &r);
     conv_w(b, "s2", 64, 64, 3, 0.95, &r);
     conv_w(b, "ds", 64, 64, 1, 0.95, &r);
-    conv_s2(b, "s1", "x", "x20", 3);
-    stb_node(b, "Relu", "r0", "x20", "x2");
-    conv(b, "cv1", "x2", "a0", 1);
-    stb_node(b, "Relu", "r1", "a0", "a");
-    conv(b, "m1", "a", "m0", 1);
-    stb_node(b, "Relu", "r2", "m0", "m");
-    conv(b, "m2", "m", "s0", 3);
-    stb_node(b, "Relu", "r3", "s0", "s1");
+    layer(b, "s1", "x", "x2", 3, 2, 1);
+    layer(b, "cv1", "x2", "a", 1, 1, 1);
+    layer(b, "m1", "a", "m", 1, 1, 1);
+    layer(b, "m2", "m", "s1", 3, 1, 1);
     stb_node(b, "Add", "add", "s1,a", "s");
-    conv(b, "cv2", "x2", "d0", 1);
-    stb_node(b, "Relu", "r4", "d0", "d");
+    layer(b, "cv2", "x2", "d", 1, 1, 1);
     stb_attr_i(b, stb_node(b, "Concat", "cat", "s,d", "e"), "axis", 1);
-    conv(b, "cv3", "e", "f0", 1);
-    stb_node(b, "Relu", "r5", "f0", "f");
-    conv_s2(b, "s2", "f", "y0", 3);
-    conv_s2(b, "ds", "f", "z", 1);
+    layer(b, "cv3", "e", "f", 1, 1, 1);
+    layer(b, "s2", "f", "y0", 3, 2, 0);
+    layer(b, "ds", "f", "z", 1, 2, 0);
     stb_node(b, "Add", "add2", "y0,z", "y");
     stb_output(b, "y");
     ck_assert_int_eq(stb_save(b, path), 0);
@@ -95,16 +95,14 @@ static void write_up(const char *path) {
     conv_w(b, "s2", 16, 16, 3, 0.9, &r);
     conv_w(b, "c1", 16, 16, 1, 0.9, &r);
     conv_w(b, "c2", 8, 32, 1, 0.9, &r);
-    conv(b, "c0", "x", "a0", 1);
-    stb_node(b, "Relu", "r0", "a0", "a");
-    conv_s2(b, "s2", "a", "b0", 3);
-    stb_node(b, "Relu", "r1", "b0", "b");
-    conv(b, "c1", "b", "b2", 1);
+    layer(b, "c0", "x", "a", 1, 1, 1);
+    layer(b, "s2", "a", "b", 3, 2, 1);
+    layer(b, "c1", "b", "b2", 1, 1, 0);
     float scales[4] = {1, 1, 2, 2};
     stb_init(b, "scales", 1, (int64_t[]){4}, scales);
     stb_attr_s(b, stb_node(b, "Resize", "up", "b2,,scales", "u"), "mode", "nearest");
     stb_attr_i(b, stb_node(b, "Concat", "cat", "u,a", "e"), "axis", 1);
-    conv(b, "c2", "e", "y", 1);
+    layer(b, "c2", "e", "y", 1, 1, 0);
     stb_output(b, "y");
     ck_assert_int_eq(stb_save(b, path), 0);
 }
@@ -118,9 +116,8 @@ static void write_ds(const char *path) {
     stb_input(b, "x", 4, (int64_t[]){-1, 8, 28, 19});
     conv_w(b, "c0", 64, 8, 1, 0.9, &r);
     conv_w(b, "ds", 64, 64, 1, 0.95, &r);
-    conv(b, "c0", "x", "a0", 1);
-    stb_node(b, "Relu", "r0", "a0", "a");
-    conv_s2(b, "ds", "a", "y", 1);
+    layer(b, "c0", "x", "a", 1, 1, 1);
+    layer(b, "ds", "a", "y", 1, 2, 0);
     stb_output(b, "y");
     ck_assert_int_eq(stb_save(b, path), 0);
 }
