@@ -115,7 +115,10 @@ double st_sparse_expected_speedup_infer_packed(const st_conv2d *conv, double spa
  * fixed few microseconds. Measured (2 threads, batch 1, this machine, 80-95% random
  * zeros): 512x1000 and 1280x1000 gain 1.1/2.0/3.2-3.5x at 80/90/95%, 3136x128 (few
  * outputs) 1.0/1.2-1.4/1.5-1.8x, 128x10 loses 6x (all overhead). The line below
- * tracks those within about 15%; batches of 16 and more use the conv model. */
+ * tracks those within about 15%; batches of 16 and more use the conv model. Those
+ * sparse times were the conv path's; batches under 16 now run sparse_linear.c's
+ * matrix-vector product (ResNet-18's 95% classifier 1.6-1.7x faster), so the line errs
+ * towards dense. */
 double st_sparse_expected_speedup_infer_linear(int N, int in_f, int out_f, double sparsity) {
     if (N >= 16) {
         st_conv2d c = {.N = N, .C = in_f, .H = 1, .W = 1, .K = out_f, .R = 1, .S = 1, .stride_h = 1,
