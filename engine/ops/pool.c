@@ -380,10 +380,14 @@ void st_global_avgpool_forward(float *y, const float *x, int N, int C, int HW) {
     const long planes = (long)N * C;
 #pragma omp parallel for schedule(static) if ((size_t)planes * HW > ST_POOL_OMP_MIN)
     for (long pl = 0; pl < planes; pl++) {
+        /* four chains of double adds: one chain waited on each add's latency (ResNet-18's
+         * 512 planes of 7x7 took 0.02-0.03 ms) */
         const float *xp = x + (size_t)pl * HW;
-        double s = 0.0;
-        for (int i = 0; i < HW; i++) s += xp[i];
-        y[pl] = (float)(s / HW);
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        int i = 0;
+        for (; i + 3 < HW; i += 4) s0 += xp[i], s1 += xp[i + 1], s2 += xp[i + 2], s3 += xp[i + 3];
+        for (; i < HW; i++) s0 += xp[i];
+        y[pl] = (float)(((s0 + s1) + (s2 + s3)) / HW);
     }
 }
 
