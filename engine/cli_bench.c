@@ -62,8 +62,9 @@ static int print_profile(se_compiled *c, se_context *x, const float *in, float *
             printf("%8.3f %5.1f%%  %s\n", ms[step], total > 0 ? 100 * ms[step] / total : 0.0, line);
         }
         printf("%8.3f %5.1f%%  total of the steps\n", total, 100.0);
-        double wait[256]; /* the first 256 threads */
-        const int nt = se_context_wait_ms(x, wait, 256);
+        enum { MAX_SHOWN = 256 }; /* threads whose waits are printed */
+        double wait[MAX_SHOWN];
+        const int nt = se_context_wait_ms(x, wait, MAX_SHOWN);
         if (nt > 1) { /* a gap between threads: uneven work, or one core slower than another */
             printf("Barrier waits (mean ms per run, thread 0..%d):", nt - 1);
             for (int t = 0; t < nt; t++) printf(" %.4f", wait[t]);

@@ -118,9 +118,9 @@ START_TEST(train_export_import_resume) {
     ck_assert_msg(strstr(out, "Profile (") && strstr(out, "total of the steps") &&
                   strstr(out, "%    2 Conv2d        model.2.conv") && strstr(out, "kernel sparse (90% zeros"), "%s", out);
     /* and each thread's waits at the team's barriers: the first to arrive always waits */
-    const char *bw = strstr(out, "Barrier waits (mean ms per run, thread 0..1):");
+    const char *bw_key = "Barrier waits (mean ms per run, thread 0..1):", *bw = strstr(out, bw_key);
     double w0 = -1, w1 = -1;
-    ck_assert_msg(bw && sscanf(bw + strlen("Barrier waits (mean ms per run, thread 0..1):"), "%lf %lf", &w0, &w1) == 2 &&
+    ck_assert_msg(bw && sscanf(bw + strlen(bw_key), "%lf %lf", &w0, &w1) == 2 &&
                       w0 >= 0 && w1 >= 0 && w0 + w1 > 0, "%s", out);
     snprintf(args, sizeof args, "bench %s/a/p90.onnx -t 0.1 -w 0 -ncores 1 --profile", data);
     ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0 && strstr(out, "total of the steps") &&

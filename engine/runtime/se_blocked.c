@@ -251,10 +251,14 @@ static void fill_halo(const se_compiled *c, float *blk_arena, int v, int b, int 
         float *o = own + ch * ldc;
         for (int h = 1; h <= SE_BLK_HALO; h++) {
             float *top = o - (size_t)h * W, *bot = o + (size_t)(rows + h - 1) * W;
-            if (top_on && up) memcpy(top, up + ch * ldc + (size_t)(up_rows - h) * W, (size_t)W * sizeof(float));
-            else if (top_on) memset(top, 0, (size_t)W * sizeof(float));
-            if (bottom_on && down) memcpy(bot, down + ch * ldc + (size_t)(h - 1) * W, (size_t)W * sizeof(float));
-            else if (bottom_on) memset(bot, 0, (size_t)W * sizeof(float));
+            if (top_on) {
+                if (up) memcpy(top, up + ch * ldc + (size_t)(up_rows - h) * W, (size_t)W * sizeof(float));
+                else memset(top, 0, (size_t)W * sizeof(float));
+            }
+            if (bottom_on) {
+                if (down) memcpy(bot, down + ch * ldc + (size_t)(h - 1) * W, (size_t)W * sizeof(float));
+                else memset(bot, 0, (size_t)W * sizeof(float));
+            }
         }
     }
 }
@@ -311,10 +315,10 @@ int se__blk_part(const se_compiled *c, const se_step *s, float *const *ptr, floa
         /* stride 1: both halos (the vertical padding); stride 2: the rows its window takes
          * from them (a 1x1 window starts in the top halo when rows split at an odd row;
          * H = 2P keeps the last row inside the block) */
-        if (c->blk[root_of(c, in)]) {
-            if (!s2 && s->conv.pad_h > 0) fill_halo(c, blk_arena, in, b, 1, 1);
-            if (s2) fill_halo(c, blk_arena, in, b, s2_first(s, p0) < r0, s2_last(s, P * (b + 1) / T) > H * (b + 1) / T - 1);
-        }
+        if (c->blk[root_of(c, in)] && s2)
+            fill_halo(c, blk_arena, in, b, s2_first(s, p0) < r0, s2_last(s, P * (b + 1) / T) > H * (b + 1) / T - 1);
+        else if (c->blk[root_of(c, in)] && s->conv.pad_h > 0)
+            fill_halo(c, blk_arena, in, b, 1, 1);
         size_t ldx, ldy, lda;
         /* the first input row the block's problem reads: its own first row (stride 1) or
          * its window's (stride 2) */

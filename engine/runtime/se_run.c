@@ -328,13 +328,9 @@ static int run_team(se_context *x, int i0, int i1, float *scratch, char *err, si
                     }
                 }
             }
-            if (x->wait_s) {
-                const double tb = omp_get_wtime();
-                team_barrier(&x->bar, nt);
-                x->wait_s[tid * SE_WAIT_STRIDE] += omp_get_wtime() - tb;
-            } else {
-                team_barrier(&x->bar, nt);
-            }
+            const double tb = x->wait_s ? omp_get_wtime() : 0.0;
+            team_barrier(&x->bar, nt);
+            if (x->wait_s) x->wait_s[tid * SE_WAIT_STRIDE] += omp_get_wtime() - tb;
             if (tid == 0 && x->step_s) x->step_s[i] += omp_get_wtime() - t0;
         }
     }
