@@ -4,7 +4,8 @@
  * their inner maps blocked and give the outputs of the same model on one thread and
  * with every map NCHW (1e-5), run twice in a context whose buffers start as garbage; the
  * plan says which steps read and write blocks. Batch 2, the columns schedule and
- * nchw_maps keep every map NCHW. */
+ * nchw_maps keep every map NCHW. A stride-2 layer on tap-column planes (ST_CSR_TAPS)
+ * in every schedule gives the dense training executor's output (1e-4). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -118,6 +119,24 @@ static void write_ds(const char *path) {
     conv_w(b, "ds", 64, 64, 1, 0.95, &r);
     layer(b, "c0", "x", "a", 1, 1, 1);
     layer(b, "ds", "a", "y", 1, 2, 0);
+    stb_output(b, "y");
+    ck_assert_int_eq(stb_save(b, path), 0);
+}
+
+/* x [8, 20, 84] -> c0 1x1 (relu) -> a [16, 20, 84]; s2 3x3/2 (relu) -> b [32, 10, 42];
+ * c1 1x1 -> y [16, 10, 42]. Output rows of 42 are whole kernel tiles: the stride-2 layer
+ * gets the tap-column planes (ST_CSR_TAPS). */
+static void write_wide(const char *path) {
+    st_rng r;
+    st_rng_seed(&r, 14);
+    stb *b = stb_new(13);
+    stb_input(b, "x", 4, (int64_t[]){-1, 8, 20, 84});
+    conv_w(b, "c0", 16, 8, 1, 0.9, &r);
+    conv_w(b, "s2", 32, 16, 3, 0.9, &r);
+    conv_w(b, "c1", 16, 32, 1, 0.9, &r);
+    layer(b, "c0", "x", "a", 1, 1, 1);
+    layer(b, "s2", "a", "b", 3, 2, 1);
+    layer(b, "c1", "b", "y", 1, 1, 0);
     stb_output(b, "y");
     ck_assert_int_eq(stb_save(b, path), 0);
 }
@@ -251,6 +270,43 @@ START_TEST(blocked_s2_window_in_halo) {
 }
 END_TEST
 
+/* The stride-2 layer on tap-column planes, whole map and blocks, against the dense
+ * training executor (not the engine itself: every schedule packs the same way). */
+START_TEST(taps_match_reference) {
+    fixture f;
+    setup(&f, "engine-taps", write_wide, 8 * 20 * 84, 16 * 10 * 42, 6);
+    float *ref[1];
+    size_t nref[1];
+    ck_assert_int_eq(stt_engine_ref_forward(f.path, f.x, 1, ref, nref), 1);
+    ck_assert_uint_eq(nref[0], f.n_out);
+    memcpy(f.ref, ref[0], f.n_out * sizeof(float));
+    free(ref[0]);
+    static const struct { int threads, schedule; const char *what; } runs[] = {
+        {1, SE_SCHEDULE_LAYERS, "1 thread"}, {2, SE_SCHEDULE_LAYERS, "2 threads, blocks"},
+        {3, SE_SCHEDULE_LAYERS, "3 threads"}, {2, SE_SCHEDULE_COLUMNS, "2 threads, columns"}};
+    for (int i = 0; i < 4; i++) {
+        se_compiled *c = compile(f.path, 1, runs[i].threads, runs[i].schedule, 0);
+        int taps = 0;
+        for (int k = 0; k < c->n_steps; k++) {
+            const se_step *s = &c->steps[k];
+            if (!s->sparse || s->conv.stride_h != 2) continue;
+            taps = s->csr.geom.taps;
+            for (int j = 0; j < s->n_blk_csr; j++) taps &= s->blk_csr[j].geom.taps;
+        }
+        ck_assert_msg(taps, "%s: the stride-2 layer is not on tap planes\n%s", runs[i].what, desc);
+        if (runs[i].threads == 2 && runs[i].schedule == SE_SCHEDULE_LAYERS)
+            ck_assert_msg(c->blk_T == 2 && strstr(desc, "maps[blocked -> blocked]"), "%s", desc);
+        float *y = run(c, f.x, f.n_out);
+        const size_t bad = stt_first_mismatch(y, f.ref, f.n_out, 1e-4, 1e-4);
+        ck_assert_msg(bad == (size_t)-1, "%s: %.8g vs reference %.8g at %zu", runs[i].what,
+                      bad == (size_t)-1 ? 0.0 : y[bad], bad == (size_t)-1 ? 0.0 : f.ref[bad], bad);
+        free(y);
+        se_compiled_free(c);
+    }
+    teardown(&f);
+}
+END_TEST
+
 Suite *engine_blocked_suite(void) {
     Suite *s = suite_create("engine_blocked");
     TCase *tc = tcase_create("core");
@@ -258,6 +314,7 @@ Suite *engine_blocked_suite(void) {
     tcase_add_test(tc, blocked_matches_nchw);
     tcase_add_test(tc, blocked_upsample);
     tcase_add_test(tc, blocked_s2_window_in_halo);
+    tcase_add_test(tc, taps_match_reference);
     suite_add_tcase(s, tc);
     return s;
 }

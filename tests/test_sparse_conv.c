@@ -190,13 +190,16 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
         free(yr), free(dxr), free(dwr);
     }
 
-    for (int layout = 1; layout <= 2; layout++) {
+    /* banded, direct, and banded with the forward-only tap planes (strided shapes) */
+    static const int layouts[] = {1, 2, 1 | ST_CSR_TAPS};
+    for (int li = 0; li < 3; li++) {
+    const int layout = layouts[li];
     st_csr m = {0};
     st_error err = {0};
     ck_assert_msg(st_csr_pack_layout(&m, c, d.w, d.mask, layout, &err) == ST_OK, "%s: %s", what, err.msg);
-    if (layout == 2 && !m.geom.direct) { /* not a shape for direct mode */
-        st_csr_free(&m);
-        break;
+    if ((layout == 2 && !m.geom.direct) || ((layout & ST_CSR_TAPS) && !m.geom.taps)) {
+        st_csr_free(&m); /* not a shape for that layout */
+        continue;
     }
     int64_t *pos = malloc(sizeof(int64_t) * (m.nnz + 1));
     st_csr_positions(&m, pos);
@@ -209,7 +212,7 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
     for (int q = 0; q < ni; q++) {
         st_csr_set_isa(&m, isas[q]);
         snprintf(msg, sizeof msg, "%s, sparsity %.2f, %s, %s", what, sparsity,
-                 st_isa_name(isas[q]), m.geom.direct ? "direct" : "banded");
+                 st_isa_name(isas[q]), m.geom.direct ? "direct" : m.geom.taps ? "banded taps" : "banded");
         float *y = ot_rand(d.ny, -9, 9, &r), *y2 = ot_alloc(d.ny);
         ck_assert_int_eq(st_conv2d_sparse_forward(c, &m, y, d.x, d.b, scratch, &err), ST_OK);
         OT_ASSERT_NEAR(y, d.y_d, d.ny, 2e-5, 1e-4, msg);
@@ -218,6 +221,13 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
         check_epilogue(c, &m, &d, y, scratch, msg);
         check_parts(c, &m, &d, msg);
         float *dx = ot_copy(d.dx0, d.nx), *db = ot_copy(d.db0, c->K), *dval = ot_zeros(m.nnz + 1);
+        if (m.geom.taps) { /* forward only: the backward refuses and writes nothing */
+            ck_assert_int_eq(st_conv2d_sparse_backward(c, &m, dx, dval, db, d.dy, d.x, scratch, &err),
+                             ST_ERR_INPUT);
+            ck_assert_msg(memcmp(db, d.db0, sizeof(float) * c->K) == 0, "%s: db written", msg);
+            free(y), free(y2), free(dx), free(db), free(dval);
+            continue;
+        }
         ck_assert_int_eq(
             st_conv2d_sparse_backward(c, &m, dx, dval, db, d.dy, d.x, scratch, &err), ST_OK);
         OT_ASSERT_NEAR(dx, d.dx_d, d.nx, 2e-5, 1e-4, msg);

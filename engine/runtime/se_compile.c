@@ -142,7 +142,7 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
     if (use_dense) return 0;
     st_error e = {0};
     st_status rc = s->op == ST_OP_CONV2D
-                       ? st_csr_pack(&s->csr, &d, s->w, NULL, &e)
+                       ? st_csr_pack_layout(&s->csr, &d, s->w, NULL, ST_CSR_TAPS, &e) /* forward only */
                        : st_csr_pack_linear(&s->csr, s->in_f, s->out_f, s->w, NULL, &e);
     if (rc != ST_OK)
         return se__fail(err, errcap, (int)rc, "%s: packing %s: %s", c->m->path,

@@ -110,12 +110,97 @@ static void forward_split(sc_plan *p, int V) {
     }
 }
 
+/* Tap plane row d[j] = src[j*sw + off] for j in [j0, j1), zero outside the input row
+ * [0, W). */
+static void taps_direct(float *d, const float *src, int sw, int off, int W, int j0, int j1) {
+    for (int j = j0; j < j1; j++) {
+        const int w = j * sw + off;
+        d[j] = w >= 0 && w < W ? src[w] : 0.0f;
+    }
+}
+
+/* The tap-column layout (ST_CSR_TAPS) of st__sc_build_xb: plane (ch, a, s) at virtual
+ * channel ch*PH + a*S + s, row t, columns j < Q from input column j*sw + s*dil - pad.
+ * Stride 2: one deinterleaving pass fills the two seed planes (column offsets 2m and
+ * 2m + 1); every other plane is a seed of its parity shifted by whole columns, copied
+ * from the row just written (in L1), with the few columns the shift exposes read
+ * directly. The band's dy slice (unused by the forward) takes a seed with no plane. */
+static void build_xb_taps(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m,
+                          const float *x, size_t ldx, int v0, int nrow, int ch0, int ch1,
+                          size_t ldb, float *Xb) {
+    const st_sparse_geom *g = &m->geom;
+    const int Wv = g->Wv, S = c->S, sw = g->sw, Q = c->Q, W = c->W, pw = c->pad_w;
+    const int fast = sw == 2 && c->dil_w == 1;
+    const int se = pw % 2; /* seed column: offset se - pw is even */
+    const int three = fast && k->taps3 && S == 3 && pw == 1 && Wv % 16 == 0;
+    float *spare = Xb + (size_t)m->t_rows * ldb;
+    int lo_e, hi_e, lo_o, hi_o; /* the seeds' columns inside the input row */
+    st__valid_range(Q, 2, se - pw, W, &lo_e, &hi_e);
+    st__valid_range(Q, 2, se + 1 - pw, W, &lo_o, &hi_o);
+    const int a2 = ST_MAX(lo_e, lo_o), b2 = ST_MAX(a2, ST_MIN(hi_e, hi_o));
+    for (int t = 0; t < nrow; t++) {
+        const int u = v0 + t, n = u / g->Hv, i = u - n * g->Hv;
+        for (int ch = ch0; ch < ch1; ch++)
+            for (int a = 0; a < g->sh; a++) {
+                const int vc0 = ch * g->PH + a * S, h = i * g->sh + a - c->pad_h;
+                int used = 0;
+                for (int s = 0; s < S; s++) used |= m->vc_used[vc0 + s];
+                if (!used) continue;
+                float *row = Xb + (size_t)vc0 * ldb + (size_t)t * Wv; /* plane s at + s*ldb */
+                if (n >= c->N || h < 0 || h >= c->H) {
+                    for (int s = 0; s < S; s++)
+                        if (m->vc_used[vc0 + s]) memset(row + (size_t)s * ldb, 0, sizeof(float) * Wv);
+                    continue;
+                }
+                const float *src = x + (size_t)(n * c->C + ch) * ldx + (size_t)h * W;
+                if (!fast) {
+                    for (int s = 0; s < S; s++) {
+                        if (!m->vc_used[vc0 + s]) continue;
+                        float *d = row + (size_t)s * ldb;
+                        taps_direct(d, src, sw, s * c->dil_w - pw, W, 0, Q);
+                        memset(d + Q, 0, sizeof(float) * (Wv - Q));
+                    }
+                    continue;
+                }
+                if (three) { /* 3x3 pad 1 in one pass */
+                    k->taps3(row, row + ldb, row + 2 * ldb, src, W, Q, Wv);
+                    continue;
+                }
+                float *de = row + (size_t)se * ldb, *dod = se + 1 < S ? de + ldb : spare;
+                taps_direct(de, src, 2, se - pw, W, 0, a2);
+                taps_direct(dod, src, 2, se + 1 - pw, W, 0, a2);
+                if (b2 > a2) k->deint2(de + a2, dod + a2, src + 2 * a2 + se - pw, (size_t)(b2 - a2));
+                taps_direct(de, src, 2, se - pw, W, b2, Q);
+                taps_direct(dod, src, 2, se + 1 - pw, W, b2, Q);
+                for (int s = 0; s < S; s++) {
+                    float *d = row + (size_t)s * ldb;
+                    if (s != se && s != se + 1 && m->vc_used[vc0 + s]) {
+                        const int seed = se + ((s - se) & 1);
+                        const int sh = (s - seed) / 2; /* d[j] = seed plane [j + sh] */
+                        const float *from = seed == se ? de : dod;
+                        const int j0 = ST_MAX(0, -sh), j1 = ST_MIN(Q, Q - sh);
+                        const int off = s - pw;
+                        taps_direct(d, src, 2, off, W, 0, ST_MIN(j0, Q));
+                        if (j1 > j0) memcpy(d + j0, from + j0 + sh, sizeof(float) * (j1 - j0));
+                        taps_direct(d, src, 2, off, W, ST_MAX(j1, j0), Q);
+                    }
+                    if (m->vc_used[vc0 + s] || s == se || s == se + 1)
+                        memset(d + Q, 0, sizeof(float) * (Wv - Q));
+                }
+            }
+    }
+}
+
 /* Xb rows t in [0, nrow) = input virtual rows v0 + t, for the channels in use; the sw
  * phases of an input row are split in one pass. Input channels are ldx floats apart
  * (H*W in an NCHW map). */
 void st__sc_build_xb(const st_sparse_kernels *k, const st_conv2d *c, const st_csr *m,
                      const float *x, size_t ldx, int v0, int nrow, int ch0, int ch1, size_t ldb, float *Xb) {
     const st_sparse_geom *g = &m->geom;
+    if (g->taps) {
+        build_xb_taps(k, c, m, x, ldx, v0, nrow, ch0, ch1, ldb, Xb);
+        return;
+    }
     const int Wv = g->Wv, Hv = g->Hv, H = c->H, W = c->W, sw = g->sw, pw = c->pad_w;
     int ilo, ihi;
     st__sc_s2_interior(W, pw, Wv, &ilo, &ihi);
@@ -215,20 +300,6 @@ static st_status fwd_setup(const st_conv2d *c, const st_csr *m, float *y, const 
     return ST_OK;
 }
 
-/* Banded forward straight into y (spmm_rows): the column tile for output rows of Q
- * columns, or 0 to stage the band's rows and apply the epilogue on the copy to y. Rows
- * take whole vectors each, so short or ragged rows waste lanes that the staged band
- * (rows of Wv = Q + 1 floats, flattened) does not. yolov5n's stride-2 layers alone, one
- * thread, staged -> rows: Q = 80 0.148 -> 0.110 ms (0.59 -> 0.32 at 160x160 input with
- * 32 channels), Q = 40 0.105 -> 0.100; but Q = 20 0.093 -> 0.110, Q = 10 0.073 -> 0.124,
- * ResNet's Q = 7 0.20 -> 0.75, Q = 28 (1x1) 0.056 -> 0.067. Wider rows are cut into equal
- * tiles of whole vectors. */
-static int rows_tile(int Q) {
-    const int nt = (Q + 127) / 128, qt = ((Q + nt - 1) / nt + 15) / 16 * 16;
-    const int lanes = nt * qt; /* lanes loaded per row, of which Q are used */
-    return Q >= 40 && 5 * Q >= 4 * lanes ? ST_MIN(qt, Q) : 0;
-}
-
 /* Forward item `it` of plan p: a band of rows and one of its p.RB blocks of output
  * channels. Xb: the calling thread's band buffers (banded mode). */
 static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
@@ -255,7 +326,7 @@ static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
     float *O = Xb + (size_t)m->t_rows * g->ldb + (size_t)K * g->ldyb;
     const int v0 = band * p->L, Lb = ST_MIN(p->L, a->Vf - v0);
     st__sc_build_xb(k, c, m, a->x, a->ldx, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
-    const int qt = k->spmm_rows ? rows_tile(c->Q) : 0;
+    const int qt = k->spmm_rows ? st__sc_rows_tile(c->Q) : 0;
     if (!qt) /* the band's rows, flattened, into the staging rows */
         k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O, g->ldo,
                 a->b, 0, NULL, NULL, NULL, 0);

@@ -219,6 +219,8 @@ st_status st_conv2d_sparse_backward(const st_conv2d *c, const st_csr *m, float *
                                     st_error *err) {
     st_status s = st__sc_check(c, m, "st_conv2d_sparse_backward", err);
     if (s != ST_OK) return s;
+    if (m->geom.taps)
+        return st_errorf(err, ST_ERR_INPUT, "st_conv2d_sparse_backward: weights packed for the forward only (ST_CSR_TAPS)");
     if (db) bias_grad(c, db, dy);
     if (dval && m->nnz > 0) weight_grad(c, m, dval, dy, x, scratch);
     if (dx && m->nnz > 0) input_grad(c, m, dx, dy, scratch);

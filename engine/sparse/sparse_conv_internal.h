@@ -33,6 +33,20 @@ static inline const uint16_t *st__sc_band_mask(const st_csr *m, const uint16_t *
     return tab + (size_t)bs * m->conv.R * m->conv.S * m->mask_nvec;
 }
 
+/* Banded forward straight into y (spmm_rows): the column tile for output rows of Q
+ * columns, or 0 to stage the band's rows and apply the epilogue on the copy to y. Rows
+ * take whole vectors each, so short or ragged rows waste lanes that the staged band
+ * (rows of Wv = Q + 1 floats, flattened) does not. yolov5n's stride-2 layers alone, one
+ * thread, staged -> rows: Q = 80 0.148 -> 0.110 ms (0.59 -> 0.32 at 160x160 input with
+ * 32 channels), Q = 40 0.105 -> 0.100; but Q = 20 0.093 -> 0.110, Q = 10 0.073 -> 0.124,
+ * ResNet's Q = 7 0.20 -> 0.75, Q = 28 (1x1) 0.056 -> 0.067. Wider rows are cut into equal
+ * tiles of whole vectors. */
+static inline int st__sc_rows_tile(int Q) {
+    const int nt = (Q + 127) / 128, qt = ((Q + nt - 1) / nt + 15) / 16 * 16;
+    const int lanes = nt * qt; /* lanes loaded per row, of which Q are used */
+    return Q >= 40 && 5 * Q >= 4 * lanes ? ST_MIN(qt, Q) : 0;
+}
+
 /* Threads an operator of its own parallel region uses over V rows. */
 int st__sc_omp_threads(const st_conv2d *c, const st_csr *m, int V);
 

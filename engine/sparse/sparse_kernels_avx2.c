@@ -223,4 +223,5 @@ void st_sparse_kernels_avx2(st_sparse_kernels *k) {
     k->spmm_rows = NULL; /* banded convs stage their rows */
     k->sddmm = sddmm_avx2;
     k->int2_add = int2_add_avx2;
+    k->taps3 = NULL;
 }

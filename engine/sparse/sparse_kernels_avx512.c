@@ -383,10 +383,32 @@ static void int2_add_avx512(float *dst, const float *s0, const float *s1, int n)
     }
 }
 
+/* 16 outputs a step: the even and odd source columns of 32 floats, the odd ones also
+ * shifted up a lane (with the last step's top lane) for src[2j - 1]. Lanes past Q are
+ * stored as zeros, so whole aligned vectors cover the row up to Wv. */
+static void taps3_avx512(float *d0, float *d1, float *d2, const float *src, int W, int Q, int Wv) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    __m512 prev = _mm512_setzero_ps();
+    for (int j = 0; j < Wv; j += 16) {
+        const int left = W - 2 * j; /* source floats left from 2j */
+        const __mmask16 ka = tail_mask(left > 0 ? left : 0), kb = tail_mask(left > 16 ? left - 16 : 0);
+        const __m512 a = _mm512_maskz_loadu_ps(ka, src + 2 * j), b = _mm512_maskz_loadu_ps(kb, src + 2 * j + 16);
+        const __mmask16 kq = tail_mask(Q - j > 0 ? Q - j : 0);
+        const __m512 odd = _mm512_permutex2var_ps(a, io, b);
+        _mm512_storeu_ps(d1 + j, _mm512_maskz_mov_ps(kq, _mm512_permutex2var_ps(a, ie, b)));
+        _mm512_storeu_ps(d2 + j, _mm512_maskz_mov_ps(kq, odd));
+        _mm512_storeu_ps(d0 + j, _mm512_maskz_mov_ps(kq, _mm512_castsi512_ps(_mm512_alignr_epi32(
+                                    _mm512_castps_si512(odd), _mm512_castps_si512(prev), 15))));
+        prev = odd;
+    }
+}
+
 void st_sparse_kernels_avx512(st_sparse_kernels *k) {
     k->isa = ST_ISA_AVX512;
     k->spmm = spmm_avx512;
     k->spmm_rows = spmm_rows_avx512;
     k->sddmm = sddmm_avx512;
     k->int2_add = int2_add_avx512;
+    k->taps3 = taps3_avx512;
 }

@@ -89,6 +89,7 @@ void st_sparse_kernels_scalar(st_sparse_kernels *k) {
     k->spmm_rows = NULL; /* banded convs stage their rows */
     k->sddmm = sddmm_scalar;
     k->int2_add = int2_add_scalar;
+    k->taps3 = NULL;
 }
 
 void st_sparse_kernels_init(st_sparse_kernels *k, st_isa isa) {

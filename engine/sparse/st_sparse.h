@@ -73,6 +73,7 @@
 /* Buffer geometry an st_csr was packed for (filled by st_csr_pack*). */
 typedef struct st_sparse_geom {
     int direct;          /* 1: stride-1 conv with P == H, Q == W read in place */
+    int taps;            /* 1: banded, forward only, one plane per tap column (ST_CSR_TAPS) */
     int sh, sw, PH;      /* stride and number of phases (sh * sw) */
     int Hv, Wv;          /* virtual (padded, phased) plane */
     int dr_max, ds_max;  /* largest tap shift in virtual rows / columns */
@@ -109,6 +110,11 @@ typedef struct st_sparse_kernels {
      * back: dst[2i] += s0[i], dst[2i+1] += s1[i]. */
     void (*deint2)(float *d0, float *d1, const float *src, size_t n);
     void (*int2_add)(float *dst, const float *s0, const float *s1, int n);
+    /* The tap planes of a 3x3 stride-2 pad-1 row (ST_CSR_TAPS): for j < Q, d0[j] =
+     * src[2j - 1], d1[j] = src[2j], d2[j] = src[2j + 1], each 0 where the index leaves
+     * [0, W); zeros for j in [Q, Wv). Wv a multiple of 16 and the d rows 64-byte
+     * aligned for speed. NULL: the caller builds them in general code. */
+    void (*taps3)(float *d0, float *d1, float *d2, const float *src, int W, int Q, int Wv);
 } st_sparse_kernels;
 
 typedef struct st_csr {
@@ -150,9 +156,18 @@ st_status st_csr_pack(st_csr *m, const st_conv2d *c, const float *w, const unsig
 st_status st_csr_pack_linear(st_csr *m, int in_f, int out_f, const float *w,
                              const unsigned char *mask, st_error *err);
 /* The same with a layout choice (for tests and benchmarks): 0 automatic, 1 banded,
- * 2 direct wherever the shape allows it. */
+ * 2 direct wherever the shape allows it; or'ed with ST_CSR_TAPS, a strided conv that
+ * runs banded gets the forward-only tap-column planes (below). */
 st_status st_csr_pack_layout(st_csr *m, const st_conv2d *c, const float *w,
                              const unsigned char *mask, int layout, st_error *err);
+/* Banded strided convs, for inference: the band buffer holds, per input channel, row
+ * phase a and tap column s, the plane x[i*sh + a - pad_h][j*sw + s*dil_w - pad_w] for
+ * output columns j (rows of Wv floats: Q, or Q rounded up to 16 where whole output rows
+ * are the kernel's tiles). Every tap then reads its plane at a whole-row shift, so the
+ * kernels' loads start on 64-byte boundaries (each unaligned load crosses a cache line:
+ * yolov5n's 3x3 stride-2 kernel loops ran 1.7x faster aligned). The buffer holds S/sw
+ * times the input's floats (1.5x for 3x3 stride 2). The backward refuses such packings. */
+#define ST_CSR_TAPS 4
 /* Direct mode on a band of rows held with its halo (the tensor-column schedule): c is
  * the band as a "same" stride-1 conv of H rows (P == H), whose input sits in a buffer
  * of ldc floats per channel with the pad_h rows above and below its H rows present
