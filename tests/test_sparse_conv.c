@@ -58,6 +58,10 @@ static const sc_case cases[] = {
     {2, 32, 24, 24, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "threaded 3x3 same"},
     {2, 32, 26, 26, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, "threaded 3x3 stride 2"},
     {3, 96, 20, 20, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1, "threaded pointwise"},
+    /* inputs too big for L1 per kernel tile: ST_CSR_CBLK splits them (at 90%, 2+ blocks) */
+    {1, 256, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "channel blocks: 3x3 same, 256 channels"},
+    {1, 64, 40, 40, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, "channel blocks: 3x3 stride 2, 64 channels"},
+    {1, 512, 7, 7, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1, "channel blocks: pointwise, 512 channels"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 static const double sparsities[] = {0.0, 0.5, 0.9, 0.99, 1.0};
@@ -190,14 +194,19 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
         free(yr), free(dxr), free(dwr);
     }
 
-    /* banded, direct, and banded with the forward-only tap planes (strided shapes) */
-    static const int layouts[] = {1, 2, 1 | ST_CSR_TAPS};
-    for (int li = 0; li < 3; li++) {
+    /* banded, direct, banded with the forward-only tap planes (strided shapes), and both
+     * with the nonzeros grouped by channel blocks (big inputs) */
+    static const int layouts[] = {1, 2, 1 | ST_CSR_TAPS, 1 | ST_CSR_CBLK, 2 | ST_CSR_CBLK};
+    for (int li = 0; li < 5; li++) {
     const int layout = layouts[li];
     st_csr m = {0};
     st_error err = {0};
     ck_assert_msg(st_csr_pack_layout(&m, c, d.w, d.mask, layout, &err) == ST_OK, "%s: %s", what, err.msg);
-    if ((layout == 2 && !m.geom.direct) || ((layout & ST_CSR_TAPS) && !m.geom.taps)) {
+    if ((layout & ST_CSR_CBLK) && sparsity == 0.9 && !strncmp(what, "channel blocks", 14))
+        ck_assert_msg(m.cb_n >= 2 || (layout == (2 | ST_CSR_CBLK) && !m.geom.direct), "%s, layout %d: %d blocks",
+                      what, layout, m.cb_n);
+    if (((layout & 3) == 2 && !m.geom.direct) || ((layout & ST_CSR_TAPS) && !m.geom.taps) ||
+        ((layout & ST_CSR_CBLK) && m.cb_n < 2)) {
         st_csr_free(&m); /* not a shape for that layout */
         continue;
     }
@@ -211,8 +220,9 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
     char msg[256];
     for (int q = 0; q < ni; q++) {
         st_csr_set_isa(&m, isas[q]);
-        snprintf(msg, sizeof msg, "%s, sparsity %.2f, %s, %s", what, sparsity,
-                 st_isa_name(isas[q]), m.geom.direct ? "direct" : m.geom.taps ? "banded taps" : "banded");
+        snprintf(msg, sizeof msg, "%s, sparsity %.2f, %s, %s%s", what, sparsity, st_isa_name(isas[q]),
+                 m.geom.direct ? "direct" : m.geom.taps ? "banded taps" : "banded",
+                 m.cb_n ? ", channel blocks" : "");
         float *y = ot_rand(d.ny, -9, 9, &r), *y2 = ot_alloc(d.ny);
         ck_assert_int_eq(st_conv2d_sparse_forward(c, &m, y, d.x, d.b, scratch, &err), ST_OK);
         OT_ASSERT_NEAR(y, d.y_d, d.ny, 2e-5, 1e-4, msg);
@@ -312,9 +322,18 @@ START_TEST(test_sparse_conv_gradcheck) {
 }
 END_TEST
 
-/* After an optimizer step: refresh == fresh pack, and the results follow the new values. */
+static int case_named(const char *what) {
+    for (int i = 0; i < N_CASES; i++)
+        if (!strcmp(cases[i].what, what)) return i;
+    ck_abort_msg("no case %s", what);
+    return 0;
+}
+
+/* After an optimizer step: refresh == fresh pack, and the results follow the new values
+ * (loop 1: the copy grouped by channel blocks follows too). */
 START_TEST(test_sparse_conv_refresh) {
-    st_conv2d c = make_conv(&cases[7]);
+    const int layout = _i ? ST_CSR_CBLK : 0;
+    st_conv2d c = make_conv(&cases[_i ? case_named("channel blocks: 3x3 same, 256 channels") : 7]);
     st_rng r;
     st_rng_seed(&r, 4);
     const size_t nw = n_weights(&c), nx = (size_t)c.N * c.C * c.H * c.W;
@@ -324,11 +343,12 @@ START_TEST(test_sparse_conv_refresh) {
     sparse_weights(&c, w, mask, 0.8, &r);
     st_csr a = {0}, b = {0};
     st_error err;
-    ck_assert_int_eq(st_csr_pack(&a, &c, w, mask, &err), ST_OK);
+    ck_assert_int_eq(st_csr_pack_layout(&a, &c, w, mask, layout, &err), ST_OK);
+    ck_assert(!_i || a.cb_n >= 2);
     for (size_t i = 0; i < nw; i++)
         if (mask[i]) w[i] = 0.3f * w[i] - 0.1f;
     st_csr_refresh(&a, w);
-    ck_assert_int_eq(st_csr_pack(&b, &c, w, mask, &err), ST_OK);
+    ck_assert_int_eq(st_csr_pack_layout(&b, &c, w, mask, layout, &err), ST_OK);
     size_t ns = st_conv2d_sparse_scratch_floats(&a);
     float *scratch = ns ? malloc(ns * sizeof(float)) : NULL;
     float *ya = ot_alloc(ny), *yb = ot_alloc(ny), *yd = ot_alloc(ny);
@@ -550,7 +570,7 @@ Suite *sparse_conv_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_sparse_conv_matches_dense, 0, N_CASES * N_SP);
     tcase_add_loop_test(tc, test_sparse_conv_gradcheck, 0, 4);
-    tcase_add_test(tc, test_sparse_conv_refresh);
+    tcase_add_loop_test(tc, test_sparse_conv_refresh, 0, 2);
     tcase_add_test(tc, test_sparse_conv_shape_check);
     tcase_add_loop_test(tc, test_sparse_conv_band_pack, 0, 12);
     tcase_add_loop_test(tc, test_sparse_conv_forward_ldy, 0, 4);

@@ -142,7 +142,7 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
     if (use_dense) return 0;
     st_error e = {0};
     st_status rc = s->op == ST_OP_CONV2D
-                       ? st_csr_pack_layout(&s->csr, &d, s->w, NULL, ST_CSR_TAPS, &e) /* forward only */
+                       ? st_csr_pack_layout(&s->csr, &d, s->w, NULL, ST_CSR_TAPS | ST_CSR_CBLK, &e) /* forward only */
                        : st_csr_pack_linear(&s->csr, s->in_f, s->out_f, s->w, NULL, &e);
     if (rc != ST_OK)
         return se__fail(err, errcap, (int)rc, "%s: packing %s: %s", c->m->path,
@@ -153,8 +153,12 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
     size_t sc = s->op == ST_OP_CONV2D ? st_conv2d_sparse_scratch_floats(&s->csr)
                                       : st_linear_sparse_scratch_floats(&s->csr);
     if (sc > *scratch) *scratch = sc;
-    snprintf(s->why, sizeof s->why, "sparse (%.0f%% zeros, modelled x%.2f)", 100 * s->sparsity,
-             s->speedup);
+    char lay[64] = "", blocks[32] = ""; /* the inference layouts (st_sparse.h) in use */
+    if (s->csr.cb_n > 1) snprintf(blocks, sizeof blocks, " %d channel blocks", s->csr.cb_n);
+    if (s->csr.geom.taps || s->csr.cb_n > 1)
+        snprintf(lay, sizeof lay, ";%s%s", s->csr.geom.taps ? " tap planes" : "", blocks);
+    snprintf(s->why, sizeof s->why, "sparse (%.0f%% zeros, modelled x%.2f%s)", 100 * s->sparsity,
+             s->speedup, lay);
     return 0;
 }
 

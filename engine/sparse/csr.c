@@ -77,7 +77,7 @@ static void make_geom(st_sparse_geom *g, const st_conv2d *c, int layout, int bat
      * rows (Q < 40) keep their aligned taps of dr = 0 and lost to the tap planes' build
      * (yolov5n's 128x20x20 3x3 stride 2, one thread: 0.12 -> 0.15 ms) */
     const int taps = (layout & ST_CSR_TAPS) && c->stride_w > 1 && st__sc_rows_tile(c->Q);
-    layout &= ~ST_CSR_TAPS;
+    layout &= ~(ST_CSR_TAPS | ST_CSR_CBLK);
     if (direct_ok(c) && (layout == 2 || (layout == 0 && direct_wanted(c, batch)))) {
         g->direct = 1;
         g->sh = g->sw = g->PH = 1;
@@ -193,6 +193,11 @@ void st_csr_free(st_csr *m) {
     free(m->t_cls);
     free(m->fmask);
     free(m->bmask);
+    free(m->cb_ptr);
+    free(m->cb_off);
+    free(m->cb_src);
+    free(m->cb_val);
+    free(m->cb_cls);
     memset(m, 0, sizeof *m);
 }
 
@@ -266,6 +271,67 @@ static int sort_t_by_class(st_csr *m) {
 static st_status pack(st_csr *m, const st_conv2d *conv, const float *w, const unsigned char *mask,
                       int layout, int64_t ldc, st_error *err);
 
+/* Bytes of input a block of channels may take per kernel tile, and the fewest nonzeros
+ * per row and block (each block pass loads and stores the output tile again). */
+#ifndef ST_SPARSE_CBLK_BYTES
+#define ST_SPARSE_CBLK_BYTES (64 * 1024)
+#endif
+#define ST_SPARSE_CBLK_MIN_NNZ 16
+
+/* How many channel blocks: the input one forward tile reads (up to 128 columns of every
+ * channel's planes, with the taps' reach) over ST_SPARSE_CBLK_BYTES. */
+static int cblk_count(const st_csr *m) {
+    const st_conv2d *c = &m->conv;
+    const st_sparse_geom *g = &m->geom;
+    const int K = c->K;
+    if (K < 1 || c->groups != 1 || m->nnz < 1) return 1;
+    double per_ch; /* bytes one channel's input takes per tile */
+    if (g->direct) {
+        const int cols = ST_MIN(128, g->L * c->W);
+        per_ch = 4.0 * (cols + (c->R - 1) * c->dil_h * c->W + (c->S - 1) * c->dil_w);
+    } else {
+        const int cols = ST_MIN(128, g->L * g->Wv);
+        per_ch = 4.0 * g->PH * (cols + g->dr_max * g->Wv + g->ds_max);
+    }
+    int nb = (int)(c->C * per_ch / ST_SPARSE_CBLK_BYTES + 0.999);
+    const char *ev = getenv("ST_CBLK");
+    if (ev) nb = atoi(ev);
+    nb = ST_MIN(nb, m->nnz / (K * ST_SPARSE_CBLK_MIN_NNZ));
+    return ST_MAX(1, ST_MIN(nb, c->C));
+}
+
+/* The grouped copy of the nonzeros (ST_CSR_CBLK); 0, or -1 when out of memory. */
+static int cblk_build(st_csr *m) {
+    const int nb = cblk_count(m);
+    if (nb < 2) return 0;
+    const st_conv2d *c = &m->conv;
+    const int K = c->K, RS = c->R * c->S, nz = m->nnz;
+    m->cb_ptr = malloc(sizeof(int32_t) * ((size_t)nb * (K + 1)));
+    m->cb_off = malloc(sizeof(int32_t) * nz);
+    m->cb_src = malloc(sizeof(int32_t) * nz);
+    m->cb_val = malloc(sizeof(float) * nz);
+    m->cb_cls = m->x_cls ? malloc(nz) : NULL;
+    if (!m->cb_ptr || !m->cb_off || !m->cb_src || !m->cb_val || (m->x_cls && !m->cb_cls)) return -1;
+    int at = 0;
+    for (int b = 0; b < nb; b++) {
+        for (int r = 0; r < K; r++) {
+            m->cb_ptr[(size_t)b * (K + 1) + r] = at;
+            for (int e = m->row_ptr[r]; e < m->row_ptr[r + 1]; e++) {
+                const int ch = m->col_idx[e] / RS;
+                if ((int)((int64_t)ch * nb / c->C) != b) continue;
+                m->cb_off[at] = m->x_off[e];
+                m->cb_src[at] = e;
+                m->cb_val[at] = m->val[e];
+                if (m->cb_cls) m->cb_cls[at] = m->x_cls[e];
+                at++;
+            }
+        }
+        m->cb_ptr[(size_t)b * (K + 1) + K] = at;
+    }
+    m->cb_n = nb;
+    return 0;
+}
+
 st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const unsigned char *mask,
                       st_error *err) {
     return st_csr_pack_layout(m, conv, w, mask, 0, err);
@@ -286,7 +352,7 @@ st_status st_csr_pack_band(st_csr *m, const st_conv2d *conv, const float *w, int
         c.dil_h * (c.R - 1) != 2 * c.pad_h || ldc < (int64_t)(c.H + 2 * c.pad_h) * c.W ||
         (int64_t)c.C * ldc >= INT32_MAX) /* x_off holds channel * ldc in 32 bits */
         return st_errorf(err, ST_ERR_INPUT, "st_csr_pack_band: no direct mode for this band");
-    return pack(m, &c, w, NULL, 2, ldc, err);
+    return pack(m, &c, w, NULL, 2 | ST_CSR_CBLK, ldc, err);
 }
 
 /* ldc > 0: st_csr_pack_band's layout (input channels ldc apart, no vertical masks). */
@@ -401,7 +467,7 @@ static st_status pack(st_csr *m, const st_conv2d *conv, const float *w, const un
         }
     }
     free(fill);
-    if (kxk && sort_t_by_class(m) != 0) {
+    if ((kxk && sort_t_by_class(m) != 0) || ((layout & ST_CSR_CBLK) && cblk_build(m) != 0)) {
         st_csr_free(m);
         return st_errorf(err, ST_ERR_NOMEM, "st_csr_pack: out of memory");
     }
@@ -418,6 +484,7 @@ st_status st_csr_pack_linear(st_csr *m, int in_f, int out_f, const float *w,
 
 void st_csr_sync_transposed(st_csr *m) {
     for (int i = 0; i < m->nnz; i++) m->t_val[i] = m->val[m->t_src[i]];
+    for (int i = 0; m->cb_n && i < m->nnz; i++) m->cb_val[i] = m->val[m->cb_src[i]];
 }
 
 void st_csr_refresh(st_csr *m, const float *w) {

@@ -300,6 +300,26 @@ static st_status fwd_setup(const st_conv2d *c, const st_csr *m, float *y, const 
     return ST_OK;
 }
 
+/* spmm over rows [r0, r1) of m: in one call, or block of input channels after block
+ * (ST_CSR_CBLK), adding into Y, with the bias in the first and the epilogue in the last.
+ * xmask: direct kxk's border masks (with the entries' tap classes), else NULL. */
+static void spmm_blocks(const st_csr *m, int r0, int r1, const float *X, int n, float *Y,
+                        ptrdiff_t ldy, const float *bias, const uint16_t *xmask, const st_epi_op *o,
+                        int n_ops) {
+    const st_sparse_kernels *k = &m->k;
+    if (m->cb_n < 2) {
+        k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, X, 1, n, Y, ldy, bias, 0, xmask ? m->x_cls : NULL,
+                xmask, o, n_ops);
+        return;
+    }
+    const int K = m->conv.K;
+    for (int b = 0; b < m->cb_n; b++) {
+        const int last = b == m->cb_n - 1;
+        k->spmm(r0, r1, m->cb_ptr + (size_t)b * (K + 1), m->cb_off, m->cb_val, X, 1, n, Y, ldy,
+                b ? NULL : bias, b > 0, xmask ? m->cb_cls : NULL, xmask, last ? o : NULL, last ? n_ops : 0);
+    }
+}
+
 /* Forward item `it` of plan p: a band of rows and one of its p.RB blocks of output
  * channels. Xb: the calling thread's band buffers (banded mode). */
 static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
@@ -318,9 +338,8 @@ static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
         const int nbs = a->nbs, n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
         const size_t at = ((size_t)n * K + r0) * a->ldy + (size_t)i0 * c->W;
         st_epi_ops_at(o, a->ops, n_ops, at);
-        k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, a->x + (size_t)n * c->C * HW + (size_t)i0 * c->W,
-                1, Lb * c->W, a->y + at, (ptrdiff_t)a->ldy, a->b, 0, m->x_cls,
-                st__sc_band_mask(m, m->fmask, band % nbs), o, n_ops);
+        spmm_blocks(m, r0, r1, a->x + (size_t)n * c->C * HW + (size_t)i0 * c->W, Lb * c->W, a->y + at,
+                    (ptrdiff_t)a->ldy, a->b, st__sc_band_mask(m, m->fmask, band % nbs), o, n_ops);
         return;
     }
     float *O = Xb + (size_t)m->t_rows * g->ldb + (size_t)K * g->ldyb;
@@ -328,8 +347,7 @@ static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
     st__sc_build_xb(k, c, m, a->x, a->ldx, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
     const int qt = k->spmm_rows ? st__sc_rows_tile(c->Q) : 0;
     if (!qt) /* the band's rows, flattened, into the staging rows */
-        k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, Xb, 1, (Lb - 1) * g->Wv + c->Q, O, g->ldo,
-                a->b, 0, NULL, NULL, NULL, 0);
+        spmm_blocks(m, r0, r1, Xb, (Lb - 1) * g->Wv + c->Q, O, g->ldo, a->b, NULL, NULL, 0);
     for (int t = 0; t < Lb;) { /* runs of consecutive rows of one sample */
         const int v = v0 + t, n = v / g->Hv, i = v - n * g->Hv;
         if (i >= c->P) {

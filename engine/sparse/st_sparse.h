@@ -140,6 +140,13 @@ typedef struct st_csr {
     uint16_t *fmask, *bmask;
     int mask_nvec;
     int64_t band_ldc;    /* > 0: packed by st_csr_pack_band (input channels this far apart) */
+    /* ST_CSR_CBLK: the nonzeros again, grouped by cb_n blocks of input channels: block
+     * b's row r at [cb_ptr[b*(K+1) + r], cb_ptr[b*(K+1) + r + 1]) of cb_off / cb_val /
+     * cb_cls (cb_src: the position in val). cb_n 0: not grouped. */
+    int cb_n;
+    int32_t *cb_ptr, *cb_off, *cb_src;
+    float *cb_val;
+    uint8_t *cb_cls;
     st_sparse_geom geom;
     st_sparse_kernels k; /* kernels the operators use for this weight (set when packed) */
 } st_csr;
@@ -168,6 +175,10 @@ st_status st_csr_pack_layout(st_csr *m, const st_conv2d *c, const float *w,
  * yolov5n's 3x3 stride-2 kernel loops ran 1.7x faster aligned). The buffer holds S/sw
  * times the input's floats (1.5x for 3x3 stride 2). The backward refuses such packings. */
 #define ST_CSR_TAPS 4
+/* The forward runs the nonzeros block of input channels after block, adding into its
+ * output, so that each block's slice of the input stays in L1 across all rows (where
+ * the whole slice would not fit and rows have enough nonzeros per block). */
+#define ST_CSR_CBLK 16
 /* Direct mode on a band of rows held with its halo (the tensor-column schedule): c is
  * the band as a "same" stride-1 conv of H rows (P == H), whose input sits in a buffer
  * of ldc floats per channel with the pad_h rows above and below its H rows present
