@@ -179,7 +179,8 @@ st_status st_csr_pack_layout(st_csr *m, const st_conv2d *c, const float *w,
  * output, so that each block's slice of the input stays in L1 across all rows (where
  * the whole slice would not fit and rows have enough nonzeros per block). */
 #define ST_CSR_CBLK 16
-/* Direct mode on a band of rows held with its halo (the tensor-column schedule): c is
+/* Direct mode on a band of rows held with its halo (the tensor-column schedule and the
+ * engine's blocked maps), with ST_CSR_CBLK's channel blocks where they pay: c is
  * the band as a "same" stride-1 conv of H rows (P == H), whose input sits in a buffer
  * of ldc floats per channel with the pad_h rows above and below its H rows present
  * (real rows or the map's zero padding), so no tap is masked vertically; x points at
