@@ -69,7 +69,7 @@ typedef struct se_step {
     double sparsity;    /* fraction of exact zeros of w */
     double speedup;     /* modelled dense/sparse time */
     double macs;        /* dense multiply-adds of this layer at the compiled batch */
-    char why[96];       /* the kernel choice and its reason */
+    char why[160];      /* the kernel choice and its reason */
     st_pool pool;       /* pools */
     int elided;         /* concat (batch 1) whose inputs were written in place into its
                            output's channel ranges: nothing to run */
