@@ -42,6 +42,10 @@
  *    7x7). Bands of L virtual output rows (samples stacked, so small images batch up)
  *    copy their slice of the padded, phase-split input (halo included) into a
  *    per-thread buffer that stays in L2, run the kernel and write valid outputs to y.
+ * For inference two more packings (ST_CSR_TAPS, ST_CSR_CBLK below): strided layers with
+ * long output rows put each tap column in its own plane so that every load is aligned,
+ * and layers with a big input slice per kernel tile run their nonzeros by blocks of
+ * input channels so that each block's slice stays in L1.
  * Backward-input runs the same kernel over the transposed index (reading dy, banded or
  * in place) and adds into dx (banded: undoing the phase split). The weight gradient is
  * one dot product per nonzero over the same data, threads owning output channels (or,
