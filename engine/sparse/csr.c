@@ -289,6 +289,8 @@ static int cblk_count(const st_csr *m) {
     const st_sparse_geom *g = &m->geom;
     const int K = c->K;
     if (K < 1 || c->groups != 1 || m->nnz < 1) return 1;
+    /* banded layers the kernels write row by row (spmm_rows) take no blocks */
+    if (!g->direct && m->k.spmm_rows && st__sc_rows_tile(c->Q)) return 1;
     double per_ch; /* bytes one channel's input takes per tile */
     if (g->direct) {
         const int cols = ST_MIN(128, g->L * c->W);
