@@ -1,12 +1,15 @@
-/* Magnitude masks: unstructured, blocks along the input channels, N:M, and global (one
- * threshold across tensors).
+/* Magnitude masks: unstructured, blocks along the input channels ([1, M]) or the output
+ * channels ([M, 1]), N:M, and global (one threshold across tensors).
  *
  * Every mask is "the k lowest-scoring items pruned", where an item is a weight or a block
- * of m weights along the input-channel axis. An item's score is its mean |w|, except that
- * an item whose entries were all pruned by the previous mask scores below every other
- * item: a weight pruned once stays pruned (no regrowth) even when several weights are
- * exactly zero. Ties are broken by position (tensor order, then the item's first index):
- * the lower position is pruned first, so masks are deterministic.
+ * of m weights along c of the view [outer, c, inner]. [1, M] views a weight [K, C, rest]
+ * as is (blocks of input channels); [M, 1] views it as [1, K, C * rest], so a block is M
+ * consecutive output channels at one (c, r, s): an inference kernel can then load each
+ * input once for M outputs. An item's score is its mean |w|, except that an item whose
+ * entries were all pruned by the previous mask scores below every other item: a weight
+ * pruned once stays pruned (no regrowth) even when several weights are exactly zero.
+ * Ties are broken by position (tensor order, then the item's first index): the lower
+ * position is pruned first, so masks are deterministic.
  *
  * Selection is a radix select on 32-bit keys (the bit pattern of a non-negative float
  * orders like the float): four histogram passes find the k-th smallest key, a last pass
@@ -44,6 +47,17 @@ void st_mask_layout(const int64_t *shape, int ndim, size_t numel, int64_t *outer
         *outer = 1;
         *c = (int64_t)numel;
         *inner = 1;
+    }
+}
+
+void st_mask_view(const int64_t *shape, int ndim, size_t numel, int rows, st_mask_tensor *t) {
+    if (rows > 1 && ndim >= 2 && shape && shape[0] > 0) {
+        /* blocks of rows output channels: stride numel / shape[0] along dim 0 */
+        t->outer = 1;
+        t->c = shape[0];
+        t->inner = (int64_t)numel / shape[0];
+    } else {
+        st_mask_layout(shape, ndim, numel, &t->outer, &t->c, &t->inner);
     }
 }
 
@@ -207,14 +221,25 @@ void st_mask_unstructured(const float *w, size_t n, float sparsity, unsigned cha
     st_mask_update(&t, 1, 1, sparsity);
 }
 
-void st_mask_block(const float *w, const int64_t *shape, int ndim, int m, float sparsity,
-                   unsigned char *mask) {
+/* A fresh [rows, cols] block mask (one of them 1) of one tensor. */
+static void block_mask(const float *w, const int64_t *shape, int ndim, int rows, int cols,
+                       float sparsity, unsigned char *mask) {
     size_t n = 1;
     for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
     memset(mask, 1, n);
     st_mask_tensor t = {.w = w, .mask = mask};
-    st_mask_layout(shape, ndim, n, &t.outer, &t.c, &t.inner);
-    st_mask_update(&t, 1, m, sparsity);
+    st_mask_view(shape, ndim, n, rows, &t);
+    st_mask_update(&t, 1, rows > 1 ? rows : cols, sparsity);
+}
+
+void st_mask_block(const float *w, const int64_t *shape, int ndim, int m, float sparsity,
+                   unsigned char *mask) {
+    block_mask(w, shape, ndim, 1, m, sparsity, mask);
+}
+
+void st_mask_block_out(const float *w, const int64_t *shape, int ndim, int m, float sparsity,
+                       unsigned char *mask) {
+    block_mask(w, shape, ndim, m, 1, sparsity, mask);
 }
 
 void st_mask_nm(const float *w, const int64_t *shape, int ndim, int keep_n, int m,

@@ -30,7 +30,9 @@ static const char *interp_name(st_interp i) {
 }
 
 static void print_mask_type(FILE *f, const st_modifier *m) {
-    if (m->mask_type == ST_MASK_BLOCK) fprintf(f, "block [1, %d]", m->mask_m);
+    if (m->mask_type == ST_MASK_BLOCK && m->mask_n > 1)
+        fprintf(f, "block [%d, 1] (output channels)", m->mask_n);
+    else if (m->mask_type == ST_MASK_BLOCK) fprintf(f, "block [1, %d]", m->mask_m);
     else if (m->mask_type == ST_MASK_NM) fprintf(f, "%d:%d (sparsity fixed at %g)", m->mask_n,
                                                  m->mask_m, 1.0 - (double)m->mask_n / m->mask_m);
     else fprintf(f, "unstructured");

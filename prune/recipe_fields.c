@@ -96,12 +96,13 @@ st_status rcp_read_sparsity_groups(mod_ctx *x) {
     return ST_OK;
 }
 
-/* mask_type: "unstructured", "block4"/"block" (= [1, 4]), [1, M], or "N:M". */
+/* mask_type: "unstructured", "block4"/"block" (= [1, 4]), [1, M] (input channels), [M, 1]
+ * (output channels), or "N:M". SparseML's list syntax only: no invented block strings. */
 st_status rcp_read_mask(mod_ctx *x) {
     st_modifier *m = x->m;
     rcp_val v;
     if (get_val(x, F_MASK, &v) != ST_OK) return ST_ERR_INPUT;
-    const char *expect = "unstructured, block4, [1, M] or N:M (e.g. 2:4)";
+    const char *expect = "unstructured, block4, [1, M], [M, 1] or N:M (e.g. 2:4)";
     if (v.kind == RCP_STR) {
         int n, mm, used = 0;
         if (!strcmp(v.str, "unstructured")) return ST_OK;
@@ -123,11 +124,17 @@ st_status rcp_read_mask(mod_ctx *x) {
         rcp_where w = where_of(x, F_MASK);
         if (rcp_resolve(x->c, v.doc, item(v.doc, v.node, i), &w, &it) != ST_OK) return ST_ERR_INPUT;
         if (it.kind != RCP_NUM || it.num != trunc(it.num) || it.num < 1 || it.num > 1024)
-            return wrong(x, F_MASK, "[1, M] with M a whole number from 1 to 1024", &it);
+            return wrong(x, F_MASK, "[1, M] or [M, 1] with M a whole number from 1 to 1024", &it);
         d[i] = it.num;
     }
-    if (d[0] != 1) return range(x, F_MASK, 0, "only [1, M] blocks (along input channels) are supported; first entry", d[0]);
+    if (d[0] > 1 && d[1] > 1) {
+        rcp_where w = where_of(x, F_MASK);
+        return rcp_fail(x->c, &w, "only [1, M] (input channels) or [M, 1] (output channels) "
+                        "blocks are supported, got [%g, %g]", d[0], d[1]);
+    }
+    /* [1, 1] stays unstructured */
     if (d[1] > 1) m->mask_type = ST_MASK_BLOCK, m->mask_n = 1, m->mask_m = (int)d[1];
+    if (d[0] > 1) m->mask_type = ST_MASK_BLOCK, m->mask_n = (int)d[0], m->mask_m = 1;
     return ST_OK;
 }
 

@@ -26,7 +26,8 @@ static void print_groups_mask(FILE *f, int mask) {
 
 static void print_mask(FILE *f, const st_modifier *m) {
     if (m->mask_type == ST_MASK_UNSTRUCTURED) fprintf(f, " mask_type=unstructured");
-    else if (m->mask_type == ST_MASK_BLOCK) fprintf(f, " mask_type=[1, %d]", m->mask_m);
+    /* [1, M] or [M, 1], as written in a recipe */
+    else if (m->mask_type == ST_MASK_BLOCK) fprintf(f, " mask_type=[%d, %d]", m->mask_n, m->mask_m);
     else fprintf(f, " mask_type=%d:%d", m->mask_n, m->mask_m);
 }
 

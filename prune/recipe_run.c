@@ -39,6 +39,11 @@ static st_status check_modifier(const st_recipe *r, const st_modifier *m, st_err
     if (m->mask_type == ST_MASK_BLOCK && m->mask_m < 1)
         return st_errorf(err, ST_ERR_INPUT, "%s:%d: %s: block size %d must be >= 1", path,
                          m->line, tag, m->mask_m);
+    /* the parser rejects these too; a modifier built by hand meets the same rule */
+    if (m->mask_type == ST_MASK_BLOCK && m->mask_n > 1 && m->mask_m > 1)
+        return st_errorf(err, ST_ERR_INPUT, "%s:%d: %s: mask_type [%d, %d]: only [1, M] (input "
+                         "channels) or [M, 1] (output channels) blocks are supported", path,
+                         m->line, tag, m->mask_n, m->mask_m);
     if (m->mask_type != ST_MASK_NM) return ST_OK;
     if (m->mask_n < 1 || m->mask_n >= m->mask_m || m->mask_m > 64)
         return st_errorf(err, ST_ERR_INPUT, "%s:%d: %s: mask_type %d:%d: need 1 <= N < M <= 64",
@@ -130,10 +135,12 @@ int64_t st_recipe_run_total_steps(const st_recipe_run *run) {
 
 /* ---- masks ---- */
 
-static st_mask_tensor tensor_of(const st_graph *g, int p) {
+/* The view of param p for items of `rows` output channels (rows > 1: [M, 1] blocks) or
+ * of blocks along the input channels (rows 1). */
+static st_mask_tensor tensor_of(const st_graph *g, int p, int rows) {
     const st_param *pp = &g->params[p];
     st_mask_tensor t = {st_param_data(g, p), st_param_mask(g, p), 0, 0, 0};
-    st_mask_layout(pp->shape, pp->ndim, pp->numel, &t.outer, &t.c, &t.inner);
+    st_mask_view(pp->shape, pp->ndim, pp->numel, rows, &t);
     return t;
 }
 
@@ -167,7 +174,9 @@ static int gmp_update(st_recipe_run *run, rr_mod *md, st_graph *g, int64_t step)
     const st_modifier *m = &md->m;
     double y = rr_gmp_y(run, md, step);
     int first = md->n_updates == 0, changed = 0;
-    int bm = m->mask_type == ST_MASK_BLOCK ? m->mask_m : 1;
+    /* block size along the view's c: [1, M] -> M, [M, 1] -> M (c is then dim 0) */
+    int rows = m->mask_type == ST_MASK_BLOCK && m->mask_n > 1 ? m->mask_n : 1;
+    int bm = m->mask_type != ST_MASK_BLOCK ? 1 : rows > 1 ? rows : m->mask_m;
     rr_target *tg = run->targets + md->t0;
     for (int a = 0; a < md->nt;) {
         int gi = tg[a].group, b = a;
@@ -182,7 +191,7 @@ static int gmp_update(st_recipe_run *run, rr_mod *md, st_graph *g, int64_t step)
                 for (int i = a; i < b; i++) tg[i].init = init;
             }
             float s = lerp_target(tg[a].init, fin, y);
-            for (int i = a; i < b; i++) run->scratch[i - a] = tensor_of(g, tg[i].param);
+            for (int i = a; i < b; i++) run->scratch[i - a] = tensor_of(g, tg[i].param, rows);
             /* one threshold over the group's weights (or blocks) */
             changed |= st_mask_update(run->scratch, b - a, bm, s);
             for (int i = a; i < b; i++) tg[i].target = s;
@@ -192,7 +201,7 @@ static int gmp_update(st_recipe_run *run, rr_mod *md, st_graph *g, int64_t step)
                 if (first && m->init_from_param)
                     tg[i].init = (float)((double)count_zeros(g, p) / (double)g->params[p].numel);
                 float s = lerp_target(tg[i].init, fin, y);
-                st_mask_tensor t = tensor_of(g, p);
+                st_mask_tensor t = tensor_of(g, p, rows);
                 if (m->mask_type == ST_MASK_NM)
                     changed |= s > 0.0f ? st_mask_nm_update(&t, m->mask_n, m->mask_m) : set_ones(g, p);
                 else

@@ -73,7 +73,9 @@ typedef struct st_modifier {
     st_interp inter_func;
     st_mask_kind mask_type;
     int mask_n, mask_m;      /* unstructured (also [1, 1]): 1, 1;
-                                block ("block4", "block", [1, m]): n = 1, m >= 2;
+                                block ("block4", "block", [1, m]): n = 1, m >= 2
+                                (m input channels); [n, 1]: n >= 2, m = 1 (n output
+                                channels);
                                 N:M: n of every m kept... see masks.c (2:4 keeps 2 of 4) */
     int leave_enabled;
     int global_sparsity;

@@ -99,13 +99,17 @@ void st_recipe_print_plan(const st_recipe *r, const st_recipe_run *run, const st
 /* Masks for one tensor (exposed for tests and one-shot pruning). scores = |w|.
  * Unstructured: exactly k = round(s * n) zeros, the k smallest |w|, ties broken by index
  * (lower index pruned first). Block [1, m]: blocks of m consecutive weights along the
- * input-channel axis scored by mean |w|. N:M: in each group of m along the input axis,
- * the m - n smallest are pruned (2:4 keeps 2).
+ * input-channel axis scored by mean |w|. Block [m, 1] (st_mask_block_out): blocks of m
+ * consecutive output channels at one input position (conv [K, C, R, S]: k = j*m ..
+ * j*m + m - 1 for fixed c, r, s; linear [O, I]: o = j*m .. for fixed i), scored by mean
+ * |w|, a last partial block allowed; the inference engine can then share each input load
+ * among the m outputs. N:M: in each group of m along the input axis, the m - n smallest
+ * are pruned (2:4 keeps 2).
  * Round: Python's round (half to even) of s * n, s taken as the decimal it was written as
- * (SparseML: round(sparsity * numel)). Layout: [out, in, rest...]: blocks and N:M groups
- * run along dim 1 for fixed out and rest (conv [K, C, R, S]: c = j*m .. j*m + m - 1 for
- * fixed k, r, s; linear [O, I]: along I); a last partial block or group is allowed (a
- * partial N:M group of L < m keeps min(n, L)). N:M needs m <= 64.
+ * (SparseML: round(sparsity * numel)). Layout: [out, in, rest...]: [1, m] blocks and N:M
+ * groups run along dim 1 for fixed out and rest (conv [K, C, R, S]: c = j*m ..
+ * j*m + m - 1 for fixed k, r, s; linear [O, I]: along I); a last partial block or group
+ * is allowed (a partial N:M group of L < m keeps min(n, L)). N:M needs m <= 64.
  * In a GMP schedule: block masks prune round(target * number of blocks) blocks; an N:M
  * pattern is structural, so it is applied in full at every update whose target is > 0
  * (target 0: no mask) and its sparsity is 1 - n/m from the first update on; bind requires
@@ -113,6 +117,8 @@ void st_recipe_print_plan(const st_recipe *r, const st_recipe_run *run, const st
 void st_mask_unstructured(const float *w, size_t n, float sparsity, unsigned char *mask);
 void st_mask_block(const float *w, const int64_t *shape, int ndim, int m, float sparsity,
                    unsigned char *mask);
+void st_mask_block_out(const float *w, const int64_t *shape, int ndim, int m, float sparsity,
+                       unsigned char *mask);
 void st_mask_nm(const float *w, const int64_t *shape, int ndim, int keep_n, int m,
                 unsigned char *mask);
 
@@ -129,6 +135,9 @@ typedef struct st_mask_tensor {
 /* The layout of a param's shape (ndim >= 2: [shape0, shape1, prod(rest)]; else [1, n, 1]). */
 void st_mask_layout(const int64_t *shape, int ndim, size_t numel, int64_t *outer, int64_t *c,
                     int64_t *inner);
+/* Sets t's outer, c, inner for blocks of `rows` output channels ([rows, 1], rows > 1:
+ * [1, shape0, numel / shape0], blocks along dim 0) or else as st_mask_layout does. */
+void st_mask_view(const int64_t *shape, int ndim, size_t numel, int rows, st_mask_tensor *t);
 /* The update the runtime uses: prunes the k = st_mask_num_pruned(s, total items) lowest
  * items across all n_tensors (one tensor: layer-wise; several: global, one threshold on
  * unnormalised magnitudes), an item being a block of m along c (m = 1: one weight) scored

@@ -1,5 +1,6 @@
 /* Magnitude masks: exact counts, deterministic ties, no regrowth, blocks along input
- * channels, N:M, global thresholds, and the radix selection against a sorting reference. */
+ * channels ([1, M]) and output channels ([M, 1]), N:M, global thresholds, and the radix
+ * selection against a sorting reference. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -160,6 +161,120 @@ START_TEST(test_block4_along_input_channels) {
 }
 END_TEST
 
+/* Brute-force [m, 1] reference on w viewed as [K, rest]: block (j, p) is rows
+ * k = j*m .. min(K, j*m + m) - 1 at column p. Scores every block by mean |w|, sorts by
+ * (score, position j * rest + p) and prunes the first round(s * blocks); returns the
+ * expected mask in want. Also checks, for the library's mask got, that every block is all
+ * kept or all pruned. */
+typedef struct { double score; int pos; } ref_block;
+static int cmp_block(const void *x, const void *y) {
+    const ref_block *a = x, *b = y;
+    if (a->score != b->score) return a->score < b->score ? -1 : 1;
+    return (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+static void check_out_blocks(const float *w, int K, int rest, int m, float s,
+                             const unsigned char *got) {
+    int nbk = (K + m - 1) / m, nb = nbk * rest, n = K * rest;
+    ref_block *rb = malloc((size_t)nb * sizeof *rb);
+    unsigned char *want = malloc((size_t)n);
+    for (int j = 0; j < nbk; j++)
+        for (int p = 0; p < rest; p++) {
+            int k1 = j * m + m < K ? j * m + m : K;
+            double sum = 0;
+            for (int k = j * m; k < k1; k++) {
+                sum += fabsf(w[k * rest + p]);
+                ck_assert_msg(got[k * rest + p] == got[j * m * rest + p],
+                              "block (%d, %d) is split at row %d", j, p, k);
+            }
+            /* the library sums in double and compares the mean as a float */
+            rb[j * rest + p] = (ref_block){(float)(sum / (k1 - j * m)), j * rest + p};
+        }
+    qsort(rb, (size_t)nb, sizeof *rb, cmp_block);
+    size_t k = st_mask_num_pruned(s, (size_t)nb);
+    memset(want, 1, (size_t)n);
+    for (size_t i = 0; i < k; i++) {
+        int j = rb[i].pos / rest, p = rb[i].pos % rest;
+        for (int r = j * m; r < j * m + m && r < K; r++) want[r * rest + p] = 0;
+    }
+    size_t pruned_blocks = 0;
+    for (int b = 0; b < nb; b++) pruned_blocks += !got[(b / rest) * m * rest + b % rest];
+    ck_assert_uint_eq(pruned_blocks, k);
+    ck_assert_msg(memcmp(want, got, (size_t)n) == 0, "K %d m %d s %g: not the lowest blocks", K, m, s);
+    free(rb);
+    free(want);
+}
+
+START_TEST(test_block_out_channels) {
+    /* conv [K, C=3, R=3, S=3] with distinct magnitudes, [4, 1] at 50% and 90%; K = 8, and
+     * K = 6 (a last partial block of 2 rows) */
+    const int ks[] = {8, 6};
+    const float sp[] = {0.5f, 0.9f};
+    st_rng r;
+    st_rng_seed(&r, 31);
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            enum { C = 3, R = 3, S = 3 };
+            int K = ks[a], n = K * C * R * S;
+            int64_t shape[4] = {K, C, R, S};
+            float *w = malloc((size_t)n * sizeof *w);
+            unsigned char *m = malloc((size_t)n);
+            /* distinct magnitudes: a shuffled ramp with random signs */
+            for (int i = 0; i < n; i++) w[i] = 0.01f * (float)(i + 1);
+            for (int i = n - 1; i > 0; i--) {
+                int j = (int)(st_rng_uniform(&r) * (float)(i + 1)) % (i + 1);
+                float t = w[i];
+                w[i] = w[j], w[j] = t;
+            }
+            for (int i = 0; i < n; i++) if (st_rng_uniform(&r) < 0.5f) w[i] = -w[i];
+            st_mask_block_out(w, shape, 4, 4, sp[b], m);
+            check_out_blocks(w, K, C * R * S, 4, sp[b], m);
+            /* it is not the [1, 4] mask: those blocks run along C */
+            unsigned char *mi = malloc((size_t)n);
+            st_mask_block(w, shape, 4, 4, sp[b], mi);
+            ck_assert(memcmp(m, mi, (size_t)n) != 0);
+            free(mi);
+            free(w);
+            free(m);
+        }
+
+    /* linear [O=6, I=5], [4, 1]: rows 0-3 are large in columns 0-2 and tiny in 3-4; rows
+     * 4-5 (the partial block) are mid-sized. 10 blocks, prune 4: the two tiny blocks of
+     * rows 0-3 and the two smallest partial blocks (columns 0 and 1 of rows 4-5). */
+    int64_t ls[2] = {6, 5};
+    float lw[30];
+    unsigned char lm[30];
+    for (int o = 0; o < 6; o++)
+        for (int i = 0; i < 5; i++)
+            lw[o * 5 + i] = o < 4 ? (i < 3 ? 1.0f + 0.1f * (float)(o + i) : 0.001f * (float)(o + i + 1))
+                                  : 0.1f * (float)(i + 1) * (o == 4 ? 1.0f : -1.0f);
+    st_mask_block_out(lw, ls, 2, 4, 0.4f, lm);
+    for (int o = 0; o < 6; o++)
+        for (int i = 0; i < 5; i++) {
+            int want = o < 4 ? i < 3 : i >= 2;
+            ck_assert_msg(lm[o * 5 + i] == want, "linear [%d][%d]: %d", o, i, lm[o * 5 + i]);
+        }
+    check_out_blocks(lw, 6, 5, 4, 0.4f, lm);
+
+    /* global: one threshold over the blocks of two tensors viewed as [M, 1] */
+    enum { N = 8 * 27 };
+    float wa[N], wb[N];
+    unsigned char ma[N], mb[N];
+    int64_t sa[4] = {8, 3, 3, 3};
+    for (int i = 0; i < N; i++) wa[i] = 0.001f * (float)(i + 1), wb[i] = 1.0f + 0.001f * (float)i;
+    memset(ma, 1, N);
+    memset(mb, 1, N);
+    st_mask_tensor ts[2] = {{.w = wa, .mask = ma}, {.w = wb, .mask = mb}};
+    st_mask_view(sa, 4, N, 4, &ts[0]);
+    st_mask_view(sa, 4, N, 4, &ts[1]);
+    ck_assert(ts[0].outer == 1 && ts[0].c == 8 && ts[0].inner == 27);
+    st_mask_update(ts, 2, 4, 0.25f); /* 108 blocks, 27 pruned: all in the small tensor */
+    ck_assert_uint_eq(zeros(mb, N), 0);
+    ck_assert_uint_eq(zeros(ma, N), 27 * 4);
+    check_out_blocks(wa, 8, 27, 4, 0.5f, ma); /* half of a's own 54 blocks */
+}
+END_TEST
+
 START_TEST(test_nm_2_of_4) {
     enum { K = 8, C = 8, R = 3, S = 3, N = K * C * R * S };
     int64_t shape[4] = {K, C, R, S};
@@ -286,6 +401,7 @@ Suite *masks_suite(void) {
     tcase_add_test(tc, test_unstructured_ties_are_deterministic);
     tcase_add_test(tc, test_no_regrowth_across_updates);
     tcase_add_test(tc, test_block4_along_input_channels);
+    tcase_add_test(tc, test_block_out_channels);
     tcase_add_test(tc, test_nm_2_of_4);
     tcase_add_test(tc, test_global_threshold_across_tensors);
     tcase_add_test(tc, test_radix_select_matches_sorting);

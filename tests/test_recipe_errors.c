@@ -128,6 +128,16 @@ START_TEST(test_bad_types_and_ranges) {
         NULL, "mask_type", "0 < N < M");
     BAD("modifiers:\n  - !GMPruningModifier\n    params: a\n    final_sparsity: 0.5\n" GMP_REST "    mask_type: [2, 4]\n",
         NULL, "mask_type", "[1, M]");
+    /* both entries > 1: neither [1, M] nor [M, 1]; the message names the line */
+    BAD("modifiers:\n  - !GMPruningModifier\n    params: a\n    final_sparsity: 0.5\n" GMP_REST "    mask_type: [4, 4]\n",
+        NULL, "bad.yaml:9: GMPruningModifier.mask_type: only [1, M] (input channels) or [M, 1] "
+        "(output channels) blocks are supported, got [4, 4]");
+    BAD("modifiers:\n  - !GMPruningModifier\n    params: a\n    final_sparsity: 0.5\n" GMP_REST "    mask_type: [2000, 1]\n",
+        NULL, "bad.yaml:9:", "[M, 1] with M a whole number from 1 to 1024", "got 2000");
+    BAD("modifiers:\n  - !GMPruningModifier\n    params: a\n    final_sparsity: 0.5\n" GMP_REST "    mask_type: [0, 1]\n",
+        NULL, "bad.yaml:9:", "mask_type", "got 0");
+    BAD("modifiers:\n  - !GMPruningModifier\n    params: a\n    final_sparsity: 0.5\n" GMP_REST "    mask_type: [4, 1, 1]\n",
+        NULL, "bad.yaml:9:", "mask_type", "[M, 1]");
     BAD("modifiers:\n  - !GMPruningModifier\n    params: a\n    final_sparsity: 0.5\n" GMP_REST "    mask_type: filter\n",
         NULL, "mask_type", "got 'filter'");
     BAD("modifiers:\n  - !GMPruningModifier\n    params: a\n    final_sparsity: 0.5\n" GMP_REST "    inter_func: quadratic\n",

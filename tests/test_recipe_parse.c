@@ -514,6 +514,60 @@ START_TEST(test_inline_forms) {
 }
 END_TEST
 
+/* mask_type [M, 1]: blocks of M output channels (mask_n = M, mask_m = 1); [1, M] as
+ * before; recipe-check prints each as written and the printed form parses back. */
+/* A one-modifier GMP recipe with the given mask_type value, parsed. */
+static void parse_mask(const char *name, const char *mask, st_recipe *r) {
+    char text[512];
+    snprintf(text, sizeof text, "modifiers:\n  - !GMPruningModifier\n    params: a\n"
+             "    init_sparsity: 0\n    final_sparsity: 0.5\n    start_epoch: 0\n"
+             "    end_epoch: 2\n    update_frequency: 1\n    mask_type: %s\n", mask);
+    parse_ok(name, text, NULL, r);
+}
+
+START_TEST(test_mask_type_out_channels) {
+    static const char *const forms[] = {"[4, 1]", "[1, 4]", "[1024, 1]", "block4", "[1, 1]"};
+    static const int want_n[] = {4, 1, 1024, 1, 1}, want_m[] = {1, 4, 1, 4, 1};
+    for (int i = 0; i < 5; i++) {
+        st_recipe r;
+        parse_mask("m.yaml", forms[i], &r);
+        int block = want_n[i] > 1 || want_m[i] > 1;
+        ck_assert_int_eq(r.mods[0].mask_type, block ? ST_MASK_BLOCK : ST_MASK_UNSTRUCTURED);
+        if (block) {
+            ck_assert_int_eq(r.mods[0].mask_n, want_n[i]);
+            ck_assert_int_eq(r.mods[0].mask_m, want_m[i]);
+        }
+        /* the printed mask_type=... value, pasted back into the recipe, parses the same */
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        st_recipe_print(&r, f);
+        fclose(f);
+        const char *mt = strstr(out, "mask_type=");
+        ck_assert_ptr_nonnull(mt);
+        mt += strlen("mask_type=");
+        char printed[32], want[32];
+        size_t pl = *mt == '[' ? strcspn(mt, "]") + 1 : strcspn(mt, " \n");
+        ck_assert_uint_lt(pl, sizeof printed);
+        memcpy(printed, mt, pl);
+        printed[pl] = 0;
+        if (block) snprintf(want, sizeof want, "[%d, %d]", want_n[i], want_m[i]);
+        else snprintf(want, sizeof want, "unstructured");
+        ck_assert_str_eq(printed, want);
+        st_recipe r2;
+        parse_mask("again.yaml", printed, &r2);
+        ck_assert_int_eq(r2.mods[0].mask_type, r.mods[0].mask_type);
+        if (block) {
+            ck_assert_int_eq(r2.mods[0].mask_n, r.mods[0].mask_n);
+            ck_assert_int_eq(r2.mods[0].mask_m, r.mods[0].mask_m);
+        }
+        free(out);
+        st_recipe_free(&r2);
+        st_recipe_free(&r);
+    }
+}
+END_TEST
+
 Suite *recipe_parse_suite(void) {
     Suite *s = suite_create("recipe_parse");
     TCase *compat = tcase_create("compat");
@@ -529,6 +583,7 @@ Suite *recipe_parse_suite(void) {
     tcase_add_test(fix, test_mixed_anchors_eval_md);
     tcase_add_test(fix, test_all_kinds_defaults);
     tcase_add_test(fix, test_inline_forms);
+    tcase_add_test(fix, test_mask_type_out_channels);
     suite_add_tcase(s, fix);
     return s;
 }

@@ -488,6 +488,98 @@ START_TEST(test_plan) {
 }
 END_TEST
 
+/* ---- [M, 1] blocks ---- */
+
+/* Param p's mask in blocks of 4 output channels (rows k = 4j .. 4j + 3 at one column of
+ * the rest; a partial last block when K % 4 != 0): each block all kept or all pruned,
+ * pruned weights zero, kept ones as in orig, and every pruned block's mean |orig| at most
+ * every kept block's (the weights do not move here, so gradual pruning ends on the
+ * lowest blocks). Returns the number of pruned blocks; *n_blocks gets the total. */
+static size_t check_row_blocks(const st_graph *g, int p, const float *orig, size_t *n_blocks) {
+    const st_param *pp = &g->params[p];
+    const float *w = st_param_data(g, p);
+    const unsigned char *mk = st_param_mask(g, p);
+    int64_t K = pp->shape[0], rest = (int64_t)pp->numel / K;
+    size_t pruned = 0;
+    double max_pruned = -1, min_kept = INFINITY;
+    *n_blocks = 0;
+    for (int64_t k0 = 0; k0 < K; k0 += 4)
+        for (int64_t c = 0; c < rest; c++) {
+            int64_t k1 = k0 + 4 < K ? k0 + 4 : K;
+            double mean = 0;
+            for (int64_t k = k0; k < k1; k++) {
+                size_t i = (size_t)(k * rest + c);
+                ck_assert_msg(mk[i] == mk[k0 * rest + c], "%s: block at row %lld col %lld split",
+                              pp->name, (long long)k0, (long long)c);
+                ck_assert_msg(mk[i] ? w[i] == orig[i] : w[i] == 0.0f, "%s[%zu]", pp->name, i);
+                mean += fabsf(orig[i]) / (double)(k1 - k0);
+            }
+            (*n_blocks)++;
+            if (!mk[k0 * rest + c]) pruned++, max_pruned = fmax(max_pruned, mean);
+            else min_kept = fmin(min_kept, mean);
+        }
+    ck_assert_msg(max_pruned <= min_kept + 1e-6, "%s: a kept block is below a pruned one", pp->name);
+    return pruned;
+}
+
+START_TEST(test_gmp_out_channel_blocks) {
+    for (int global = 0; global < 2; global++) {
+        st_graph *g = stt_small_graph(5);
+        char *all[] = {"__ALL_PRUNABLE__"};
+        st_sparsity_group grp = {0.8f, 1, all};
+        st_modifier m = stt_mod(ST_MOD_GMP, 0, 2);
+        m.init_sparsity = 0.05f, m.update_frequency = 0.5f, m.global_sparsity = global;
+        m.mask_type = ST_MASK_BLOCK, m.mask_n = 4, m.mask_m = 1;
+        m.n_groups = 1, m.groups = &grp;
+        st_recipe r = stt_recipe(&m, 1, 2);
+        st_recipe_run *run;
+        st_error err = {0};
+        ck_assert_msg(st_recipe_bind(&r, g, 10, &run, &err) == ST_OK, "%s", err.msg);
+        int nt = st_recipe_run_num_targets(run);
+        ck_assert_int_eq(nt, 4); /* the three convs and the linear [10, 16] (partial block) */
+        float *orig[4];
+        for (int i = 0; i < nt; i++) {
+            int p = st_recipe_run_target(run, i).param;
+            orig[i] = malloc(g->params[p].numel * sizeof(float));
+            memcpy(orig[i], st_param_data(g, p), g->params[p].numel * sizeof(float));
+        }
+        for (int64_t s = 0; s < st_recipe_run_total_steps(run); s++) st_recipe_run_step(run, g, s, NULL, NULL);
+        st_recipe_run_finish(run, g);
+        size_t pruned = 0, blocks = 0;
+        for (int i = 0; i < nt; i++) {
+            st_prune_target_info t = st_recipe_run_target(run, i);
+            ck_assert_float_eq_tol(t.target, 0.8f, 1e-6f);
+            size_t nb, pb = check_row_blocks(g, t.param, orig[i], &nb);
+            if (!global) ck_assert_uint_eq(pb, st_mask_num_pruned(0.8f, nb)); /* layer-wise */
+            pruned += pb, blocks += nb;
+            free(orig[i]);
+        }
+        if (global) ck_assert_uint_eq(pruned, st_mask_num_pruned(0.8f, blocks)); /* one threshold */
+        st_recipe_run_free(run);
+        st_graph_free(g);
+    }
+    /* a hand-built [2, 4] is refused at bind, naming the recipe line */
+    st_graph *g = stt_small_graph(5);
+    char *all[] = {"__ALL_PRUNABLE__"};
+    st_sparsity_group grp = {0.5f, 1, all};
+    st_modifier m = stt_mod(ST_MOD_GMP, 0, 2);
+    m.line = 7, m.mask_type = ST_MASK_BLOCK, m.mask_n = 2, m.mask_m = 4;
+    m.n_groups = 1, m.groups = &grp;
+    st_recipe r = stt_recipe(&m, 1, 2);
+    st_recipe_run *run = NULL;
+    st_error err = {0};
+    ck_assert_int_eq(st_recipe_bind(&r, g, 10, &run, &err), ST_ERR_INPUT);
+    ck_assert_msg(strstr(err.msg, "recipe.yaml:7: GMPruningModifier: mask_type [2, 4]: only [1, M]"),
+                  "%s", err.msg);
+    /* the plan names [M, 1] blocks */
+    m.mask_m = 1;
+    char *t = plan_text(&r, NULL, g, 10);
+    ck_assert_msg(strstr(t, "mask block [2, 1] (output channels)"), "%s", t);
+    free(t);
+    st_graph_free(g);
+}
+END_TEST
+
 Suite *recipe_run_suite(void) {
     Suite *s = suite_create("recipe_run");
     TCase *tc = tcase_create("core");
@@ -498,6 +590,7 @@ Suite *recipe_run_suite(void) {
     tcase_add_test(tc, test_lr_param_groups_precedence_and_wd);
     tcase_add_test(tc, test_resume_is_exact);
     tcase_add_test(tc, test_plan);
+    tcase_add_test(tc, test_gmp_out_channel_blocks);
     suite_add_tcase(s, tc);
     return s;
 }
