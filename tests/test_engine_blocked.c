@@ -5,7 +5,8 @@
  * with every map NCHW (1e-5), run twice in a context whose buffers start as garbage; the
  * plan says which steps read and write blocks. Batch 2, the columns schedule and
  * nchw_maps keep every map NCHW. A stride-2 layer on tap-column planes (ST_CSR_TAPS)
- * in every schedule gives the dense training executor's output (1e-4). */
+ * in every schedule gives the dense training executor's output (1e-4), and so does the
+ * C3-like chain pruned in blocks of 4 output channels, on quads (ST_CSR_QUADS). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,11 +22,17 @@
 static char err[1024];
 static char desc[1 << 16];
 
-static void conv_w(stb *b, const char *name, int K, int C, int R, double prune, st_rng *r) {
-    const size_t n = (size_t)K * C * R * R;
+/* Weights pruned at random, or with quads in blocks of 4 output channels ([4, 1]: rows
+ * 4q + 1 .. 4q + 3 zero where row 4q is). */
+static void conv_wq(stb *b, const char *name, int K, int C, int R, double prune, st_rng *r, int quads) {
+    const size_t n = (size_t)K * C * R * R, per = n / (size_t)K;
     float *w = malloc(n * sizeof(float)), *bias = malloc((size_t)K * sizeof(float));
     const float sc = 1.0f / sqrtf((float)(C * R * R) * (1.0f - (float)prune));
-    for (size_t i = 0; i < n; i++) w[i] = st_rng_uniform(r) < prune ? 0.0f : (2 * st_rng_uniform(r) - 1) * sc;
+    for (size_t i = 0; i < n; i++) {
+        const size_t k = i / per;
+        const int off = quads && k % 4 ? w[(k & ~(size_t)3) * per + i % per] == 0.0f : st_rng_uniform(r) < prune;
+        w[i] = off ? 0.0f : (2 * st_rng_uniform(r) - 1) * sc;
+    }
     stt_fill_uniform(bias, (size_t)K, -0.1f, 0.1f, r);
     char wn[64], bn[64];
     snprintf(wn, sizeof wn, "%s.weight", name);
@@ -33,6 +40,10 @@ static void conv_w(stb *b, const char *name, int K, int C, int R, double prune, 
     stb_init(b, wn, 4, (int64_t[]){K, C, R, R}, w);
     stb_init(b, bn, 1, (int64_t[]){K}, bias);
     free(w), free(bias);
+}
+
+static void conv_w(stb *b, const char *name, int K, int C, int R, double prune, st_rng *r) {
+    conv_wq(b, name, K, C, R, prune, r, 0);
 }
 
 static Onnx__NodeProto *conv(stb *b, const char *name, const char *in, const char *out, int k) {
@@ -57,19 +68,19 @@ static void layer(stb *b, const char *name, const char *in, const char *out, int
 /* x [8, 48, 38] -> s1 3x3/2 (relu) -> x2 [16, 24, 19]; cv1 1x1 (relu) -> a; m1 1x1
  * (relu) -> m; m2 3x3 (relu) + a -> s; cv2 1x1 of x2 (relu) -> d; concat(s, d) -> e;
  * cv3 1x1 (relu) -> f [64, 24, 19]; s2 3x3/2 of f + ds 1x1/2 of f -> y [64, 12, 10]. */
-static void write_c3(const char *path) {
+static void write_c3_q(const char *path, int q) {
     st_rng r;
     st_rng_seed(&r, 11);
     stb *b = stb_new(13);
     stb_input(b, "x", 4, (int64_t[]){-1, 8, 48, 38});
-    conv_w(b, "s1", 16, 8, 3, 0.9, &r);
-    conv_w(b, "cv1", 16, 16, 1, 0.9, &r);
-    conv_w(b, "m1", 16, 16, 1, 0.9, &r);
-    conv_w(b, "m2", 16, 16, 3, 0.9, &r);
-    conv_w(b, "cv2", 16, 16, 1, 0.9, &r);
-    conv_w(b, "cv3", 64, 32, 1, 0.9, &r);
-    conv_w(b, "s2", 64, 64, 3, 0.95, &r);
-    conv_w(b, "ds", 64, 64, 1, 0.95, &r);
+    conv_wq(b, "s1", 16, 8, 3, 0.9, &r, q);
+    conv_wq(b, "cv1", 16, 16, 1, 0.9, &r, q);
+    conv_wq(b, "m1", 16, 16, 1, 0.9, &r, q);
+    conv_wq(b, "m2", 16, 16, 3, 0.9, &r, q);
+    conv_wq(b, "cv2", 16, 16, 1, 0.9, &r, q);
+    conv_wq(b, "cv3", 64, 32, 1, 0.9, &r, q);
+    conv_wq(b, "s2", 64, 64, 3, 0.95, &r, q);
+    conv_wq(b, "ds", 64, 64, 1, 0.95, &r, q);
     layer(b, "s1", "x", "x2", 3, 2, 1);
     layer(b, "cv1", "x2", "a", 1, 1, 1);
     layer(b, "m1", "a", "m", 1, 1, 1);
@@ -84,6 +95,9 @@ static void write_c3(const char *path) {
     stb_output(b, "y");
     ck_assert_int_eq(stb_save(b, path), 0);
 }
+
+static void write_c3(const char *path) { write_c3_q(path, 0); }
+static void write_c3_quads(const char *path) { write_c3_q(path, 1); }
 
 /* x [8, 32, 36] -> c0 1x1 (relu) -> a; s2 3x3/2 (relu) -> b [16, 16, 18]; c1 1x1 -> b2;
  * upsample 2x -> u [16, 32, 36]; concat(u, a) -> e; c2 1x1 -> y [8, 32, 36]. */
@@ -270,40 +284,74 @@ START_TEST(blocked_s2_window_in_halo) {
 }
 END_TEST
 
-/* The stride-2 layer on tap-column planes, whole map and blocks, against the dense
- * training executor (not the engine itself: every schedule packs the same way). */
-START_TEST(taps_match_reference) {
-    fixture f;
-    setup(&f, "engine-taps", write_wide, 8 * 20 * 84, 16 * 10 * 42, 6);
+/* f's model in every schedule (1, 2 with blocked maps, 3 threads; columns on 2) against
+ * the dense training executor (not the engine itself: every schedule packs the same
+ * way), each compiled plan first checked by layout_ok (the packing under test). */
+static void match_reference(fixture *f, int (*layout_ok)(const se_compiled *c), const char *layout) {
     float *ref[1];
     size_t nref[1];
-    ck_assert_int_eq(stt_engine_ref_forward(f.path, f.x, 1, ref, nref), 1);
-    ck_assert_uint_eq(nref[0], f.n_out);
-    memcpy(f.ref, ref[0], f.n_out * sizeof(float));
+    ck_assert_int_eq(stt_engine_ref_forward(f->path, f->x, 1, ref, nref), 1);
+    ck_assert_uint_eq(nref[0], f->n_out);
+    memcpy(f->ref, ref[0], f->n_out * sizeof(float));
     free(ref[0]);
     static const struct { int threads, schedule; const char *what; } runs[] = {
         {1, SE_SCHEDULE_LAYERS, "1 thread"}, {2, SE_SCHEDULE_LAYERS, "2 threads, blocks"},
         {3, SE_SCHEDULE_LAYERS, "3 threads"}, {2, SE_SCHEDULE_COLUMNS, "2 threads, columns"}};
     for (int i = 0; i < 4; i++) {
-        se_compiled *c = compile(f.path, 1, runs[i].threads, runs[i].schedule, 0);
-        int taps = 0;
-        for (int k = 0; k < c->n_steps; k++) {
-            const se_step *s = &c->steps[k];
-            if (!s->sparse || s->conv.stride_h != 2) continue;
-            taps = s->csr.geom.taps;
-            for (int j = 0; j < s->n_blk_csr; j++) taps &= s->blk_csr[j].geom.taps;
-        }
-        ck_assert_msg(taps, "%s: the stride-2 layer is not on tap planes\n%s", runs[i].what, desc);
+        se_compiled *c = compile(f->path, 1, runs[i].threads, runs[i].schedule, 0);
+        ck_assert_msg(layout_ok(c), "%s: not %s\n%s", runs[i].what, layout, desc);
         if (runs[i].threads == 2 && runs[i].schedule == SE_SCHEDULE_LAYERS)
             ck_assert_msg(c->blk_T == 2 && strstr(desc, "maps[blocked -> blocked]"), "%s", desc);
-        float *y = run(c, f.x, f.n_out);
-        const size_t bad = stt_first_mismatch(y, f.ref, f.n_out, 1e-4, 1e-4);
+        float *y = run(c, f->x, f->n_out);
+        const size_t bad = stt_first_mismatch(y, f->ref, f->n_out, 1e-4, 1e-4);
         ck_assert_msg(bad == (size_t)-1, "%s: %.8g vs reference %.8g at %zu", runs[i].what,
-                      bad == (size_t)-1 ? 0.0 : y[bad], bad == (size_t)-1 ? 0.0 : f.ref[bad], bad);
+                      bad == (size_t)-1 ? 0.0 : y[bad], bad == (size_t)-1 ? 0.0 : f->ref[bad], bad);
         free(y);
         se_compiled_free(c);
     }
-    teardown(&f);
+    teardown(f);
+}
+
+/* Every packing of the stride-2 layer is on tap planes. */
+static int all_taps(const se_compiled *c) {
+    int taps = 0;
+    for (int k = 0; k < c->n_steps; k++) {
+        const se_step *s = &c->steps[k];
+        if (!s->sparse || s->conv.stride_h != 2) continue;
+        taps = s->csr.geom.taps;
+        for (int j = 0; j < s->n_blk_csr; j++) taps &= s->blk_csr[j].geom.taps;
+    }
+    return taps;
+}
+
+START_TEST(taps_match_reference) {
+    fixture f;
+    setup(&f, "engine-taps", write_wide, 8 * 20 * 84, 16 * 10 * 42, 6);
+    match_reference(&f, all_taps, "on tap planes");
+}
+END_TEST
+
+/* Every sparse conv runs its whole-map packing on quads, and so do its blocks' and
+ * columns' packings where they exist (with AVX-512: the quad kernel's ISA). */
+static int all_quads(const se_compiled *c) {
+    if (st_cpu_select_isa() < ST_ISA_AVX512) return 1;
+    int n = 0;
+    for (int k = 0; k < c->n_steps; k++) {
+        const se_step *s = &c->steps[k];
+        if (!s->sparse || s->op != ST_OP_CONV2D) continue;
+        if (!s->csr.q_n || (s->col_csr.nnz && !s->col_csr.q_n)) return 0;
+        for (int j = 0; j < s->n_blk_csr; j++)
+            if (!s->blk_csr[j].q_n) return 0;
+        n++;
+    }
+    return n == 8;
+}
+
+/* The C3-like chain pruned in blocks of 4 output channels. */
+START_TEST(quads_match_reference) {
+    fixture f;
+    setup(&f, "engine-quads", write_c3_quads, 8 * 48 * 38, 64 * 12 * 10, 7);
+    match_reference(&f, all_quads, "on quads");
 }
 END_TEST
 
@@ -315,6 +363,7 @@ Suite *engine_blocked_suite(void) {
     tcase_add_test(tc, blocked_upsample);
     tcase_add_test(tc, blocked_s2_window_in_halo);
     tcase_add_test(tc, taps_match_reference);
+    tcase_add_test(tc, quads_match_reference);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -14,6 +14,7 @@
 #include "st_ops_test_util.h"
 #include "act_kernels.h"
 #include "st_sparse.h"
+#include "sparse_conv_internal.h"
 
 typedef struct {
     int N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, g;
@@ -62,6 +63,12 @@ static const sc_case cases[] = {
     {1, 256, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "channel blocks: 3x3 same, 256 channels"},
     {1, 64, 40, 40, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, "channel blocks: 3x3 stride 2, 64 channels"},
     {1, 512, 7, 7, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1, "channel blocks: pointwise, 512 channels"},
+    /* for the quads (ST_CSR_QUADS: output channels in fours of one pattern) */
+    {1, 5, 9, 11, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, "quads: 3x3 same on 9x11, K=8"},
+    {2, 7, 13, 13, 12, 1, 1, 1, 1, 0, 0, 1, 1, 1, "quads: pointwise N=2, K=12"},
+    {1, 6, 17, 17, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, "quads: 3x3 stride 2, K=16"},
+    {1, 9, 7, 7, 20, 5, 5, 1, 1, 2, 2, 1, 1, 1, "quads: 5x5 same on 7x7, K=20"},
+    {1, 32, 20, 20, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "quads: 3x3 same 20x20, 32 channels"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 static const double sparsities[] = {0.0, 0.5, 0.9, 0.99, 1.0};
@@ -79,16 +86,29 @@ static size_t n_weights(const st_conv2d *c) {
     return (size_t)c->K * (c->C / c->groups) * c->R * c->S;
 }
 
-/* Fraction `sparsity` of zeros; a few masked-on weights exactly 0; row 0 all zero. */
-static void sparse_weights(const st_conv2d *c, float *w, unsigned char *mask, double sparsity,
-                           st_rng *r) {
+/* Fraction `sparsity` of zeros; a few masked-on weights exactly 0; row 0 all zero.
+ * quads: rows 4q + 1 .. 4q + 3 take row 4q's pattern (mask_type [4, 1]), row 0 still
+ * all zero (so the first quad has padding). */
+static void sparse_weights_q(const st_conv2d *c, float *w, unsigned char *mask, double sparsity,
+                             st_rng *r, int quads) {
     const size_t nw = n_weights(c), per = nw / c->K;
     for (size_t i = 0; i < nw; i++) {
+        const size_t k = i / per, row4 = (k & ~(size_t)3) * per + i % per;
+        if (quads) { /* row 4q's draw for the whole quad; row 0 cleared below */
+            mask[i] = k % 4 ? mask[row4] : (unsigned char)(st_rng_uniform(r) >= sparsity);
+            w[i] = mask[i] ? (i % 11 == 5 ? 0.0f : 2.0f * st_rng_uniform(r) - 1.0f) : 0.0f;
+            continue;
+        }
         int on = st_rng_uniform(r) >= sparsity && !(c->K > 2 && i < per);
         mask[i] = (unsigned char)on;
         w[i] = on ? 2.0f * st_rng_uniform(r) - 1.0f : 0.0f;
         if (on && i % 11 == 5) w[i] = 0.0f;
     }
+    if (quads && c->K > 2) memset(mask, 0, per), memset(w, 0, per * sizeof(float));
+}
+
+static void sparse_weights(const st_conv2d *c, float *w, unsigned char *mask, double sparsity, st_rng *r) {
+    sparse_weights_q(c, w, mask, sparsity, r, 0);
 }
 
 static st_isa isas[3];
@@ -161,7 +181,7 @@ static void check_parts(const st_conv2d *c, const st_csr *m, const dense_run *d,
 
 /* One shape and sparsity: dense results once, then every ISA's sparse results. */
 static void compare_dense(const st_conv2d *c, double sparsity, const char *what, uint64_t seed,
-                          int with_ref) {
+                          int with_ref, int quads) {
     st_rng r;
     st_rng_seed(&r, seed);
     dense_run d;
@@ -171,7 +191,7 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
     d.x = ot_rand(d.nx, -1, 1, &r);
     d.w = ot_alloc(d.nw);
     d.mask = malloc(d.nw);
-    sparse_weights(c, d.w, d.mask, sparsity, &r);
+    sparse_weights_q(c, d.w, d.mask, sparsity, &r, quads);
     d.b = ot_rand(c->K, -1, 1, &r);
     d.dy = ot_rand(d.ny, -1, 1, &r);
     d.y_d = ot_alloc(d.ny);
@@ -198,15 +218,22 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
      * with the nonzeros grouped by channel blocks (big inputs) */
     static const int layouts[] = {1, 2, 1 | ST_CSR_TAPS, 1 | ST_CSR_CBLK, 2 | ST_CSR_CBLK};
     for (int li = 0; li < 5; li++) {
-    const int layout = layouts[li];
+    /* quads: the same layouts asking for them too (where they are built they replace
+     * the channel blocks, so those layouts are not skipped for lacking blocks) */
+    const int layout = layouts[li] | (quads ? ST_CSR_QUADS : 0);
     st_csr m = {0};
     st_error err = {0};
     ck_assert_msg(st_csr_pack_layout(&m, c, d.w, d.mask, layout, &err) == ST_OK, "%s: %s", what, err.msg);
-    if ((layout & ST_CSR_CBLK) && sparsity == 0.9 && !strncmp(what, "channel blocks", 14))
+    /* the quad kernel exists on AVX-512; rows written row by row (spmm_rows) keep it */
+    const int rows_mode = !m.geom.direct && st__sc_rows_tile(c->Q) && st_cpu_best_isa() >= ST_ISA_AVX512;
+    /* (K >= 8: with row 0 all zero, K = 4 pads a third: more than packing allows) */
+    if (quads && sparsity <= 0.9 && c->K % 4 == 0 && c->K >= 8 && c->groups == 1 && st_cpu_best_isa() >= ST_ISA_AVX512)
+        ck_assert_msg(m.q_n == (rows_mode ? 0 : c->K / 4), "%s, layout %d: %d quads", what, layout, m.q_n);
+    if (!quads && (layout & ST_CSR_CBLK) && sparsity == 0.9 && !strncmp(what, "channel blocks", 14))
         ck_assert_msg(m.cb_n >= 2 || (layout == (2 | ST_CSR_CBLK) && !m.geom.direct), "%s, layout %d: %d blocks",
                       what, layout, m.cb_n);
     if (((layout & 3) == 2 && !m.geom.direct) || ((layout & ST_CSR_TAPS) && !m.geom.taps) ||
-        ((layout & ST_CSR_CBLK) && m.cb_n < 2)) {
+        ((layout & ST_CSR_CBLK) && m.cb_n < 2 && !m.q_n)) {
         st_csr_free(&m); /* not a shape for that layout */
         continue;
     }
@@ -222,7 +249,7 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
         st_csr_set_isa(&m, isas[q]);
         snprintf(msg, sizeof msg, "%s, sparsity %.2f, %s, %s%s", what, sparsity, st_isa_name(isas[q]),
                  m.geom.direct ? "direct" : m.geom.taps ? "banded taps" : "banded",
-                 m.cb_n ? ", channel blocks" : "");
+                 m.cb_n ? ", channel blocks" : m.q_n ? ", quads" : "");
         float *y = ot_rand(d.ny, -9, 9, &r), *y2 = ot_alloc(d.ny);
         ck_assert_int_eq(st_conv2d_sparse_forward(c, &m, y, d.x, d.b, scratch, &err), ST_OK);
         OT_ASSERT_NEAR(y, d.y_d, d.ny, 2e-5, 1e-4, msg);
@@ -260,7 +287,16 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
 START_TEST(test_sparse_conv_matches_dense) {
     const sc_case *cc = &cases[_i / N_SP];
     st_conv2d c = make_conv(cc);
-    compare_dense(&c, sparsities[_i % N_SP], cc->what, 100 + (uint64_t)_i, _i % N_SP == 1);
+    compare_dense(&c, sparsities[_i % N_SP], cc->what, 100 + (uint64_t)_i, _i % N_SP == 1, 0);
+}
+END_TEST
+
+/* Weights pruned in blocks of 4 output channels, on every shape with K % 4 == 0. */
+START_TEST(test_sparse_conv_quads_match_dense) {
+    const sc_case *cc = &cases[_i / N_SP];
+    if (cc->K % 4) return;
+    st_conv2d c = make_conv(cc);
+    compare_dense(&c, sparsities[_i % N_SP], cc->what, 300 + (uint64_t)_i, 0, 1);
 }
 END_TEST
 
@@ -330,21 +366,24 @@ static int case_named(const char *what) {
 }
 
 /* After an optimizer step: refresh == fresh pack, and the results follow the new values
- * (loop 1: the copy grouped by channel blocks follows too). */
+ * (loop 1: the copy grouped by channel blocks follows too; loop 2: the quads' copy). */
 START_TEST(test_sparse_conv_refresh) {
-    const int layout = _i ? ST_CSR_CBLK : 0;
-    st_conv2d c = make_conv(&cases[_i ? case_named("channel blocks: 3x3 same, 256 channels") : 7]);
+    static const int layouts[3] = {0, ST_CSR_CBLK, ST_CSR_QUADS};
+    static const char *names[3] = {NULL, "channel blocks: 3x3 same, 256 channels", "quads: 3x3 same 20x20, 32 channels"};
+    const int layout = layouts[_i];
+    st_conv2d c = make_conv(&cases[_i ? case_named(names[_i]) : 7]);
     st_rng r;
     st_rng_seed(&r, 4);
     const size_t nw = n_weights(&c), nx = (size_t)c.N * c.C * c.H * c.W;
     const size_t ny = (size_t)c.N * c.K * c.P * c.Q;
     float *w = ot_alloc(nw), *x = ot_rand(nx, -1, 1, &r), *dy = ot_rand(ny, -1, 1, &r);
     unsigned char *mask = malloc(nw);
-    sparse_weights(&c, w, mask, 0.8, &r);
+    sparse_weights_q(&c, w, mask, 0.8, &r, _i == 2);
     st_csr a = {0}, b = {0};
     st_error err;
     ck_assert_int_eq(st_csr_pack_layout(&a, &c, w, mask, layout, &err), ST_OK);
-    ck_assert(!_i || a.cb_n >= 2);
+    ck_assert(_i != 1 || a.cb_n >= 2);
+    ck_assert(_i != 2 || st_cpu_best_isa() < ST_ISA_AVX512 || a.q_n == c.K / 4);
     for (size_t i = 0; i < nw; i++)
         if (mask[i]) w[i] = 0.3f * w[i] - 0.1f;
     st_csr_refresh(&a, w);
@@ -570,7 +609,8 @@ Suite *sparse_conv_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_sparse_conv_matches_dense, 0, N_CASES * N_SP);
     tcase_add_loop_test(tc, test_sparse_conv_gradcheck, 0, 4);
-    tcase_add_loop_test(tc, test_sparse_conv_refresh, 0, 2);
+    tcase_add_loop_test(tc, test_sparse_conv_quads_match_dense, 0, N_CASES * N_SP);
+    tcase_add_loop_test(tc, test_sparse_conv_refresh, 0, 3);
     tcase_add_test(tc, test_sparse_conv_shape_check);
     tcase_add_loop_test(tc, test_sparse_conv_band_pack, 0, 12);
     tcase_add_loop_test(tc, test_sparse_conv_forward_ldy, 0, 4);

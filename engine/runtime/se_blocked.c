@@ -165,7 +165,7 @@ static int pack_blocks(se_compiled *c, se_step *s, char *err, size_t errcap) {
         s->blk_pick[b] = j;
         if (j < s->n_blk_csr) continue;
         st_error e = {0};
-        const st_status st = is_s2(s) ? st_csr_pack_layout(&s->blk_csr[j], &k, s->w, NULL, 1 | ST_CSR_TAPS | ST_CSR_CBLK, &e)
+        const st_status st = is_s2(s) ? st_csr_pack_layout(&s->blk_csr[j], &k, s->w, NULL, 1 | ST_CSR_TAPS | ST_CSR_CBLK | ST_CSR_QUADS, &e)
                                       : st_csr_pack_band(&s->blk_csr[j], &k, s->w, ldc, &e);
         if (st != ST_OK)
             return se__fail(err, errcap, 1, "%s: packing its blocks: %s", c->g->nodes[s->node].name, e.msg);

@@ -177,7 +177,7 @@ static int build_section(se_compiled *c, se_section *sec, char *err, size_t errc
                                   st_csr_pack_band(&s->col_csr_in, &same, s->w, (int64_t)g.H * g.W, &e) == ST_OK;
                 if (s->col_direct)
                     s->col_conv = same;
-                else if (st_csr_pack_layout(&s->col_csr, &s->col_conv, s->w, NULL, ST_CSR_TAPS | ST_CSR_CBLK, &e) != ST_OK)
+                else if (st_csr_pack_layout(&s->col_csr, &s->col_conv, s->w, NULL, ST_CSR_TAPS | ST_CSR_CBLK | ST_CSR_QUADS, &e) != ST_OK)
                     return se__fail(err, errcap, 1, "%s: packing its band: %s",
                                     c->g->nodes[s->node].name, e.msg);
                 scr_f = ST_MAX(scr_f, s->col_csr.geom.thread_floats);

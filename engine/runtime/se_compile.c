@@ -142,7 +142,7 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
     if (use_dense) return 0;
     st_error e = {0};
     st_status rc = s->op == ST_OP_CONV2D
-                       ? st_csr_pack_layout(&s->csr, &d, s->w, NULL, ST_CSR_TAPS | ST_CSR_CBLK, &e) /* forward only */
+                       ? st_csr_pack_layout(&s->csr, &d, s->w, NULL, ST_CSR_TAPS | ST_CSR_CBLK | ST_CSR_QUADS, &e) /* forward only */
                        : st_csr_pack_linear(&s->csr, s->in_f, s->out_f, s->w, NULL, &e);
     if (rc != ST_OK)
         return se__fail(err, errcap, (int)rc, "%s: packing %s: %s", c->m->path,
@@ -155,7 +155,8 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
     if (sc > *scratch) *scratch = sc;
     char lay[64] = "", blocks[32] = ""; /* the inference layouts (st_sparse.h) in use */
     if (s->csr.cb_n > 1) snprintf(blocks, sizeof blocks, " %d channel blocks", s->csr.cb_n);
-    if (s->csr.geom.taps || s->csr.cb_n > 1)
+    if (s->csr.q_n) snprintf(blocks, sizeof blocks, " quads");
+    if (s->csr.geom.taps || s->csr.cb_n > 1 || s->csr.q_n)
         snprintf(lay, sizeof lay, ";%s%s", s->csr.geom.taps ? " tap planes" : "", blocks);
     snprintf(s->why, sizeof s->why, "sparse (%.0f%% zeros, modelled x%.2f%s)", 100 * s->sparsity,
              s->speedup, lay);

@@ -77,7 +77,7 @@ static void make_geom(st_sparse_geom *g, const st_conv2d *c, int layout, int bat
      * rows (Q < 40) keep their aligned taps of dr = 0 and lost to the tap planes' build
      * (yolov5n's 128x20x20 3x3 stride 2, one thread: 0.12 -> 0.15 ms) */
     const int taps = (layout & ST_CSR_TAPS) && c->stride_w > 1 && st__sc_rows_tile(c->Q);
-    layout &= ~(ST_CSR_TAPS | ST_CSR_CBLK);
+    layout &= ~(ST_CSR_TAPS | ST_CSR_CBLK | ST_CSR_QUADS);
     if (direct_ok(c) && (layout == 2 || (layout == 0 && direct_wanted(c, batch)))) {
         g->direct = 1;
         g->sh = g->sw = g->PH = 1;
@@ -198,6 +198,11 @@ void st_csr_free(st_csr *m) {
     free(m->cb_src);
     free(m->cb_val);
     free(m->cb_cls);
+    free(m->q_ptr);
+    free(m->q_off);
+    free(m->q_src);
+    free(m->q_val);
+    free(m->q_cls);
     memset(m, 0, sizeof *m);
 }
 
@@ -336,6 +341,83 @@ static int cblk_build(st_csr *m) {
     return 0;
 }
 
+/* Padding the quads may add: entries x 4 at most this many eighths of nnz (1.25x). A
+ * [4, 1]-pruned layer needs none (only exact zeros inside kept blocks); an unstructured
+ * 90% layer needs about 3.4x its nonzeros and keeps its plain rows. */
+#define ST_SPARSE_QUAD_PAD_8THS 10
+
+/* The quad copy (ST_CSR_QUADS) where the rows come in fours of one pattern; 0 (built
+ * or not wanted), -1 when out of memory. Entries follow the rows' own order (tap-major
+ * in direct kxk mode), merged over the four rows by their order key. */
+static int quads_build(st_csr *m) {
+    const st_conv2d *c = &m->conv;
+    const int K = c->K, cols = m->cols;
+    if (!m->k.spmm4 || c->groups != 1 || K % 4 || m->nnz < 1) return 0;
+    /* banded layers written row by row (spmm_rows) keep it: staging their rows for the
+     * quads cost more than the quads saved (yolov5n's 16 -> 32 stride 2 at 160x160) */
+    if (!m->geom.direct && m->k.spmm_rows && st__sc_rows_tile(c->Q)) return 0;
+    const int RS = c->R * c->S, kxk = m->x_cls != NULL;
+    /* order key of column col: its position in the packing order of a row */
+    #define QKEY(col) (kxk ? ((col) % RS) * c->C + (col) / RS : (col))
+    int32_t *at = malloc(sizeof(int32_t) * (size_t)cols * 4); /* [key][row in quad]: entry or -1 */
+    if (!at) return -1;
+    int64_t total = 0;
+    for (int q = 0; q < K / 4; q++) {
+        for (int e = m->row_ptr[4 * q]; e < m->row_ptr[4 * q + 4]; e++) at[QKEY(m->col_idx[e])] = 0;
+        int u = 0;
+        for (int e = m->row_ptr[4 * q]; e < m->row_ptr[4 * q + 4]; e++) {
+            const int key = QKEY(m->col_idx[e]);
+            u += at[key] == 0, at[key] = 1;
+        }
+        total += u;
+        for (int e = m->row_ptr[4 * q]; e < m->row_ptr[4 * q + 4]; e++) at[QKEY(m->col_idx[e])] = 0;
+    }
+    if (total * 4 * 8 > (int64_t)m->nnz * ST_SPARSE_QUAD_PAD_8THS) {
+        free(at);
+        return 0;
+    }
+    const size_t nq = (size_t)total;
+    m->q_ptr = malloc(sizeof(int32_t) * ((size_t)K / 4 + 1));
+    m->q_off = malloc(sizeof(int32_t) * nq);
+    m->q_src = malloc(sizeof(int32_t) * nq * 4);
+    m->q_val = malloc(sizeof(float) * nq * 4);
+    m->q_cls = kxk ? malloc(nq) : NULL;
+    if (!m->q_ptr || !m->q_off || !m->q_src || !m->q_val || (kxk && !m->q_cls)) {
+        free(at);
+        return -1;
+    }
+    for (size_t i = 0; i < (size_t)cols * 4; i++) at[i] = -1;
+    int n = 0;
+    for (int q = 0; q < K / 4; q++) {
+        m->q_ptr[q] = n;
+        int first = cols, last = -1; /* key range of the quad */
+        for (int j = 0; j < 4; j++)
+            for (int e = m->row_ptr[4 * q + j]; e < m->row_ptr[4 * q + j + 1]; e++) {
+                const int key = QKEY(m->col_idx[e]);
+                at[(size_t)key * 4 + j] = e;
+                first = ST_MIN(first, key), last = ST_MAX(last, key);
+            }
+        for (int key = first; key <= last; key++) {
+            int32_t *a = at + (size_t)key * 4;
+            if (a[0] < 0 && a[1] < 0 && a[2] < 0 && a[3] < 0) continue;
+            const int e = a[0] >= 0 ? a[0] : a[1] >= 0 ? a[1] : a[2] >= 0 ? a[2] : a[3];
+            m->q_off[n] = m->x_off[e];
+            if (kxk) m->q_cls[n] = m->x_cls[e];
+            for (int j = 0; j < 4; j++) {
+                m->q_src[(size_t)n * 4 + j] = a[j];
+                m->q_val[(size_t)n * 4 + j] = a[j] >= 0 ? m->val[a[j]] : 0.0f;
+                a[j] = -1;
+            }
+            n++;
+        }
+    }
+    #undef QKEY
+    m->q_ptr[K / 4] = n;
+    m->q_n = K / 4;
+    free(at);
+    return 0;
+}
+
 st_status st_csr_pack(st_csr *m, const st_conv2d *conv, const float *w, const unsigned char *mask,
                       st_error *err) {
     return st_csr_pack_layout(m, conv, w, mask, 0, err);
@@ -356,7 +438,7 @@ st_status st_csr_pack_band(st_csr *m, const st_conv2d *conv, const float *w, int
         c.dil_h * (c.R - 1) != 2 * c.pad_h || ldc < (int64_t)(c.H + 2 * c.pad_h) * c.W ||
         (int64_t)c.C * ldc >= INT32_MAX) /* x_off holds channel * ldc in 32 bits */
         return st_errorf(err, ST_ERR_INPUT, "st_csr_pack_band: no direct mode for this band");
-    return pack(m, &c, w, NULL, 2 | ST_CSR_CBLK, ldc, err);
+    return pack(m, &c, w, NULL, 2 | ST_CSR_CBLK | ST_CSR_QUADS, ldc, err);
 }
 
 /* ldc > 0: st_csr_pack_band's layout (input channels ldc apart, no vertical masks). */
@@ -471,7 +553,8 @@ static st_status pack(st_csr *m, const st_conv2d *conv, const float *w, const un
         }
     }
     free(fill);
-    if ((kxk && sort_t_by_class(m) != 0) || ((layout & ST_CSR_CBLK) && cblk_build(m) != 0)) {
+    if ((kxk && sort_t_by_class(m) != 0) || ((layout & ST_CSR_QUADS) && quads_build(m) != 0) ||
+        ((layout & ST_CSR_CBLK) && !m->q_n && cblk_build(m) != 0)) {
         st_csr_free(m);
         return st_errorf(err, ST_ERR_NOMEM, "st_csr_pack: out of memory");
     }
@@ -489,6 +572,8 @@ st_status st_csr_pack_linear(st_csr *m, int in_f, int out_f, const float *w,
 void st_csr_sync_transposed(st_csr *m) {
     for (int i = 0; i < m->nnz; i++) m->t_val[i] = m->val[m->t_src[i]];
     for (int i = 0; m->cb_n && i < m->nnz; i++) m->cb_val[i] = m->val[m->cb_src[i]];
+    const size_t nq = m->q_n ? (size_t)m->q_ptr[m->q_n] * 4 : 0;
+    for (size_t i = 0; i < nq; i++) m->q_val[i] = m->q_src[i] >= 0 ? m->val[m->q_src[i]] : 0.0f;
 }
 
 void st_csr_refresh(st_csr *m, const float *w) {

@@ -307,6 +307,11 @@ static void spmm_blocks(const st_csr *m, int r0, int r1, const float *X, int n, 
                         ptrdiff_t ldy, const float *bias, const uint16_t *xmask, const st_epi_op *o,
                         int n_ops) {
     const st_sparse_kernels *k = &m->k;
+    if (m->q_n && k->spmm4) {
+        k->spmm4(r0, r1, m->q_ptr, m->q_off, m->q_val, X, 1, n, Y, ldy, bias, 0, xmask ? m->q_cls : NULL,
+                 xmask, o, n_ops);
+        return;
+    }
     if (m->cb_n < 2) {
         k->spmm(r0, r1, m->row_ptr, m->x_off, m->val, X, 1, n, Y, ldy, bias, 0, xmask ? m->x_cls : NULL,
                 xmask, o, n_ops);
@@ -332,7 +337,8 @@ static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
     const size_t HW = (size_t)c->H * c->W;
     st_epi_op o[ST_EPI_MAX_OPS];
     int r0, r1;
-    st__sc_split_rows(m->row_ptr, K, p->RB, rb, &r0, &r1);
+    if (m->q_n && k->spmm4) st__sc_split_units(m->row_ptr, K / 4, 4, p->RB, rb, &r0, &r1); /* whole quads */
+    else st__sc_split_rows(m->row_ptr, K, p->RB, rb, &r0, &r1);
     if (r0 >= r1) return;
     if (g->direct) {
         const int nbs = a->nbs, n = band / nbs, i0 = (band % nbs) * g->L, Lb = ST_MIN(g->L, c->H - i0);
@@ -345,7 +351,7 @@ static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
     float *O = Xb + (size_t)m->t_rows * g->ldb + (size_t)K * g->ldyb;
     const int v0 = band * p->L, Lb = ST_MIN(p->L, a->Vf - v0);
     st__sc_build_xb(k, c, m, a->x, a->ldx, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
-    const int qt = k->spmm_rows ? st__sc_rows_tile(c->Q) : 0;
+    const int qt = k->spmm_rows ? st__sc_rows_tile(c->Q) : 0; /* no quads then (quads_build) */
     if (!qt) /* the band's rows, flattened, into the staging rows */
         spmm_blocks(m, r0, r1, Xb, (Lb - 1) * g->Wv + c->Q, O, g->ldo, a->b, NULL, NULL, 0);
     for (int t = 0; t < Lb;) { /* runs of consecutive rows of one sample */

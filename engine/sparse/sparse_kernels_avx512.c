@@ -411,4 +411,5 @@ void st_sparse_kernels_avx512(st_sparse_kernels *k) {
     k->sddmm = sddmm_avx512;
     k->int2_add = int2_add_avx512;
     k->taps3 = taps3_avx512;
+    st_sparse_quads_avx512(k);
 }

@@ -90,6 +90,7 @@ void st_sparse_kernels_scalar(st_sparse_kernels *k) {
     k->sddmm = sddmm_scalar;
     k->int2_add = int2_add_scalar;
     k->taps3 = NULL;
+    k->spmm4 = NULL; /* quads stay plain rows */
 }
 
 void st_sparse_kernels_init(st_sparse_kernels *k, st_isa isa) {

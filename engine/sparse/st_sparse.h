@@ -119,6 +119,12 @@ typedef struct st_sparse_kernels {
      * [0, W); zeros for j in [Q, Wv). Wv a multiple of 16 and the d rows 64-byte
      * aligned for speed. NULL: the caller builds them in general code. */
     void (*taps3)(float *d0, float *d1, float *d2, const float *src, int W, int Q, int Wv);
+    /* spmm over the quads of ST_CSR_QUADS: rows [r0, r1) multiples of 4, ptr indexed by
+     * quad (r / 4), four values per entry (val[4e + j]: row 4q + j). NULL: no quads. */
+    void (*spmm4)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
+                  const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
+                  const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask,
+                  const st_epi_op *ops, int n_ops);
 } st_sparse_kernels;
 
 typedef struct st_csr {
@@ -151,6 +157,14 @@ typedef struct st_csr {
     int32_t *cb_ptr, *cb_off, *cb_src;
     float *cb_val;
     uint8_t *cb_cls;
+    /* ST_CSR_QUADS: rows 4q .. 4q + 3 as one row of the union of their patterns: quad q's
+     * entries at [q_ptr[q], q_ptr[q + 1]) of q_off / q_cls, four values each in q_val
+     * (q_src: their positions in val, -1 where a row lacks that column: value 0).
+     * q_n: number of quads (K / 4), 0 when not built. */
+    int q_n;
+    int32_t *q_ptr, *q_off, *q_src;
+    float *q_val;
+    uint8_t *q_cls;
     st_sparse_geom geom;
     st_sparse_kernels k; /* kernels the operators use for this weight (set when packed) */
 } st_csr;
@@ -183,6 +197,13 @@ st_status st_csr_pack_layout(st_csr *m, const st_conv2d *c, const float *w,
  * output, so that each block's slice of the input stays in L1 across all rows (where
  * the whole slice would not fit and rows have enough nonzeros per block). */
 #define ST_CSR_CBLK 16
+/* Four output channels at a time where rows come in fours that share their nonzero
+ * columns (pruned with mask_type [4, 1]): the forward loads each X vector once for four
+ * FMAs. Built only where the padding to the union of each four rows' patterns adds at
+ * most 1/4 of the nonzeros and the CPU has the quad kernel (AVX-512); then it replaces
+ * the channel blocks, whose aim (fewer L1 misses per FMA) it serves better. Forward
+ * only uses it; the backward keeps the plain rows. */
+#define ST_CSR_QUADS 32
 /* Direct mode on a band of rows held with its halo (the tensor-column schedule and the
  * engine's blocked maps), with ST_CSR_CBLK's channel blocks where they pay: c is
  * the band as a "same" stride-1 conv of H rows (P == H), whose input sits in a buffer
@@ -231,6 +252,7 @@ void st_sparse_kernels_init(st_sparse_kernels *k, st_isa isa);
 void st_sparse_kernels_scalar(st_sparse_kernels *k);
 void st_sparse_kernels_avx2(st_sparse_kernels *k);
 void st_sparse_kernels_avx512(st_sparse_kernels *k);
+void st_sparse_quads_avx512(st_sparse_kernels *k);
 
 /* ---------------------------------------------------------------- Operators
  * Same descriptor and NCHW layouts as st_conv2d_forward/backward; m must have been
