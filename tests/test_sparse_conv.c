@@ -14,7 +14,6 @@
 #include "st_ops_test_util.h"
 #include "act_kernels.h"
 #include "st_sparse.h"
-#include "sparse_conv_internal.h"
 
 typedef struct {
     int N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, g;
@@ -69,6 +68,8 @@ static const sc_case cases[] = {
     {1, 6, 17, 17, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, "quads: 3x3 stride 2, K=16"},
     {1, 9, 7, 7, 20, 5, 5, 1, 1, 2, 2, 1, 1, 1, "quads: 5x5 same on 7x7, K=20"},
     {1, 32, 20, 20, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "quads: 3x3 same 20x20, 32 channels"},
+    {2, 5, 9, 85, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, "quads: 3x3 s2, 43-wide rows (row kernel)"},
+    {1, 3, 5, 250, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, "quads: 3x3 s2, 125-wide rows (two passes)"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 static const double sparsities[] = {0.0, 0.5, 0.9, 0.99, 1.0};
@@ -224,11 +225,10 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
     st_csr m = {0};
     st_error err = {0};
     ck_assert_msg(st_csr_pack_layout(&m, c, d.w, d.mask, layout, &err) == ST_OK, "%s: %s", what, err.msg);
-    /* the quad kernel exists on AVX-512; rows written row by row (spmm_rows) keep it */
-    const int rows_mode = !m.geom.direct && st__sc_rows_tile(c->Q) && st_cpu_best_isa() >= ST_ISA_AVX512;
+    /* the quad kernels exist on AVX-512 */
     /* (K >= 8: with row 0 all zero, K = 4 pads a third: more than packing allows) */
     if (quads && sparsity <= 0.9 && c->K % 4 == 0 && c->K >= 8 && c->groups == 1 && st_cpu_best_isa() >= ST_ISA_AVX512)
-        ck_assert_msg(m.q_n == (rows_mode ? 0 : c->K / 4), "%s, layout %d: %d quads", what, layout, m.q_n);
+        ck_assert_msg(m.q_n == c->K / 4, "%s, layout %d: %d quads", what, layout, m.q_n);
     if (!quads && (layout & ST_CSR_CBLK) && sparsity == 0.9 && !strncmp(what, "channel blocks", 14))
         ck_assert_msg(m.cb_n >= 2 || (layout == (2 | ST_CSR_CBLK) && !m.geom.direct), "%s, layout %d: %d blocks",
                       what, layout, m.cb_n);

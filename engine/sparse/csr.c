@@ -353,9 +353,6 @@ static int quads_build(st_csr *m) {
     const st_conv2d *c = &m->conv;
     const int K = c->K, cols = m->cols;
     if (!m->k.spmm4 || c->groups != 1 || K % 4 || m->nnz < 1) return 0;
-    /* banded layers written row by row (spmm_rows) keep it: staging their rows for the
-     * quads cost more than the quads saved (yolov5n's 16 -> 32 stride 2 at 160x160) */
-    if (!m->geom.direct && m->k.spmm_rows && st__sc_rows_tile(c->Q)) return 0;
     const int RS = c->R * c->S, kxk = m->x_cls != NULL;
     /* order key of column col: its position in the packing order of a row */
     #define QKEY(col) (kxk ? ((col) % RS) * c->C + (col) / RS : (col))

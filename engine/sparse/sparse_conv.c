@@ -351,7 +351,8 @@ static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
     float *O = Xb + (size_t)m->t_rows * g->ldb + (size_t)K * g->ldyb;
     const int v0 = band * p->L, Lb = ST_MIN(p->L, a->Vf - v0);
     st__sc_build_xb(k, c, m, a->x, a->ldx, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
-    const int qt = k->spmm_rows ? st__sc_rows_tile(c->Q) : 0; /* no quads then (quads_build) */
+    const int qt = k->spmm_rows ? st__sc_rows_tile(c->Q) : 0;
+    const int quads = m->q_n && k->spmm4_rows;
     if (!qt) /* the band's rows, flattened, into the staging rows */
         spmm_blocks(m, r0, r1, Xb, (Lb - 1) * g->Wv + c->Q, O, g->ldo, a->b, NULL, NULL, 0);
     for (int t = 0; t < Lb;) { /* runs of consecutive rows of one sample */
@@ -365,9 +366,10 @@ static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
         if (qt) { /* straight into y, the epilogue in registers */
             for (int q0 = 0; q0 < c->Q; q0 += qt) {
                 st_epi_ops_at(o, a->ops, n_ops, at + q0);
-                k->spmm_rows(r0, r1, m->row_ptr, m->x_off, m->val, Xb + (size_t)t * g->Wv + q0,
-                             g->Wv, cnt, ST_MIN(qt, c->Q - q0), a->y + at + q0, (ptrdiff_t)a->ldy, c->Q,
-                             a->b, o, n_ops);
+                (quads ? k->spmm4_rows : k->spmm_rows)(
+                    r0, r1, quads ? m->q_ptr : m->row_ptr, quads ? m->q_off : m->x_off, quads ? m->q_val : m->val,
+                    Xb + (size_t)t * g->Wv + q0, g->Wv, cnt, ST_MIN(qt, c->Q - q0), a->y + at + q0,
+                    (ptrdiff_t)a->ldy, c->Q, a->b, o, n_ops);
             }
         } else { /* the epilogue on the way from the staging rows to y; with no ops a vector
                   * copy (memcpy per row of 7-20 floats cost more than the SiLU pass) */

@@ -225,4 +225,5 @@ void st_sparse_kernels_avx2(st_sparse_kernels *k) {
     k->int2_add = int2_add_avx2;
     k->taps3 = NULL;
     k->spmm4 = NULL; /* quads stay plain rows */
+    k->spmm4_rows = NULL;
 }

@@ -91,6 +91,7 @@ void st_sparse_kernels_scalar(st_sparse_kernels *k) {
     k->int2_add = int2_add_scalar;
     k->taps3 = NULL;
     k->spmm4 = NULL; /* quads stay plain rows */
+    k->spmm4_rows = NULL;
 }
 
 void st_sparse_kernels_init(st_sparse_kernels *k, st_isa isa) {

@@ -32,6 +32,16 @@ AI void quad_fma(const int NV, __m512 *a, const float *x0, const float *w, const
     }
 }
 
+/* The four rows' accumulators of quad q (PER vectors each) set to their biases. */
+AI void quad_bias(const int PER, __m512 *a, const float *bias, int q) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const __m512 vb = _mm512_set1_ps(bias ? bias[4 * q + j] : 0.0f);
+#pragma GCC unroll 6
+        for (int i = 0; i < PER; i++) a[j * PER + i] = vb;
+    }
+}
+
 /* Quads [q0, q1) over NV vectors of columns (the last under km). XM: X loads under the
  * tap classes' lane masks (xm: this tile's first vector, row stride nvec). */
 AI void quad_tile(const int NV, const int XM, int q0, int q1, const int32_t *ptr, const int32_t *idx,
@@ -44,14 +54,13 @@ AI void quad_tile(const int NV, const int XM, int q0, int q1, const int32_t *ptr
     for (int q = q0; q < q1; q++) {
         float *y = Y + (ptrdiff_t)(q - q0) * 4 * ldy;
         __m512 a[4 * QNV];
+        quad_bias(NV, a, bias, q);
+        if (accumulate)
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            const __m512 vb = _mm512_set1_ps(bias ? bias[4 * q + j] : 0.0f);
+            for (int j = 0; j < 4; j++)
 #pragma GCC unroll 6
-            for (int v = 0; v < NV; v++)
-                a[j * NV + v] = accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(em[v], y + j * ldy + 16 * v), vb)
-                                           : vb;
-        }
+                for (int v = 0; v < NV; v++)
+                    a[j * NV + v] = _mm512_add_ps(a[j * NV + v], _mm512_maskz_loadu_ps(em[v], y + j * ldy + 16 * v));
         int e = ptr[q];
         const int e1 = ptr[q + 1];
         if (XM) {
@@ -121,4 +130,88 @@ static void spmm4_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx,
     }
 }
 
-void st_sparse_quads_avx512(st_sparse_kernels *k) { k->spmm4 = spmm4_avx512; }
+/* spmm_rows' contract on quads: NR image rows of NV vectors (the last under km) of
+ * quads [q0, q1); row rr reads X at idx + rr*ldxr and writes Y + rr*ldyr; rows rr >= rv
+ * repeat row rv - 1's loads and are not stored. NR * NV <= 6: 24 accumulators. */
+AI void quad_rblock(const int NR, const int NV, int q0, int q1, const int32_t *ptr, const int32_t *idx,
+                    const float *val, const float *X, ptrdiff_t ldxr, int rv, float *Y, ptrdiff_t ldy,
+                    ptrdiff_t ldyr, const float *bias, __mmask16 km, const st_epi_op *ops, int n_ops,
+                    size_t eo) {
+    ptrdiff_t ro[QNV];
+    __mmask16 mk[QNV];
+#pragma GCC unroll 6
+    for (int rr = 0; rr < NR; rr++) ro[rr] = (ptrdiff_t)(rr < rv ? rr : rv - 1) * ldxr;
+#pragma GCC unroll 6
+    for (int v = 0; v < NV; v++) mk[v] = v == NV - 1 ? km : (__mmask16)0xFFFF;
+    for (int q = q0; q < q1; q++) {
+        float *y = Y + (ptrdiff_t)(q - q0) * 4 * ldy;
+        __m512 a[4 * QNV];
+        quad_bias(NR * NV, a, bias, q);
+        for (int e = ptr[q]; e < ptr[q + 1]; e++) {
+            const float *x0 = X + idx[e], *w = val + 4 * (size_t)e;
+            __m512 xv[QNV];
+#pragma GCC unroll 6
+            for (int rr = 0; rr < NR; rr++)
+#pragma GCC unroll 6
+                for (int v = 0; v < NV; v++) {
+                    const float *p = x0 + ro[rr] + 16 * v;
+                    xv[rr * NV + v] = v == NV - 1 ? _mm512_maskz_loadu_ps(km, p) : _mm512_loadu_ps(p);
+                }
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const __m512 wj = _mm512_set1_ps(w[j]);
+#pragma GCC unroll 6
+                for (int i = 0; i < NR * NV; i++) a[j * NR * NV + i] = _mm512_fmadd_ps(wj, xv[i], a[j * NR * NV + i]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) { /* channel by channel, as quad_tile */
+            __m512 *aj = a + j * NR * NV;
+            if (n_ops) st_epi_block16(aj, NR, NV, rv, ops, n_ops, ((size_t)(q - q0) * 4 + j) * (size_t)ldy + eo, (size_t)ldyr, mk);
+#pragma GCC unroll 6
+            for (int rr = 0; rr < NR; rr++)
+                if (rr < rv)
+#pragma GCC unroll 6
+                    for (int v = 0; v < NV; v++) {
+                        float *p = y + j * ldy + rr * ldyr + 16 * v;
+                        if (v == NV - 1) _mm512_mask_storeu_ps(p, km, aj[rr * NV + v]);
+                        else _mm512_storeu_ps(p, aj[rr * NV + v]);
+                    }
+        }
+    }
+}
+
+#define QROWS_ARGS                                                                              \
+    int q0, int q1, const int32_t *ptr, const int32_t *idx, const float *val, const float *X,   \
+        ptrdiff_t ldxr, int rv, float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias,     \
+        __mmask16 km, const st_epi_op *ops, int n_ops, size_t eo
+#define QROWS_PASS q0, q1, ptr, idx, val, X, ldxr, rv, Y, ldy, ldyr, bias, km, ops, n_ops, eo
+typedef void (*qrows_fn)(QROWS_ARGS);
+#define QROWS(NV) \
+    static void qrows##NV(QROWS_ARGS) { quad_rblock(QNV / NV, NV, QROWS_PASS); }
+QROWS(1)
+QROWS(2)
+QROWS(3)
+QROWS(4)
+QROWS(5)
+QROWS(6)
+static const qrows_fn qrows_tab[QNV + 1] = {NULL, qrows1, qrows2, qrows3, qrows4, qrows5, qrows6};
+
+/* Rows of n <= 128 columns: up to 96 (6 vectors) per pass, the rest in a second one. */
+static void spmm4_rows_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
+                              const float *X, ptrdiff_t ldxr, int nrows, int n, float *Y, ptrdiff_t ldy,
+                              ptrdiff_t ldyr, const float *bias, const st_epi_op *ops, int n_ops) {
+    if (n < 1 || n > 128 || nrows < 1) return;
+    for (int c0 = 0; c0 < n; c0 += 16 * QNV) {
+        const int w = ST_MIN(n - c0, 16 * QNV), nv = (w + 15) / 16, nr = QNV / nv;
+        const __mmask16 km = q_tail_mask(w - 16 * (nv - 1));
+        for (int j0 = 0; j0 < nrows; j0 += nr)
+            qrows_tab[nv](r0 / 4, r1 / 4, ptr, idx, val, X + (ptrdiff_t)j0 * ldxr + c0, ldxr, ST_MIN(nr, nrows - j0),
+                          Y + (ptrdiff_t)j0 * ldyr + c0, ldy, ldyr, bias, km, ops, n_ops, (size_t)j0 * ldyr + (size_t)c0);
+    }
+}
+
+void st_sparse_quads_avx512(st_sparse_kernels *k) {
+    k->spmm4 = spmm4_avx512;
+    k->spmm4_rows = spmm4_rows_avx512;
+}

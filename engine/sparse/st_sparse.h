@@ -42,10 +42,11 @@
  *    7x7). Bands of L virtual output rows (samples stacked, so small images batch up)
  *    copy their slice of the padded, phase-split input (halo included) into a
  *    per-thread buffer that stays in L2, run the kernel and write valid outputs to y.
- * For inference two more packings (ST_CSR_TAPS, ST_CSR_CBLK below): strided layers with
- * long output rows put each tap column in its own plane so that every load is aligned,
- * and layers with a big input slice per kernel tile run their nonzeros by blocks of
- * input channels so that each block's slice stays in L1.
+ * For inference three more packings (ST_CSR_TAPS, ST_CSR_CBLK, ST_CSR_QUADS below):
+ * strided layers with long output rows put each tap column in its own plane so that
+ * every load is aligned, layers with a big input slice per kernel tile run their
+ * nonzeros by blocks of input channels so that each block's slice stays in L1, and
+ * layers pruned in blocks of 4 output channels run four rows per load of the input.
  * Backward-input runs the same kernel over the transposed index (reading dy, banded or
  * in place) and adds into dx (banded: undoing the phase split). The weight gradient is
  * one dot product per nonzero over the same data, threads owning output channels (or,
@@ -125,6 +126,10 @@ typedef struct st_sparse_kernels {
                   const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
                   const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask,
                   const st_epi_op *ops, int n_ops);
+    /* spmm_rows over the quads (rows [r0, r1) multiples of 4, as spmm4). */
+    void (*spmm4_rows)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
+                       const float *X, ptrdiff_t ldxr, int nrows, int n, float *Y, ptrdiff_t ldy,
+                       ptrdiff_t ldyr, const float *bias, const st_epi_op *ops, int n_ops);
 } st_sparse_kernels;
 
 typedef struct st_csr {
