@@ -356,19 +356,16 @@ static int quads_build(st_csr *m) {
     const int RS = c->R * c->S, kxk = m->x_cls != NULL;
     /* order key of column col: its position in the packing order of a row */
     #define QKEY(col) (kxk ? ((col) % RS) * c->C + (col) / RS : (col))
-    int32_t *at = malloc(sizeof(int32_t) * (size_t)cols * 4); /* [key][row in quad]: entry or -1 */
+    /* first the union sizes (at[key] = q + 1: key seen in quad q), then [key][row in
+     * quad]: entry or -1 */
+    int32_t *at = calloc((size_t)cols * 4, sizeof(int32_t));
     if (!at) return -1;
     int64_t total = 0;
-    for (int q = 0; q < K / 4; q++) {
-        for (int e = m->row_ptr[4 * q]; e < m->row_ptr[4 * q + 4]; e++) at[QKEY(m->col_idx[e])] = 0;
-        int u = 0;
+    for (int q = 0; q < K / 4; q++)
         for (int e = m->row_ptr[4 * q]; e < m->row_ptr[4 * q + 4]; e++) {
             const int key = QKEY(m->col_idx[e]);
-            u += at[key] == 0, at[key] = 1;
+            total += at[key] != q + 1, at[key] = q + 1;
         }
-        total += u;
-        for (int e = m->row_ptr[4 * q]; e < m->row_ptr[4 * q + 4]; e++) at[QKEY(m->col_idx[e])] = 0;
-    }
     if (total * 4 * 8 > (int64_t)m->nnz * ST_SPARSE_QUAD_PAD_8THS) {
         free(at);
         return 0;

@@ -92,21 +92,26 @@ typedef struct st_sparse_geom {
     size_t part_floats;  /* direct: of which weight-gradient partial lanes */
 } st_sparse_geom;
 
+/* The signatures of spmm and spmm_rows (and of their quad forms, spmm4 and spmm4_rows). */
+typedef void (*st_spmm_fn)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
+                           const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
+                           const float *bias, int accumulate, const uint8_t *cls,
+                           const uint16_t *xmask, const st_epi_op *ops, int n_ops);
+typedef void (*st_spmm_rows_fn)(int r0, int r1, const int32_t *ptr, const int32_t *idx,
+                                const float *val, const float *X, ptrdiff_t ldxr, int nrows, int n,
+                                float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias,
+                                const st_epi_op *ops, int n_ops);
+
 typedef struct st_sparse_kernels {
     st_isa isa;
     /* Y rows [0, r1 - r0) (ldy apart) over n columns; then the epilogue ops (n_ops may be
      * 0): an ADD op's src is the addend of Y[0], laid out like Y (ldy). */
-    void (*spmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
-                 const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
-                 const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask,
-                 const st_epi_op *ops, int n_ops);
+    st_spmm_fn spmm;
     /* Image rows: output row j in [0, nrows) of channels [r0, r1) (Y + j*ldyr, channels
      * ldy apart) is spmm's over the n <= 128 columns at X + j*ldxr; the epilogue ops as
      * spmm's, an ADD src laid out like Y. Lets a banded conv write y and apply its epilogue
      * in registers, without staging rows of stride Wv. NULL: the caller stages. */
-    void (*spmm_rows)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
-                      const float *X, ptrdiff_t ldxr, int nrows, int n, float *Y, ptrdiff_t ldy,
-                      ptrdiff_t ldyr, const float *bias, const st_epi_op *ops, int n_ops);
+    st_spmm_rows_fn spmm_rows;
     void (*sddmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
                   ptrdiff_t ldy, const float *X, ptrdiff_t ldx, int n, float *dval,
                   const uint8_t *cls, const uint16_t *xmask, float *part);
@@ -122,14 +127,9 @@ typedef struct st_sparse_kernels {
     void (*taps3)(float *d0, float *d1, float *d2, const float *src, int W, int Q, int Wv);
     /* spmm over the quads of ST_CSR_QUADS: rows [r0, r1) multiples of 4, ptr indexed by
      * quad (r / 4), four values per entry (val[4e + j]: row 4q + j). NULL: no quads. */
-    void (*spmm4)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
-                  const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
-                  const float *bias, int accumulate, const uint8_t *cls, const uint16_t *xmask,
-                  const st_epi_op *ops, int n_ops);
+    st_spmm_fn spmm4;
     /* spmm_rows over the quads (rows [r0, r1) multiples of 4, as spmm4). */
-    void (*spmm4_rows)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
-                       const float *X, ptrdiff_t ldxr, int nrows, int n, float *Y, ptrdiff_t ldy,
-                       ptrdiff_t ldyr, const float *bias, const st_epi_op *ops, int n_ops);
+    st_spmm_rows_fn spmm4_rows;
 } st_sparse_kernels;
 
 typedef struct st_csr {
