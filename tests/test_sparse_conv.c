@@ -70,6 +70,8 @@ static const sc_case cases[] = {
     {1, 32, 20, 20, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "quads: 3x3 same 20x20, 32 channels"},
     {2, 5, 9, 85, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, "quads: 3x3 s2, 43-wide rows (row kernel)"},
     {1, 3, 5, 250, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, "quads: 3x3 s2, 125-wide rows (two passes)"},
+    {1, 3, 23, 23, 8, 7, 7, 2, 2, 3, 3, 1, 1, 1, "quads: ResNet stem 7x7 s2 p3 over RGB"},
+    {1, 3, 18, 18, 8, 6, 6, 2, 2, 2, 2, 1, 1, 1, "quads: YOLO stem 6x6 s2 p2 over RGB"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 static const double sparsities[] = {0.0, 0.5, 0.9, 0.99, 1.0};

@@ -2,8 +2,12 @@
  * (st_conv2d_forward) on real layer shapes of ResNet-18 @224 and yolov5n @320: time per
  * call (median of --iters) and dense GFLOP/s, both measured in this one run; then the
  * sparse kernel (random 90% / 95% zeros) against the packed dense one on the same shape
- * next to what the engine's inference cost model predicts for that ratio.
- *   bench_dense [--threads 2] [--iters 30] [--only NAME-SUBSTRING] */
+ * next to what the engine's inference cost model predicts for that ratio. The sparse
+ * side is packed as the engine packs it (tap planes, channel blocks, quads); --blocks
+ * zeroes whole [4, 1] blocks (4 output channels at one input tap, as recipes with
+ * mask_type [4, 1] prune), which the engine runs as quads.
+ *   bench_dense [--threads 2] [--iters 30] [--only NAME-SUBSTRING] [--blocks]
+ *               [--sparsity 50,90,95] */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,15 +46,31 @@ static int cmpd(const void *a, const void *b) {
 int main(int argc, char **argv) {
     long threads = 2, iters = 30;
     const char *only = NULL;
+    int blocks = 0, sps[8] = {50, 90, 95}, nsp = 3;
     for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--blocks")) {
+            blocks = 1, i--;
+            continue;
+        }
         if (i + 1 < argc && !strcmp(argv[i], "--only")) {
             only = argv[i + 1];
             continue;
         }
+        if (i + 1 < argc && !strcmp(argv[i], "--sparsity")) {
+            char *p = argv[i + 1], *end;
+            for (nsp = 0; nsp < 8 && *p; nsp++, p = *end ? end + 1 : end) {
+                long v = strtol(p, &end, 10);
+                if (end == p || v < 0 || v > 100 || (*end && *end != ',')) nsp = -1000;
+                sps[nsp < 0 ? 0 : nsp] = (int)v;
+            }
+            if (nsp > 0 && !*p) continue;
+            nsp = 0;
+        }
         long *dst = i + 1 >= argc ? NULL : !strcmp(argv[i], "--threads") ? &threads
                   : !strcmp(argv[i], "--iters") ? &iters : NULL;
         if (!dst || st_tool_int(argv[i + 1], 1, 100000, dst)) {
-            fprintf(stderr, "usage: bench_dense [--threads N] [--iters N] [--only NAME-SUBSTRING]\n");
+            fprintf(stderr, "usage: bench_dense [--threads N] [--iters N] [--only NAME-SUBSTRING] "
+                            "[--blocks] [--sparsity P,P,...]\n");
             return 2;
         }
     }
@@ -61,10 +81,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_dense: the dense conv kernels need AVX2 (ST_ISA or the CPU says no)\n");
         return 1;
     }
-    printf("%ld threads, batch 1, median of %ld calls, %s kernels\n", threads, iters,
-           st_isa_name(st_cpu_select_isa()));
-    printf("%-28s %9s %9s %9s %9s %7s %9s %7s %7s %9s %7s %7s %9s %7s %7s\n", "layer", "blas ms", "GFLOP/s", "ours ms",
-           "GFLOP/s", "ratio", "sp50 ms", "x dense", "model", "sp90 ms", "x dense", "model", "sp95 ms", "x dense", "model");
+    printf("%ld threads, batch 1, median of %ld calls, %s kernels, sparse weights %s\n", threads,
+           iters, st_isa_name(st_cpu_select_isa()), blocks ? "in [4, 1] blocks" : "unstructured");
+    printf("%-28s %9s %9s %9s %9s %7s", "layer", "blas ms", "GFLOP/s", "ours ms", "GFLOP/s", "ratio");
+    for (int i = 0; i < nsp; i++) printf("   sp%-3d ms %7s %7s", sps[i], "x dense", "model");
+    printf("\n");
     st_rng r;
     st_rng_seed(&r, 1);
     double *t = malloc((size_t)iters * sizeof *t);
@@ -100,12 +121,19 @@ int main(int argc, char **argv) {
         sum_b += med[0], sum_o += med[1];
         printf("%-28s %9.3f %9.1f %9.3f %9.1f %6.2fx", L->name, 1e3 * med[0], flop / med[0] * 1e-9,
                1e3 * med[1], flop / med[1] * 1e-9, med[0] / med[1]);
-        for (int sp = 50; sp <= 95; sp += (sp == 50 ? 40 : 5)) {
+        for (int i = 0; i < nsp; i++) {
+            const int sp = sps[i];
             float *ws = st_alloc(nw * 4);
-            for (size_t i = 0; i < nw; i++) ws[i] = st_rng_uniform(&r) < sp / 100.0 ? 0.0f : w[i];
+            const size_t per = nw / (size_t)c.K;
+            for (size_t j = 0; j < nw; j++) {
+                const size_t k = j / per, at = blocks ? (k & ~(size_t)3) * per + j % per : j;
+                if (at == j) ws[j] = st_rng_uniform(&r) < sp / 100.0 ? 0.0f : w[j];
+                else ws[j] = ws[at] == 0.0f ? 0.0f : w[j]; /* the block's first row decided */
+            }
             st_csr m;
             memset(&m, 0, sizeof m);
-            if (st_csr_pack(&m, &c, ws, NULL, &err) != ST_OK) return fprintf(stderr, "%s\n", err.msg), 1;
+            if (st_csr_pack_layout(&m, &c, ws, NULL, ST_CSR_TAPS | ST_CSR_CBLK | ST_CSR_QUADS, &err) != ST_OK)
+                return fprintf(stderr, "%s\n", err.msg), 1;
             float *ss = st_alloc((st_conv2d_sparse_scratch_floats(&m) + 16) * 4);
             for (int it = -3; it < iters; it++) {
                 double a = omp_get_wtime();
@@ -114,7 +142,7 @@ int main(int argc, char **argv) {
             }
             qsort(t, (size_t)iters, sizeof *t, cmpd);
             printf(" %9.3f %6.2fx %6.2fx", 1e3 * t[iters / 2], med[1] / t[iters / 2],
-                   st_sparse_expected_speedup_infer_packed(&c, sp / 100.0));
+                   st_sparse_expected_speedup_infer_w(&c, ws, sp / 100.0));
             st_free(ss), st_free(ws);
             st_csr_free(&m);
         }

@@ -120,7 +120,7 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
     /* against the dense kernel this step would run: packed (AVX2 / AVX-512) or im2col + BLAS */
     const int packed = s->op == ST_OP_CONV2D && st_dense_conv_supported(&d);
     s->speedup = s->op == ST_OP_LINEAR ? st_sparse_expected_speedup_infer_linear(c->batch, s->in_f, s->out_f, s->sparsity)
-               : packed             ? st_sparse_expected_speedup_infer_packed(&d, s->sparsity)
+               : packed             ? st_sparse_expected_speedup_infer_w(&d, s->w, s->sparsity)
                                     : st_sparse_expected_speedup_infer(&d, s->sparsity);
     const char *dk = packed ? "dense packed" : "dense";
     int use_dense = 1;

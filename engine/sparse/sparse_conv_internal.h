@@ -48,6 +48,10 @@ static inline int st__sc_rows_tile(int Q) {
 }
 
 /* Threads an operator of its own parallel region uses over V rows. */
+/* The inference copies (csr_inference.c), built last by st_csr_pack_layout: 0 (built or
+ * not wanted), -1 out of memory. */
+int st__csr_quads_build(st_csr *m);
+int st__csr_cblk_build(st_csr *m);
 int st__sc_omp_threads(const st_conv2d *c, const st_csr *m, int V);
 
 /* Bands of the output virtual rows [0, V) for T threads. */

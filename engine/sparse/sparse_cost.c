@@ -110,6 +110,36 @@ double st_sparse_expected_speedup_infer_packed(const st_conv2d *conv, double spa
  * zeros; the general line above kept the 16-channel and 30-output (detection head)
  * 1x1 convs dense at 80-95%, where sparse measured 1.4-1.7x faster.) */
 
+/* Against the packed dense kernels where the weights come in [4, 1] blocks (rows in
+ * fours of one pattern) and the engine runs them as quads (ST_CSR_QUADS), forward only.
+ * d is the quads' density (st_csr_quads_density: nonzeros plus padding). tools/bench_dense
+ * --blocks on the same layer shapes at 50, 70, 90 and 95% zeros (2 threads): t_quads /
+ * t_packed has a slope of 0.6-1.15 in d and an intercept of 0.03 (3x3 layers on 14x14
+ * to 56x56) to 0.35 (yolov5n's 6x6 stem over 3 channels), growing with m like the lines
+ * above; quads beat the packed kernel on every shape already at 50% (1.34x on 1x1
+ * layers and the 1x1 stride-2 downsample, 1.38x on yolov5n's stem, 1.75x on ResNet-18's,
+ * 1.7-2.9x on 3x3 layers), where the unstructured kernels lose 2x. The lines below
+ * predict 1.3-1.5x at 50% for those layers, never more than was measured there. */
+double st_sparse_expected_speedup_infer_quads(const st_conv2d *conv, double qdensity) {
+    st_conv2d c = *conv;
+    if (st_conv2d_init(&c) != 0 || st__conv2d_is_depthwise(&c)) return 0.0;
+    const double d = density(1.0 - qdensity);
+    if (c.R == 1 && c.S == 1 && c.stride_h == 1 && c.stride_w == 1 && c.groups == 1)
+        return 1.0 / (1.1 * d + 0.15);
+    return 1.0 / (1.1 * d + 0.03 + 10.0 * traffic_per_mac(&c));
+}
+
+/* The line the engine plans with for a dense-capable conv with weights w: where quads
+ * would be built, the better of the two lines (quads measured at least as fast as the
+ * plain rows on every layer probed; the quads line is the more cautious one where much
+ * data moves per multiply-add, as on 1x1 stride-2 layers), otherwise the unstructured. */
+double st_sparse_expected_speedup_infer_w(const st_conv2d *c, const float *w, double sparsity) {
+    const double qd = st_csr_quads_density(c, w), u = st_sparse_expected_speedup_infer_packed(c, sparsity);
+    if (qd < 0.0) return u;
+    const double q = st_sparse_expected_speedup_infer_quads(c, qd);
+    return q > u ? q : u;
+}
+
 /* Linear layers at small inference batches (a matrix-vector product per sample): the
  * dense side is bound by reading the weights, the sparse one by its nonzeros plus a
  * fixed few microseconds. Measured (2 threads, batch 1, this machine, 80-95% random

@@ -209,6 +209,10 @@ st_status st_csr_pack_layout(st_csr *m, const st_conv2d *c, const float *w,
  * the channel blocks, whose aim (fewer L1 misses per FMA) it serves better. Forward
  * only uses it; the backward keeps the plain rows. */
 #define ST_CSR_QUADS 32
+/* The fraction of w [K, C, R, S] the quad copy would hold (nonzeros plus padding), or
+ * -1 where packing with ST_CSR_QUADS would build none (shape, padding, or no quad kernel
+ * on this CPU): the planner's cost model asks before packing. */
+double st_csr_quads_density(const st_conv2d *c, const float *w);
 /* Direct mode on a band of rows held with its halo (the tensor-column schedule and the
  * engine's blocked maps), with ST_CSR_CBLK's channel blocks where they pay: c is
  * the band as a "same" stride-1 conv of H rows (P == H), whose input sits in a buffer
@@ -325,6 +329,11 @@ double st_sparse_expected_speedup_infer(const st_conv2d *c, double sparsity);
 /* For inference against the packed dense kernels of engine/dense (st_dense.h), which
  * the engine runs where the CPU has AVX-512. */
 double st_sparse_expected_speedup_infer_packed(const st_conv2d *c, double sparsity);
+/* The same where the weights pack into quads, qdensity from st_csr_quads_density. */
+double st_sparse_expected_speedup_infer_quads(const st_conv2d *c, double qdensity);
+/* What the engine plans with for packed-dense-capable conv c and weights w: the quads
+ * line where st_csr_quads_density says quads form, otherwise the packed one. */
+double st_sparse_expected_speedup_infer_w(const st_conv2d *c, const float *w, double sparsity);
 /* For an inference linear layer (in_f -> out_f) at batch N. */
 double st_sparse_expected_speedup_infer_linear(int N, int in_f, int out_f, double sparsity);
 
