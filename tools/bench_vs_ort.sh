@@ -8,6 +8,7 @@
 # yolov5n-95.onnx if you put a trained 95% export there (a yolo95 or sparse transfer run).
 # Each one-shot model also comes pruned in blocks of 4 output channels (mask_type [4, 1],
 # recipes/*-b4.yaml: *-90b4.onnx, *-95b4.onnx), which the engine runs on its quad kernel.
+# A one-shot model older than its recipe is made again.
 # Prints per model: ORT latency, ours (layers, columns), and the ratios. Both sides run
 # with the environment as given (OPENBLAS_CORETYPE etc. unchanged). --rounds R measures
 # the three R times in turn and reports each one's median over the rounds: on a VM
@@ -32,15 +33,15 @@ mkdir -p "$dir"
 if [[ ${#models[@]} -eq 0 ]]; then
   [[ -f "$dir/resnet18.onnx" ]] || /usr/bin/python3 "$root/tools/export_torchvision.py" --model resnet18 --size 224 --out "$dir/resnet18.onnx"
   for t in 90 95 90-b4 95-b4; do
-    [[ -f "$dir/resnet18-${t/-/}.onnx" ]] || "$bin/sparsetrain" oneshot --recipe "$root/recipes/resnet18-oneshot$t.yaml" \
+    [[ "$dir/resnet18-${t/-/}.onnx" -nt "$root/recipes/resnet18-oneshot$t.yaml" ]] || "$bin/sparsetrain" oneshot --recipe "$root/recipes/resnet18-oneshot$t.yaml" \
       --model "$dir/resnet18.onnx" --out "$dir/resnet18-${t/-/}.onnx" >/dev/null
   done
   models=("$dir/resnet18.onnx" "$dir/resnet18-90.onnx" "$dir/resnet18-95.onnx" "$dir/resnet18-90b4.onnx"
           "$dir/resnet18-95b4.onnx")
   if [[ -f "$dir/yolov5n.onnx" ]]; then
-    [[ -f "$dir/yolov5n-90.onnx" ]] || "$bin/sparsetrain" oneshot --recipe "$root/recipes/yolov5n-oneshot90.yaml" \
+    [[ "$dir/yolov5n-90.onnx" -nt "$root/recipes/yolov5n-oneshot90.yaml" ]] || "$bin/sparsetrain" oneshot --recipe "$root/recipes/yolov5n-oneshot90.yaml" \
       --model "$dir/yolov5n.onnx" --out "$dir/yolov5n-90.onnx" >/dev/null
-    [[ -f "$dir/yolov5n-90b4.onnx" ]] || "$bin/sparsetrain" oneshot --recipe "$root/recipes/yolov5n-oneshot90-b4.yaml" \
+    [[ "$dir/yolov5n-90b4.onnx" -nt "$root/recipes/yolov5n-oneshot90-b4.yaml" ]] || "$bin/sparsetrain" oneshot --recipe "$root/recipes/yolov5n-oneshot90-b4.yaml" \
       --model "$dir/yolov5n.onnx" --out "$dir/yolov5n-90b4.onnx" >/dev/null
     models+=("$dir/yolov5n.onnx" "$dir/yolov5n-90.onnx" "$dir/yolov5n-90b4.onnx")
     [[ -f "$dir/yolov5n-95.onnx" ]] && models+=("$dir/yolov5n-95.onnx")
