@@ -242,12 +242,27 @@ START_TEST(blocked_matches_nchw) {
         free(y);
         se_compiled_free(nc);
     }
-    /* batch 2 and the columns schedule keep NCHW maps */
+    /* batch 2 keeps NCHW maps */
     se_compiled *c = compile(f.path, 2, 2, SE_SCHEDULE_LAYERS, 0);
     ck_assert_int_eq(c->blk_T, 0);
     se_compiled_free(c);
+    /* the columns schedule blocks the maps of the steps it runs as layers, never one a
+     * section's step reads or writes (its bands copy rows of NCHW maps) */
     c = compile(f.path, 1, 2, SE_SCHEDULE_COLUMNS, 0);
-    ck_assert_int_eq(c->blk_T, 0);
+    ck_assert_msg(c->n_secs >= 1 && c->blk_T == 2, "%s", desc);
+    int in_sec = 0, on_blocks = 0;
+    for (int i = 0; i < c->n_steps; i++) {
+        const se_step *s = &c->steps[i];
+        if (s->col_sec < 0) {
+            on_blocks += s->blk;
+            continue;
+        }
+        in_sec++;
+        ck_assert_msg(!s->blk && !c->blk[se__root_of(c, s->in[0])] && !c->blk[se__root_of(c, s->out)],
+                      "section step %d on blocks\n%s", i, desc);
+    }
+    ck_assert_msg(in_sec >= 2 && on_blocks >= 2, "%d steps in sections, %d on blocks\n%s", in_sec, on_blocks, desc);
+    free(check_output(&f, c, "columns, 2 threads"));
     se_compiled_free(c);
     teardown(&f);
 }

@@ -1,4 +1,8 @@
-/* Maps blocked by thread: batch 1, several threads, the layer schedule's team runs.
+/* Maps blocked by thread: batch 1, several threads, the team runs of either schedule (in
+ * the columns schedule, the steps it runs as layers: a section's bands read and write
+ * NCHW maps, so the rules below keep every map a section touches unblocked; before, the
+ * columns schedule blocked nothing, and its layer steps ran 1.37x the layer schedule's
+ * time on yolov5n 90% in [4, 1] blocks, 1.14x with them blocked).
  *
  * Why. A team splits each NCHW map by rows, so every plane holds a boundary between
  * the bytes two cores write, and on this kind of machine writing next to such a
@@ -179,7 +183,7 @@ int se__plan_blocks(se_compiled *c, size_t *scratch, char *err, size_t errcap) {
     const st_graph *g = c->g;
     const int nv = g->n_values, ns = c->n_steps;
     c->blk_T = 0;
-    if (c->batch != 1 || c->threads < 2 || c->n_secs > 0 || !c->blocked_maps) return 0;
+    if (c->batch != 1 || c->threads < 2 || !c->blocked_maps) return 0;
     c->blk_T = c->threads;
     c->blk = calloc((size_t)nv, 1);
     c->blk_off = malloc((size_t)nv * sizeof *c->blk_off);
