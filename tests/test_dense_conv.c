@@ -52,6 +52,12 @@ static const dc_case cases[] = {
     {1, 32, 64, 64, 8, 7, 7, 1, 1, 3, 3, 1, 1, "7x7 on an input past L2: direct, chunked reduction"},
     {1, 256, 30, 30, 9, 3, 3, 3, 3, 1, 1, 1, 1, "stride 3, few panels: shared unrolled, chunked"},
     {1, 3, 64, 64, 16, 6, 6, 2, 2, 2, 2, 1, 1, "stem at 64: row tiles"},
+    /* K a multiple of 64, direct: channel vectors on AVX-512 (tiles of 6 positions) */
+    {1, 5, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, "channel vectors: 3x3 on 7x7 (49 positions)"},
+    {1, 7, 9, 11, 128, 3, 3, 2, 2, 1, 1, 1, 1, "channel vectors: 3x3 s2 on 9x11, K=128"},
+    {3, 3, 8, 8, 64, 3, 3, 1, 1, 2, 2, 2, 2, "channel vectors: dilation 2, N=3"},
+    {1, 3, 15, 15, 64, 7, 7, 2, 2, 3, 3, 1, 1, "channel vectors: 7x7 s2 p3 over 3 channels"},
+    {1, 2, 1, 1, 64, 3, 3, 1, 1, 1, 1, 1, 1, "channel vectors: one position"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -211,13 +217,15 @@ START_TEST(cases_cover_every_mode) {
                                   "unrolled, shared panels", "unrolled, per-thread panels",
                                   "direct, row tiles, column panels outer", "direct, grid + compaction, column panels outer",
                                   "direct, grid in place"};
-    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+    const size_t n_modes = sizeof modes / sizeof *modes + (st_cpu_select_isa() >= ST_ISA_AVX512);
+    for (size_t m = 0; m < n_modes; m++) {
+        const char *mode = m < sizeof modes / sizeof *modes ? modes[m] : "direct, channel vectors";
         int hit = 0;
         for (int i = 0; i < N_CASES && !hit; i++) {
             st_conv2d c = make_conv(&cases[i]);
-            hit = !strcmp(st_dense_conv_mode(&c, 2), modes[m]) || !strcmp(st_dense_conv_mode(&c, 1), modes[m]);
+            hit = !strcmp(st_dense_conv_mode(&c, 2), mode) || !strcmp(st_dense_conv_mode(&c, 1), mode);
         }
-        ck_assert_msg(hit, "no test case runs as '%s'", modes[m]);
+        ck_assert_msg(hit, "no test case runs as '%s'", mode);
     }
     /* and the reduction in chunks (tiles accumulated across chunks), direct and unrolled */
     int direct_chunked = 0, unrolled_chunked = 0;

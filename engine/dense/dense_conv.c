@@ -3,6 +3,7 @@
  * handed to the microkernels across OpenMP threads. */
 #include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conv2d_internal.h"
@@ -34,6 +35,8 @@ typedef struct plan {
     int jp_outer;      /* direct: threads over column panels, each tile's whole reduction */
     int rows, tpr;     /* direct: tiles within output rows (tpr per row), written in place */
     int compact;       /* direct, flat tiles with Wh > Q: computed on the grid, then copied out */
+    int cvec;          /* direct, channel vectors (st_dense.h): tiles of 64 channels x CV_NP
+                          positions, written in place */
 } plan;
 
 static int is_inplace(const st_conv2d *c) {
@@ -89,7 +92,24 @@ static void make_plan(const st_conv2d *c, int threads, plan *p) {
             p->jpanels = c->P * p->tpr;
         }
     }
-    p->compact = p->direct && !p->rows && p->Wh != c->Q;
+    /* Channel vectors where the phase planes fit in half of L2: each tile reads its
+     * positions' inputs as broadcasts, tap after tap and channel after channel, which
+     * the row tiles stream as vectors. Against the tiles above (3x3, hot, 2 threads, one
+     * run): planes of 450 KiB and less (ResNet-18's 3x3 layers on 28x28 and below,
+     * yolov5n's on 40x40 and below, stride 1 or 2) 1.04-1.25x faster (7x7 and 10x10
+     * maps gain most: 16-lane rows of positions there compute up to a third padding);
+     * planes of 861 KiB (64 channels at 56x56, 32 at 80x80 stride 2) the same speed or
+     * 0.9x (64 -> 128 channels stride 2). Not with weights streamed from memory on every
+     * call (below): a tile runs its panel's whole reduction, so each 64-channel panel
+     * (1.2 MB on ResNet-18's layer4) would pass once per tile of positions instead of
+     * once (in the engine, layer4's 3x3 layers 0.95 -> 1.06-1.10 ms). */
+    const double planes_bytes = 4.0 * c->C * c->stride_h * c->stride_w * p->Hh * p->Wh;
+    const double weight_bytes = 4.0 * c->K * crs;
+    p->cvec = p->direct && c->K % 64 == 0 && planes_bytes <= ST_DENSE_SHARED_B_BYTES &&
+              weight_bytes <= ST_DENSE_STREAM_W_BYTES &&
+              st_cpu_select_isa() >= ST_ISA_AVX512 && !getenv("ST_DENSE_NO_CVEC");
+    if (p->cvec) p->rows = 0, p->nv = 3, p->nr = 48;
+    p->compact = p->direct && !p->rows && !p->cvec && p->Wh != c->Q;
     size_t b_bytes = (size_t)p->jpanels * crs * (size_t)p->nr * sizeof(float);
     p->shared = p->direct || b_bytes <= ST_DENSE_SHARED_B_BYTES || p->jpanels < 4 * threads;
     /* bytes of the input one reduction row spans: a row of every panel, or (direct) a
@@ -129,6 +149,7 @@ const char *st_dense_conv_mode(const st_conv2d *c, int threads) {
     make_plan(c, threads, &p);
     if (p.inplace) return p.shared ? "in-place, weight panels outer" : "in-place, column panels outer";
     if (!p.direct) return p.shared ? "unrolled, shared panels" : "unrolled, per-thread panels";
+    if (p.cvec) return "direct, channel vectors";
     if (p.rows) return p.jp_outer ? "direct, row tiles, column panels outer" : "direct, row tiles";
     if (p.compact) return p.jp_outer ? "direct, grid + compaction, column panels outer" : "direct, grid + compaction";
     return "direct, grid in place";
@@ -152,6 +173,17 @@ st_status st_dense_conv_pack(st_dense_conv *d, const st_conv2d *c, const float *
     d->K = c->K;
     d->CRS = c->C * c->R * c->S;
     d->kpanels = (c->K + MR - 1) / MR;
+    plan pl;
+    make_plan(c, 1, &pl); /* cvec does not depend on the thread count */
+    if (pl.cvec) {
+        d->wc = st_alloc((size_t)c->K * d->CRS * sizeof(float));
+        if (!d->wc) return st_errorf(err, ST_ERR_NOMEM, "out of memory packing a %dx%d convolution", c->K, d->CRS);
+        for (int kp = 0; kp < c->K / 64; kp++)
+            for (int k = 0; k < d->CRS; k++)
+                for (int m = 0; m < 64; m++)
+                    d->wc[((size_t)kp * d->CRS + k) * 64 + m] = w[(size_t)(kp * 64 + m) * d->CRS + k];
+        return ST_OK;
+    }
     d->wp = st_alloc((size_t)d->kpanels * d->CRS * MR * sizeof(float));
     if (!d->wp) return st_errorf(err, ST_ERR_NOMEM, "out of memory packing a %dx%d convolution", c->K, d->CRS);
     for (int ip = 0; ip < d->kpanels; ip++)
@@ -166,6 +198,7 @@ st_status st_dense_conv_pack(st_dense_conv *d, const st_conv2d *c, const float *
 void st_dense_conv_free(st_dense_conv *d) {
     if (!d) return;
     st_free(d->wp);
+    st_free(d->wc);
     memset(d, 0, sizeof *d);
 }
 
@@ -335,6 +368,48 @@ static inline void prange(long n, int p, int np, long *lo, long *hi) {
     *lo = n * p / np, *hi = n * (p + 1) / np;
 }
 
+/* Part p of np of the channel-vector tiles of one image (pl->cvec): y [K][P*Q] in place,
+ * bias and epilogue applied per tile while it is in L1. xp, koff: the phase planes and
+ * tap offsets of direct_part; an output position (p, q) sits at p*Wh + q on their grid. */
+static void cvec_part(const st_dense_conv *d, const st_conv2d *c, const plan *pl, float *y, const float *xp,
+                      const int32_t *koff, const float *bias, const st_epi_op *ops, int n_ops,
+                      size_t y_index, st_epi_rows_fn epi_rows, int p, int np) {
+    enum { NP = ST_DENSE_CV_NP };
+    const size_t PQ = (size_t)c->P * c->Q;
+    const long ng = (long)((PQ + NP - 1) / NP);
+    _Alignas(64) float out[NP * 64];
+    /* Each part takes a contiguous range of tiles, ordered so that it reads the smaller
+     * of the two operands whole and only its share of the larger: panel-major where the
+     * weights outweigh the planes (ResNet-18's layer3-4), else position-major (2 threads
+     * on 64 -> 128 channels, 56x56 stride 2: panel-major 0.52 ms, each part reading all
+     * 861 KiB of planes). */
+    const int kpn = c->K / 64;
+    const int pos_major = (double)c->C * plane_floats(c, pl) > (double)c->K * d->CRS;
+    long lo, hi;
+    prange(ng * kpn, p, np, &lo, &hi);
+    for (long it = lo; it < hi; it++) {
+        const int kp = (int)(pos_major ? it % kpn : it / ng);
+        const size_t f0 = (size_t)(pos_major ? it / kpn : it % ng) * NP;
+        const int n = PQ - f0 < NP ? (int)(PQ - f0) : NP;
+        int32_t pos[NP]; /* a short last tile repeats its first position */
+        for (int i = 0; i < NP; i++) {
+            const size_t f = f0 + (size_t)(i < n ? i : 0);
+            pos[i] = (int32_t)(f / (size_t)c->Q * (size_t)pl->Wh + f % (size_t)c->Q);
+        }
+        st_dense_cvec_avx512(d->CRS, d->wc + (size_t)kp * d->CRS * 64, xp, koff, pos, out);
+        float *y0 = y + (size_t)kp * 64 * PQ + f0;
+        for (int m = 0; m < 64; m++) {
+            const float bm = bias ? bias[kp * 64 + m] : 0.0f;
+            for (int i = 0; i < n; i++) y0[(size_t)m * PQ + (size_t)i] = out[i * 64 + m] + bm;
+        }
+        if (n_ops) {
+            st_epi_op eo[ST_EPI_MAX_OPS];
+            st_epi_ops_at(eo, ops, n_ops, y_index + (size_t)kp * 64 * PQ + f0);
+            epi_rows(y0, (ptrdiff_t)PQ, y0, (ptrdiff_t)PQ, 64, (size_t)n, 0.0f, eo, n_ops);
+        }
+    }
+}
+
 /* Part p of np of a direct convolution, the parts meeting at sync between phases: the
  * body of an OpenMP region (sync: its barrier) or one thread of a caller's team. */
 static void direct_part(const st_dense_conv *d, const st_conv2d *c, const plan *pl, const st_dense_ukr *fs,
@@ -374,6 +449,10 @@ static void direct_part(const st_dense_conv *d, const st_conv2d *c, const plan *
             phase_row(c, pl, xp + (size_t)ch * chf, xn + (size_t)ch * c->H * c->W, a, i, &ek);
         }
         sync(sctx);
+        if (pl->cvec) {
+            cvec_part(d, c, pl, yn, xp, koff, bias, ops, n_ops, (size_t)n * c->K * PQ, epi_rows, p, np);
+            continue;
+        }
         if (pl->jp_outer) {
             prange((long)jpn * kp, p, np, &lo, &hi);
             for (long it = lo; it < hi; it++) {

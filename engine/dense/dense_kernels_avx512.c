@@ -72,3 +72,32 @@ void st_dense_ukr_avx512(st_dense_ukr ukr[3], st_dense_ukr ukr_off[3]) {
     ukr[0] = ukr_8x1, ukr[1] = ukr_8x2, ukr[2] = ukr_8x3;
     ukr_off[0] = ukr_8x1_off, ukr_off[1] = ukr_8x2_off, ukr_off[2] = ukr_8x3_off;
 }
+
+/* The channel-vector tile (st_dense.h): 64 output channels in four zmm lanes-wide rows
+ * times ST_DENSE_CV_NP positions, 24 accumulators; per reduction step 4 weight loads and
+ * 6 broadcasts of input values (one per position, wherever it lies) for 24 FMAs. */
+void st_dense_cvec_avx512(int crs, const float *w, const float *x, const int32_t *koff,
+                          const int32_t *pos, float *out) {
+    __m512 a[4][ST_DENSE_CV_NP];
+    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
+        _Pragma("GCC unroll 6") for (int i = 0; i < ST_DENSE_CV_NP; i++) a[j][i] = _mm512_setzero_ps();
+    const int32_t p0 = pos[0], p1 = pos[1], p2 = pos[2], p3 = pos[3], p4 = pos[4], p5 = pos[5];
+    for (int k = 0; k < crs; k++, w += 4 * 16) {
+        const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16), w2 = _mm512_load_ps(w + 32),
+                     w3 = _mm512_load_ps(w + 48);
+        const float *xk = x + koff[k];
+#define ST_CV_STEP(i, p)                                                                       \
+    {                                                                                          \
+        const __m512 b = _mm512_set1_ps(xk[p]);                                                \
+        a[0][i] = _mm512_fmadd_ps(w0, b, a[0][i]);                                             \
+        a[1][i] = _mm512_fmadd_ps(w1, b, a[1][i]);                                             \
+        a[2][i] = _mm512_fmadd_ps(w2, b, a[2][i]);                                             \
+        a[3][i] = _mm512_fmadd_ps(w3, b, a[3][i]);                                             \
+    }
+        ST_CV_STEP(0, p0) ST_CV_STEP(1, p1) ST_CV_STEP(2, p2) ST_CV_STEP(3, p3) ST_CV_STEP(4, p4)
+        ST_CV_STEP(5, p5)
+#undef ST_CV_STEP
+    }
+    _Pragma("GCC unroll 6") for (int i = 0; i < ST_DENSE_CV_NP; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) _mm512_store_ps(out + i * 64 + j * 16, a[j][i]);
+}

@@ -25,8 +25,22 @@
 typedef struct st_dense_conv {
     int K, CRS;    /* output channels; reduction length C*R*S */
     int kpanels;   /* ceil(K / ST_DENSE_MR) */
-    float *wp;     /* [kpanels][CRS][MR], rows past K zero (st_alloc'ed) */
+    float *wp;     /* [kpanels][CRS][MR], rows past K zero (st_alloc'ed); NULL with wc */
+    float *wc;     /* channel vectors: [K / 64][CRS][64] (st_alloc'ed), else NULL */
 } st_dense_conv;
+
+/* Channel vectors: convolutions the direct mode runs (below) with K a multiple of 64
+ * compute tiles of 64 output channels (in the vector lanes) x ST_DENSE_CV_NP output
+ * positions, broadcasting one input value per position and reduction step. The
+ * positions of a tile need not be neighbours, so a map's P*Q positions fill the tiles
+ * without the padding a 16-lane row of positions has on 7x7-20x20 maps, and the input is
+ * read in place (no panel copy). out [NP][64] = sum over k < crs of w [k][64] x
+ * x[koff[k] + pos[i]]. AVX-512 only, where the input planes fit in half of L2 and the
+ * weights are not streamed from memory (dense_conv.c says why); the environment variable
+ * ST_DENSE_NO_CVEC turns it off, for comparisons. */
+#define ST_DENSE_CV_NP 6
+void st_dense_cvec_avx512(int crs, const float *w, const float *x, const int32_t *koff,
+                          const int32_t *pos, float *out);
 
 /* C[m][j] = epi((accumulate ? C[m][j] : bias[m], 0 without) + sum_k a[k*MR + m] * B_k[j])
  * for m < mr, j < nr, where row B_k = b + k*ldb (koff NULL) or b + koff[k]; columns
