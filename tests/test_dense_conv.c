@@ -240,6 +240,50 @@ START_TEST(cases_cover_every_mode) {
 }
 END_TEST
 
+/* The columns schedule runs a band of a layer's rows (its own H, no vertical padding) on
+ * the whole layer's packing. The band must follow that packing, not what the rule would
+ * pick for its own shape: a layer packed for channel vectors (7x7, small planes) and one
+ * packed for the row tiles (56x56, planes past half of L2) whose bands the rule alone
+ * would give channel vectors. Each band output against the plain reference. */
+START_TEST(band_follows_the_layer_packing) {
+    if (!have_kernel()) return;
+    static const int layers[2][3] = {{5, 7, 64}, {64, 56, 64}}; /* C, H (= W), K */
+    for (int l = 0; l < 2; l++) {
+        st_conv2d c = {.N = 1, .C = layers[l][0], .H = layers[l][1], .W = layers[l][1], .K = layers[l][2],
+                       .R = 3, .S = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .dil_h = 1,
+                       .dil_w = 1, .groups = 1};
+        ck_assert_int_eq(st_conv2d_init(&c), 0);
+        st_conv2d band = c;
+        band.H = 5, band.pad_h = 0; /* 3 output rows from 5 input rows */
+        ck_assert_int_eq(st_conv2d_init(&band), 0);
+        const size_t nw = (size_t)c.K * c.C * 9, nx = (size_t)c.C * band.H * c.W, ny = (size_t)c.K * band.P * c.Q;
+        st_rng r;
+        st_rng_seed(&r, 77 + (uint64_t)l);
+        float *w = malloc(nw * sizeof(float)), *x = malloc(nx * sizeof(float)), *b = malloc((size_t)c.K * sizeof(float));
+        float *want = malloc(ny * sizeof(float)), *got = malloc(ny * sizeof(float));
+        float *scr = malloc((st_dense_conv_scratch_floats(&band, 2) + 16) * sizeof(float));
+        stt_fill_uniform(w, nw, -1, 1, &r), stt_fill_uniform(x, nx, -1, 1, &r), stt_fill_uniform(b, (size_t)c.K, -1, 1, &r);
+        st_dense_conv d;
+        st_error err = {0};
+        ck_assert_int_eq(st_dense_conv_pack(&d, &c, w, &err), ST_OK);
+        if (st_cpu_select_isa() >= ST_ISA_AVX512) { /* the two sides of the rule */
+            ck_assert(l == 0 ? d.wc != NULL : d.wc == NULL);
+            ck_assert_str_eq(st_dense_conv_mode(&band, 1), "direct, channel vectors");
+        }
+        st_conv2d_forward_ref(&band, want, x, w, b);
+        for (int th = 1; th <= 2; th++) {
+            omp_set_num_threads(th);
+            st_dense_conv_forward(&d, &band, got, x, b, NULL, 0, scr);
+            ck_assert_msg(stt_first_mismatch(got, want, ny, sum_atol(&c), 1e-4) == (size_t)-1,
+                          "layer %d, %d threads: band differs from the reference", l, th);
+        }
+        omp_set_num_threads(2);
+        st_dense_conv_free(&d);
+        free(w), free(x), free(b), free(want), free(got), free(scr);
+    }
+}
+END_TEST
+
 START_TEST(refuses_grouped) {
     st_conv2d c = {.N = 1, .C = 4, .H = 5, .W = 5, .K = 4, .R = 3, .S = 3, .stride_h = 1, .stride_w = 1,
                    .pad_h = 1, .pad_w = 1, .dil_h = 1, .dil_w = 1, .groups = 2};
@@ -260,6 +304,7 @@ Suite *dense_conv_suite(void) {
     tcase_add_loop_test(tc, matches_reference, 0, N_CASES);
     tcase_add_loop_test(tc, epilogue_on_finished_outputs, 0, N_CASES);
     tcase_add_test(tc, cases_cover_every_mode);
+    tcase_add_test(tc, band_follows_the_layer_packing);
     tcase_add_test(tc, refuses_grouped);
     suite_add_tcase(s, tc);
     return s;

@@ -61,7 +61,11 @@ static int pick_nv(size_t PQ, double *cost_out) {
     return best;
 }
 
-static void make_plan(const st_conv2d *c, int threads, plan *p) {
+/* cvec: -1 decides channel vectors by the rule below (packing, modes); 0 or 1 follows
+ * how the weights were packed (d->wc), since a band sub-problem of the columns schedule
+ * (fewer rows, other padding) runs on the whole layer's packing and may fall on the
+ * other side of the rule. */
+static void make_plan(const st_conv2d *c, int threads, plan *p, int cvec) {
     const size_t crs = (size_t)c->C * c->R * c->S;
     p->inplace = is_inplace(c);
     /* 1x1 with stride: the unrolled panels gather just the pixels read (a quarter of the
@@ -105,9 +109,9 @@ static void make_plan(const st_conv2d *c, int threads, plan *p) {
      * once (in the engine, layer4's 3x3 layers 0.95 -> 1.06-1.10 ms). */
     const double planes_bytes = 4.0 * c->C * c->stride_h * c->stride_w * p->Hh * p->Wh;
     const double weight_bytes = 4.0 * c->K * crs;
-    p->cvec = p->direct && c->K % 64 == 0 && planes_bytes <= ST_DENSE_SHARED_B_BYTES &&
-              weight_bytes <= ST_DENSE_STREAM_W_BYTES &&
-              st_cpu_select_isa() >= ST_ISA_AVX512 && !getenv("ST_DENSE_NO_CVEC");
+    p->cvec = p->direct && c->K % 64 == 0 && st_cpu_select_isa() >= ST_ISA_AVX512 &&
+              (cvec >= 0 ? cvec : planes_bytes <= ST_DENSE_SHARED_B_BYTES &&
+                                      weight_bytes <= ST_DENSE_STREAM_W_BYTES && !getenv("ST_DENSE_NO_CVEC"));
     if (p->cvec) p->rows = 0, p->nv = 3, p->nr = 48;
     p->compact = p->direct && !p->rows && !p->cvec && p->Wh != c->Q;
     size_t b_bytes = (size_t)p->jpanels * crs * (size_t)p->nr * sizeof(float);
@@ -146,7 +150,7 @@ static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 const char *st_dense_conv_mode(const st_conv2d *c, int threads) {
     plan p;
-    make_plan(c, threads, &p);
+    make_plan(c, threads, &p, -1);
     if (p.inplace) return p.shared ? "in-place, weight panels outer" : "in-place, column panels outer";
     if (!p.direct) return p.shared ? "unrolled, shared panels" : "unrolled, per-thread panels";
     if (p.cvec) return "direct, channel vectors";
@@ -157,7 +161,7 @@ const char *st_dense_conv_mode(const st_conv2d *c, int threads) {
 
 int st_dense_conv_chunks(const st_conv2d *c, int threads) {
     plan p;
-    make_plan(c, threads, &p);
+    make_plan(c, threads, &p, -1);
     const int crs = c->C * c->R * c->S;
     return p.shared && !p.jp_outer ? (crs + p.kc - 1) / p.kc : 1;
 }
@@ -174,7 +178,7 @@ st_status st_dense_conv_pack(st_dense_conv *d, const st_conv2d *c, const float *
     d->CRS = c->C * c->R * c->S;
     d->kpanels = (c->K + MR - 1) / MR;
     plan pl;
-    make_plan(c, 1, &pl); /* cvec does not depend on the thread count */
+    make_plan(c, 1, &pl, -1); /* cvec does not depend on the thread count */
     if (pl.cvec) {
         d->wc = st_alloc((size_t)c->K * d->CRS * sizeof(float));
         if (!d->wc) return st_errorf(err, ST_ERR_NOMEM, "out of memory packing a %dx%d convolution", c->K, d->CRS);
@@ -208,8 +212,9 @@ static size_t plane_floats(const st_conv2d *c, const plan *pl) {
 }
 
 size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads) {
-    plan p;
-    make_plan(c, threads, &p);
+    plan p; /* without channel vectors: the same planes, plus the grid where compacting, so
+               enough for either way a packing runs this shape */
+    make_plan(c, threads, &p, 0);
     if (p.inplace) return 0;
     const size_t crs = (size_t)c->C * c->R * c->S;
     if (p.direct) /* tap offsets, phase planes, output on the planes' grid when compacting */
@@ -521,7 +526,7 @@ static void pick_ukr(st_dense_ukr ukr[3], st_dense_ukr ukr_off[3]) {
 
 int st_dense_conv_parts_ok(const st_conv2d *c, int nparts) {
     plan pl;
-    make_plan(c, nparts, &pl);
+    make_plan(c, nparts, &pl, -1);
     return pl.direct || pl.inplace;
 }
 
@@ -537,7 +542,7 @@ void st_dense_conv_forward_part(const st_dense_conv *d, const st_conv2d *c, floa
                                 const float *bias, const st_epi_op *ops, int n_ops, float *scratch,
                                 int part, int nparts, void (*sync)(void *ctx), void *sync_ctx) {
     plan pl;
-    make_plan(c, nparts, &pl);
+    make_plan(c, nparts, &pl, d->wc != NULL);
     st_dense_ukr ukr[3], ukr_off[3];
     pick_ukr(ukr, ukr_off);
     run_part(d, c, &pl, ukr, ukr_off, y, x, bias, ops, n_ops, scratch, part, nparts, sync, sync_ctx);
@@ -546,7 +551,7 @@ void st_dense_conv_forward_part(const st_dense_conv *d, const st_conv2d *c, floa
 void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
                            const float *bias, const st_epi_op *ops, int n_ops, float *scratch) {
     plan pl; /* inside a parallel region (column bands) the nested regions run one thread */
-    make_plan(c, omp_in_parallel() ? 1 : omp_get_max_threads(), &pl);
+    make_plan(c, omp_in_parallel() ? 1 : omp_get_max_threads(), &pl, d->wc != NULL);
     st_dense_ukr ukr[3], ukr_off[3];
     pick_ukr(ukr, ukr_off);
     if ((pl.direct || pl.inplace) && omp_in_parallel()) { /* one part, no nested region */
