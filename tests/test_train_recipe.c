@@ -144,13 +144,14 @@ END_TEST
 START_TEST(test_recipe_check_cli) {
     char *out = malloc(1 << 17), args[2048], src[600], rp[600];
     /* the shipped recipes, with the model they are written for */
-    const char *shipped[] = {"recipes/classifier90.yaml", "recipes/classifier95.yaml"};
-    for (int i = 0; i < 2; i++) {
+    const char *shipped[] = {"recipes/classifier90.yaml", "recipes/classifier95.yaml", "recipes/classifier90-b4.yaml"};
+    for (int i = 0; i < 3; i++) {
         snprintf(args, sizeof args, "recipe-check %s --model cnn-small --steps-per-epoch 937",
                  stt_source_path(src, sizeof src, shipped[i]));
         ck_assert_msg(stt_run_sparsetrain(args, out, 1 << 17) == 0, "%s:\n%s", shipped[i], out);
         ck_assert_ptr_nonnull(strstr(out, "model.5.weight"));
         ck_assert_ptr_nonnull(strstr(out, "GMPruningModifier"));
+        if (i == 2) ck_assert_msg(strstr(out, "mask block [4, 1] (output channels)"), "%s", out);
     }
     /* names that match nothing: exit 2, the unmatched names listed */
     write_recipe(rp, sizeof rp,
