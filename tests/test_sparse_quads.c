@@ -126,12 +126,38 @@ START_TEST(test_quads_cost_model_stem) {
 }
 END_TEST
 
+/* Tap planes (ST_CSR_TAPS) are dropped for wide-kernel stride-2 convs that form quads
+ * (the copy outweighs the aligned loads there), kept for 3x3 stride 2 with quads and for
+ * the same stem unstructured. Rows of 80 outputs: wide enough for tap planes at all. */
+START_TEST(test_quads_drop_tap_planes_on_stems) {
+    if (st_cpu_select_isa() < ST_ISA_AVX512) return; /* no quads: tap planes as before */
+    static const qshape stem = {3, 160, 8, 7, 2, 1}, s2 = {8, 160, 8, 3, 2, 1};
+    const int layout = ST_CSR_TAPS | ST_CSR_CBLK | ST_CSR_QUADS;
+    for (int k = 0; k < 3; k++) {
+        st_conv2d c = conv_of(k == 1 ? &s2 : &stem);
+        const size_t nw = (size_t)c.C * c.R * c.S * c.K;
+        float *w = malloc(nw * sizeof(float));
+        st_rng r;
+        st_rng_seed(&r, 11 + (uint64_t)k);
+        fill(&c, &(qpattern){0.5, k < 2, 0}, w, &r);
+        st_csr m = {0};
+        st_error err = {0};
+        ck_assert_int_eq(st_csr_pack_layout(&m, &c, w, NULL, layout, &err), ST_OK);
+        ck_assert_int_eq(m.q_n > 0, k < 2);
+        ck_assert_msg(m.geom.taps == (k > 0), "case %d: taps %d", k, m.geom.taps);
+        st_csr_free(&m);
+        free(w);
+    }
+}
+END_TEST
+
 Suite *sparse_quads_suite(void) {
     Suite *s = suite_create("sparse_quads");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_quads_density_matches_pack, 0, N_SHAPES * N_PATTERNS);
     tcase_add_test(tc, test_quads_density_limit);
     tcase_add_test(tc, test_quads_cost_model_stem);
+    tcase_add_test(tc, test_quads_drop_tap_planes_on_stems);
     suite_add_tcase(s, tc);
     return s;
 }
