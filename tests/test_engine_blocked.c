@@ -156,13 +156,17 @@ static void write_wide(const char *path) {
 }
 
 /* Compiled with these options; its plan in desc. */
-static se_compiled *compile(const char *path, int batch, int threads, int schedule, int nchw) {
+static se_compiled *compile_rows(const char *path, int batch, int threads, int schedule, int nchw, int rows) {
     se_options o;
     se_options_default(&o);
-    o.batch = batch, o.threads = threads, o.schedule = schedule, o.nchw_maps = nchw;
+    o.batch = batch, o.threads = threads, o.schedule = schedule, o.nchw_maps = nchw, o.column_rows = rows;
     se_compiled *c = stt_engine_compile(path, &o);
     ck_assert_int_eq(se_describe(c, desc, sizeof desc), 0);
     return c;
+}
+
+static se_compiled *compile(const char *path, int batch, int threads, int schedule, int nchw) {
+    return compile_rows(path, batch, threads, schedule, nchw, 0);
 }
 
 /* y = c(x), in a context whose arena and blocks start as garbage; a second run in the
@@ -247,8 +251,10 @@ START_TEST(blocked_matches_nchw) {
     ck_assert_int_eq(c->blk_T, 0);
     se_compiled_free(c);
     /* the columns schedule blocks the maps of the steps it runs as layers, never one a
-     * section's step reads or writes (its bands copy rows of NCHW maps) */
-    c = compile(f.path, 1, 2, SE_SCHEDULE_COLUMNS, 0);
+     * section's step reads or writes (its bands copy rows of NCHW maps); bands of 4 rows
+     * (automatic ones would give the section as many bands as threads, which runs as
+     * layers) */
+    c = compile_rows(f.path, 1, 2, SE_SCHEDULE_COLUMNS, 0, 4);
     ck_assert_msg(c->n_secs >= 1 && c->blk_T == 2, "%s", desc);
     int in_sec = 0, on_blocks = 0;
     for (int i = 0; i < c->n_steps; i++) {
@@ -264,6 +270,16 @@ START_TEST(blocked_matches_nchw) {
     ck_assert_msg(in_sec >= 2 && on_blocks >= 2, "%d steps in sections, %d on blocks\n%s", in_sec, on_blocks, desc);
     free(check_output(&f, c, "columns, 2 threads"));
     se_compiled_free(c);
+    /* automatic bands: a section of no more bands than threads runs as layers on blocked
+     * maps; with NCHW maps it stays a section */
+    for (int nchw = 0; nchw <= 1; nchw++) {
+        c = compile(f.path, 1, 2, SE_SCHEDULE_COLUMNS, nchw);
+        for (int k = 0; k < c->n_secs; k++)
+            ck_assert_msg(nchw || c->secs[k].nbands > 2, "section %d: %d bands\n%s", k, c->secs[k].nbands, desc);
+        ck_assert_msg(nchw ? c->n_secs >= 1 : c->blk_T == 2, "%s", desc);
+        free(check_output(&f, c, nchw ? "columns, nchw maps" : "columns, automatic bands"));
+        se_compiled_free(c);
+    }
     teardown(&f);
 }
 END_TEST
