@@ -41,6 +41,14 @@ typedef struct st_dense_conv {
 #define ST_DENSE_CV_NP 6
 void st_dense_cvec_avx512(int crs, const float *w, const float *x, const int32_t *koff,
                           const int32_t *pos, float *out);
+/* (Internal, dense_cvec.c.) Part p of np of one image's channel-vector tiles: y [K][P*Q]
+ * written in place with the bias and the epilogue (ops at y_index), each tile while it
+ * is in L1. xp, koff: the direct mode's phase planes (plane_floats of them in all) and
+ * tap offsets; output position (p, q) sits at p*Wh + q on their grid. */
+void st__dense_cvec_part(const st_dense_conv *d, const st_conv2d *c, int Wh, double plane_floats,
+                         float *y, const float *xp, const int32_t *koff, const float *bias,
+                         const st_epi_op *ops, int n_ops, size_t y_index, st_epi_rows_fn epi_rows,
+                         int p, int np);
 
 /* C[m][j] = epi((accumulate ? C[m][j] : bias[m], 0 without) + sum_k a[k*MR + m] * B_k[j])
  * for m < mr, j < nr, where row B_k = b + k*ldb (koff NULL) or b + koff[k]; columns
