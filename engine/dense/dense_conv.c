@@ -103,15 +103,14 @@ static void make_plan(const st_conv2d *c, int threads, plan *p, int cvec) {
      * yolov5n's on 40x40 and below, stride 1 or 2) 1.04-1.25x faster (7x7 and 10x10
      * maps gain most: 16-lane rows of positions there compute up to a third padding);
      * planes of 861 KiB (64 channels at 56x56, 32 at 80x80 stride 2) the same speed or
-     * 0.9x (64 -> 128 channels stride 2). Not with weights streamed from memory on every
-     * call (below): a tile runs its panel's whole reduction, so each 64-channel panel
-     * (1.2 MB on ResNet-18's layer4) would pass once per tile of positions instead of
-     * once (in the engine, layer4's 3x3 layers 0.95 -> 1.06-1.10 ms). */
+     * 0.9x (64 -> 128 channels stride 2). Long reductions run in chunks (dense_cvec.c),
+     * so a panel's weights pass once per part, not once per tile: in the engine (dense
+     * ResNet-18, 2 threads, per-step medians) layer3's 3x3 layers 0.89-0.92 -> 0.82-0.83
+     * ms, layer4's (weights from memory) 1.06-1.08 -> 1.01-1.03, its stride-2 0.82 ->
+     * 0.72; unchunked, layer4 had been slower than the row tiles (1.06-1.10 vs 0.95). */
     const double planes_bytes = 4.0 * c->C * c->stride_h * c->stride_w * p->Hh * p->Wh;
-    const double weight_bytes = 4.0 * c->K * crs;
     p->cvec = p->direct && c->K % 64 == 0 && st_cpu_select_isa() >= ST_ISA_AVX512 &&
-              (cvec >= 0 ? cvec : planes_bytes <= ST_DENSE_SHARED_B_BYTES &&
-                                      weight_bytes <= ST_DENSE_STREAM_W_BYTES && !getenv("ST_DENSE_NO_CVEC"));
+              (cvec >= 0 ? cvec : planes_bytes <= ST_DENSE_SHARED_B_BYTES && !getenv("ST_DENSE_NO_CVEC"));
     if (p->cvec) p->rows = 0, p->nv = 3, p->nr = 48;
     p->compact = p->direct && !p->rows && !p->cvec && p->Wh != c->Q;
     size_t b_bytes = (size_t)p->jpanels * crs * (size_t)p->nr * sizeof(float);
@@ -217,8 +216,12 @@ size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads) {
     make_plan(c, threads, &p, 0);
     if (p.inplace) return 0;
     const size_t crs = (size_t)c->C * c->R * c->S;
-    if (p.direct) /* tap offsets, phase planes, output on the planes' grid when compacting */
-        return pad16(crs) + pad16(plane_floats(c, &p) * (size_t)c->C) + (p.compact ? pad16((size_t)c->K * p.PQ) : 0);
+    if (p.direct) { /* tap offsets, phase planes, then the output on the planes' grid when
+                       compacting, or each part's channel-vector sums */
+        const size_t cv = c->K % 64 == 0 ? (size_t)(threads > 0 ? threads : 1) * pad16(st__dense_cvec_part_floats(c)) : 0;
+        const size_t grid = p.compact ? pad16((size_t)c->K * p.PQ) : 0;
+        return pad16(crs) + pad16(plane_floats(c, &p) * (size_t)c->C) + (cv > grid ? cv : grid);
+    }
     size_t panel = crs * (size_t)p.nr;
     size_t own = (size_t)(threads > 0 ? threads : 1) * panel, all = (size_t)p.jpanels * panel;
     return own > all ? own : all;
@@ -413,8 +416,9 @@ static void direct_part(const st_dense_conv *d, const st_conv2d *c, const plan *
         }
         sync(sctx);
         if (pl->cvec) {
+            float *part = xp + pad16((size_t)c->C * chf) + (size_t)p * pad16(st__dense_cvec_part_floats(c));
             st__dense_cvec_part(d, c, pl->Wh, (double)c->C * chf, yn, xp, koff, bias, ops, n_ops,
-                                (size_t)n * c->K * PQ, epi_rows, p, np);
+                                (size_t)n * c->K * PQ, epi_rows, part, p, np);
             continue;
         }
         if (pl->jp_outer) {

@@ -77,10 +77,11 @@ void st_dense_ukr_avx512(st_dense_ukr ukr[3], st_dense_ukr ukr_off[3]) {
  * times ST_DENSE_CV_NP positions, 24 accumulators; per reduction step 4 weight loads and
  * 6 broadcasts of input values (one per position, wherever it lies) for 24 FMAs. */
 void st_dense_cvec_avx512(int crs, const float *w, const float *x, const int32_t *koff,
-                          const int32_t *pos, float *out) {
+                          const int32_t *pos, const float *init, float *out) {
     __m512 a[4][ST_DENSE_CV_NP];
     _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
-        _Pragma("GCC unroll 6") for (int i = 0; i < ST_DENSE_CV_NP; i++) a[j][i] = _mm512_setzero_ps();
+        _Pragma("GCC unroll 6") for (int i = 0; i < ST_DENSE_CV_NP; i++)
+            a[j][i] = init ? _mm512_loadu_ps(init + i * 64 + j * 16) : _mm512_setzero_ps();
     const int32_t p0 = pos[0], p1 = pos[1], p2 = pos[2], p3 = pos[3], p4 = pos[4], p5 = pos[5];
     for (int k = 0; k < crs; k++, w += 4 * 16) {
         const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16), w2 = _mm512_load_ps(w + 32),
@@ -99,5 +100,5 @@ void st_dense_cvec_avx512(int crs, const float *w, const float *x, const int32_t
 #undef ST_CV_STEP
     }
     _Pragma("GCC unroll 6") for (int i = 0; i < ST_DENSE_CV_NP; i++)
-        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) _mm512_store_ps(out + i * 64 + j * 16, a[j][i]);
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) _mm512_storeu_ps(out + i * 64 + j * 16, a[j][i]);
 }

@@ -34,21 +34,23 @@ typedef struct st_dense_conv {
  * positions, broadcasting one input value per position and reduction step. The
  * positions of a tile need not be neighbours, so a map's P*Q positions fill the tiles
  * without the padding a 16-lane row of positions has on 7x7-20x20 maps, and the input is
- * read in place (no panel copy). out [NP][64] = sum over k < crs of w [k][64] x
- * x[koff[k] + pos[i]]. AVX-512 only, where the input planes fit in half of L2 and the
- * weights are not streamed from memory (dense_conv.c says why); the environment variable
+ * read in place (no panel copy). out [NP][64] = init (zero when NULL; init may be out)
+ * + sum over k < crs of w [k][64] x x[koff[k] + pos[i]]. AVX-512 only, where the input
+ * planes fit in half of L2 (dense_conv.c says why); the environment variable
  * ST_DENSE_NO_CVEC turns it off, for comparisons. */
 #define ST_DENSE_CV_NP 6
 void st_dense_cvec_avx512(int crs, const float *w, const float *x, const int32_t *koff,
-                          const int32_t *pos, float *out);
+                          const int32_t *pos, const float *init, float *out);
 /* (Internal, dense_cvec.c.) Part p of np of one image's channel-vector tiles: y [K][P*Q]
  * written in place with the bias and the epilogue (ops at y_index), each tile while it
  * is in L1. xp, koff: the direct mode's phase planes (plane_floats of them in all) and
- * tap offsets; output position (p, q) sits at p*Wh + q on their grid. */
+ * tap offsets; output position (p, q) sits at p*Wh + q on their grid. part_scratch:
+ * st__dense_cvec_part_floats(c) floats of this part's own. */
 void st__dense_cvec_part(const st_dense_conv *d, const st_conv2d *c, int Wh, double plane_floats,
                          float *y, const float *xp, const int32_t *koff, const float *bias,
                          const st_epi_op *ops, int n_ops, size_t y_index, st_epi_rows_fn epi_rows,
-                         int p, int np);
+                         float *part_scratch, int p, int np);
+size_t st__dense_cvec_part_floats(const st_conv2d *c);
 
 /* C[m][j] = epi((accumulate ? C[m][j] : bias[m], 0 without) + sum_k a[k*MR + m] * B_k[j])
  * for m < mr, j < nr, where row B_k = b + k*ldb (koff NULL) or b + koff[k]; columns
