@@ -116,10 +116,11 @@ double st_sparse_expected_speedup_infer_packed(const st_conv2d *conv, double spa
  * --blocks on the same layer shapes at 50, 70, 90 and 95% zeros (2 threads): t_quads /
  * t_packed has a slope of 0.6-1.15 in d and an intercept of 0.03 (3x3 layers on 14x14
  * to 56x56) to 0.35 (yolov5n's 6x6 stem over 3 channels), growing with m like the lines
- * above; quads beat the packed kernel on every shape already at 50% (1.34x on 1x1
- * layers and the 1x1 stride-2 downsample, 1.38x on yolov5n's stem, 1.75x on ResNet-18's,
- * 1.7-2.9x on 3x3 layers), where the unstructured kernels lose 2x. The lines below
- * predict 1.3-1.5x at 50% for those layers, never more than was measured there. */
+ * above; quads beat the packed kernel on every shape already at 50% (1.34-1.6x on 1x1
+ * layers, 1.34x on the 1x1 stride-2 downsample, 1.38x on yolov5n's stem, 1.75x on
+ * ResNet-18's, 1.6-2.9x on 3x3 layers), where the unstructured kernels lose 2x. The
+ * lines below predict 1.2-1.6x at 50% for those layers: below what was measured except
+ * on the 1x1 at 80x80 (1.43 predicted, 1.34 measured). */
 double st_sparse_expected_speedup_infer_quads(const st_conv2d *conv, double qdensity) {
     st_conv2d c = *conv;
     if (st_conv2d_init(&c) != 0 || st__conv2d_is_depthwise(&c)) return 0.0;
