@@ -80,13 +80,23 @@ int st__csr_cblk_build(st_csr *m) {
  * 90% layer needs about 3.4x its nonzeros and keeps its plain rows. */
 #define ST_SPARSE_QUAD_PAD_8THS 10
 
+/* Shapes and CPUs that can have quads at all. */
+static int quads_possible(const st_sparse_kernels *k, const st_conv2d *c) {
+    return k->spmm4 && c->groups == 1 && c->K % 4 == 0;
+}
+
+/* Whether quads of `entries` entries pay for nnz nonzeros (the padding limit above). */
+static int quads_pay(int64_t entries, int64_t nnz) {
+    return nnz > 0 && entries * 4 * 8 <= nnz * ST_SPARSE_QUAD_PAD_8THS;
+}
+
 /* The quad copy (ST_CSR_QUADS) where the rows come in fours of one pattern; 0 (built
  * or not wanted), -1 when out of memory. Entries follow the rows' own order (tap-major
  * in direct kxk mode), merged over the four rows by their order key. */
 int st__csr_quads_build(st_csr *m) {
     const st_conv2d *c = &m->conv;
     const int K = c->K, cols = m->cols;
-    if (!m->k.spmm4 || c->groups != 1 || K % 4 || m->nnz < 1) return 0;
+    if (!quads_possible(&m->k, c) || m->nnz < 1) return 0;
     const int RS = c->R * c->S, kxk = m->x_cls != NULL;
     /* order key of column col: its position in the packing order of a row */
     #define QKEY(col) (kxk ? ((col) % RS) * c->C + (col) / RS : (col))
@@ -100,7 +110,7 @@ int st__csr_quads_build(st_csr *m) {
             const int key = QKEY(m->col_idx[e]);
             total += at[key] != q + 1, at[key] = q + 1;
         }
-    if (total * 4 * 8 > (int64_t)m->nnz * ST_SPARSE_QUAD_PAD_8THS) {
+    if (!quads_pay(total, m->nnz)) {
         free(at);
         return 0;
     }
@@ -151,7 +161,7 @@ double st_csr_quads_density(const st_conv2d *conv, const float *w) {
     st_conv2d c = *conv;
     st_sparse_kernels k;
     st_sparse_kernels_init(&k, st_cpu_select_isa());
-    if (st_conv2d_init(&c) != 0 || !k.spmm4 || c.groups != 1 || c.K % 4) return -1.0;
+    if (st_conv2d_init(&c) != 0 || !quads_possible(&k, &c)) return -1.0;
     const size_t per = (size_t)c.C * c.R * c.S;
     int64_t nnz = 0, total = 0;
     for (int q = 0; q < c.K / 4; q++) {
@@ -162,6 +172,6 @@ double st_csr_quads_density(const st_conv2d *conv, const float *w) {
             nnz += n, total += n > 0;
         }
     }
-    if (nnz < 1 || total * 4 * 8 > nnz * ST_SPARSE_QUAD_PAD_8THS) return -1.0;
+    if (!quads_pay(total, nnz)) return -1.0;
     return 4.0 * (double)total / ((double)per * c.K);
 }
