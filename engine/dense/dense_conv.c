@@ -111,7 +111,6 @@ static void make_plan(const st_conv2d *c, int threads, plan *p, int cvec) {
     const double planes_bytes = 4.0 * c->C * c->stride_h * c->stride_w * p->Hh * p->Wh;
     p->cvec = p->direct && c->K % 64 == 0 && st_cpu_select_isa() >= ST_ISA_AVX512 &&
               (cvec >= 0 ? cvec : planes_bytes <= ST_DENSE_SHARED_B_BYTES && !getenv("ST_DENSE_NO_CVEC"));
-    if (p->cvec) p->rows = 0, p->nv = 3, p->nr = 48;
     p->compact = p->direct && !p->rows && !p->cvec && p->Wh != c->Q;
     size_t b_bytes = (size_t)p->jpanels * crs * (size_t)p->nr * sizeof(float);
     p->shared = p->direct || b_bytes <= ST_DENSE_SHARED_B_BYTES || p->jpanels < 4 * threads;
@@ -161,6 +160,7 @@ const char *st_dense_conv_mode(const st_conv2d *c, int threads) {
 int st_dense_conv_chunks(const st_conv2d *c, int threads) {
     plan p;
     make_plan(c, threads, &p, -1);
+    if (p.cvec) return st__dense_cvec_chunks(c);
     const int crs = c->C * c->R * c->S;
     return p.shared && !p.jp_outer ? (crs + p.kc - 1) / p.kc : 1;
 }

@@ -22,6 +22,11 @@ size_t st__dense_cvec_part_floats(const st_conv2d *c) {
     return chunked(c) ? (size_t)n_groups(c) * NP * 64 : 0;
 }
 
+int st__dense_cvec_chunks(const st_conv2d *c) {
+    const int crs = c->C * c->R * c->S;
+    return chunked(c) ? (crs + CV_KC - 1) / CV_KC : 1;
+}
+
 /* Output tile of group g: the positions' grid offsets (a short last tile repeats its
  * first position) and how many are real. */
 static int tile_pos(const st_conv2d *c, int Wh, long g, int32_t *pos) {
@@ -59,9 +64,9 @@ void st__dense_cvec_part(const st_dense_conv *d, const st_conv2d *c, int Wh, dou
     const int kpn = c->K / 64, crs = d->CRS;
     _Alignas(64) float out[NP * 64];
     int32_t pos[NP];
-    if (chunked(c)) { /* the part's tiles, panel-major, chunk by chunk of each panel */
+    const long lo = ng * kpn * p / np, hi = ng * kpn * (p + 1) / np; /* the part's tiles */
+    if (chunked(c)) { /* panel-major, chunk by chunk of each panel */
         float *acc = part_scratch; /* [groups of one panel][NP][64] */
-        const long lo = ng * kpn * p / np, hi = ng * kpn * (p + 1) / np;
         for (int kp = (int)(lo / ng); lo < hi && kp <= (int)((hi - 1) / ng); kp++) {
             const long g0 = lo > kp * ng ? lo - kp * ng : 0, g1 = hi < (kp + 1) * ng ? hi - kp * ng : ng;
             const float *wk = d->wc + (size_t)kp * crs * 64;
@@ -79,12 +84,11 @@ void st__dense_cvec_part(const st_dense_conv *d, const st_conv2d *c, int Wh, dou
         }
         return;
     }
-    /* Each part takes a contiguous range of tiles, ordered so that it reads the smaller
+    /* Otherwise the part's range of tiles is ordered so that it reads the smaller
      * of the two operands whole and only its share of the larger: panel-major where the
      * weights outweigh the planes, else position-major (2 threads on 64 -> 128 channels,
      * 56x56 stride 2: panel-major 0.52 ms, each part reading all 861 KiB of planes). */
     const int pos_major = plane_floats > (double)c->K * crs;
-    const long lo = ng * kpn * p / np, hi = ng * kpn * (p + 1) / np;
     for (long it = lo; it < hi; it++) {
         const int kp = (int)(pos_major ? it % kpn : it / ng);
         const long g = pos_major ? it / kpn : it % ng;

@@ -51,6 +51,8 @@ void st__dense_cvec_part(const st_dense_conv *d, const st_conv2d *c, int Wh, dou
                          const st_epi_op *ops, int n_ops, size_t y_index, st_epi_rows_fn epi_rows,
                          float *part_scratch, int p, int np);
 size_t st__dense_cvec_part_floats(const st_conv2d *c);
+/* Chunks of the reduction the channel-vector tiles run c's in (1: whole). */
+int st__dense_cvec_chunks(const st_conv2d *c);
 
 /* C[m][j] = epi((accumulate ? C[m][j] : bias[m], 0 without) + sum_k a[k*MR + m] * B_k[j])
  * for m < mr, j < nr, where row B_k = b + k*ldb (koff NULL) or b + koff[k]; columns
