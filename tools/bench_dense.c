@@ -43,6 +43,23 @@ static int cmpd(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* "50,90,95": up to cap whole percentages; their count, or -1 when malformed. */
+static int parse_percents(const char *s, int *out, int cap) {
+    int n = 0;
+    for (const char *p = s;; n++) {
+        const char *comma = strchr(p, ',');
+        char item[16];
+        const size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        long v;
+        if (n == cap || len >= sizeof item) return -1;
+        memcpy(item, p, len), item[len] = 0;
+        if (st_tool_int(item, 0, 100, &v)) return -1;
+        out[n] = (int)v;
+        if (!comma) return n + 1;
+        p = comma + 1;
+    }
+}
+
 int main(int argc, char **argv) {
     long threads = 2, iters = 30;
     const char *only = NULL;
@@ -56,16 +73,8 @@ int main(int argc, char **argv) {
             only = argv[i + 1];
             continue;
         }
-        if (i + 1 < argc && !strcmp(argv[i], "--sparsity")) {
-            char *p = argv[i + 1], *end;
-            for (nsp = 0; nsp < 8 && *p; nsp++, p = *end ? end + 1 : end) {
-                long v = strtol(p, &end, 10);
-                if (end == p || v < 0 || v > 100 || (*end && *end != ',')) nsp = -1000;
-                sps[nsp < 0 ? 0 : nsp] = (int)v;
-            }
-            if (nsp > 0 && !*p) continue;
-            nsp = 0;
-        }
+        if (i + 1 < argc && !strcmp(argv[i], "--sparsity") && (nsp = parse_percents(argv[i + 1], sps, 8)) > 0)
+            continue;
         long *dst = i + 1 >= argc ? NULL : !strcmp(argv[i], "--threads") ? &threads
                   : !strcmp(argv[i], "--iters") ? &iters : NULL;
         if (!dst || st_tool_int(argv[i + 1], 1, 100000, dst)) {
