@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels_impl.h"
 #include "st_cpu.h"
 #include "st_test_util.h"
 
@@ -118,6 +119,63 @@ START_TEST(test_sgd_matches_hand_computation) {
 }
 END_TEST
 
+/* max3s2 (where an ISA has it) against its definition: widths around the vector edges,
+ * window offsets -2 .. 1 (left padding, none, a skipped first column), 1-4 rows (2 and 3
+ * are specialised), every output count up to past the row's end, NaNs in some rows; the
+ * element after the Q outputs stays. */
+START_TEST(test_max3s2_matches_definition) {
+    static const int widths[] = {1, 2, 3, 7, 16, 17, 31, 33, 47, 48, 49, 64, 100, 112, 113};
+    st_rng r;
+    st_rng_seed(&r, 5);
+    int cases = 0;
+    for (int isa = ST_ISA_SCALAR; isa <= (int)st_cpu_best_isa(); isa++) {
+        st_kernels k;
+        st_kernels_init(&k, (st_isa)isa);
+        if (!k.max3s2) continue;
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+            const int W = widths[wi];
+            float *x = malloc(4 * (size_t)W * sizeof(float)), *y = malloc((size_t)(W / 2 + 4) * sizeof(float)),
+                  *want = malloc((size_t)(W / 2 + 4) * sizeof(float));
+            stt_fill_uniform(x, 4 * (size_t)W, -1, 1, &r);
+            const float *rows[4] = {x, x + W, x + 2 * W, x + 3 * W};
+            for (int off = -2; off <= 1; off++)
+                for (int nr = 1; nr <= 4; nr++)
+                    for (int Q = 0; Q <= W / 2 + 2; Q += W > 49 ? 7 : 1) {
+                        if (nr == 2 && Q % 2) x[W + (Q * 3) % W] = NAN;
+                        stt_fill_uniform(y, (size_t)Q + 1, -1, 1, &r);
+                        const float guard = y[Q];
+                        st_max3s2_scalar(want, rows, nr, W, off, (size_t)Q);
+                        k.max3s2(y, rows, nr, W, off, (size_t)Q);
+                        for (int j = 0; j < Q; j++)
+                            ck_assert_msg((want[j] != want[j] && y[j] != y[j]) || want[j] == y[j],
+                                          "%s W%d off%d nr%d Q%d: y[%d] %g vs %g", st_isa_name(k.isa), W, off,
+                                          nr, Q, j, y[j], want[j]);
+                        ck_assert_msg(y[Q] == guard, "W%d off%d nr%d Q%d: wrote past Q", W, off, nr, Q);
+                        if (nr == 2 && Q % 2) x[W + (Q * 3) % W] = 0.5f;
+                        cases++;
+                    }
+            free(x), free(y), free(want);
+        }
+    }
+    if (st_cpu_best_isa() == ST_ISA_AVX512) ck_assert_int_gt(cases, 1000);
+}
+END_TEST
+
+/* The definition itself, on one row by hand: windows [2j - 1, 2j + 2) with the left one
+ * clipped, a NaN winning its two windows. */
+START_TEST(test_max3s2_scalar_by_hand) {
+    const float x[6] = {1, 5, 2, NAN, 3, 4};
+    const float *rows[1] = {x};
+    float y[3];
+    st_max3s2_scalar(y, rows, 1, 6, -1, 3);
+    ck_assert_float_eq(y[0], 5.0f); /* columns 0, 1 */
+    ck_assert(y[1] != y[1]);        /* columns 1, 2, 3 */
+    ck_assert(y[2] != y[2]);        /* columns 3, 4, 5 */
+    st_max3s2_scalar(y, rows, 1, 6, 0, 2);
+    ck_assert_float_eq(y[0], 5.0f); /* columns 0, 1, 2 */
+}
+END_TEST
+
 START_TEST(test_isa_env_only_lowers) {
     setenv("ST_ISA", "scalar", 1);
     ck_assert_int_eq(st_cpu_select_isa(), ST_ISA_SCALAR);
@@ -134,6 +192,8 @@ Suite *kernels_suite(void) {
     tcase_add_test(tc, test_kernels_all_isas_match_scalar);
     tcase_add_test(tc, test_sgd_matches_hand_computation);
     tcase_add_test(tc, test_isa_env_only_lowers);
+    tcase_add_test(tc, test_max3s2_matches_definition);
+    tcase_add_test(tc, test_max3s2_scalar_by_hand);
     suite_add_tcase(s, tc);
     return s;
 }

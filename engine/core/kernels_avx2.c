@@ -115,4 +115,5 @@ void st_kernels_avx2(st_kernels *k) {
     k->apply_mask = apply_mask_avx2;
     k->max_rows = max_rows_avx2;
     k->deint2 = deint2_avx2;
+    k->max3s2 = NULL;
 }

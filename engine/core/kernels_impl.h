@@ -12,5 +12,7 @@ void st_adamw_scalar(float *p, const float *g, float *m, float *v, size_t n, flo
 void st_apply_mask_scalar(float *p, const unsigned char *mask, size_t n);
 void st_max_rows_scalar(float *dst, const float *const *rows, int nr, size_t n);
 void st_deint2_scalar(float *d0, float *d1, const float *src, size_t n);
+/* The definition of st_kernels.max3s2, for tests (no ISA table points at it). */
+void st_max3s2_scalar(float *y, const float *const *rows, int nr, int W, int off, size_t Q);
 
 #endif

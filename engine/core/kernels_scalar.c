@@ -50,6 +50,16 @@ void st_deint2_scalar(float *d0, float *d1, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) d0[i] = src[2 * i], d1[i] = src[2 * i + 1];
 }
 
+void st_max3s2_scalar(float *y, const float *const *rows, int nr, int W, int off, size_t Q) {
+    for (size_t j = 0; j < Q; j++) {
+        float a = -INFINITY;
+        for (int r = 0; r < nr; r++)
+            for (long c = 2 * (long)j + off; c < 2 * (long)j + off + 3; c++)
+                if (c >= 0 && c < W) a = st_max_nan(a, rows[r][c]);
+        y[j] = a;
+    }
+}
+
 void st_kernels_scalar(st_kernels *k) {
     k->isa = ST_ISA_SCALAR;
     k->axpy = st_axpy_scalar;
@@ -58,4 +68,5 @@ void st_kernels_scalar(st_kernels *k) {
     k->apply_mask = st_apply_mask_scalar;
     k->max_rows = st_max_rows_scalar;
     k->deint2 = st_deint2_scalar;
+    k->max3s2 = NULL;
 }

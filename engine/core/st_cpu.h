@@ -38,6 +38,10 @@ typedef struct st_kernels {
     void (*max_rows)(float *dst, const float *const *rows, int nr, size_t n);
     /* d0[i] = src[2i], d1[i] = src[2i+1] for i < n (stride-2 rows) */
     void (*deint2)(float *d0, float *d1, const float *src, size_t n);
+    /* Max pooling 3 wide, stride 2, in one pass: y[j] = max over r < nr and t < 3 of
+     * rows[r][2j + off + t], columns outside [0, W) left out, a NaN anywhere wins. NULL
+     * where no variant beats max_rows + deint2 (the pool then takes those). */
+    void (*max3s2)(float *y, const float *const *rows, int nr, int W, int off, size_t Q);
 } st_kernels;
 
 /* Fills k with the variants for isa (falls back to lower ISAs the CPU supports). */

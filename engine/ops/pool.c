@@ -251,6 +251,23 @@ static void maxpool_plane_flat(const st_pool *p, float *yp, const float *xp, int
     }
 }
 
+/* 3 wide, stride 2 (ResNet's stem pool): one kernel call per output row. */
+static void maxpool_plane_3s2(const st_pool *p, float *yp, const float *xp, int r0, int r1,
+                              const st_kernels *k) {
+    const float *rows[POOL_SEP_KMAX];
+    for (int oh = r0; oh < r1; oh++) {
+        int hs = oh * p->stride_h - p->pad_h, he = ST_MIN(hs + p->kh, p->H);
+        if (hs < 0) hs = 0;
+        float *yr = yp + (size_t)oh * p->Q;
+        if (he <= hs) {
+            for (int t = 0; t < p->Q; t++) yr[t] = -INFINITY;
+            continue;
+        }
+        for (int h = hs; h < he; h++) rows[h - hs] = xp + (size_t)h * p->W;
+        k->max3s2(yr, rows, he - hs, p->W, -p->pad_w, (size_t)p->Q);
+    }
+}
+
 /* Output rows [r0, r1) of plane pl. */
 static void maxpool_plane_rows(const st_pool *p, float *y, const float *x, long pl, int r0, int r1,
                                const st_kernels *k) {
@@ -262,6 +279,10 @@ static void maxpool_plane_rows(const st_pool *p, float *y, const float *x, long 
     if (r0 >= r1) return;
     if (flat_ok(p)) {
         maxpool_plane_flat(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, k);
+        return;
+    }
+    if (k->max3s2 && p->kw == 3 && p->stride_w == 2 && p->kh <= POOL_SEP_KMAX) {
+        maxpool_plane_3s2(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, k);
         return;
     }
     for (int c0 = 0; c0 < p->Q; c0 += chunk) {
