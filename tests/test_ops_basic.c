@@ -50,6 +50,30 @@ START_TEST(test_linear_fast_matches_ref) {
 }
 END_TEST
 
+/* The rows path by output ranges, as a team splits it (uneven, one empty): every output
+ * written once (NaN-filled first), equal to the reference; batch 1, 3 and 4 (the rows
+ * path's limit) and 5 (sgemm) agree too. */
+START_TEST(test_linear_rows_by_ranges) {
+    const int shapes[][3] = {{1, 100, 31}, {3, 17, 7}, {4, 512, 19}, {5, 9, 13}};
+    for (int t = 0; t < 4; t++) {
+        const int N = shapes[t][0], I = shapes[t][1], O = shapes[t][2];
+        st_rng r;
+        st_rng_seed(&r, 200 + t);
+        float *x = ot_rand((size_t)N * I, -1, 1, &r), *w = ot_rand((size_t)O * I, -1, 1, &r);
+        float *b = ot_rand(O, -1, 1, &r);
+        float *y = ot_alloc((size_t)N * O), *yr = ot_alloc((size_t)N * O);
+        for (size_t i = 0; i < (size_t)N * O; i++) y[i] = NAN;
+        const int cut[5] = {0, O / 3, O / 3, O - 1, O};
+        for (int k = 3; k >= 0; k--) st_linear_forward_rows(y, x, w, b, N, I, O, cut[k], cut[k + 1]);
+        st_linear_forward_ref(yr, x, w, b, N, I, O);
+        OT_ASSERT_NEAR(y, yr, (size_t)N * O, 1e-5, 1e-4, "linear rows by ranges");
+        st_linear_forward(y, x, w, b, N, I, O);
+        OT_ASSERT_NEAR(y, yr, (size_t)N * O, 1e-5, 1e-4, "linear forward");
+        free(x), free(w), free(b), free(y), free(yr);
+    }
+}
+END_TEST
+
 START_TEST(test_linear_hand_computed) {
     /* x = [1 2; 3 4], w = [1 0; 0 1; 1 -1], b = [0.5 0 -1] */
     const float x[4] = {1, 2, 3, 4}, w[6] = {1, 0, 0, 1, 1, -1}, b[3] = {0.5f, 0, -1};
@@ -548,6 +572,7 @@ Suite *ops_basic_suite(void) {
     tcase_set_timeout(tl, 60);
     tcase_add_test(tl, test_linear_fast_matches_ref);
     tcase_add_test(tl, test_linear_hand_computed);
+    tcase_add_test(tl, test_linear_rows_by_ranges);
     tcase_add_test(tl, test_batchnorm_fast_matches_ref);
     tcase_add_test(tl, test_batchnorm_running_stats_by_hand);
     tcase_add_test(tl, test_batchnorm_thread_count_invariant);

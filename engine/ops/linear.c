@@ -6,8 +6,31 @@
 
 #include <cblas.h>
 
+/* Up to this many samples, st_linear_forward takes the rows path: ResNet-18's fc (512 ->
+ * 1000) at batch 1 took 0.22 ms in sgemm, which packed the 2 MB weight matrix to read
+ * it once. */
+#define LINEAR_ROWS_MAX_N 4
+
+void st_linear_forward_rows(float *y, const float *x, const float *w, const float *b, int N, int In,
+                            int O, int o0, int o1) {
+    for (int o = o0; o < o1; o++) {
+        const float *wr = w + (size_t)o * In;
+        for (int n = 0; n < N; n++) {
+            const float *xr = x + (size_t)n * In;
+            float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+            for (int i = 0; i < In; i++) acc += wr[i] * xr[i];
+            y[(size_t)n * O + o] = acc + (b ? b[o] : 0.0f);
+        }
+    }
+}
+
 void st_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int In,
                        int O) {
+    if (N <= LINEAR_ROWS_MAX_N) {
+        st_linear_forward_rows(y, x, w, b, N, In, O, 0, O);
+        return;
+    }
     float beta = 0.0f;
     if (b) {
         /* Pre-load the bias so sgemm adds the product onto it in the same pass. */

@@ -42,6 +42,11 @@ void st_conv2d_backward_ref(const st_conv2d *c, float *dx, float *dw, float *db,
 /* y[N, out_f] = x[N, in_f] * w[out_f, in_f]^T + b[out_f] (no single-letter names: complex.h, pulled in by cblas.h, defines I) */
 void st_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int in_f,
                        int out_f);
+/* Outputs [o0, o1) of every sample, one weight row at a time against all N inputs: for
+ * small N, where sgemm would spend more on packing w than on multiplying. A team splits
+ * a layer by output ranges. */
+void st_linear_forward_rows(float *y, const float *x, const float *w, const float *b, int N, int in_f,
+                            int out_f, int o0, int o1);
 void st_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                         const float *w, int N, int in_f, int out_f);
 void st_linear_forward_ref(float *y, const float *x, const float *w, const float *b, int N,

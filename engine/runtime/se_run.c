@@ -223,6 +223,9 @@ static int team_kind(const se_compiled *c, const se_step *s) {
     case ST_OP_CONCAT:
     case ST_OP_UPSAMPLE: return s->n_epi == 0 ? TEAM_SPLIT : TEAM_NO;
     case ST_OP_MAXPOOL: return s->n_epi == 0 ? TEAM_SPLIT : TEAM_NO;
+    case ST_OP_LINEAR: /* dense: by output ranges (a 2 MB fc streams its weights faster on all cores) */
+        if (!s->sparse && s->n_epi == 0) return TEAM_SPLIT;
+        return n_out <= SE_OMP_MIN && s->n_epi == 0 ? TEAM_SERIAL : TEAM_NO;
     case ST_OP_BATCHNORM: return TEAM_NO; /* writes into scratch shared with the parts */
     default: return n_out <= SE_OMP_MIN && s->n_epi == 0 ? TEAM_SERIAL : TEAM_NO;
     }
@@ -288,6 +291,10 @@ static int step_part(const se_compiled *c, const se_step *s, float *const *ptr, 
                                              part, nt, e) != ST_OK;
     }
     case ST_OP_MAXPOOL: st_maxpool_forward_infer_part(&s->pool, y, x, part, nt); return 0;
+    case ST_OP_LINEAR:
+        st_linear_forward_rows(y, x, s->w, s->b, c->batch, s->in_f, s->out_f, s->out_f * part / nt,
+                               s->out_f * (part + 1) / nt);
+        return 0;
     case ST_OP_UPSAMPLE:
         st_upsample_nearest_rows(y, x, c->batch, in.c, in.h, in.w, g->nodes[s->node].a.factor,
                                  in.h * part / nt, in.h * (part + 1) / nt);
