@@ -58,6 +58,9 @@ static const dc_case cases[] = {
     {3, 3, 8, 8, 64, 3, 3, 1, 1, 2, 2, 2, 2, "channel vectors: dilation 2, N=3"},
     {1, 3, 15, 15, 64, 7, 7, 2, 2, 3, 3, 1, 1, "channel vectors: 7x7 s2 p3 over 3 channels"},
     {1, 2, 1, 1, 64, 3, 3, 1, 1, 1, 1, 1, 1, "channel vectors: one position"},
+    {1, 4, 4, 5, 64, 3, 3, 1, 1, 1, 1, 1, 1, "channel vectors: 20 positions (a last tile of 2)"},
+    {1, 6, 3, 3, 128, 3, 3, 1, 1, 1, 1, 1, 1, "channel vectors: 9 positions (a last tile of 3)"},
+    {1, 130, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, "channel vectors, chunked: 49 positions (a last tile of 1)"},
     /* reductions over 1024 rows go in chunks; parts split the tiles mid-panel */
     {1, 130, 6, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, "channel vectors, chunked: one panel, 36 positions"},
     {1, 120, 7, 5, 192, 3, 3, 1, 1, 1, 1, 1, 1, "channel vectors, chunked: three panels"},

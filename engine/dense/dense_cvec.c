@@ -73,9 +73,9 @@ void st__dense_cvec_part(const st_dense_conv *d, const st_conv2d *c, int Wh, dou
             for (int k0 = 0; k0 < crs; k0 += CV_KC) {
                 const int kc = crs - k0 < CV_KC ? crs - k0 : CV_KC;
                 for (long g = g0; g < g1; g++) {
-                    tile_pos(c, Wh, g, pos);
+                    const int n = tile_pos(c, Wh, g, pos);
                     float *a = acc + (size_t)(g - g0) * NP * 64;
-                    st_dense_cvec_avx512(kc, wk + (size_t)k0 * 64, xp, koff + k0, pos, k0 ? a : NULL, a);
+                    st_dense_cvec_avx512(n, kc, wk + (size_t)k0 * 64, xp, koff + k0, pos, k0 ? a : NULL, a);
                 }
             }
             for (long g = g0; g < g1; g++)
@@ -93,7 +93,7 @@ void st__dense_cvec_part(const st_dense_conv *d, const st_conv2d *c, int Wh, dou
         const int kp = (int)(pos_major ? it % kpn : it / ng);
         const long g = pos_major ? it / kpn : it % ng;
         const int n = tile_pos(c, Wh, g, pos);
-        st_dense_cvec_avx512(crs, d->wc + (size_t)kp * crs * 64, xp, koff, pos, NULL, out);
+        st_dense_cvec_avx512(n, crs, d->wc + (size_t)kp * crs * 64, xp, koff, pos, NULL, out);
         store_tile(c, out, n, kp, g, y, bias, ops, n_ops, y_index, epi_rows);
     }
 }

@@ -35,11 +35,12 @@ typedef struct st_dense_conv {
  * positions of a tile need not be neighbours, so a map's P*Q positions fill the tiles
  * without the padding a 16-lane row of positions has on 7x7-20x20 maps, and the input is
  * read in place (no panel copy). out [NP][64] = init (zero when NULL; init may be out)
- * + sum over k < crs of w [k][64] x x[koff[k] + pos[i]]. AVX-512 only, where the input
+ * + sum over k < crs of w [k][64] x x[koff[k] + pos[i]], for i < np (1 .. NP; out's
+ * rows past np untouched). AVX-512 only, where the input
  * planes fit in half of L2 (dense_conv.c says why); the environment variable
  * ST_DENSE_NO_CVEC turns it off, for comparisons. */
 #define ST_DENSE_CV_NP 6
-void st_dense_cvec_avx512(int crs, const float *w, const float *x, const int32_t *koff,
+void st_dense_cvec_avx512(int np, int crs, const float *w, const float *x, const int32_t *koff,
                           const int32_t *pos, const float *init, float *out);
 /* (Internal, dense_cvec.c.) Part p of np of one image's channel-vector tiles: y [K][P*Q]
  * written in place with the bias and the epilogue (ops at y_index), each tile while it
