@@ -82,6 +82,14 @@ static int check_same(const char *path, const char *tag, int batch, int threads)
             ck_assert_int_eq(col->secs[0].band, bands[bi]);
         }
         for (int k = 0; k < col->n_secs; k++) ck_assert_int_ge(col->secs[k].nbands, bands[bi] ? 1 : 2);
+        /* with threads, sections run inside the team's region (no region of their own
+         * to start and end around each) */
+        for (int k = 0; threads > 1 && k < col->n_secs; k++) {
+            int in_run = 0;
+            for (int i = 0; i < col->n_steps; i++)
+                in_run |= col->steps[i].team_end > col->secs[k].last && i <= col->secs[k].first;
+            ck_assert_msg(in_run, "%s: section %d outside a team run\n%s", tag, k, desc);
+        }
         if (bands[bi] == 3) {
             cols = 0;
             for (int i = 0; i < col->n_steps; i++) cols += col->steps[i].col_sec >= 0;

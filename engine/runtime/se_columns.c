@@ -331,107 +331,129 @@ static void fill_band(float *dst, const float *src, int C, int W, int H, int a, 
     }
 }
 
+/* Items (image, band) [it0, it1) on thread tid's buffers; 0, else 1 with the failing
+ * step's message in msg. */
+static int run_items(const se_compiled *c, const se_section *sec, float *const *ptr, float *arena, int tid,
+                     int it0, int it1, char *msg, size_t msgcap) {
+    const int first = sec->first, last = sec->last;
+    const rowgeom gl = geom_of(&c->steps[last]);
+    float *base = arena + sec->thread_floats * (size_t)tid;
+    float *inb = base + sec->in_off, *scr = base + sec->scr_off;
+    float *ob[2] = {base + sec->out_off, base + sec->out_off + sec->out_floats};
+    int o0[SE_COL_MAX_STEPS], a[SE_COL_MAX_STEPS];
+    for (int it = it0; it < it1; it++) {
+        const int n = it / sec->nbands, b = it % sec->nbands;
+        const int y0 = b * sec->band, y1 = ST_MIN(y0 + sec->band, gl.P);
+        int lo, hi;
+        walk(c->steps, first, last, first, y0, y1, o0, a, &lo, &hi);
+        const float *src = NULL;
+        int src_o0 = 0, src_rows = 0, cur = 0, written = 0;
+        for (int j = first; j <= last; j++) {
+            const se_step *s = &c->steps[j];
+            const rowgeom g = geom_of(s);
+            const int aj = a[j - first];
+            const float *xin;
+            if (j > first && aj == src_o0 && src_rows == s->col_rin) {
+                xin = src; /* the previous band is exactly this step's input */
+            } else if (s->col_in_place) { /* only a first step is */
+                xin = ptr[s->in[0]] + (size_t)n * g.C * g.H * g.W + (size_t)aj * g.W;
+            } else if (j == first) {
+                const float *x = ptr[s->in[0]] + (size_t)n * g.C * g.H * g.W;
+                fill_band(inb, x, g.C, g.W, g.H, aj, s->col_rin, 0, g.H, s->col_pad);
+                xin = inb;
+            } else {
+                fill_band(inb, src, g.C, g.W, g.H, aj, s->col_rin, src_o0, src_rows, s->col_pad);
+                xin = inb;
+            }
+            float *yo = ob[cur];
+            if (s->op == ST_OP_CONV2D) {
+                /* activations go into the sparse / packed dense kernels; a residual
+                 * Add (read from the whole map, not laid out like the band) and the
+                 * im2col path keep a pass over the band */
+                /* the last step's band straight into its rows of the map, the
+                 * residual Add fused too (its source has the map's layout); not the
+                 * last band when shifted up over rows the band before wrote */
+                const int to_map = j == last && s->sparse && o0[j - first] == y0 && s->col_rows == y1 - y0;
+                const size_t at = to_map ? (size_t)n * g.K * gl.P * gl.Q + (size_t)y0 * g.Q : 0;
+                st_epi_op ops[SE_MAX_EPI];
+                const int n_ops = to_map ? (se__epi_ops(s, ptr, at, ops), s->n_epi)
+                                : (s->sparse || s->packed_dense) && !se__epi_ops(s, ptr, 0, ops) ? s->n_epi : 0;
+                if (s->sparse) {
+                    st_error e = {0};
+                    /* a band in place starts pad_h rows in (an input-map band: pad_h 0) */
+                    const float *xs = s->col_direct ? xin + (size_t)s->conv.pad_h * g.W : xin;
+                    const st_csr *cm = s->col_in_place ? &s->col_csr_in : &s->col_csr;
+                    const st_status rc =
+                        to_map ? st_conv2d_sparse_forward_ldy(&s->col_conv, cm, ptr[s->out] + at, (size_t)gl.P * gl.Q,
+                                                              xs, s->b, ops, n_ops, scr, &e)
+                               : st_conv2d_sparse_forward_epi(&s->col_conv, cm, yo, xs, s->b, ops, n_ops, scr, &e);
+                    written = to_map && rc == ST_OK;
+                    if (rc != ST_OK) {
+                        snprintf(msg, msgcap, "%s: %s", c->g->nodes[s->node].name, e.msg);
+                        return 1;
+                    }
+                } else if (s->packed_dense) {
+                    st_dense_conv_forward(&s->dconv, &s->col_conv, yo, xin, s->b, ops, n_ops, scr);
+                } else {
+                    st_conv2d_forward(&s->col_conv, yo, xin, s->w, s->b, scr);
+                }
+                if (s->n_epi && !n_ops) se__epilogue_band(s, yo, ptr, n, o0[j - first], s->col_rows, NULL);
+            } else if (s->op == ST_OP_MAXPOOL) {
+                st_maxpool_forward_infer(&s->col_pool, yo, xin);
+            } else {
+                st_avgpool_forward(&s->col_pool, yo, xin);
+            }
+            src = yo, src_o0 = o0[j - first], src_rows = s->col_rows;
+            cur ^= 1;
+        }
+        if (written) continue; /* the band is in the map */
+        float *y = ptr[c->steps[last].out] + (size_t)n * gl.K * gl.P * gl.Q;
+        for (int ch = 0; ch < gl.K; ch++)
+            memcpy(y + ((size_t)ch * gl.P + y0) * gl.Q,
+                   src + ((size_t)ch * src_rows + (y0 - src_o0)) * gl.Q,
+                   (size_t)(y1 - y0) * gl.Q * sizeof(float));
+    }
+    return 0;
+}
+
+/* Part `part` of np's items: contiguous runs of bands, as the layers around split their
+ * maps by rows, so each core reads the rows it wrote (handed out one by one, bands
+ * crossed between the cores: yolov5n 95% two threads 2.54 -> 2.41 ms, 7.13 -> 6.65 at
+ * 640). */
+static void item_range(const se_section *sec, int batch, int part, int np, int *it0, int *it1) {
+    const int items = batch * sec->nbands, chunk = (items + np - 1) / np;
+    *it0 = ST_MIN(items, part * chunk);
+    *it1 = ST_MIN(items, *it0 + chunk);
+}
+
 int se__columns_run(const se_compiled *c, const se_section *sec, float *const *ptr, float *arena,
                     char *err, size_t errcap) {
-    const int items = c->batch * sec->nbands, first = sec->first, last = sec->last;
-    const rowgeom gl = geom_of(&c->steps[last]);
+    const int items = c->batch * sec->nbands;
     int fail = 0;
     char msg[1400] = "";
 #pragma omp parallel num_threads(ST_MIN(c->threads, items))
     {
         omp_set_num_threads(1); /* kernels inside a band run on this thread alone */
-        float *base = arena + sec->thread_floats * (size_t)omp_get_thread_num();
-        float *inb = base + sec->in_off, *scr = base + sec->scr_off;
-        float *ob[2] = {base + sec->out_off, base + sec->out_off + sec->out_floats};
-        int o0[SE_COL_MAX_STEPS], a[SE_COL_MAX_STEPS];
-        /* contiguous runs of bands, as the layers around split their maps by rows: each
-         * core reads the rows it wrote (handed out one by one, bands crossed between
-         * the cores: yolov5n 95% two threads 2.54 -> 2.41 ms, 7.13 -> 6.65 at 640) */
-#pragma omp for schedule(static)
-        for (int it = 0; it < items; it++) {
-            int failed;
-#pragma omp atomic read
-            failed = fail;
-            if (failed) continue;
-            const int n = it / sec->nbands, b = it % sec->nbands;
-            const int y0 = b * sec->band, y1 = ST_MIN(y0 + sec->band, gl.P);
-            int lo, hi;
-            walk(c->steps, first, last, first, y0, y1, o0, a, &lo, &hi);
-            const float *src = NULL;
-            int src_o0 = 0, src_rows = 0, cur = 0, written = 0;
-            for (int j = first; j <= last; j++) {
-                const se_step *s = &c->steps[j];
-                const rowgeom g = geom_of(s);
-                const int aj = a[j - first];
-                const float *xin;
-                if (j > first && aj == src_o0 && src_rows == s->col_rin) {
-                    xin = src; /* the previous band is exactly this step's input */
-                } else if (s->col_in_place) { /* only a first step is */
-                    xin = ptr[s->in[0]] + (size_t)n * g.C * g.H * g.W + (size_t)aj * g.W;
-                } else if (j == first) {
-                    const float *x = ptr[s->in[0]] + (size_t)n * g.C * g.H * g.W;
-                    fill_band(inb, x, g.C, g.W, g.H, aj, s->col_rin, 0, g.H, s->col_pad);
-                    xin = inb;
-                } else {
-                    fill_band(inb, src, g.C, g.W, g.H, aj, s->col_rin, src_o0, src_rows, s->col_pad);
-                    xin = inb;
-                }
-                float *yo = ob[cur];
-                if (s->op == ST_OP_CONV2D) {
-                    /* activations go into the sparse / packed dense kernels; a residual
-                     * Add (read from the whole map, not laid out like the band) and the
-                     * im2col path keep a pass over the band */
-                    /* the last step's band straight into its rows of the map, the
-                     * residual Add fused too (its source has the map's layout); not the
-                     * last band when shifted up over rows the band before wrote */
-                    const int to_map = j == last && s->sparse && o0[j - first] == y0 && s->col_rows == y1 - y0;
-                    const size_t at = to_map ? (size_t)n * g.K * gl.P * gl.Q + (size_t)y0 * g.Q : 0;
-                    st_epi_op ops[SE_MAX_EPI];
-                    const int n_ops = to_map ? (se__epi_ops(s, ptr, at, ops), s->n_epi)
-                                    : (s->sparse || s->packed_dense) && !se__epi_ops(s, ptr, 0, ops) ? s->n_epi : 0;
-                    if (s->sparse) {
-                        st_error e = {0};
-                        /* a band in place starts pad_h rows in (an input-map band: pad_h 0) */
-                        const float *xs = s->col_direct ? xin + (size_t)s->conv.pad_h * g.W : xin;
-                        const st_csr *cm = s->col_in_place ? &s->col_csr_in : &s->col_csr;
-                        const st_status rc =
-                            to_map ? st_conv2d_sparse_forward_ldy(&s->col_conv, cm, ptr[s->out] + at, (size_t)gl.P * gl.Q,
-                                                                  xs, s->b, ops, n_ops, scr, &e)
-                                   : st_conv2d_sparse_forward_epi(&s->col_conv, cm, yo, xs, s->b, ops, n_ops, scr, &e);
-                        written = to_map && rc == ST_OK;
-                        if (rc != ST_OK) {
+        char m[1400];
+        int it0, it1;
+        item_range(sec, c->batch, omp_get_thread_num(), omp_get_num_threads(), &it0, &it1);
+        if (run_items(c, sec, ptr, arena, omp_get_thread_num(), it0, it1, m, sizeof m)) {
 #pragma omp critical(se_columns_fail)
-                            {
-#pragma omp atomic write
-                                fail = 1;
-                                snprintf(msg, sizeof msg, "%s: %s", c->g->nodes[s->node].name, e.msg);
-                            }
-                            src_rows = 0;
-                            break;
-                        }
-                    } else if (s->packed_dense) {
-                        st_dense_conv_forward(&s->dconv, &s->col_conv, yo, xin, s->b, ops, n_ops, scr);
-                    } else {
-                        st_conv2d_forward(&s->col_conv, yo, xin, s->w, s->b, scr);
-                    }
-                    if (s->n_epi && !n_ops) se__epilogue_band(s, yo, ptr, n, o0[j - first], s->col_rows, NULL);
-                } else if (s->op == ST_OP_MAXPOOL) {
-                    st_maxpool_forward_infer(&s->col_pool, yo, xin);
-                } else {
-                    st_avgpool_forward(&s->col_pool, yo, xin);
-                }
-                src = yo, src_o0 = o0[j - first], src_rows = s->col_rows;
-                cur ^= 1;
-            }
-            if (src_rows == 0 || written) continue; /* failed, or the band is in the map */
-            float *y = ptr[c->steps[last].out] + (size_t)n * gl.K * gl.P * gl.Q;
-            for (int ch = 0; ch < gl.K; ch++)
-                memcpy(y + ((size_t)ch * gl.P + y0) * gl.Q,
-                       src + ((size_t)ch * src_rows + (y0 - src_o0)) * gl.Q,
-                       (size_t)(y1 - y0) * gl.Q * sizeof(float));
+            if (!fail) fail = 1, snprintf(msg, sizeof msg, "%s", m);
         }
     }
     omp_set_num_threads(c->threads);
     if (fail) return se__fail(err, errcap, 1, "%s", msg);
     return 0;
+}
+
+int se__columns_part(const se_compiled *c, const se_section *sec, float *const *ptr, float *arena, int part,
+                     int np, st_error *e) {
+    int it0, it1;
+    item_range(sec, c->batch, part, np, &it0, &it1);
+    const int prev = omp_get_max_threads();
+    omp_set_num_threads(1); /* kernels inside a band run on this thread alone */
+    const int rc = run_items(c, sec, ptr, arena, part, it0, it1, e->msg, sizeof e->msg);
+    omp_set_num_threads(prev);
+    return rc;
 }

@@ -180,7 +180,7 @@ struct se_context {
 
 /* A step's role in a team run (se_run.c): not in one, split among the threads, or run
  * by thread 0 while the others wait. */
-enum { TEAM_NO = 0, TEAM_SPLIT = 1, TEAM_SERIAL = 2 };
+enum { TEAM_NO = 0, TEAM_SPLIT = 1, TEAM_SERIAL = 2, TEAM_SECTION = 3 /* a tensor-column section's steps */ };
 
 /* se_run.c: each step's team role and the team runs (with threads > 1), once per
  * compiled model, after its steps and sections are final. */
@@ -221,5 +221,9 @@ int se__columns_plan(se_compiled *c, char *err, size_t errcap); /* after kernel 
 size_t se__columns_scratch_floats(const se_compiled *c);
 int se__columns_run(const se_compiled *c, const se_section *sec, float *const *ptr, float *arena,
                     char *err, size_t errcap);
+/* Part `part` of np of a section, inside a team run (np threads, each with its own
+ * buffers in arena): 0, else 1 with e's message set. */
+int se__columns_part(const se_compiled *c, const se_section *sec, float *const *ptr, float *arena, int part,
+                     int np, st_error *e);
 
 #endif

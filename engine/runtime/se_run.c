@@ -215,6 +215,7 @@ static int run_step(const se_compiled *c, const se_step *s, float *const *ptr, f
 
 static int team_kind(const se_compiled *c, const se_step *s) {
     if (s->elided) return TEAM_SERIAL; /* nothing to run, no barrier */
+    if (s->col_sec >= 0) return TEAM_SECTION;
     const size_t n_out = (size_t)c->batch * st_shape_numel(c->g->values[s->out]);
     switch (s->op) {
     case ST_OP_CONV2D:
@@ -241,8 +242,10 @@ void se__plan_teams(se_compiled *c) {
     for (int i = 0; c->threads > 1 && i < c->n_steps; i++) {
         if (c->steps[i].elided) continue; /* se_run passes over it: a run starts after */
         int j = i, split = 0;
-        while (j < c->n_steps && c->steps[j].col_sec < 0 && c->steps[j].team)
-            split |= c->steps[j++].team == TEAM_SPLIT;
+        while (j < c->n_steps && c->steps[j].team) {
+            split |= c->steps[j].team == TEAM_SPLIT || c->steps[j].team == TEAM_SECTION;
+            j++;
+        }
         if (split && j - i >= 2) c->steps[i].team_end = j, i = j - 1;
     }
 }
@@ -272,6 +275,7 @@ static void team_barrier(se_barrier *b, int nt) {
  * its output (of its input for upsampling), or the sparse kernel's share of bands. */
 static int step_part(const se_compiled *c, const se_step *s, float *const *ptr, float *blk_arena,
                      float *scratch, int part, int nt, se_barrier *bar, st_error *e) {
+    if (s->col_sec >= 0) return se__columns_part(c, &c->secs[s->col_sec], ptr, scratch, part, nt, e);
     if (s->blk) return se__blk_part(c, s, ptr, blk_arena, scratch, part, nt, e);
     const st_graph *g = c->g;
     float *y = ptr[s->out];
@@ -323,6 +327,7 @@ static int run_team(se_context *x, int i0, int i1, float *scratch, char *err, si
         for (int i = i0; i < i1; i++) {
             const se_step *s = &c->steps[i];
             if (s->elided) continue;
+            if (s->col_sec >= 0 && c->secs[s->col_sec].first != i) continue; /* its section ran it */
             const double t0 = tid == 0 && x->step_s ? omp_get_wtime() : 0.0;
             if (!atomic_load_explicit(&failed, memory_order_relaxed)) {
                 if (s->team == TEAM_SERIAL) {
