@@ -218,9 +218,13 @@ size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads) {
     const size_t crs = (size_t)c->C * c->R * c->S;
     if (p.direct) { /* tap offsets, phase planes, then the output on the planes' grid when
                        compacting, or each part's channel-vector sums */
-        const size_t cv = c->K % 64 == 0 ? (size_t)(threads > 0 ? threads : 1) * pad16(st__dense_cvec_part_floats(c)) : 0;
+        const int may_cv = c->K % 64 == 0; /* channel vectors possible (packing decides) */
+        const size_t cv = may_cv ? (size_t)(threads > 0 ? threads : 1) * pad16(st__dense_cvec_part_floats(c)) : 0;
         const size_t grid = p.compact ? pad16((size_t)c->K * p.PQ) : 0;
-        return pad16(crs) + pad16(plane_floats(c, &p) * (size_t)c->C) + (cv > grid ? cv : grid);
+        const size_t planes = pad16(plane_floats(c, &p) * (size_t)c->C);
+        /* channel vectors with threads: every part past the first its own planes too */
+        const size_t own = may_cv && threads > 1 ? (size_t)(threads - 1) * planes : 0;
+        return pad16(crs) + planes + (cv > grid ? cv : grid) + own;
     }
     size_t panel = crs * (size_t)p.nr;
     size_t own = (size_t)(threads > 0 ? threads : 1) * panel, all = (size_t)p.jpanels * panel;
@@ -409,18 +413,30 @@ static void direct_part(const st_dense_conv *d, const st_conv2d *c, const plan *
          * read, so the planes stay in its core's cache. Split by channels, every tile
          * read half its planes from the other core: 2 threads ran yolov5n's 16 -> 32
          * stride-2 layer slower than one (0.49-0.67 vs 0.42 ms). */
+        if (pl->cvec) {
+            /* Every part reads all of the planes, so each builds its own copy: split, a
+             * part's tiles read half the lines from the other core, and the next layer's
+             * build rewrote lines both cores held (ResNet-18's layer4 stride-2, two
+             * threads: the build took as long as one thread's whole copy, the tiles 1.5x
+             * one thread's half). */
+            const size_t planes = pad16((size_t)c->C * chf), sums = pad16(st__dense_cvec_part_floats(c));
+            float *part = xp + planes + (size_t)p * sums;
+            float *mine = p == 0 ? xp : xp + planes + (size_t)np * sums + (size_t)(p - 1) * planes;
+            for (int ch = 0; ch < c->C; ch++)
+                for (int a = 0; a < sh; a++)
+                    for (int i = 0; i < pl->Hh; i++)
+                        phase_row(c, pl, mine + (size_t)ch * chf, xn + (size_t)ch * c->H * c->W, a, i, &ek);
+            if (!n) sync(sctx); /* the tap offsets */
+            st__dense_cvec_part(d, c, pl->Wh, (double)c->C * chf, yn, mine, koff, bias, ops, n_ops,
+                                (size_t)n * c->K * PQ, epi_rows, part, p, np);
+            continue;
+        }
         prange((long)pl->Hh * c->C * sh, p, np, &lo, &hi);
         for (long it = lo; it < hi; it++) {
             const int a = (int)(it % sh), ch = (int)(it / sh % c->C), i = (int)(it / sh / c->C);
             phase_row(c, pl, xp + (size_t)ch * chf, xn + (size_t)ch * c->H * c->W, a, i, &ek);
         }
         sync(sctx);
-        if (pl->cvec) {
-            float *part = xp + pad16((size_t)c->C * chf) + (size_t)p * pad16(st__dense_cvec_part_floats(c));
-            st__dense_cvec_part(d, c, pl->Wh, (double)c->C * chf, yn, xp, koff, bias, ops, n_ops,
-                                (size_t)n * c->K * PQ, epi_rows, part, p, np);
-            continue;
-        }
         if (pl->jp_outer) {
             prange((long)jpn * kp, p, np, &lo, &hi);
             for (long it = lo; it < hi; it++) {
