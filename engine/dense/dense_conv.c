@@ -453,17 +453,24 @@ static void direct_part(const st_dense_conv *d, const st_conv2d *c, const plan *
         }
         if (compact) { /* the epilogue, if any, on the way from the grid to y */
             sync(sctx);
-            prange(c->K, p, np, &lo, &hi);
-            for (long k = lo; k < hi; k++) {
-                const size_t o = (size_t)k * PQ;
-                const float *src = yt + (size_t)k * pl->PQ;
+            /* tiles by column panels wrote the grid by rows: each part copies its rows of
+             * every channel, which are also the rows the next layer's part reads (by
+             * channels, the next layer's plane build read half its rows from the other
+             * core: ResNet-18's 56x56 layers chained, 2 threads, 0.87 ms against 0.74
+             * on an input in place) */
+            long q0 = 0, q1 = c->P;
+            if (pl->jp_outer) prange(c->P, p, np, &q0, &q1), lo = 0, hi = c->K;
+            else prange(c->K, p, np, &lo, &hi);
+            for (long k = lo; k < hi && q0 < q1; k++) {
+                const size_t o = (size_t)k * PQ + (size_t)q0 * c->Q;
+                const float *src = yt + (size_t)k * pl->PQ + (size_t)q0 * pl->Wh;
                 if (n_ops) {
                     st_epi_op eo[ST_EPI_MAX_OPS];
                     st_epi_ops_at(eo, ops, n_ops, t.y_index + o);
-                    epi_rows(yn + o, c->Q, src, pl->Wh, c->P, (size_t)c->Q, 0.0f, eo, n_ops);
+                    epi_rows(yn + o, c->Q, src, pl->Wh, (int)(q1 - q0), (size_t)c->Q, 0.0f, eo, n_ops);
                     continue;
                 }
-                for (int q = 0; q < c->P; q++)
+                for (long q = 0; q < q1 - q0; q++)
                     memcpy(yn + o + (size_t)q * c->Q, src + (size_t)q * pl->Wh, (size_t)c->Q * sizeof(float));
             }
         }
