@@ -160,36 +160,31 @@ static inline __m512 max3s2_out(__m512 v0, __m512 v1, __m512 v2) {
     return max_nan16(max_nan16(e, o), _mm512_permutex2var_ps(t1, io, t2));
 }
 
-/* Blocks of 16 outputs read input columns c .. c + 32 (c = 2j + off); column c + 32 is
- * the next block's first, so its maximum is carried over. Blocks wholly inside the row
- * load unmasked. ResNet-18's 3x3/2 pool (64 x 112 x 112, hot, one thread): 0.20 ms by
- * max_rows and deint2 per row, which spent more on calls and copies than on maxima. */
+/* The block of 16 outputs from j (input columns c .. c + 32, c = 2j + off) into y + j,
+ * masked past Q; v0 the rows' maximum over [c, c + 16). Returns the one over
+ * [c + 32, c + 48), the next block's v0. */
+static inline __attribute__((always_inline)) __m512 max3s2_block(const int NR, const int EDGE, float *y,
+                                                                 const float *const *rows, int nr, int W,
+                                                                 int off, size_t Q, size_t j, __m512 v0) {
+    const long c = 2 * (long)j + off;
+    const __m512 v1 = max3s2_cols(NR, EDGE, rows, nr, W, c + 16), v2 = max3s2_cols(NR, EDGE, rows, nr, W, c + 32);
+    const __m512 r = max3s2_out(v0, v1, v2);
+    if (j + 16 <= Q) _mm512_storeu_ps(y + j, r);
+    else _mm512_mask_storeu_ps(y + j, tail_mask(Q - j), r);
+    return v2;
+}
+
+/* Blocks wholly inside the row load unmasked; those at the edges (left of column 0,
+ * past W) take masks. ResNet-18's 3x3/2 pool (64 x 112 x 112, hot, one thread): 0.20 ms
+ * by max_rows and deint2 per row, which spent more on calls and copies than on maxima. */
 static inline __attribute__((always_inline)) void max3s2_rows(const int NR, float *y, const float *const *rows,
                                                               int nr, int W, int off, size_t Q) {
     __m512 v0 = max3s2_cols(NR, 1, rows, nr, W, off);
     size_t j = 0;
-    for (; j < Q && off + 2 * (long)j < 0; j += 16) { /* left edge */
-        const long c = 2 * (long)j + off;
-        const __m512 v1 = max3s2_cols(NR, 1, rows, nr, W, c + 16), v2 = max3s2_cols(NR, 1, rows, nr, W, c + 32);
-        const __m512 r = max3s2_out(v0, v1, v2);
-        if (j + 16 <= Q) _mm512_storeu_ps(y + j, r);
-        else _mm512_mask_storeu_ps(y + j, tail_mask(Q - j), r);
-        v0 = v2;
-    }
-    for (; j + 16 <= Q && 2 * (long)j + off + 48 <= W; j += 16) {
-        const long c = 2 * (long)j + off;
-        const __m512 v1 = max3s2_cols(NR, 0, rows, nr, W, c + 16), v2 = max3s2_cols(NR, 0, rows, nr, W, c + 32);
-        _mm512_storeu_ps(y + j, max3s2_out(v0, v1, v2));
-        v0 = v2;
-    }
-    for (; j < Q; j += 16) { /* right edge */
-        const long c = 2 * (long)j + off;
-        const __m512 v1 = max3s2_cols(NR, 1, rows, nr, W, c + 16), v2 = max3s2_cols(NR, 1, rows, nr, W, c + 32);
-        const __m512 r = max3s2_out(v0, v1, v2);
-        if (j + 16 <= Q) _mm512_storeu_ps(y + j, r);
-        else _mm512_mask_storeu_ps(y + j, tail_mask(Q - j), r);
-        v0 = v2;
-    }
+    for (; j < Q && off + 2 * (long)j < 0; j += 16) v0 = max3s2_block(NR, 1, y, rows, nr, W, off, Q, j, v0);
+    for (; j + 16 <= Q && 2 * (long)j + off + 48 <= W; j += 16)
+        v0 = max3s2_block(NR, 0, y, rows, nr, W, off, Q, j, v0);
+    for (; j < Q; j += 16) v0 = max3s2_block(NR, 1, y, rows, nr, W, off, Q, j, v0);
 }
 
 static void max3s2_avx512(float *y, const float *const *rows, int nr, int W, int off, size_t Q) {

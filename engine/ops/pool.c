@@ -123,16 +123,24 @@ void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float
  * (kh*kw of them per output): SPPF's three 5x5 pools took 13% of yolov5n's inference. */
 #define POOL_ROW_MAX 2048
 
+/* Input rows [*hs, *he) of output row oh's window, clipped to the map (empty where the
+ * window lies wholly in the padding). */
+static void window_rows(const st_pool *p, int oh, int *hs, int *he) {
+    const int h0 = oh * p->stride_h - p->pad_h;
+    *he = ST_MIN(h0 + p->kh, p->H);
+    *hs = h0 < 0 ? 0 : h0;
+}
+
 /* Columns [c0, c1) (at most POOL_ROW_MAX) of output rows [r0, r1) of one plane. */
 static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int r0, int r1, int c0,
                                int c1) {
-    const int H = p->H, W = p->W, Q = p->Q, sw = p->stride_w;
+    const int W = p->W, Q = p->Q, sw = p->stride_w;
     float row[POOL_ROW_MAX];
     for (int oh = r0; oh < r1; oh++) {
         float *yr = yp + (size_t)oh * Q;
         for (int ow = c0; ow < c1; ow++) yr[ow] = -INFINITY;
-        int hs = oh * p->stride_h - p->pad_h, he = ST_MIN(hs + p->kh, H);
-        if (hs < 0) hs = 0;
+        int hs, he;
+        window_rows(p, oh, &hs, &he);
         for (int h = hs; h < he; h++) {
             const float *xr = xp + (size_t)h * W;
             for (int ow = c0; ow < c1; ow++) row[ow - c0] = -INFINITY;
@@ -176,7 +184,7 @@ static void max_rows_any(const st_kernels *k, float *dst, const float *const *ro
  * the window through in any order. */
 static void maxpool_plane_sep(const st_pool *p, float *yp, const float *xp, int r0, int r1, int c0,
                               int c1, const st_kernels *k) {
-    const int H = p->H, W = p->W, Q = p->Q, sw = p->stride_w, kw = p->kw, n_out = c1 - c0;
+    const int W = p->W, Q = p->Q, sw = p->stride_w, kw = p->kw, n_out = c1 - c0;
     float vp[POOL_ROW_MAX], ph[POOL_ROW_MAX + 64];
     const float *rows[POOL_SEP_KMAX], *hrows[POOL_SEP_KMAX];
     const long base = (long)c0 * sw - p->pad_w;  /* input column of vp[0] */
@@ -190,8 +198,8 @@ static void maxpool_plane_sep(const st_pool *p, float *yp, const float *xp, int 
         hrows[dw] = hsrc + (size_t)(dw % sw) * L + dw / sw;
     for (int oh = r0; oh < r1; oh++) {
         float *yr = yp + (size_t)oh * Q + c0;
-        int hs = oh * p->stride_h - p->pad_h, he = ST_MIN(hs + p->kh, H);
-        if (hs < 0) hs = 0;
+        int hs, he;
+        window_rows(p, oh, &hs, &he);
         if (he <= hs || jb <= ja) {
             for (int t = 0; t < n_out; t++) yr[t] = -INFINITY;
             continue;
@@ -256,8 +264,8 @@ static void maxpool_plane_3s2(const st_pool *p, float *yp, const float *xp, int 
                               const st_kernels *k) {
     const float *rows[POOL_SEP_KMAX];
     for (int oh = r0; oh < r1; oh++) {
-        int hs = oh * p->stride_h - p->pad_h, he = ST_MIN(hs + p->kh, p->H);
-        if (hs < 0) hs = 0;
+        int hs, he;
+        window_rows(p, oh, &hs, &he);
         float *yr = yp + (size_t)oh * p->Q;
         if (he <= hs) {
             for (int t = 0; t < p->Q; t++) yr[t] = -INFINITY;
