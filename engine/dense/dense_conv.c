@@ -409,10 +409,6 @@ static void direct_part(const st_dense_conv *d, const st_conv2d *c, const plan *
         const run t = {d, pl, f, fs, koff, compact ? yt : yn, bias, ops, compact ? 0 : n_ops,
                        (size_t)n * c->K * PQ, c->P, c->Q};
         if (n) sync(sctx); /* the planes (and grid) of the previous image are read no more */
-        /* rows outermost: each part splits the rows its tiles (also in row order) will
-         * read, so the planes stay in its core's cache. Split by channels, every tile
-         * read half its planes from the other core: 2 threads ran yolov5n's 16 -> 32
-         * stride-2 layer slower than one (0.49-0.67 vs 0.42 ms). */
         if (pl->cvec) {
             /* Every part reads all of the planes, so each builds its own copy: split, a
              * part's tiles read half the lines from the other core, and the next layer's
@@ -431,6 +427,10 @@ static void direct_part(const st_dense_conv *d, const st_conv2d *c, const plan *
                                 (size_t)n * c->K * PQ, epi_rows, part, p, np);
             continue;
         }
+        /* rows outermost: each part splits the rows its tiles (also in row order) will
+         * read, so the planes stay in its core's cache. Split by channels, every tile
+         * read half its planes from the other core: 2 threads ran yolov5n's 16 -> 32
+         * stride-2 layer slower than one (0.49-0.67 vs 0.42 ms). */
         prange((long)pl->Hh * c->C * sh, p, np, &lo, &hi);
         for (long it = lo; it < hi; it++) {
             const int a = (int)(it % sh), ch = (int)(it / sh % c->C), i = (int)(it / sh / c->C);

@@ -178,9 +178,10 @@ struct se_context {
     long profiled_runs;
 };
 
-/* A step's role in a team run (se_run.c): not in one, split among the threads, or run
- * by thread 0 while the others wait. */
-enum { TEAM_NO = 0, TEAM_SPLIT = 1, TEAM_SERIAL = 2, TEAM_SECTION = 3 /* a tensor-column section's steps */ };
+/* A step's role in a team run (se_run.c): not in one, split among the threads, run by
+ * thread 0 while the others wait, or a step of a tensor-column section (its first runs
+ * the section's bands split among the threads, the others are passed over). */
+enum { TEAM_NO = 0, TEAM_SPLIT = 1, TEAM_SERIAL = 2, TEAM_SECTION = 3 };
 
 /* se_run.c: each step's team role and the team runs (with threads > 1), once per
  * compiled model, after its steps and sections are final. */

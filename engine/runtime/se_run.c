@@ -224,12 +224,13 @@ static int team_kind(const se_compiled *c, const se_step *s) {
     case ST_OP_CONCAT:
     case ST_OP_UPSAMPLE: return s->n_epi == 0 ? TEAM_SPLIT : TEAM_NO;
     case ST_OP_MAXPOOL: return s->n_epi == 0 ? TEAM_SPLIT : TEAM_NO;
+    case ST_OP_BATCHNORM: return TEAM_NO; /* writes into scratch shared with the parts */
     case ST_OP_LINEAR: /* dense: by output ranges (a 2 MB fc streams its weights faster on all cores) */
         if (!s->sparse && s->n_epi == 0) return TEAM_SPLIT;
-        return n_out <= SE_OMP_MIN && s->n_epi == 0 ? TEAM_SERIAL : TEAM_NO;
-    case ST_OP_BATCHNORM: return TEAM_NO; /* writes into scratch shared with the parts */
-    default: return n_out <= SE_OMP_MIN && s->n_epi == 0 ? TEAM_SERIAL : TEAM_NO;
+        break; /* a sparse one as any other step */
+    default: break;
     }
+    return n_out <= SE_OMP_MIN && s->n_epi == 0 ? TEAM_SERIAL : TEAM_NO;
 }
 
 typedef struct {
