@@ -12,9 +12,17 @@ int se_cli_compile_opt(const char *a, const char *v, se_options *o, int allow_ba
     int is_batch = !strcmp(a, "-b") || !strcmp(a, "--batch");
     int is_threads = !strcmp(a, "-ncores") || !strcmp(a, "--ncores") || !strcmp(a, "--threads");
     int is_sched = !strcmp(a, "--schedule"), is_maps = !strcmp(a, "--maps");
-    if (!(is_batch && allow_batch) && !is_threads && !is_sched && !is_maps) return 0;
+    int is_l2 = !strcmp(a, "--l2");
+    if (!(is_batch && allow_batch) && !is_threads && !is_sched && !is_maps && !is_l2) return 0;
     *used = 2;
     if (!v) return -1;
+    if (is_l2) { /* KiB */
+        char *end;
+        const long k = strtol(v, &end, 10);
+        if (end == v || *end || k < 1 || k > (1L << 30)) return -1;
+        o->l2_bytes = (size_t)k << 10;
+        return 1;
+    }
     if (is_batch) return (o->batch = atoi(v)) >= 1 ? 1 : -1;
     if (is_threads) return (o->threads = atoi(v)) >= 1 ? 1 : -1;
     if (is_maps) {

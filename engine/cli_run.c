@@ -13,7 +13,7 @@ static int usage(FILE *f, int code) {
     fprintf(f,
             "usage: sparseengine run MODEL.onnx --input [NAME=]X.npy [--output Y.npy]\n"
             "                        [--threads N] [--schedule layers|columns] [--dense]\n"
-            "                        [--maps blocked|nchw]\n"
+            "                        [--maps blocked|nchw] [--l2 KIB]\n"
             "       sparseengine run MODEL.onnx --image IMG.png [--threads N] ...\n"
             "\n"
             "Compiles MODEL for the array's batch size (its first dimension) and runs it once.\n"

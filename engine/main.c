@@ -11,9 +11,10 @@
 static int usage(FILE *f, int code) {
     fprintf(f,
             "usage: sparseengine info MODEL.onnx [--plan [-b BATCH] [-ncores N] [--schedule S] [--dense]\n"
-            "                                            [--maps M]]\n"
+            "                                            [--maps M] [--l2 KIB]]\n"
             "       sparseengine bench MODEL.onnx [-b BATCH] [-t SECONDS] [-w WARMUP] [-ncores N]\n"
             "                          [--schedule layers|columns] [--dense] [--maps blocked|nchw]\n"
+            "                          [--l2 KIB]\n"
             "                          [-x RESULT.json]\n"
             "       sparseengine run MODEL.onnx --input [NAME=]X.npy [--output Y.npy] [--threads N]\n"
             "                        [--schedule layers|columns] [--dense]\n"

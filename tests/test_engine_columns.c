@@ -19,11 +19,27 @@
 static char err[1024];
 static char desc[1 << 16];
 
-static se_compiled *compile_sched(const char *path, int batch, int threads, int schedule, int band) {
+static se_compiled *compile_l2(const char *path, int batch, int threads, int schedule, int band, size_t l2) {
     se_options o;
     se_options_default(&o);
-    o.batch = batch, o.threads = threads, o.schedule = schedule, o.column_rows = band;
+    o.batch = batch, o.threads = threads, o.schedule = schedule, o.column_rows = band, o.l2_bytes = l2;
     return stt_engine_compile(path, &o);
+}
+
+/* The test models' maps are small: automatic bands plan for a 256 KiB L2, so that their
+ * sections keep more than that out of memory. */
+#define TEST_L2 (256u << 10)
+
+static se_compiled *compile_sched(const char *path, int batch, int threads, int schedule, int band) {
+    return compile_l2(path, batch, threads, schedule, band, TEST_L2);
+}
+
+/* Bytes of the maps a section's steps write before its last (kept out of memory). */
+static size_t inner_map_bytes(const se_compiled *c, const se_section *sec) {
+    size_t n = 0;
+    for (int k = sec->first; k < sec->last; k++)
+        n += (size_t)c->batch * st_shape_numel(c->g->values[c->steps[k].out]) * sizeof(float);
+    return n;
 }
 
 /* Runs c on x; outs[k] malloc'ed. */
@@ -269,6 +285,18 @@ START_TEST(plan_describes_columns) {
     /* automatic band: the working set fits half the L2 unless one row is already bigger */
     for (int k = 0; k < col->n_secs; k++)
         ck_assert_msg(col->secs[k].ws_bytes <= col->l2_bytes / 2 || col->secs[k].band == 1, "%s", desc);
+    /* a section runs as columns only where its inner maps exceed the L2: planned for an
+     * L2 just as big, the same steps run as layers; just smaller, they stay a section */
+    ck_assert_int_eq(col->l2_bytes, TEST_L2);
+    const size_t inner = inner_map_bytes(col, &col->secs[0]);
+    ck_assert_msg(inner > TEST_L2, "%zu\n%s", inner, desc);
+    for (int less = 0; less <= 1; less++) {
+        se_compiled *at = compile_l2(path, 1, 1, SE_SCHEDULE_COLUMNS, 0, inner - (less ? 4096 : 0));
+        ck_assert_int_eq(se_describe(at, desc, sizeof desc), 0);
+        const int sec0 = at->n_secs >= 1 && at->secs[0].first == 0;
+        ck_assert_msg(sec0 == less, "L2 %zu, inner maps %zu:\n%s", at->l2_bytes, inner, desc);
+        se_compiled_free(at);
+    }
     se_compiled_free(lay);
     se_compiled_free(col);
 }

@@ -131,10 +131,16 @@ START_TEST(train_export_import_resume) {
     ck_assert_msg(strstr(out, "plan: ") && strstr(out, "batch 2, 1 thread") && strstr(out, "kernel sparse (90% zeros") &&
                   strstr(out, "epilogue[relu]") && strstr(out, "tile layer"), "%s", out);
     /* (NCHW maps: with blocked ones, a section of as many bands as threads runs as layers) */
-    snprintf(args, sizeof args, "info %s/a/p90.onnx --plan --dense --schedule columns -ncores 2 --maps nchw", data);
+    snprintf(args, sizeof args, "info %s/a/p90.onnx --plan --dense --schedule columns -ncores 2 --maps nchw --l2 16", data);
     ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
     ck_assert_msg(strstr(out, "schedule columns") && strstr(out, "tile columns[section 0") &&
-                  strstr(out, "(dense requested)") && !strstr(out, "kernel sparse"), "%s", out);
+                  strstr(out, "(dense requested)") && !strstr(out, "kernel sparse") && strstr(out, "L2 16 KiB"), "%s", out);
+    /* --l2 takes a whole number of KiB, at least 1 */
+    const char *bad_l2[] = {"0", "-5", "1k", ""};
+    for (int i = 0; i < 4; i++) {
+        snprintf(args, sizeof args, "info %s/a/p90.onnx --plan --schedule columns --l2 '%s'", data, bad_l2[i]);
+        ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 2 && strstr(out, "--l2"), "%s: %s", bad_l2[i], out);
+    }
     snprintf(args, sizeof args, "info %s/a/p90.onnx --plan --schedule diagonal", data);
     ck_assert_int_eq(stt_run_tool("sparseengine", args, out, sizeof out), 2);
     /* --maps: nchw says no blocked maps; an unknown layout is bad input */

@@ -445,6 +445,7 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
     c->dense = o->dense != 0;
     c->column_rows = o->column_rows > 0 ? o->column_rows : 0;
     c->blocked_maps = !o->nchw_maps;
+    c->l2_bytes = o->l2_bytes;
     c->n_out = g->n_outputs;
     const int nv = g->n_values;
     vinfo vi = {calloc((size_t)nv, sizeof(int)), calloc((size_t)nv, sizeof(int)),

@@ -155,7 +155,7 @@ struct se_compiled {
     size_t blk_scratch;  /* floats of scratch per thread for the blocked stride-2 layers */
     se_section *secs;    /* columns schedule: sections (none with the layer schedule) */
     int n_secs;
-    size_t l2_bytes;     /* per-core L2 the band heights were sized for */
+    size_t l2_bytes;     /* per-core L2 the sections were chosen and their bands sized for */
 };
 
 /* A spinning barrier for a team of OpenMP threads that stays together across many

@@ -28,6 +28,7 @@ void se_options_default(se_options *o) {
     o->dense = 0;
     o->column_rows = 0;
     o->nchw_maps = 0;
+    o->l2_bytes = 0;
 }
 
 /* The error of a library call, with the file named when the message does not. */
