@@ -160,7 +160,7 @@ static se_compiled *compile_rows(const char *path, int batch, int threads, int s
     se_options o;
     se_options_default(&o);
     o.batch = batch, o.threads = threads, o.schedule = schedule, o.nchw_maps = nchw, o.column_rows = rows;
-    o.l2_bytes = 16u << 10; /* the test maps are small: sections keep more than this out of memory */
+    o.l2_bytes = 8u << 10; /* the test maps are small: sections keep more than this out of memory */
     se_compiled *c = stt_engine_compile(path, &o);
     ck_assert_int_eq(se_describe(c, desc, sizeof desc), 0);
     return c;

@@ -285,8 +285,9 @@ START_TEST(plan_describes_columns) {
     /* automatic band: the working set fits half the L2 unless one row is already bigger */
     for (int k = 0; k < col->n_secs; k++)
         ck_assert_msg(col->secs[k].ws_bytes <= col->l2_bytes / 2 || col->secs[k].band == 1, "%s", desc);
-    /* a section runs as columns only where its inner maps exceed the L2: planned for an
-     * L2 just as big, the same steps run as layers; just smaller, they stay a section */
+    /* a section runs as columns only where its inner maps (on one thread: all of them)
+     * exceed the L2: planned for an L2 just as big, the same steps run as layers; just
+     * smaller, they stay a section */
     ck_assert_int_eq(col->l2_bytes, TEST_L2);
     const size_t inner = inner_map_bytes(col, &col->secs[0]);
     ck_assert_msg(inner > TEST_L2, "%zu\n%s", inner, desc);
@@ -297,6 +298,12 @@ START_TEST(plan_describes_columns) {
         ck_assert_msg(sec0 == less, "L2 %zu, inner maps %zu:\n%s", at->l2_bytes, inner, desc);
         se_compiled_free(at);
     }
+    /* on two threads each holds half of them: an L2 that one thread's inner maps
+     * exceed but half of them do not makes the same steps layers */
+    se_compiled *two = compile_l2(path, 1, 2, SE_SCHEDULE_COLUMNS, 0, inner - 4096);
+    ck_assert_int_eq(se_describe(two, desc, sizeof desc), 0);
+    ck_assert_msg(!(two->n_secs >= 1 && two->secs[0].first == 0), "%s", desc);
+    se_compiled_free(two);
     se_compiled_free(lay);
     se_compiled_free(col);
 }

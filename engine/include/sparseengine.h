@@ -39,7 +39,8 @@ typedef struct se_options {
     int nchw_maps;   /* 1: keep every map NCHW; 0 (default): at batch 1 on several threads,
                         maps between sparse layers are stored blocked by thread */
     size_t l2_bytes; /* columns: the per-core L2 cache, in bytes, that sections are chosen
-                        for (only where their inner maps exceed it) and bands sized to;
+                        for (only where each thread's share of their inner maps exceeds
+                        it) and bands sized to;
                         0 (default): read from sysfs, 1 MiB where it says nothing */
 } se_options;
 

@@ -33,9 +33,9 @@
  * section that would be one band per image runs as layers (nothing to gain), and so
  * does one of no more bands than threads at batch 1 with maps blocked by thread (the
  * blocked layers already keep each thread's rows in its cache), and so does one whose
- * inner maps (the outputs of its steps before the last, which columns never write out)
- * take no more than the per-core L2 (se_options.l2_bytes, else sysfs): layers keep
- * those in cache too. */
+ * inner maps (the outputs of its steps before the last, which columns never write out),
+ * shared among the threads, take no more than the per-core L2 each (se_options.l2_bytes,
+ * else sysfs): layers keep those in cache too. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -293,13 +293,15 @@ int se__columns_plan(se_compiled *c, char *err, size_t errcap) {
             B = (gl.P + nb - 1) / nb;
             nb = (gl.P + B - 1) / B;
             /* What columns save is writing the section's inner maps out and reading them
-             * back; maps that fit in a core's L2 stay cached between layers anyway, and
-             * the bands then only add their recomputed halos and per-band work. yolov5n
-             * 95% at 640, 2 threads, per-section medians: sections over 1.6-6.5 MB of
-             * inner maps took 0.83-0.97x their layer time, those of 0.4-0.8 MB 0.98-1.26x;
-             * the whole model by columns went from 1.016-1.039x the layer time to
-             * 0.964-0.986x with those sections run as layers. */
-            if (inner_bytes(c, i, j) <= c->l2_bytes) {
+             * back; where each thread's share of them fits its core's L2, the layers keep
+             * them in cache anyway (a team splits every map by rows), and the bands only
+             * add their recomputed halos and per-band work. yolov5n 95% at 640, 2
+             * threads, per-section medians: sections over 1.6-6.5 MB of inner maps took
+             * 0.83-0.97x their layer time, those of 0.4-0.8 MB 0.98-1.26x. Alternated
+             * whole-model pairs: all sections 1.016-1.039x the layer time; only those
+             * over the L2 0.964-0.986x; only those over the L2 per thread 0.935-0.988x
+             * of that (yolov5n 90% at 640: 0.961-0.976x). */
+            if (inner_bytes(c, i, j) / (size_t)c->threads <= c->l2_bytes) {
                 i = j + 1;
                 continue;
             }
