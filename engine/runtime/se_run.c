@@ -348,7 +348,9 @@ static int run_team(se_context *x, int i0, int i1, float *scratch, char *err, si
         }
     }
     const int f = atomic_load(&failed);
-    if (f && c->steps[f - 1].team != TEAM_SERIAL)
+    /* a section's message already names its failing step (as se__columns_run's does) */
+    if (f && c->steps[f - 1].col_sec >= 0 && pe.msg[0]) se__fail(err, errcap, 1, "%s", pe.msg);
+    else if (f && c->steps[f - 1].team != TEAM_SERIAL)
         se__fail(err, errcap, 1, "%s: %s", c->g->nodes[c->steps[f - 1].node].name,
                  pe.msg[0] ? pe.msg : "failed");
     return f;
