@@ -270,6 +270,19 @@ int se__columns_plan(se_compiled *c, char *err, size_t errcap) {
         if (c->column_rows > 0) {
             B = ST_MIN(c->column_rows, gl.P);
         } else {
+            /* What columns save is writing the section's inner maps out and reading them
+             * back; where each thread's share of them fits its core's L2, the layers keep
+             * them in cache anyway (a team splits every map by rows), and the bands only
+             * add their recomputed halos and per-band work. yolov5n 95% at 640, 2
+             * threads, per-section medians: sections over 1.6-6.5 MB of inner maps took
+             * 0.83-0.97x their layer time, those of 0.4-0.8 MB 0.98-1.26x. Alternated
+             * whole-model pairs: all sections 1.016-1.039x the layer time; only those
+             * over the L2 0.964-0.986x; only those over the L2 per thread 0.935-0.988x
+             * of that (yolov5n 90% at 640: 0.961-0.976x). */
+            if (inner_bytes(c, i, j) / (size_t)c->threads <= c->l2_bytes) {
+                i = j + 1;
+                continue;
+            }
             const size_t target = c->l2_bytes / 2;
             B = 1;
             for (int b = gl.P; b >= 1; b--)
@@ -292,19 +305,6 @@ int se__columns_plan(se_compiled *c, char *err, size_t errcap) {
             }
             B = (gl.P + nb - 1) / nb;
             nb = (gl.P + B - 1) / B;
-            /* What columns save is writing the section's inner maps out and reading them
-             * back; where each thread's share of them fits its core's L2, the layers keep
-             * them in cache anyway (a team splits every map by rows), and the bands only
-             * add their recomputed halos and per-band work. yolov5n 95% at 640, 2
-             * threads, per-section medians: sections over 1.6-6.5 MB of inner maps took
-             * 0.83-0.97x their layer time, those of 0.4-0.8 MB 0.98-1.26x. Alternated
-             * whole-model pairs: all sections 1.016-1.039x the layer time; only those
-             * over the L2 0.964-0.986x; only those over the L2 per thread 0.935-0.988x
-             * of that (yolov5n 90% at 640: 0.961-0.976x). */
-            if (inner_bytes(c, i, j) / (size_t)c->threads <= c->l2_bytes) {
-                i = j + 1;
-                continue;
-            }
             if (nb == 1) { /* one band per image: nothing kept in cache that layers do not */
                 i = j + 1;
                 continue;
