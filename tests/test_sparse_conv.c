@@ -62,6 +62,7 @@ static const sc_case cases[] = {
     {1, 256, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, "channel blocks: 3x3 same, 256 channels"},
     {1, 64, 40, 40, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, "channel blocks: 3x3 stride 2, 64 channels"},
     {1, 512, 7, 7, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1, "channel blocks: pointwise, 512 channels"},
+    {2, 12, 9, 224, 8, 7, 7, 2, 2, 3, 3, 1, 1, 1, "channel blocks: 7x7 s2 over 12 channels, rows"},
     /* for the quads (ST_CSR_QUADS: output channels in fours of one pattern) */
     {1, 5, 9, 11, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, "quads: 3x3 same on 9x11, K=8"},
     {2, 7, 13, 13, 12, 1, 1, 1, 1, 0, 0, 1, 1, 1, "quads: pointwise N=2, K=12"},
@@ -219,8 +220,9 @@ static void compare_dense(const st_conv2d *c, double sparsity, const char *what,
 
     /* banded, direct, banded with the forward-only tap planes (strided shapes), and both
      * with the nonzeros grouped by channel blocks (big inputs) */
-    static const int layouts[] = {1, 2, 1 | ST_CSR_TAPS, 1 | ST_CSR_CBLK, 2 | ST_CSR_CBLK};
-    for (int li = 0; li < 5; li++) {
+    static const int layouts[] = {1, 2, 1 | ST_CSR_TAPS, 1 | ST_CSR_CBLK, 2 | ST_CSR_CBLK,
+                                  1 | ST_CSR_TAPS | ST_CSR_CBLK};
+    for (int li = 0; li < 6; li++) {
     /* quads: the same layouts asking for them too (where they are built they replace
      * the channel blocks, so those layouts are not skipped for lacking blocks) */
     const int layout = layouts[li] | (quads ? ST_CSR_QUADS : 0);

@@ -123,13 +123,14 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
                : packed             ? st_sparse_expected_speedup_infer_w(&d, s->w, s->sparsity)
                                     : st_sparse_expected_speedup_infer(&d, s->sparsity);
     const char *dk = packed ? "dense packed" : "dense";
+    const double min_speedup = packed ? st_sparse_infer_min_speedup(&d) : 1.3;
     int use_dense = 1;
     if (c->dense)
         snprintf(s->why, sizeof s->why, "%s (dense requested; %.0f%% zeros, modelled x%.2f)", dk,
                  100 * s->sparsity, s->speedup);
-    else if (s->speedup <= 1.3)
-        snprintf(s->why, sizeof s->why, "%s (%.0f%% zeros, sparse modelled x%.2f <= 1.3)", dk,
-                 100 * s->sparsity, s->speedup);
+    else if (s->speedup <= min_speedup)
+        snprintf(s->why, sizeof s->why, "%s (%.0f%% zeros, sparse modelled x%.2f <= %.1f)", dk,
+                 100 * s->sparsity, s->speedup, min_speedup);
     else
         use_dense = 0;
     if (use_dense && packed) {

@@ -363,13 +363,21 @@ static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
         }
         const int cnt = ST_MIN(c->P - i, Lb - t);
         const size_t at = ((size_t)n * K + r0) * a->ldy + (size_t)i * c->Q;
-        if (qt) { /* straight into y, the epilogue in registers */
+        if (qt) { /* straight into y, the epilogue in registers; channel blocks (ST_CSR_CBLK)
+                   * add in turn, the bias in the first and the epilogue in the last */
+            const int nb = quads ? 1 : ST_MAX(1, m->cb_n);
             for (int q0 = 0; q0 < c->Q; q0 += qt) {
                 st_epi_ops_at(o, a->ops, n_ops, at + q0);
-                (quads ? k->spmm4_rows : k->spmm_rows)(
-                    r0, r1, quads ? m->q_ptr : m->row_ptr, quads ? m->q_off : m->x_off, quads ? m->q_val : m->val,
-                    Xb + (size_t)t * g->Wv + q0, g->Wv, cnt, ST_MIN(qt, c->Q - q0), a->y + at + q0,
-                    (ptrdiff_t)a->ldy, c->Q, a->b, o, n_ops);
+                for (int bl = 0; bl < nb; bl++) {
+                    const int last = bl == nb - 1;
+                    const int32_t *ptr = quads ? m->q_ptr : nb > 1 ? m->cb_ptr + (size_t)bl * (K + 1) : m->row_ptr;
+                    const int32_t *off = quads ? m->q_off : nb > 1 ? m->cb_off : m->x_off;
+                    const float *val = quads ? m->q_val : nb > 1 ? m->cb_val : m->val;
+                    (quads ? k->spmm4_rows : k->spmm_rows)(
+                        r0, r1, ptr, off, val, Xb + (size_t)t * g->Wv + q0, g->Wv, cnt, ST_MIN(qt, c->Q - q0),
+                        a->y + at + q0, (ptrdiff_t)a->ldy, c->Q, bl ? NULL : a->b, bl > 0, last ? o : NULL,
+                        last ? n_ops : 0);
+                }
             }
         } else { /* the epilogue on the way from the staging rows to y; with no ops a vector
                   * copy (memcpy per row of 7-20 floats cost more than the SiLU pass) */

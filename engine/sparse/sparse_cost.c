@@ -84,6 +84,21 @@ double st_sparse_expected_speedup_infer(const st_conv2d *c, double sparsity) {
     return expected_speedup(c, sparsity, 0);
 }
 
+/* A network's first convolution: a large kernel over the few channels of an image
+ * (ResNet's 7x7 and YOLOv5's 6x6, both stride 2, over RGB). Pruned to at most 50% (the
+ * usual recipes spare it), it is a quarter to a third of a 90-95% model's time. Its
+ * sparse form runs on the tap planes, every load aligned, with rows of 50-75 nonzeros
+ * and (ResNet's, whose tile input is 77 KiB) channel blocks; the packed dense kernel
+ * gets nothing special. Measured (tools/bench_dense, 1 and 2 threads; the engine's
+ * step times, 1 thread) t_sparse / t_packed at 50% zeros: 0.79-0.90 (yolov5n) and
+ * 0.80-0.89 (ResNet-18, 0.93 before its channel blocks); at 90% 0.21-0.34, at 95%
+ * 0.14-0.28. The line below (slope 1.6) is at or above each of those, so at 50% it
+ * predicts 1.02-1.09x, and the threshold for these layers is 1 (st_sparse_infer_min_
+ * speedup): the line is fitted on the shapes it decides, not extrapolated. */
+static int is_image_stem(const st_conv2d *c) {
+    return c->groups == 1 && c->C <= 4 && c->R * c->S >= 25 && c->stride_h == 2 && c->stride_w == 2;
+}
+
 /* Against the packed dense kernels (engine/dense), forward only. tools/bench_dense
  * measures both on the ResNet-18 and yolov5n layer shapes at 90% and 95% random zeros
  * (2 threads, batch 1): per layer t_sparse / t_packed = A d + B has A between 0.6 and
@@ -99,7 +114,13 @@ double st_sparse_expected_speedup_infer_packed(const st_conv2d *conv, double spa
     if (st_conv2d_init(&c) != 0 || st__conv2d_is_depthwise(&c)) return 0.0;
     if (c.R == 1 && c.S == 1 && c.stride_h == 1 && c.stride_w == 1 && c.groups == 1)
         return 1.0 / (2.2 * density(sparsity) + 0.3);
+    if (is_image_stem(&c)) return 1.0 / (1.6 * density(sparsity) + 0.05 + 8.0 * traffic_per_mac(&c));
     return 1.0 / (3.5 * density(sparsity) + 0.05 + 5.0 * traffic_per_mac(&c));
+}
+
+double st_sparse_infer_min_speedup(const st_conv2d *conv) {
+    st_conv2d c = *conv;
+    return st_conv2d_init(&c) == 0 && is_image_stem(&c) ? 1.0 : 1.3;
 }
 
 /* (Above, 1x1 stride-1 convs: since the sparse kernels apply the epilogue in registers

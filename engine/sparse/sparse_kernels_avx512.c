@@ -160,8 +160,8 @@ static void spmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, 
  * stored). Several short rows (a stride-2 layer's 20-40 columns) fill the 8 accumulators. */
 AI void spmm_rblock(const int NR, const int NV, int r0, int r1, const int32_t *ptr,
                     const int32_t *idx, const float *val, const float *X, ptrdiff_t ldxr, int rv,
-                    float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias, __mmask16 km,
-                    const st_epi_op *ops, int n_ops, size_t eo) {
+                    float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias, int accumulate,
+                    __mmask16 km, const st_epi_op *ops, int n_ops, size_t eo) {
     ptrdiff_t ro[8];
     __mmask16 mk[8];
 #pragma GCC unroll 8
@@ -174,6 +174,13 @@ AI void spmm_rblock(const int NR, const int NV, int r0, int r1, const int32_t *p
         const __m512 vb = _mm512_set1_ps(bias ? bias[r] : 0.0f);
 #pragma GCC unroll 8
         for (int i = 0; i < NR * NV; i++) a[i] = vb;
+        if (accumulate)
+#pragma GCC unroll 8
+            for (int j = 0; j < NR; j++)
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) /* rows past rv: any value (not stored) */
+                    a[j * NV + v] = _mm512_add_ps(a[j * NV + v], _mm512_maskz_loadu_ps(
+                                                      j < rv ? mk[v] : 0, y + j * ldyr + 16 * v));
         for (int e = ptr[r]; e < ptr[r + 1]; e++) {
             const __m512 w0 = _mm512_set1_ps(val[e]);
             const float *x0 = X + idx[e];
@@ -202,8 +209,8 @@ AI void spmm_rblock(const int NR, const int NV, int r0, int r1, const int32_t *p
 #define SPMM_ROWS_ARGS                                                                         \
     int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val, const float *X,  \
         ptrdiff_t ldxr, int rv, float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias,    \
-        __mmask16 km, const st_epi_op *ops, int n_ops, size_t eo
-#define SPMM_ROWS_PASS r0, r1, ptr, idx, val, X, ldxr, rv, Y, ldy, ldyr, bias, km, ops, n_ops, eo
+        int accumulate, __mmask16 km, const st_epi_op *ops, int n_ops, size_t eo
+#define SPMM_ROWS_PASS r0, r1, ptr, idx, val, X, ldxr, rv, Y, ldy, ldyr, bias, accumulate, km, ops, n_ops, eo
 typedef void (*spmm_rows_fn)(SPMM_ROWS_ARGS);
 #define SPMM_RB(NV) \
     static void spmm_rb##NV(SPMM_ROWS_ARGS) { spmm_rblock(8 / NV, NV, SPMM_ROWS_PASS); }
@@ -221,13 +228,14 @@ static const spmm_rows_fn spmm_rb_tab[9] = {NULL,      spmm_rb1, spmm_rb2, spmm_
 static void spmm_rows_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx,
                              const float *val, const float *X, ptrdiff_t ldxr, int nrows, int n,
                              float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias,
-                             const st_epi_op *ops, int n_ops) {
+                             int accumulate, const st_epi_op *ops, int n_ops) {
     if (n < 1 || n > 128 || nrows < 1) return;
     const int nv = (n + 15) / 16, nr = 8 / nv;
     const __mmask16 km = tail_mask(n - 16 * (nv - 1));
     for (int j0 = 0; j0 < nrows; j0 += nr)
         spmm_rb_tab[nv](r0, r1, ptr, idx, val, X + (ptrdiff_t)j0 * ldxr, ldxr, ST_MIN(nr, nrows - j0),
-                        Y + (ptrdiff_t)j0 * ldyr, ldy, ldyr, bias, km, ops, n_ops, (size_t)j0 * ldyr);
+                        Y + (ptrdiff_t)j0 * ldyr, ldy, ldyr, bias, accumulate, km, ops, n_ops,
+                        (size_t)j0 * ldyr);
 }
 
 AI float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }

@@ -135,8 +135,8 @@ static void spmm4_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx,
  * repeat row rv - 1's loads and are not stored. NR * NV <= 6: 24 accumulators. */
 AI void quad_rblock(const int NR, const int NV, int q0, int q1, const int32_t *ptr, const int32_t *idx,
                     const float *val, const float *X, ptrdiff_t ldxr, int rv, float *Y, ptrdiff_t ldy,
-                    ptrdiff_t ldyr, const float *bias, __mmask16 km, const st_epi_op *ops, int n_ops,
-                    size_t eo) {
+                    ptrdiff_t ldyr, const float *bias, int accumulate, __mmask16 km, const st_epi_op *ops,
+                    int n_ops, size_t eo) {
     ptrdiff_t ro[QNV];
     __mmask16 mk[QNV];
 #pragma GCC unroll 6
@@ -147,6 +147,16 @@ AI void quad_rblock(const int NR, const int NV, int q0, int q1, const int32_t *p
         float *y = Y + (ptrdiff_t)(q - q0) * 4 * ldy;
         __m512 a[4 * QNV];
         quad_bias(NR * NV, a, bias, q);
+        if (accumulate)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++)
+#pragma GCC unroll 6
+                for (int rr = 0; rr < NR; rr++)
+#pragma GCC unroll 6
+                    for (int v = 0; v < NV; v++) /* rows past rv: any value (not stored) */
+                        a[(j * NR + rr) * NV + v] = _mm512_add_ps(
+                            a[(j * NR + rr) * NV + v],
+                            _mm512_maskz_loadu_ps(rr < rv ? mk[v] : 0, y + j * ldy + rr * ldyr + 16 * v));
         for (int e = ptr[q]; e < ptr[q + 1]; e++) {
             const float *x0 = X + idx[e], *w = val + 4 * (size_t)e;
             __m512 xv[QNV];
@@ -184,8 +194,8 @@ AI void quad_rblock(const int NR, const int NV, int q0, int q1, const int32_t *p
 #define QROWS_ARGS                                                                              \
     int q0, int q1, const int32_t *ptr, const int32_t *idx, const float *val, const float *X,   \
         ptrdiff_t ldxr, int rv, float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias,     \
-        __mmask16 km, const st_epi_op *ops, int n_ops, size_t eo
-#define QROWS_PASS q0, q1, ptr, idx, val, X, ldxr, rv, Y, ldy, ldyr, bias, km, ops, n_ops, eo
+        int accumulate, __mmask16 km, const st_epi_op *ops, int n_ops, size_t eo
+#define QROWS_PASS q0, q1, ptr, idx, val, X, ldxr, rv, Y, ldy, ldyr, bias, accumulate, km, ops, n_ops, eo
 typedef void (*qrows_fn)(QROWS_ARGS);
 #define QROWS(NV) \
     static void qrows##NV(QROWS_ARGS) { quad_rblock(QNV / NV, NV, QROWS_PASS); }
@@ -200,14 +210,16 @@ static const qrows_fn qrows_tab[QNV + 1] = {NULL, qrows1, qrows2, qrows3, qrows4
 /* Rows of n <= 128 columns: up to 96 (6 vectors) per pass, the rest in a second one. */
 static void spmm4_rows_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
                               const float *X, ptrdiff_t ldxr, int nrows, int n, float *Y, ptrdiff_t ldy,
-                              ptrdiff_t ldyr, const float *bias, const st_epi_op *ops, int n_ops) {
+                              ptrdiff_t ldyr, const float *bias, int accumulate, const st_epi_op *ops,
+                              int n_ops) {
     if (n < 1 || n > 128 || nrows < 1) return;
     for (int c0 = 0; c0 < n; c0 += 16 * QNV) {
         const int w = ST_MIN(n - c0, 16 * QNV), nv = (w + 15) / 16, nr = QNV / nv;
         const __mmask16 km = q_tail_mask(w - 16 * (nv - 1));
         for (int j0 = 0; j0 < nrows; j0 += nr)
             qrows_tab[nv](r0 / 4, r1 / 4, ptr, idx, val, X + (ptrdiff_t)j0 * ldxr + c0, ldxr, ST_MIN(nr, nrows - j0),
-                          Y + (ptrdiff_t)j0 * ldyr + c0, ldy, ldyr, bias, km, ops, n_ops, (size_t)j0 * ldyr + (size_t)c0);
+                          Y + (ptrdiff_t)j0 * ldyr + c0, ldy, ldyr, bias, accumulate, km, ops, n_ops,
+                          (size_t)j0 * ldyr + (size_t)c0);
     }
 }
 

@@ -100,7 +100,7 @@ typedef void (*st_spmm_fn)(int r0, int r1, const int32_t *ptr, const int32_t *id
 typedef void (*st_spmm_rows_fn)(int r0, int r1, const int32_t *ptr, const int32_t *idx,
                                 const float *val, const float *X, ptrdiff_t ldxr, int nrows, int n,
                                 float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias,
-                                const st_epi_op *ops, int n_ops);
+                                int accumulate, const st_epi_op *ops, int n_ops);
 
 typedef struct st_sparse_kernels {
     st_isa isa;
@@ -109,7 +109,8 @@ typedef struct st_sparse_kernels {
     st_spmm_fn spmm;
     /* Image rows: output row j in [0, nrows) of channels [r0, r1) (Y + j*ldyr, channels
      * ldy apart) is spmm's over the n <= 128 columns at X + j*ldxr; the epilogue ops as
-     * spmm's, an ADD src laid out like Y. Lets a banded conv write y and apply its epilogue
+     * spmm's, an ADD src laid out like Y; accumulate adds Y's contents (a channel block
+     * after the first, ST_CSR_CBLK). Lets a banded conv write y and apply its epilogue
      * in registers, without staging rows of stride Wv. NULL: the caller stages. */
     st_spmm_rows_fn spmm_rows;
     void (*sddmm)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *dY,
@@ -329,6 +330,9 @@ double st_sparse_expected_speedup_infer(const st_conv2d *c, double sparsity);
 /* For inference against the packed dense kernels of engine/dense (st_dense.h), which
  * the engine runs where the CPU has AVX-512. */
 double st_sparse_expected_speedup_infer_packed(const st_conv2d *c, double sparsity);
+/* The modelled speedup above which the engine takes the sparse kernels for c: 1.3 (the
+ * lines' error), 1.0 for an image stem, whose line is fitted on its own shapes. */
+double st_sparse_infer_min_speedup(const st_conv2d *c);
 /* The same where the weights pack into quads, qdensity from st_csr_quads_density. */
 double st_sparse_expected_speedup_infer_quads(const st_conv2d *c, double qdensity);
 /* What the engine plans with for packed-dense-capable conv c and weights w: the quads
