@@ -1,7 +1,6 @@
 /* The planner's view of quads: st_csr_quads_density says beforehand what packing with
  * ST_CSR_QUADS then builds (whether, and how many entries with their padding), and the
- * inference cost model sends a 50%-sparse stem to the sparse kernels when its zeros come
- * in [4, 1] blocks but keeps it dense when they are unstructured. (The quad kernels'
+ * inference cost model's lines for a 50%-sparse stem, in [4, 1] blocks or unstructured. (The quad kernels'
  * results are checked in test_sparse_conv.c and test_engine_blocked.c.) */
 #include <check.h>
 #include <stdlib.h>
@@ -107,17 +106,28 @@ START_TEST(test_quads_density_limit) {
 END_TEST
 
 /* ResNet-18's stem (7x7 stride 2, 3 -> 64 on 224x224) at 50%: the planner's line says
- * sparse (> 1.3) for [4, 1] blocks and dense for unstructured zeros. */
+ * sparse (> 1.3) for [4, 1] blocks; unstructured, the image stem's own line is between
+ * its threshold (1) and the general one (1.3): sparse at 50%, dense at 30%. A 3x3 layer
+ * keeps the general threshold. */
 START_TEST(test_quads_cost_model_stem) {
     st_conv2d c = {.N = 1, .C = 3, .H = 224, .W = 224, .K = 64, .R = 7, .S = 7, .stride_h = 2,
                    .stride_w = 2, .pad_h = 3, .pad_w = 3, .dil_h = 1, .dil_w = 1, .groups = 1};
     ck_assert_int_eq(st_conv2d_init(&c), 0);
+    st_conv2d c3 = c;
+    c3.C = 64, c3.R = c3.S = 3, c3.pad_h = c3.pad_w = 1;
+    ck_assert_int_eq(st_conv2d_init(&c3), 0);
+    ck_assert_double_eq(st_sparse_infer_min_speedup(&c), 1.0);
+    ck_assert_double_eq(st_sparse_infer_min_speedup(&c3), 1.3);
     const size_t nw = (size_t)3 * 49 * 64;
     float *w = malloc(nw * sizeof(float));
     st_rng r;
     st_rng_seed(&r, 5);
     fill(&c, &(qpattern){0.5, 0, 0}, w, &r);
-    ck_assert_double_le(st_sparse_expected_speedup_infer_w(&c, w, 0.5), 1.3);
+    const double u = st_sparse_expected_speedup_infer_w(&c, w, 0.5);
+    ck_assert_double_le(u, 1.3);
+    ck_assert_double_gt(u, st_sparse_infer_min_speedup(&c));
+    fill(&c, &(qpattern){0.3, 0, 0}, w, &r);
+    ck_assert_double_le(st_sparse_expected_speedup_infer_w(&c, w, 0.3), st_sparse_infer_min_speedup(&c));
     fill(&c, &(qpattern){0.5, 1, 0}, w, &r);
     const double q = st_sparse_expected_speedup_infer_w(&c, w, 0.5);
     if (st_cpu_select_isa() >= ST_ISA_AVX512) ck_assert_double_gt(q, 1.3);
