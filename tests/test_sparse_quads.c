@@ -106,17 +106,20 @@ START_TEST(test_quads_density_limit) {
 END_TEST
 
 /* ResNet-18's stem (7x7 stride 2, 3 -> 64 on 224x224) at 50%: the planner's line says
- * sparse (> 1.3) for [4, 1] blocks; unstructured, the image stem's own line is between
- * its threshold (1) and the general one (1.3): sparse at 50%, dense at 30%. A 3x3 layer
- * keeps the general threshold. */
+ * sparse (> 1.3) for [4, 1] blocks; unstructured, dense where 512-bit FMAs run at full
+ * width, and where they are split the image stem's own line is between its threshold
+ * (1) and the general one (1.3): sparse at 50%, dense at 30%. A 3x3 layer keeps the
+ * general threshold. */
 START_TEST(test_quads_cost_model_stem) {
+    setenv("ST_FMA512_SPLIT", _i ? "1" : "0", 1);
+    ck_assert_int_eq(st_cpu_fma512_split(), _i);
     st_conv2d c = {.N = 1, .C = 3, .H = 224, .W = 224, .K = 64, .R = 7, .S = 7, .stride_h = 2,
                    .stride_w = 2, .pad_h = 3, .pad_w = 3, .dil_h = 1, .dil_w = 1, .groups = 1};
     ck_assert_int_eq(st_conv2d_init(&c), 0);
     st_conv2d c3 = c;
     c3.C = 64, c3.R = c3.S = 3, c3.pad_h = c3.pad_w = 1;
     ck_assert_int_eq(st_conv2d_init(&c3), 0);
-    ck_assert_double_eq(st_sparse_infer_min_speedup(&c), 1.0);
+    ck_assert_double_eq(st_sparse_infer_min_speedup(&c), _i ? 1.0 : 1.3);
     ck_assert_double_eq(st_sparse_infer_min_speedup(&c3), 1.3);
     const size_t nw = (size_t)3 * 49 * 64;
     float *w = malloc(nw * sizeof(float));
@@ -125,7 +128,7 @@ START_TEST(test_quads_cost_model_stem) {
     fill(&c, &(qpattern){0.5, 0, 0}, w, &r);
     const double u = st_sparse_expected_speedup_infer_w(&c, w, 0.5);
     ck_assert_double_le(u, 1.3);
-    ck_assert_double_gt(u, st_sparse_infer_min_speedup(&c));
+    if (_i) ck_assert_double_gt(u, st_sparse_infer_min_speedup(&c)); /* else dense */
     fill(&c, &(qpattern){0.3, 0, 0}, w, &r);
     ck_assert_double_le(st_sparse_expected_speedup_infer_w(&c, w, 0.3), st_sparse_infer_min_speedup(&c));
     fill(&c, &(qpattern){0.5, 1, 0}, w, &r);
@@ -133,6 +136,7 @@ START_TEST(test_quads_cost_model_stem) {
     if (st_cpu_select_isa() >= ST_ISA_AVX512) ck_assert_double_gt(q, 1.3);
     else ck_assert_double_le(q, 1.3); /* no quad kernel: the unstructured line */
     free(w);
+    unsetenv("ST_FMA512_SPLIT");
 }
 END_TEST
 
@@ -166,7 +170,7 @@ Suite *sparse_quads_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_quads_density_matches_pack, 0, N_SHAPES * N_PATTERNS);
     tcase_add_test(tc, test_quads_density_limit);
-    tcase_add_test(tc, test_quads_cost_model_stem);
+    tcase_add_loop_test(tc, test_quads_cost_model_stem, 0, 2); /* full-width, split FMAs */
     tcase_add_test(tc, test_quads_drop_tap_planes_on_stems);
     suite_add_tcase(s, tc);
     return s;

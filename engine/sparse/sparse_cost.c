@@ -85,18 +85,22 @@ double st_sparse_expected_speedup_infer(const st_conv2d *c, double sparsity) {
 }
 
 /* A network's first convolution: a large kernel over the few channels of an image
- * (ResNet's 7x7 and YOLOv5's 6x6, both stride 2, over RGB). Pruned to at most 50% (the
- * usual recipes spare it), it is a quarter to a third of a 90-95% model's time. Its
- * sparse form runs on the tap planes, every load aligned, with rows of 50-75 nonzeros
- * and (ResNet's, whose tile input is 77 KiB) channel blocks; the packed dense kernel
- * gets nothing special. Measured (tools/bench_dense, 1 and 2 threads; the engine's
- * step times, 1 thread) t_sparse / t_packed at 50% zeros: 0.79-0.90 (yolov5n) and
- * 0.80-0.89 (ResNet-18, 0.93 before its channel blocks); at 90% 0.21-0.34, at 95%
- * 0.14-0.28. The line below (slope 1.6) is at or above each of those, so at 50% it
- * predicts 1.02-1.09x, and the threshold for these layers is 1 (st_sparse_infer_min_
- * speedup): the line is fitted on the shapes it decides, not extrapolated. */
+ * (ResNet's 7x7 and YOLOv5's 6x6, both stride 2, over RGB), on a CPU that splits its
+ * 512-bit FMAs in halves (st_cpu_fma512_split: Zen 4). Pruned to at most 50% (the usual
+ * recipes spare it), it is a quarter to a third of a 90-95% model's time. Its sparse
+ * form runs on the tap planes, every load aligned, with rows of 50-75 nonzeros and
+ * (ResNet's, whose tile input is 77 KiB) channel blocks. On a Zen 4 host (the packed
+ * dense kernels at 105-110 GFLOP/s a core) t_sparse / t_packed at 50% zeros measured
+ * (tools/bench_dense, 1 and 2 threads; the engine's step times, 1 thread) 0.79-0.90 on
+ * yolov5n's and 0.80-0.89 on ResNet-18's (0.93 before its channel blocks); at 90%
+ * 0.21-0.34, at 95% 0.14-0.28. The line below (slope 1.6) is at or above each of those,
+ * so at 50% it predicts 1.02-1.09x, and the threshold for these layers is 1
+ * (st_sparse_infer_min_speedup): the line is fitted on the shapes it decides. On Zen 5
+ * (full-width FMAs, the dense stem at 170-190 GFLOP/s) the sparse stem measured slower,
+ * 0.78 against 0.66 ms on yolov5n's: there the general line (dense) stands. */
 static int is_image_stem(const st_conv2d *c) {
-    return c->groups == 1 && c->C <= 4 && c->R * c->S >= 25 && c->stride_h == 2 && c->stride_w == 2;
+    return c->groups == 1 && c->C <= 4 && c->R * c->S >= 25 && c->stride_h == 2 && c->stride_w == 2 &&
+           st_cpu_fma512_split();
 }
 
 /* Against the packed dense kernels (engine/dense), forward only. tools/bench_dense

@@ -331,7 +331,8 @@ double st_sparse_expected_speedup_infer(const st_conv2d *c, double sparsity);
  * the engine runs where the CPU has AVX-512. */
 double st_sparse_expected_speedup_infer_packed(const st_conv2d *c, double sparsity);
 /* The modelled speedup above which the engine takes the sparse kernels for c: 1.3 (the
- * lines' error), 1.0 for an image stem, whose line is fitted on its own shapes. */
+ * lines' error), 1.0 for an image stem on a CPU that splits 512-bit FMAs, whose line is
+ * fitted on its own shapes (sparse_cost.c). */
 double st_sparse_infer_min_speedup(const st_conv2d *c);
 /* The same where the weights pack into quads, qdensity from st_csr_quads_density. */
 double st_sparse_expected_speedup_infer_quads(const st_conv2d *c, double qdensity);
