@@ -27,7 +27,7 @@ st_isa st_cpu_select_isa(void) {
 int st_cpu_fma512_split(void) {
     const char *env = getenv("ST_FMA512_SPLIT");
     if (env && (env[0] == '0' || env[0] == '1') && !env[1]) return env[0] == '1';
-    if (st_cpu_best_isa() < ST_ISA_AVX512) return 0;
+    if (st_cpu_select_isa() < ST_ISA_AVX512) return 0; /* the AVX2 kernels: not measured */
     unsigned a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
     /* "AuthenticAMD" in ebx, edx, ecx */

@@ -17,8 +17,9 @@ const char *st_isa_name(st_isa isa);
 /* 1 where the CPU executes a 512-bit FMA as two 256-bit halves (AMD family 19h, Zen 4),
  * so that dense AVX-512 kernels run at half the rate per instruction of a core with
  * full-width units (Zen 5, most Xeons): the engine's cost model then finds sparse
- * kernels, which are bound by loads rather than FMAs, relatively faster. The
- * environment variable ST_FMA512_SPLIT=0|1 overrides the detection (tests, comparisons). */
+ * kernels, which are bound by loads rather than FMAs, relatively faster. 0 where the
+ * AVX-512 kernels are not selected (ST_ISA). The environment variable
+ * ST_FMA512_SPLIT=0|1 overrides all of this (tests, comparisons). */
 int st_cpu_fma512_split(void);
 
 /* Elementwise kernels hot in the optimizer and the graph. */
