@@ -160,7 +160,7 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
     if (s->csr.geom.taps || s->csr.cb_n > 1 || s->csr.q_n)
         snprintf(lay, sizeof lay, ";%s%s", s->csr.geom.taps ? " tap planes" : "", blocks);
     snprintf(s->why, sizeof s->why, "sparse (%.0f%% zeros, modelled x%.2f%s%s)", 100 * s->sparsity,
-             s->speedup, min_speedup < 1.3 ? " > 1.0 as an image stem on split 512-bit FMAs" : "", lay);
+             s->speedup, s->speedup <= 1.3 ? " > 1.0 as an image stem on split 512-bit FMAs" : "", lay);
     return 0;
 }
 
