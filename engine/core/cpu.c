@@ -1,6 +1,5 @@
 #include "st_cpu.h"
 
-#include <cpuid.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,14 +27,7 @@ int st_cpu_fma512_split(void) {
     const char *env = getenv("ST_FMA512_SPLIT");
     if (env && (env[0] == '0' || env[0] == '1') && !env[1]) return env[0] == '1';
     if (st_cpu_select_isa() < ST_ISA_AVX512) return 0; /* the AVX2 kernels: not measured */
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
-    /* "AuthenticAMD" in ebx, edx, ecx */
-    if (b != 0x68747541u || d != 0x69746e65u || c != 0x444d4163u) return 0;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    unsigned family = (a >> 8) & 0xf;
-    if (family == 0xf) family += (a >> 20) & 0xff;
-    return family == 0x19;
+    return __builtin_cpu_is("amdfam19h") != 0; /* with AVX-512: Zen 4 (Zen 3 has none) */
 }
 
 const char *st_isa_name(st_isa isa) {

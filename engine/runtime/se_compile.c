@@ -123,7 +123,7 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
                : packed             ? st_sparse_expected_speedup_infer_w(&d, s->w, s->sparsity)
                                     : st_sparse_expected_speedup_infer(&d, s->sparsity);
     const char *dk = packed ? "dense packed" : "dense";
-    const double min_speedup = packed ? st_sparse_infer_min_speedup(&d) : 1.3;
+    const double min_speedup = packed ? st_sparse_infer_min_speedup(&d) : ST_SPARSE_MIN_SPEEDUP;
     int use_dense = 1;
     if (c->dense)
         snprintf(s->why, sizeof s->why, "%s (dense requested; %.0f%% zeros, modelled x%.2f)", dk,
@@ -160,7 +160,7 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
     if (s->csr.geom.taps || s->csr.cb_n > 1 || s->csr.q_n)
         snprintf(lay, sizeof lay, ";%s%s", s->csr.geom.taps ? " tap planes" : "", blocks);
     snprintf(s->why, sizeof s->why, "sparse (%.0f%% zeros, modelled x%.2f%s%s)", 100 * s->sparsity,
-             s->speedup, s->speedup <= 1.3 ? " > 1.0 as an image stem on split 512-bit FMAs" : "", lay);
+             s->speedup, s->speedup <= ST_SPARSE_MIN_SPEEDUP ? " > 1.0 as an image stem on split 512-bit FMAs" : "", lay);
     return 0;
 }
 

@@ -325,6 +325,29 @@ static void spmm_blocks(const st_csr *m, int r0, int r1, const float *X, int n, 
     }
 }
 
+/* spmm_rows over rows [r0, r1) of m as spmm_blocks runs spmm: quads, the plain rows, or
+ * block of input channels after block with the bias in the first and the epilogue in
+ * the last. The arguments between X and the epilogue are spmm_rows'. */
+static void spmm_rows_blocks(const st_csr *m, int r0, int r1, const float *X, ptrdiff_t ldxr, int nrows,
+                             int n, float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias,
+                             const st_epi_op *o, int n_ops) {
+    const st_sparse_kernels *k = &m->k;
+    if (m->q_n && k->spmm4_rows) {
+        k->spmm4_rows(r0, r1, m->q_ptr, m->q_off, m->q_val, X, ldxr, nrows, n, Y, ldy, ldyr, bias, 0, o, n_ops);
+        return;
+    }
+    if (m->cb_n < 2) {
+        k->spmm_rows(r0, r1, m->row_ptr, m->x_off, m->val, X, ldxr, nrows, n, Y, ldy, ldyr, bias, 0, o, n_ops);
+        return;
+    }
+    const int K = m->conv.K;
+    for (int b = 0; b < m->cb_n; b++) {
+        const int last = b == m->cb_n - 1;
+        k->spmm_rows(r0, r1, m->cb_ptr + (size_t)b * (K + 1), m->cb_off, m->cb_val, X, ldxr, nrows, n, Y,
+                     ldy, ldyr, b ? NULL : bias, b > 0, last ? o : NULL, last ? n_ops : 0);
+    }
+}
+
 /* Forward item `it` of plan p: a band of rows and one of its p.RB blocks of output
  * channels. Xb: the calling thread's band buffers (banded mode). */
 static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
@@ -352,7 +375,6 @@ static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
     const int v0 = band * p->L, Lb = ST_MIN(p->L, a->Vf - v0);
     st__sc_build_xb(k, c, m, a->x, a->ldx, v0, Lb + g->dr_max, 0, c->C, g->ldb, Xb);
     const int qt = k->spmm_rows ? st__sc_rows_tile(c->Q) : 0;
-    const int quads = m->q_n && k->spmm4_rows;
     if (!qt) /* the band's rows, flattened, into the staging rows */
         spmm_blocks(m, r0, r1, Xb, (Lb - 1) * g->Wv + c->Q, O, g->ldo, a->b, NULL, NULL, 0);
     for (int t = 0; t < Lb;) { /* runs of consecutive rows of one sample */
@@ -363,21 +385,11 @@ static void fwd_item(const fwd_args *a, const sc_plan *p, int it, float *Xb) {
         }
         const int cnt = ST_MIN(c->P - i, Lb - t);
         const size_t at = ((size_t)n * K + r0) * a->ldy + (size_t)i * c->Q;
-        if (qt) { /* straight into y, the epilogue in registers; channel blocks (ST_CSR_CBLK)
-                   * add in turn, the bias in the first and the epilogue in the last */
-            const int nb = quads ? 1 : ST_MAX(1, m->cb_n);
+        if (qt) { /* straight into y, the epilogue in registers */
             for (int q0 = 0; q0 < c->Q; q0 += qt) {
                 st_epi_ops_at(o, a->ops, n_ops, at + q0);
-                for (int bl = 0; bl < nb; bl++) {
-                    const int last = bl == nb - 1;
-                    const int32_t *ptr = quads ? m->q_ptr : nb > 1 ? m->cb_ptr + (size_t)bl * (K + 1) : m->row_ptr;
-                    const int32_t *off = quads ? m->q_off : nb > 1 ? m->cb_off : m->x_off;
-                    const float *val = quads ? m->q_val : nb > 1 ? m->cb_val : m->val;
-                    (quads ? k->spmm4_rows : k->spmm_rows)(
-                        r0, r1, ptr, off, val, Xb + (size_t)t * g->Wv + q0, g->Wv, cnt, ST_MIN(qt, c->Q - q0),
-                        a->y + at + q0, (ptrdiff_t)a->ldy, c->Q, bl ? NULL : a->b, bl > 0, last ? o : NULL,
-                        last ? n_ops : 0);
-                }
+                spmm_rows_blocks(m, r0, r1, Xb + (size_t)t * g->Wv + q0, g->Wv, cnt, ST_MIN(qt, c->Q - q0),
+                                 a->y + at + q0, (ptrdiff_t)a->ldy, c->Q, a->b, o, n_ops);
             }
         } else { /* the epilogue on the way from the staging rows to y; with no ops a vector
                   * copy (memcpy per row of 7-20 floats cost more than the SiLU pass) */

@@ -68,7 +68,7 @@ static double expected_speedup(const st_conv2d *conv, double sparsity, int train
 }
 
 int st_sparse_should_use(const st_conv2d *c, double sparsity) {
-    return st_sparse_expected_speedup(c, sparsity) > 1.3;
+    return st_sparse_expected_speedup(c, sparsity) > ST_SPARSE_MIN_SPEEDUP;
 }
 
 double st_sparse_expected_speedup(const st_conv2d *c, double sparsity) {
@@ -124,7 +124,7 @@ double st_sparse_expected_speedup_infer_packed(const st_conv2d *conv, double spa
 
 double st_sparse_infer_min_speedup(const st_conv2d *conv) {
     st_conv2d c = *conv;
-    return st_conv2d_init(&c) == 0 && is_image_stem(&c) ? 1.0 : 1.3;
+    return st_conv2d_init(&c) == 0 && is_image_stem(&c) ? 1.0 : ST_SPARSE_MIN_SPEEDUP;
 }
 
 /* (Above, 1x1 stride-1 convs: since the sparse kernels apply the epilogue in registers

@@ -323,6 +323,8 @@ st_status st_linear_sparse_backward(const st_csr *m, float *dx, float *dval, flo
  * 0..1); a linear layer is the 1x1 conv N = batch, C = in_f, K = out_f, H = W = 1.
  * A formula fitted to tools/bench_sparse on the target machine; see sparse_cost.c. */
 int st_sparse_should_use(const st_conv2d *c, double sparsity);
+/* The modelled speedup the sparse kernels must exceed: the cost lines' error. */
+#define ST_SPARSE_MIN_SPEEDUP 1.3
 /* The expected speedup (dense time / sparse time) behind that decision. */
 double st_sparse_expected_speedup(const st_conv2d *c, double sparsity);
 /* The same for inference (forward only, as the engine runs it). */
