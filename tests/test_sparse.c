@@ -130,21 +130,32 @@ START_TEST(test_kernels_match_reference) {
 }
 END_TEST
 
-/* Lane-masked spmm / sddmm (the direct-conv border masks) and the stride-2 helpers. */
+/* Lane-masked spmm / sddmm (the direct-conv border masks) and the stride-2 helpers.
+ * The table as st_sparse.h has it: classes 4-7 and 8-11 (two tap columns of four tap
+ * rows, shift 2) share their masks in the vectors whose row-0 word is 2, and differ in
+ * the others, where a kernel must not run a tap column's classes under one mask. Each
+ * row's entries come sorted by class, as packed. */
+static int cmp_u8(const void *a, const void *b) { return *(const uint8_t *)a - *(const uint8_t *)b; }
+
 START_TEST(test_kernels_masked_and_helpers) {
     static const int n_l[] = {1, 7, 16, 17, 33, 100, 129, 300};
     st_rng r;
     st_rng_seed(&r, 12);
     const int ni = n_isas();
     for (int c = 0; c < 8; c++) {
-        const int rows = 9, cols = 13, n = n_l[c], nvec = (n + 15) / 16, ncls = 3;
-        rcsr m = make_rcsr(rows, cols, 0.4, &r);
+        const int rows = 9, cols = 13, n = n_l[c], nvec = (n + 15) / 16, ncls = 12;
+        rcsr m = make_rcsr(rows, cols, 0.7, &r);
         uint8_t *cls = malloc(m.nnz + 1);
-        for (int e = 0; e < m.nnz; e++) cls[e] = (uint8_t)(st_rng_uniform(&r) * ncls);
+        for (int e = 0; e < m.nnz; e++) cls[e] = (uint8_t)(4 + st_rng_uniform(&r) * 8);
+        for (int i = 0; i < rows; i++) qsort(cls + m.ptr[i], m.ptr[i + 1] - m.ptr[i], 1, cmp_u8);
         uint16_t *xm = calloc((size_t)ncls * nvec, sizeof(uint16_t));
-        for (int q = 0; q < ncls; q++)
-            for (int j = 0; j < n; j++)
-                if (st_rng_uniform(&r) < 0.7f) xm[q * nvec + j / 16] |= (uint16_t)(1u << (j % 16));
+        for (int v = 0; v < nvec; v++) xm[v] = st_rng_uniform(&r) < 0.75f ? 2 : 0;
+        for (int q = 4; q < ncls; q++)
+            for (int j = 0; j < n; j++) {
+                const int from = xm[j / 16] ? q & ~3 : q; /* the column's first class */
+                if (from == q && st_rng_uniform(&r) < 0.7f) xm[q * nvec + j / 16] |= (uint16_t)(1u << (j % 16));
+                if (from != q) xm[q * nvec + j / 16] |= xm[from * nvec + j / 16] & (uint16_t)(1u << (j % 16));
+            }
         const ptrdiff_t ldx = n + 1, ldy = n + 2;
         float *X = ot_rand((size_t)cols * ldx, -1, 1, &r), *dY = ot_rand((size_t)rows * ldy, -1, 1, &r);
         float *ref = ot_zeros((size_t)rows * ldy), *dref = ot_zeros(m.nnz + 1);

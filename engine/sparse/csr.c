@@ -59,7 +59,7 @@ static size_t band_thread_floats(const st_sparse_geom *g, int L, int Lw, int K, 
 static int direct_ok(const st_conv2d *c) {
     const size_t HW = (size_t)c->H * c->W;
     if (c->stride_h != 1 || c->stride_w != 1 || c->P != c->H || c->Q != c->W) return 0;
-    if (c->R * c->S > 255) return 0;
+    if (c->R * c->S > 255 || st__kxk_fwd_rows(c) > 256) return 0; /* classes in a byte */
     size_t span = (size_t)(c->R * c->dil_h + 1) * c->W;
     return (size_t)ST_MAX(c->C, c->K) * HW + span < ((size_t)1 << 31);
 }
@@ -143,31 +143,36 @@ static void make_geom(st_sparse_geom *g, const st_conv2d *c, int layout, int bat
     g->thread_floats = band_thread_floats(g, L, Lw, c->K, vrows);
 }
 
-/* Direct kxk lane masks, [band][tap][nvec]: forward reads x at (p + r*dh - ph, q + s*dw -
- * pw) for output (p, q); backward-input reads dy at (h - r*dh + ph, w - s*dw + pw) for
- * input (h, w). A lane is on when that lies inside the image (and the column is in the
- * band). */
+/* Direct kxk lane masks, [band][class][nvec]: forward reads x at (p + r*dh - ph, q +
+ * s*dw - pw) for output (p, q); backward-input reads dy at (h - r*dh + ph, w - s*dw + pw)
+ * for input (h, w). A lane is on when that lies inside the image (and the column is in
+ * the band). Forward row 0 of a band: per vector, log2 of st__kxk_rpow where no tap
+ * leaves the image vertically in it, else 0 (st_sparse.h). */
 static int make_masks(st_csr *m) {
     const st_conv2d *c = &m->conv;
-    const int L = m->geom.L, W = c->W, H = c->H, RS = c->R * c->S;
+    const int L = m->geom.L, W = c->W, H = c->H, RS = c->R * c->S, FR = st__kxk_fwd_rows(c);
     const int nbs = (H + L - 1) / L, nvec = (L * W + 15) / 16, band = m->band_ldc > 0;
-    const size_t n = (size_t)nbs * RS * nvec;
+    int lg = 0;
+    while ((1 << lg) < st__kxk_rpow(c)) lg++;
     m->mask_nvec = nvec;
-    m->fmask = calloc(n, sizeof(uint16_t));
-    m->bmask = calloc(n, sizeof(uint16_t));
+    m->fmask = calloc((size_t)nbs * FR * nvec, sizeof(uint16_t));
+    m->bmask = calloc((size_t)nbs * (RS + 1) * nvec, sizeof(uint16_t)); /* row 0: zeros */
     if (!m->fmask || !m->bmask) return -1;
     for (int bs = 0; bs < nbs; bs++) {
-        /* a band's table starts at bs * RS * nvec; its rows are as long as the kernel
+        /* a band's table starts at bs * rows * nvec; its rows are as long as the kernel
          * expects for its own width (the last band may be shorter) */
         const int p0 = bs * L, cols = ST_MIN(L, H - p0) * W, nv = (cols + 15) / 16;
+        uint16_t *flat = m->fmask + (size_t)bs * FR * nvec; /* row 0 */
+        for (int v = 0; v < nv; v++) flat[v] = (uint16_t)lg;
         for (int t = 0; t < RS; t++) {
-            const int dr = (t / c->S) * c->dil_h - c->pad_h, ds = (t % c->S) * c->dil_w - c->pad_w;
-            uint16_t *fm = m->fmask + (size_t)bs * RS * nvec + (size_t)t * nv;
-            uint16_t *bm = m->bmask + (size_t)bs * RS * nvec + (size_t)t * nv;
+            const int r = t / c->S, s = t % c->S;
+            const int dr = r * c->dil_h - c->pad_h, ds = s * c->dil_w - c->pad_w;
+            uint16_t *fm = m->fmask + (size_t)bs * FR * nvec + (size_t)st__kxk_fwd_cls(c, r, s) * nv;
+            uint16_t *bm = m->bmask + (size_t)bs * (RS + 1) * nvec + (size_t)(t + 1) * nv;
             for (int j = 0; j < cols; j++) {
-                const int p = p0 + j / W, q = j % W;
-                if ((band || (p + dr >= 0 && p + dr < H)) && q + ds >= 0 && q + ds < W)
-                    fm[j >> 4] |= (uint16_t)(1u << (j & 15));
+                const int p = p0 + j / W, q = j % W, vin = band || (p + dr >= 0 && p + dr < H);
+                if (vin && q + ds >= 0 && q + ds < W) fm[j >> 4] |= (uint16_t)(1u << (j & 15));
+                if (!vin) flat[j >> 4] = 0;
                 if (p - dr >= 0 && p - dr < H && q - ds >= 0 && q - ds < W)
                     bm[j >> 4] |= (uint16_t)(1u << (j & 15));
             }
@@ -245,16 +250,16 @@ static int sort_t_by_class(st_csr *m) {
     int32_t *tmp = malloc(sizeof(int32_t) * n * 3);
     float *tv = malloc(sizeof(float) * n);
     uint8_t *tc = malloc(n);
-    int *start = malloc(sizeof(int) * (RS + 1));
+    int *start = malloc(sizeof(int) * (RS + 2));
     if (!tmp || !tv || !tc || !start) {
         free(tmp), free(tv), free(tc), free(start);
         return -1;
     }
     for (int v = 0; v < m->t_rows; v++) {
         const int a = m->t_ptr[v], cnt = m->t_ptr[v + 1] - a;
-        memset(start, 0, sizeof(int) * (RS + 1));
+        memset(start, 0, sizeof(int) * (RS + 2));
         for (int i = 0; i < cnt; i++) start[m->t_cls[a + i] + 1]++;
-        for (int q = 0; q < RS; q++) start[q + 1] += start[q];
+        for (int q = 0; q <= RS; q++) start[q + 1] += start[q];
         for (int i = 0; i < cnt; i++) {
             const int to = start[m->t_cls[a + i]]++;
             tmp[to] = m->t_row[a + i];
@@ -368,9 +373,10 @@ static st_status pack(st_csr *m, const st_conv2d *conv, const float *w, const un
         m->row_ptr[k] = e;
         const int grp = k / m->rows;
         for (int j = 0; j < cols; j++) {
-            /* direct kxk: tap-major order, so the kernels load each tap's border masks
-             * once per run of nonzeros instead of once per nonzero */
-            const int col = kxk ? (j % Cg) * RS + j / Cg : j;
+            /* direct kxk: st__kxk_order (tap column, tap row, channel), so the kernels
+             * load each tap's border masks once per run of nonzeros instead of once per
+             * nonzero, and away from the top and bottom rows once per tap column */
+            const int u = j / Cg, col = kxk ? (j % Cg) * RS + (u % c.R) * c.S + u / c.R : j;
             size_t i = (size_t)k * cols + col;
             if (!(mask ? mask[i] != 0 : w[i] != 0.0f)) continue;
             m->col_idx[e] = col;
@@ -380,7 +386,7 @@ static st_status pack(st_csr *m, const st_conv2d *conv, const float *w, const un
             const int64_t ldv = ldc ? ldc : (int64_t)HW; /* direct: input channel stride */
             m->x_off[e] = g->direct ? (int32_t)((int64_t)vc * ldv + direct_shift(&c, col))
                                     : (int32_t)((size_t)vc * g->ldb + (size_t)dr * g->Wv + ds);
-            if (kxk) m->x_cls[e] = (uint8_t)(col % (c.R * c.S));
+            if (kxk) m->x_cls[e] = (uint8_t)st__kxk_fwd_cls(&c, (col % RS) / c.S, col % c.S);
             if (!g->direct) m->x_offw[e] = (int32_t)((size_t)vc * g->ldbw + (size_t)dr * g->Wv + ds);
             m->vc_used[vc] = 1;
             m->t_ptr[vc + 1]++;
@@ -416,7 +422,7 @@ static st_status pack(st_csr *m, const st_conv2d *conv, const float *w, const un
             m->t_off[t] = g->direct ? (int32_t)((int64_t)k * PQ - direct_shift(&c, col))
                                     : (int32_t)((size_t)k * g->ldyb + g->gd +
                                                 (size_t)(g->dr_max - dr) * g->Wv - ds);
-            if (kxk) m->t_cls[t] = (uint8_t)(col % (c.R * c.S));
+            if (kxk) m->t_cls[t] = (uint8_t)(col % (c.R * c.S) + 1);
         }
     }
     free(fill);

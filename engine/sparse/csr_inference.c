@@ -1,6 +1,6 @@
 /* The inference-only copies of a packing's nonzeros (st_sparse.h): channel blocks
  * (ST_CSR_CBLK) and quads (ST_CSR_QUADS), built by st_csr_pack_layout after the plain
- * rows and tap-major entries. */
+ * rows and their entries (st_sparse.h). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,15 +93,15 @@ static int quads_pay(int64_t entries, int64_t nnz) {
 }
 
 /* The quad copy (ST_CSR_QUADS) where the rows come in fours of one pattern; 0 (built
- * or not wanted), -1 when out of memory. Entries follow the rows' own order (tap-major
+ * or not wanted), -1 when out of memory. Entries follow the rows' own order (by tap column
  * in direct kxk mode), merged over the four rows by their order key. */
 int st__csr_quads_build(st_csr *m) {
     const st_conv2d *c = &m->conv;
     const int K = c->K, cols = m->cols;
     if (!quads_possible(&m->k, c) || m->nnz < 1) return 0;
-    const int RS = c->R * c->S, kxk = m->x_cls != NULL;
+    const int kxk = m->x_cls != NULL;
     /* order key of column col: its position in the packing order of a row */
-    #define QKEY(col) (kxk ? ((col) % RS) * c->C + (col) / RS : (col))
+    #define QKEY(col) (kxk ? st__kxk_order(c, col) : (col))
     /* first the union sizes (at[key] = q + 1: key seen in quad q), then [key][row in
      * quad]: entry or -1 */
     int32_t *at = calloc((size_t)cols * 4, sizeof(int32_t));

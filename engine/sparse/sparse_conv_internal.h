@@ -27,10 +27,27 @@ static inline void st__sc_split_rows(const int32_t *ptr, int n, int nb, int b, i
     st__sc_split_units(ptr, n, 1, nb, b, r0, r1);
 }
 
-/* Direct kxk: the lane masks of band position bs in a sample (NULL for 1x1). */
+/* Direct kxk forward classes (st_sparse.h): rows of a band's forward mask table, the
+ * class of tap (r, s), and the position of column col in a row's packing order (tap
+ * column-major, then tap row, then channel: a column's taps share horizontal masks). */
+static inline int st__kxk_rpow(const st_conv2d *c) {
+    int rp = 1;
+    while (rp < c->R) rp *= 2;
+    return rp;
+}
+static inline int st__kxk_fwd_rows(const st_conv2d *c) { return (c->S + 1) * st__kxk_rpow(c); }
+static inline int st__kxk_fwd_cls(const st_conv2d *c, int r, int s) { return (s + 1) * st__kxk_rpow(c) + r; }
+static inline int st__kxk_order(const st_conv2d *c, int col) {
+    const int RS = c->R * c->S, t = col % RS;
+    return ((t % c->S) * c->R + t / c->S) * (c->C / c->groups) + col / RS;
+}
+
+/* Direct kxk: the lane masks of band position bs in a sample (NULL for 1x1): forward
+ * (fmask, classes st__kxk_fwd_cls) or backward (bmask, class r*S + s + 1). */
 static inline const uint16_t *st__sc_band_mask(const st_csr *m, const uint16_t *tab, int bs) {
     if (!tab) return NULL;
-    return tab + (size_t)bs * m->conv.R * m->conv.S * m->mask_nvec;
+    const int rows = tab == m->fmask ? st__kxk_fwd_rows(&m->conv) : m->conv.R * m->conv.S + 1;
+    return tab + (size_t)bs * rows * m->mask_nvec;
 }
 
 /* Banded forward straight into y (spmm_rows): the column tile for output rows of Q

@@ -51,6 +51,13 @@ AI void quad_tile(const int NV, const int XM, int q0, int q1, const int32_t *ptr
     __mmask16 em[QNV];
 #pragma GCC unroll 6
     for (int v = 0; v < NV; v++) em[v] = v == NV - 1 ? km : (__mmask16)0xFFFF;
+    int sh = 0; /* runs of one tap column where row 0 allows (as spmm_tile's) */
+    if (XM) {
+        unsigned f = 0xFFFF;
+#pragma GCC unroll 6
+        for (int v = 0; v < NV; v++) f &= xm[v];
+        sh = (int)f;
+    }
     for (int q = q0; q < q1; q++) {
         float *y = Y + (ptrdiff_t)(q - q0) * 4 * ldy;
         __m512 a[4 * QNV];
@@ -64,16 +71,16 @@ AI void quad_tile(const int NV, const int XM, int q0, int q1, const int32_t *ptr
         int e = ptr[q];
         const int e1 = ptr[q + 1];
         if (XM) {
-            while (e < e1) { /* runs of one tap class: their masks loaded once */
-                const int cl = cls[e];
-                const uint16_t *m0 = xm + (size_t)cl * nvec;
+            while (e < e1) { /* runs of one mask: loaded once */
+                const int cl = cls[e] >> sh;
+                const uint16_t *m0 = xm + (size_t)cls[e] * nvec;
                 __mmask16 mk[QNV];
 #pragma GCC unroll 6
                 for (int v = 0; v < NV; v++) mk[v] = (__mmask16)(m0[v] & em[v]);
                 do {
                     quad_fma(NV, a, X + idx[e], val + 4 * (size_t)e, mk);
                     e++;
-                } while (e < e1 && cls[e] == cl);
+                } while (e < e1 && cls[e] >> sh == cl);
             }
         } else {
             for (; e < e1; e++) quad_fma(NV, a, X + idx[e], val + 4 * (size_t)e, em);

@@ -5,7 +5,7 @@
  * cols = C/g*R*S (group g owns rows [g*K/g, (g+1)*K/g) and its own input channels); a
  * linear layer [O, I] is the 1x1 convolution K = O, C = I on 1x1 images (N = batch).
  *  - row_ptr[K+1], col_idx[nnz] (column within the group's block, ascending in a row;
- *    for the direct kxk layout in tap-major order, i.e. sorted by (r, s, channel)),
+ *    for the direct kxk layout sorted by (s, r, channel): tap column, tap row, channel),
  *    val[nnz]: CSR over output channels. A nonzero is a mask position that is on (with
  *    a mask), or a nonzero weight (without one): a masked-on weight that happens to be 0
  *    keeps its slot and its gradient.
@@ -149,9 +149,16 @@ typedef struct st_csr {
     int32_t *t_off;      /* [nnz] backward-input addresses */
     float *t_val;        /* [nnz] = val[t_src[i]] */
     unsigned char *vc_used; /* [t_rows] 1 if some nonzero reads that virtual channel */
-    /* Direct kxk mode: tap index (r*S + s) of every entry, and the lane masks of every
-     * band position in a sample: fmask/bmask [band][tap][mask_nvec] (forward and
-     * weight gradient / backward-input). NULL otherwise. */
+    /* Direct kxk mode: the mask class of every entry, and the lane masks of every band
+     * position in a sample: fmask/bmask [band][class][mask_nvec] (forward and weight
+     * gradient / backward-input). NULL otherwise. Backward class of tap (r, s): r*S + s
+     * + 1. Forward class: (s + 1)*Rp + r, Rp = R rounded up to a power of two, so that
+     * class >> log2(Rp) names the tap column. Row 0 of either table is no tap's: in the
+     * forward table it holds, per vector, log2(Rp) where no tap reads outside the image
+     * vertically (away from the top and bottom rows, or any row of a map with halo
+     * rows), else 0; there every tap of a column has the same masks (only horizontal
+     * ones), so kernels may run a row's entries of one column under one mask load
+     * (runs are 3x longer). In the backward table row 0 is zero. */
     uint8_t *x_cls, *t_cls;
     uint16_t *fmask, *bmask;
     int mask_nvec;
