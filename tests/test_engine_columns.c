@@ -205,6 +205,23 @@ static void write_chain(const char *path, double prune) {
     write_stb(b, path);
 }
 
+/* x [8, 37, 45] -> conv 3x3 s2 p1, 90% zeros (relu) -> conv 3x3 p1, 90% zeros -> y: a
+ * section that starts with a banded sparse step, whose inner bands read the map in
+ * place (with its channel stride) and whose edge bands read a padded copy. */
+static void write_strided_head(const char *path) {
+    st_rng r;
+    st_rng_seed(&r, 9);
+    stb *b = stb_new(13);
+    stb_input(b, "x", 4, (int64_t[]){-1, 8, 37, 45});
+    conv_init(b, "h1", 32, 8, 3, 3, 0.9, &r);
+    conv_init(b, "h2", 32, 32, 3, 3, 0.9, &r);
+    conv(b, "h1", "x", "a1", 3, 2, 1, 1);
+    stb_node(b, "Relu", "r1", "a1", "a1r");
+    conv(b, "h2", "a1r", "y", 3, 1, 1, 1);
+    stb_output(b, "y");
+    write_stb(b, path);
+}
+
 START_TEST(hand_built_chains) {
     char dir[512], path[700], tag[64];
     stt_tmpdir(dir, sizeof dir, "engine-columns");
@@ -231,6 +248,16 @@ START_TEST(hand_built_chains) {
                 ck_assert_int_eq(cols, 10); /* every step */
             }
     }
+    snprintf(path, sizeof path, "%s/strided-head.onnx", dir);
+    write_strided_head(path);
+    se_compiled *c = compile_sched(path, 1, 1, SE_SCHEDULE_COLUMNS, 2);
+    ck_assert_int_eq(se_describe(c, desc, sizeof desc), 0);
+    ck_assert_msg(c->n_secs == 1 && c->steps[0].col_sec == 0 && c->steps[0].sparse && !c->steps[0].col_direct,
+                  "the first step is no banded sparse step of a section:\n%s", desc);
+    se_compiled_free(c);
+    for (int batch = 1; batch <= 3; batch += 2)
+        for (int threads = 1; threads <= 2; threads++)
+            ck_assert_int_eq(check_same(path, "strided-head", batch, threads), 2);
 }
 END_TEST
 

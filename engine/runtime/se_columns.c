@@ -377,10 +377,17 @@ static int run_items(const se_compiled *c, const se_section *sec, float *const *
             const rowgeom g = geom_of(s);
             const int aj = a[j - first];
             const float *xin;
+            size_t ldx = (size_t)s->col_rin * g.W; /* input channel stride */
             if (j > first && aj == src_o0 && src_rows == s->col_rin) {
                 xin = src; /* the previous band is exactly this step's input */
             } else if (s->col_in_place) { /* only a first step is */
                 xin = ptr[s->in[0]] + (size_t)n * g.C * g.H * g.W + (size_t)aj * g.W;
+            } else if (j == first && s->op == ST_OP_CONV2D && s->sparse && !s->col_direct && aj >= 0 &&
+                       aj + s->col_rin <= g.H) {
+                /* banded: its builder copies the rows anyway, from the map as well as from
+                 * a band (yolov5n's stem copied 3 x 46 rows of 320 twice a band) */
+                xin = ptr[s->in[0]] + (size_t)n * g.C * g.H * g.W + (size_t)aj * g.W;
+                ldx = (size_t)g.H * g.W;
             } else if (j == first) {
                 const float *x = ptr[s->in[0]] + (size_t)n * g.C * g.H * g.W;
                 fill_band(inb, x, g.C, g.W, g.H, aj, s->col_rin, 0, g.H, s->col_pad);
@@ -407,10 +414,16 @@ static int run_items(const se_compiled *c, const se_section *sec, float *const *
                     /* a band in place starts pad_h rows in (an input-map band: pad_h 0) */
                     const float *xs = s->col_direct ? xin + (size_t)s->conv.pad_h * g.W : xin;
                     const st_csr *cm = s->col_in_place ? &s->col_csr_in : &s->col_csr;
+                    /* channel strides: out the map's or the band's, in the band's unless
+                     * read in the map (direct mode: packed into the weights) */
+                    const size_t ldy = to_map ? (size_t)gl.P * gl.Q : (size_t)s->col_rows * g.Q;
                     const st_status rc =
-                        to_map ? st_conv2d_sparse_forward_ldy(&s->col_conv, cm, ptr[s->out] + at, (size_t)gl.P * gl.Q,
-                                                              xs, s->b, ops, n_ops, scr, &e)
-                               : st_conv2d_sparse_forward_epi(&s->col_conv, cm, yo, xs, s->b, ops, n_ops, scr, &e);
+                        s->col_direct ? to_map ? st_conv2d_sparse_forward_ldy(&s->col_conv, cm, ptr[s->out] + at, ldy,
+                                                                              xs, s->b, ops, n_ops, scr, &e)
+                                               : st_conv2d_sparse_forward_epi(&s->col_conv, cm, yo, xs, s->b, ops,
+                                                                              n_ops, scr, &e)
+                                      : st_conv2d_sparse_forward_ld(&s->col_conv, cm, to_map ? ptr[s->out] + at : yo,
+                                                                    ldy, xs, ldx, s->b, ops, n_ops, scr, &e);
                     written = to_map && rc == ST_OK;
                     if (rc != ST_OK) {
                         snprintf(msg, msgcap, "%s: %s", c->g->nodes[s->node].name, e.msg);
