@@ -148,7 +148,7 @@ START_TEST(test_kernels_masked_and_helpers) {
         uint8_t *cls = malloc(m.nnz + 1);
         for (int e = 0; e < m.nnz; e++) cls[e] = (uint8_t)(4 + st_rng_uniform(&r) * 8);
         for (int i = 0; i < rows; i++) qsort(cls + m.ptr[i], m.ptr[i + 1] - m.ptr[i], 1, cmp_u8);
-        uint16_t *xm = calloc((size_t)ncls * nvec, sizeof(uint16_t));
+        uint16_t *xm = calloc((size_t)ncls * nvec + 4, sizeof(uint16_t)); /* + the padding */
         for (int v = 0; v < nvec; v++) xm[v] = st_rng_uniform(&r) < 0.75f ? 2 : 0;
         for (int q = 4; q < ncls; q++)
             for (int j = 0; j < n; j++) {

@@ -155,8 +155,9 @@ static int make_masks(st_csr *m) {
     int lg = 0;
     while ((1 << lg) < st__kxk_rpow(c)) lg++;
     m->mask_nvec = nvec;
-    m->fmask = calloc((size_t)nbs * FR * nvec, sizeof(uint16_t));
-    m->bmask = calloc((size_t)nbs * (RS + 1) * nvec, sizeof(uint16_t)); /* row 0: zeros */
+    /* four words of padding: kernels may read a row's masks four vectors at a time */
+    m->fmask = calloc((size_t)nbs * FR * nvec + 4, sizeof(uint16_t));
+    m->bmask = calloc((size_t)nbs * (RS + 1) * nvec + 4, sizeof(uint16_t)); /* row 0: zeros */
     if (!m->fmask || !m->bmask) return -1;
     for (int bs = 0; bs < nbs; bs++) {
         /* a band's table starts at bs * rows * nvec; its rows are as long as the kernel

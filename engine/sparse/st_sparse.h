@@ -258,7 +258,9 @@ void st_csr_unpack(const st_csr *m, float *w);
  * Lane masks (cls and xmask both NULL, or both given): X element j of nonzero e is read
  * only if bit j % 16 of xmask[cls[e] * ceil(n/16) + j / 16] is set, else taken as 0 (and
  * never touched: its address may lie outside any buffer). Direct convolutions use this
- * for the taps of a padded kernel that fall outside the image. */
+ * for the taps of a padded kernel that fall outside the image. The table must be
+ * readable four words past its last row (kernels load up to four vectors' masks at
+ * once), and its row 0 is the run row described at st_csr's x_cls (all zeros: none). */
 
 
 /* dval[e] += sum of part[e * 16 .. e * 16 + 15] for e < n (fixed order). */
