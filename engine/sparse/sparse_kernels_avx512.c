@@ -30,6 +30,17 @@ AI __mmask64 masks64(const uint16_t *m) {
     return _cvtu64_mask64(u);
 }
 
+/* The 16 lanes of vector v < 4 in masks64's mask (an immediate shift in every build:
+ * unoptimised ones do not unroll v into a constant). */
+AI __mmask16 mask_part(__mmask64 k, int v) {
+    switch (v) {
+    case 0: return (__mmask16)k;
+    case 1: return (__mmask16)_kshiftri_mask64(k, 16);
+    case 2: return (__mmask16)_kshiftri_mask64(k, 32);
+    default: return (__mmask16)_kshiftri_mask64(k, 48);
+    }
+}
+
 /* Rows [r0, r1) over NV vectors of columns; the last vector is masked by km when MASKED.
  * XM: X loads masked by the lane-mask table (xm: this tile's first vector, row stride
  * nvec; it is zero past n, so km is not needed on X then). */
@@ -80,8 +91,7 @@ AI void spmm_tile(const int NV, const int MASKED, const int TWO, const int XM, i
                 const __mmask64 k1 = masks64(xm + (size_t)cls[e + 1] * nvec);
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; v++) {
-                    const __mmask16 q0 = (__mmask16)_kshiftri_mask64(k0, 16 * v);
-                    const __mmask16 q1 = (__mmask16)_kshiftri_mask64(k1, 16 * v);
+                    const __mmask16 q0 = mask_part(k0, v), q1 = mask_part(k1, v);
                     a[v] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(q0, x0 + 16 * v), a[v]);
                     c[v] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(q1, x1 + 16 * v), c[v]);
                 }
