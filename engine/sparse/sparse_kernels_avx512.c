@@ -60,7 +60,7 @@ AI void spmm_tile(const int NV, const int MASKED, const int TWO, const int XM, i
      * >> sh equal) where row 0 of the table says that no tap leaves the image vertically
      * in any of the tile's vectors (st_sparse.h): about 3 nonzeros a run at 95% zeros
      * cost a mispredicted exit and a reload of the masks each; 3x longer runs took the
-     * 3x3 layers of ResNet-18 on 14x14-56x56 0.82-0.96x the time */
+     * 3x3 layers of ResNet-18 on 14x14-56x56 0.83-0.96x the time */
     int sh = 0;
     if (XM && !TWO) {
         unsigned f = 0xFFFF;
