@@ -137,23 +137,27 @@ static void write_ds(const char *path) {
     ck_assert_int_eq(stb_save(b, path), 0);
 }
 
-/* x [8, 20, 84] -> c0 1x1 (relu) -> a [16, 20, 84]; s2 3x3/2 (relu) -> b [32, 10, 42];
- * c1 1x1 -> y [16, 10, 42]. Output rows of 42 are whole kernel tiles: the stride-2 layer
- * gets the tap-column planes (ST_CSR_TAPS). */
-static void write_wide(const char *path) {
+/* x [8, H, W] -> c0 1x1 (relu) -> a [C1, H, W]; c1 3x3/st, p1 of zeros (relu) -> b
+ * [C2, ...]; c2 1x1 -> y [out, ...]. */
+static void write_three(const char *path, int H, int W, int C1, int C2, int st, double p1, int out) {
     st_rng r;
     st_rng_seed(&r, 14);
     stb *b = stb_new(13);
-    stb_input(b, "x", 4, (int64_t[]){-1, 8, 20, 84});
-    conv_w(b, "c0", 16, 8, 1, 0.9, &r);
-    conv_w(b, "s2", 32, 16, 3, 0.9, &r);
-    conv_w(b, "c1", 16, 32, 1, 0.9, &r);
+    stb_input(b, "x", 4, (int64_t[]){-1, 8, H, W});
+    conv_w(b, "c0", C1, 8, 1, 0.9, &r);
+    conv_w(b, "c1", C2, C1, 3, p1, &r);
+    conv_w(b, "c2", out, C2, 1, 0.9, &r);
     layer(b, "c0", "x", "a", 1, 1, 1);
-    layer(b, "s2", "a", "b", 3, 2, 1);
-    layer(b, "c1", "b", "y", 1, 1, 0);
+    layer(b, "c1", "a", "b", 3, st, 1);
+    layer(b, "c2", "b", "y", 1, 1, 0);
     stb_output(b, "y");
     ck_assert_int_eq(stb_save(b, path), 0);
 }
+
+/* write_three at 20 x 84, 16 and 32 channels, stride 2, 90% zeros -> y [16, 10, 42].
+ * Output rows of 42 are whole kernel tiles: the stride-2 layer gets the tap-column
+ * planes (ST_CSR_TAPS). */
+static void write_wide(const char *path) { write_three(path, 20, 84, 16, 32, 2, 0.9, 16); }
 
 /* Compiled with these options; its plan in desc. */
 static se_compiled *compile_rows(const char *path, int batch, int threads, int schedule, int nchw, int rows) {
@@ -222,6 +226,11 @@ static float *check_output(const fixture *f, const se_compiled *c, const char *w
 }
 
 static void teardown(fixture *f) { free(f->x), free(f->ref); }
+
+/* write_three at H x H, 96 channels, stride 1, 80% zeros (c1's nonzeros take more bytes
+ * than a) -> y [8, H, H]. */
+static void write_heavy14(const char *path) { write_three(path, 14, 14, 96, 96, 1, 0.8, 8); }
+static void write_heavy10(const char *path) { write_three(path, 10, 10, 96, 96, 1, 0.8, 8); }
 
 START_TEST(blocked_matches_nchw) {
     fixture f;
@@ -300,6 +309,27 @@ START_TEST(blocked_upsample) {
         se_compiled_free(c);
     }
     teardown(&f);
+}
+END_TEST
+
+/* A layer whose weights outweigh its input runs on blocks (its maps blocked) only where
+ * the split by output channels would run its nonzeros over as many column tiles in all:
+ * 14x14 (two tiles whole, one a block on 2 threads) yes, 10x10 (one tile either way) no;
+ * the same outputs either way. */
+START_TEST(blocked_heavy_weights) {
+    for (int small = 0; small <= 1; small++) {
+        fixture f;
+        const int H = small ? 10 : 14;
+        setup(&f, small ? "engine-blocked-heavy10" : "engine-blocked-heavy14", small ? write_heavy10 : write_heavy14,
+              (size_t)8 * H * H, (size_t)8 * H * H, 6);
+        se_compiled *c = compile(f.path, 1, 2, SE_SCHEDULE_LAYERS, 0);
+        const se_step *s = &c->steps[1];
+        ck_assert_msg(s->sparse && 8.0 * s->csr.nnz > 4.0 * 96 * H * H, "%s", desc);
+        ck_assert_msg(s->blk == !small, "%dx%d: step 1 %s blocks\n%s", H, H, s->blk ? "on" : "not on", desc);
+        free(check_output(&f, c, small ? "10x10, 2 threads" : "14x14, 2 threads"));
+        se_compiled_free(c);
+        teardown(&f);
+    }
 }
 END_TEST
 
@@ -394,6 +424,7 @@ Suite *engine_blocked_suite(void) {
     tcase_add_test(tc, blocked_matches_nchw);
     tcase_add_test(tc, blocked_upsample);
     tcase_add_test(tc, blocked_s2_window_in_halo);
+    tcase_add_test(tc, blocked_heavy_weights);
     tcase_add_test(tc, taps_match_reference);
     tcase_add_test(tc, quads_match_reference);
     suite_add_tcase(s, tc);

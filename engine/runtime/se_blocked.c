@@ -36,6 +36,8 @@
  * (a layer that read a blocked 80x80 map and wrote an NCHW one, 0.025-0.032 -> 0.045-
  * 0.049 ms). Past 80x80 (160x160 stems) untested. */
 #define SE_BLK_MIN_FLOATS 48
+/* Columns of the direct-mode sparse kernel's widest tile (sparse_kernels_avx512.c). */
+#define SE_BLK_TILE_COLS 112
 #define SE_BLK_MAX_HW 6400
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -83,8 +85,16 @@ static int step_ok(const se_compiled *c, const se_step *s, const unsigned char *
     if (s->op == ST_OP_UPSAMPLE) return s->n_epi == 0 && up_factor(c, s) >= 1 && c->g->values[s->out].h >= c->blk_T;
     if (s->op != ST_OP_CONV2D || !s->sparse || k->groups != 1 || k->P < c->blk_T) return 0;
     /* weights larger than the input (ResNet's layer3 and 4) go by output channels, each
-     * thread streaming half of them (sparse_conv.c); blocks would stream all of them */
-    if (8.0 * s->csr.nnz > 4.0 * k->C * k->H * k->W) return 0;
+     * thread streaming half of them (sparse_conv.c); blocks would stream all of them, and
+     * run every nonzero's loop once per block: only where the channel split runs it as
+     * many times in all, over more column tiles (ResNet's 14x14 layer3, two threads: 196
+     * columns in two tiles against 98 in one, 0.991x the model's time, the blocked steps
+     * 0.84-0.95x; yolov5n's 10x10 maps, one tile either way, blocked ran 1.47x) */
+    if (8.0 * s->csr.nnz > 4.0 * k->C * k->H * k->W) {
+        const int cols = k->P * k->Q, T = c->blk_T;
+        if ((cols / T + SE_BLK_TILE_COLS - 1) / SE_BLK_TILE_COLS * T > (cols + SE_BLK_TILE_COLS - 1) / SE_BLK_TILE_COLS)
+            return 0;
+    }
     if (is_s2(s)) return 1;
     return s->csr.geom.direct && k->stride_h == 1 && k->stride_w == 1 && k->dil_h == 1 && k->P == k->H &&
            k->Q == k->W && k->pad_h <= SE_BLK_HALO && 2 * k->pad_h == k->R - 1;
