@@ -36,8 +36,7 @@
  * (a layer that read a blocked 80x80 map and wrote an NCHW one, 0.025-0.032 -> 0.045-
  * 0.049 ms). Past 80x80 (160x160 stems) untested. */
 #define SE_BLK_MIN_FLOATS 48
-/* Columns of the direct-mode sparse kernel's widest tile (sparse_kernels_avx512.c). */
-#define SE_BLK_TILE_COLS 112
+#define SE_BLK_TILE_COLS ST_SPARSE_DIRECT_TILE_COLS
 #define SE_BLK_MAX_HW 6400
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }

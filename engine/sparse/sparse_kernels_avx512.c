@@ -188,7 +188,7 @@ static void spmm_full7_1(SPMM_ARGS) { spmm_tile(7, 0, 0, 1, SPMM_PASS); }
 /* Columns [j0, j1) in tiles of `full` and one narrower tile. */
 static void spmm_range(int j0, int j1, int nvec, SPMM_ARGS_NO_TILE) {
     const spmm_fn *tab = xmask ? spmm_tab_1 : spmm_tab_0;
-    const int full = xmask ? 112 : 128;
+    const int full = xmask ? ST_SPARSE_DIRECT_TILE_COLS : 128;
     const spmm_fn full_tile = xmask ? spmm_full7_1 : tab[0];
     for (; j0 + full <= j1; j0 += full)
         full_tile(r0, r1, ptr, idx, val, X + j0, ldx_, Y + j0, ldy, bias, accumulate, 0xFFFF, cls,

@@ -92,6 +92,10 @@ typedef struct st_sparse_geom {
     size_t part_floats;  /* direct: of which weight-gradient partial lanes */
 } st_sparse_geom;
 
+/* Columns of the AVX-512 spmm's widest tile over lane-masked (direct kxk) X: 7 vectors,
+ * one mask register each (k1-k7). Planners that weigh passes over the nonzeros use it. */
+#define ST_SPARSE_DIRECT_TILE_COLS 112
+
 /* The signatures of spmm and spmm_rows (and of their quad forms, spmm4 and spmm4_rows). */
 typedef void (*st_spmm_fn)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
                            const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
