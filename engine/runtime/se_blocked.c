@@ -36,7 +36,6 @@
  * (a layer that read a blocked 80x80 map and wrote an NCHW one, 0.025-0.032 -> 0.045-
  * 0.049 ms). Past 80x80 (160x160 stems) untested. */
 #define SE_BLK_MIN_FLOATS 48
-#define SE_BLK_TILE_COLS ST_SPARSE_DIRECT_TILE_COLS
 #define SE_BLK_MAX_HW 6400
 
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -90,9 +89,8 @@ static int step_ok(const se_compiled *c, const se_step *s, const unsigned char *
      * columns in two tiles against 98 in one, 0.991x the model's time, the blocked steps
      * 0.84-0.95x; yolov5n's 10x10 maps, one tile either way, blocked ran 1.47x) */
     if (8.0 * s->csr.nnz > 4.0 * k->C * k->H * k->W) {
-        const int cols = k->P * k->Q, T = c->blk_T;
-        if ((cols / T + SE_BLK_TILE_COLS - 1) / SE_BLK_TILE_COLS * T > (cols + SE_BLK_TILE_COLS - 1) / SE_BLK_TILE_COLS)
-            return 0;
+        const int cols = k->P * k->Q, T = c->blk_T, tile = ST_SPARSE_DIRECT_TILE_COLS;
+        if ((cols / T + tile - 1) / tile * T > (cols + tile - 1) / tile) return 0;
     }
     if (is_s2(s)) return 1;
     return s->csr.geom.direct && k->stride_h == 1 && k->stride_w == 1 && k->dil_h == 1 && k->P == k->H &&

@@ -417,13 +417,14 @@ static int run_items(const se_compiled *c, const se_section *sec, float *const *
                     /* channel strides: out the map's or the band's, in the band's unless
                      * read in the map (direct mode: packed into the weights) */
                     const size_t ldy = to_map ? (size_t)gl.P * gl.Q : (size_t)s->col_rows * g.Q;
-                    const st_status rc =
-                        s->col_direct ? to_map ? st_conv2d_sparse_forward_ldy(&s->col_conv, cm, ptr[s->out] + at, ldy,
-                                                                              xs, s->b, ops, n_ops, scr, &e)
-                                               : st_conv2d_sparse_forward_epi(&s->col_conv, cm, yo, xs, s->b, ops,
-                                                                              n_ops, scr, &e)
-                                      : st_conv2d_sparse_forward_ld(&s->col_conv, cm, to_map ? ptr[s->out] + at : yo,
-                                                                    ldy, xs, ldx, s->b, ops, n_ops, scr, &e);
+                    float *ys = to_map ? ptr[s->out] + at : yo;
+                    st_status rc;
+                    if (!s->col_direct)
+                        rc = st_conv2d_sparse_forward_ld(&s->col_conv, cm, ys, ldy, xs, ldx, s->b, ops, n_ops, scr, &e);
+                    else if (to_map)
+                        rc = st_conv2d_sparse_forward_ldy(&s->col_conv, cm, ys, ldy, xs, s->b, ops, n_ops, scr, &e);
+                    else
+                        rc = st_conv2d_sparse_forward_epi(&s->col_conv, cm, ys, xs, s->b, ops, n_ops, scr, &e);
                     written = to_map && rc == ST_OK;
                     if (rc != ST_OK) {
                         snprintf(msg, msgcap, "%s: %s", c->g->nodes[s->node].name, e.msg);

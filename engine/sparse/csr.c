@@ -152,8 +152,7 @@ static int make_masks(st_csr *m) {
     const st_conv2d *c = &m->conv;
     const int L = m->geom.L, W = c->W, H = c->H, RS = c->R * c->S, FR = st__kxk_fwd_rows(c);
     const int nbs = (H + L - 1) / L, nvec = (L * W + 15) / 16, band = m->band_ldc > 0;
-    int lg = 0;
-    while ((1 << lg) < st__kxk_rpow(c)) lg++;
+    const int lg = st__kxk_rlog(c);
     m->mask_nvec = nvec;
     /* four words of padding: kernels may read a row's masks four vectors at a time */
     m->fmask = calloc((size_t)nbs * FR * nvec + 4, sizeof(uint16_t));
@@ -368,7 +367,7 @@ static st_status pack(st_csr *m, const st_conv2d *conv, const float *w, const un
     }
 
     const size_t HW = (size_t)c.H * c.W, PQ = (size_t)c.P * c.Q;
-    const int Cg = c.C / c.groups, RS = c.R * c.S;
+    const int RS = c.R * c.S;
     int e = 0;
     for (int k = 0; k < K; k++) {
         m->row_ptr[k] = e;
@@ -377,7 +376,7 @@ static st_status pack(st_csr *m, const st_conv2d *conv, const float *w, const un
             /* direct kxk: st__kxk_order (tap column, tap row, channel), so the kernels
              * load each tap's border masks once per run of nonzeros instead of once per
              * nonzero, and away from the top and bottom rows once per tap column */
-            const int u = j / Cg, col = kxk ? (j % Cg) * RS + (u % c.R) * c.S + u / c.R : j;
+            const int col = kxk ? st__kxk_col(&c, j) : j;
             size_t i = (size_t)k * cols + col;
             if (!(mask ? mask[i] != 0 : w[i] != 0.0f)) continue;
             m->col_idx[e] = col;

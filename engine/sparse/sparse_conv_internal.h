@@ -30,16 +30,22 @@ static inline void st__sc_split_rows(const int32_t *ptr, int n, int nb, int b, i
 /* Direct kxk forward classes (st_sparse.h): rows of a band's forward mask table, the
  * class of tap (r, s), and the position of column col in a row's packing order (tap
  * column-major, then tap row, then channel: a column's taps share horizontal masks). */
-static inline int st__kxk_rpow(const st_conv2d *c) {
-    int rp = 1;
-    while (rp < c->R) rp *= 2;
-    return rp;
+static inline int st__kxk_rlog(const st_conv2d *c) { /* log2 of R rounded up to a power of 2 */
+    int lg = 0;
+    while ((1 << lg) < c->R) lg++;
+    return lg;
 }
+static inline int st__kxk_rpow(const st_conv2d *c) { return 1 << st__kxk_rlog(c); }
 static inline int st__kxk_fwd_rows(const st_conv2d *c) { return (c->S + 1) * st__kxk_rpow(c); }
 static inline int st__kxk_fwd_cls(const st_conv2d *c, int r, int s) { return (s + 1) * st__kxk_rpow(c) + r; }
 static inline int st__kxk_order(const st_conv2d *c, int col) {
     const int RS = c->R * c->S, t = col % RS;
     return ((t % c->S) * c->R + t / c->S) * (c->C / c->groups) + col / RS;
+}
+/* The column at position j of that order (st__kxk_order's inverse). */
+static inline int st__kxk_col(const st_conv2d *c, int j) {
+    const int Cg = c->C / c->groups, u = j / Cg;
+    return (j % Cg) * c->R * c->S + (u % c->R) * c->S + u / c->R;
 }
 
 /* Direct kxk: the lane masks of band position bs in a sample (NULL for 1x1): forward

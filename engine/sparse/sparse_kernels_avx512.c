@@ -61,13 +61,7 @@ AI void spmm_tile(const int NV, const int MASKED, const int TWO, const int XM, i
      * in any of the tile's vectors (st_sparse.h): about 3 nonzeros a run at 95% zeros
      * cost a mispredicted exit and a reload of the masks each; 3x longer runs took the
      * 3x3 layers of ResNet-18 on 14x14-56x56 0.83-0.96x the time */
-    int sh = 0;
-    if (XM && !TWO) {
-        unsigned f = 0xFFFF;
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; v++) f &= xm[v];
-        sh = (int)f;
-    }
+    const int sh = XM && !TWO ? st_sparse_run_shift(xm, NV) : 0;
     for (int r = r0; r < r1; r++) {
         float *y = Y + (ptrdiff_t)(r - r0) * ldy;
         __m512 a[8], c[8];
@@ -215,7 +209,8 @@ static void spmm_avx512(int r0, int r1, const int32_t *ptr, const int32_t *idx, 
         hi = nvec;
         while (lo < nvec && !xmask[lo]) lo++;
         while (hi > lo && !xmask[hi - 1]) hi--;
-        hi = lo + (hi - lo) / 7 * 7;
+        const int tv = ST_SPARSE_DIRECT_TILE_COLS / 16;
+        hi = lo + (hi - lo) / tv * tv;
         if (hi == lo) lo = hi = 0;
     }
     const int cut[4] = {0, ST_MIN(n, 16 * lo), ST_MIN(n, 16 * hi), n};

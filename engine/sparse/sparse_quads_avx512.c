@@ -51,13 +51,7 @@ AI void quad_tile(const int NV, const int XM, int q0, int q1, const int32_t *ptr
     __mmask16 em[QNV];
 #pragma GCC unroll 6
     for (int v = 0; v < NV; v++) em[v] = v == NV - 1 ? km : (__mmask16)0xFFFF;
-    int sh = 0; /* runs of one tap column where row 0 allows (as spmm_tile's) */
-    if (XM) {
-        unsigned f = 0xFFFF;
-#pragma GCC unroll 6
-        for (int v = 0; v < NV; v++) f &= xm[v];
-        sh = (int)f;
-    }
+    const int sh = XM ? st_sparse_run_shift(xm, NV) : 0; /* runs of one tap column where row 0 allows */
     for (int q = q0; q < q1; q++) {
         float *y = Y + (ptrdiff_t)(q - q0) * 4 * ldy;
         __m512 a[4 * QNV];

@@ -266,6 +266,14 @@ void st_csr_unpack(const st_csr *m, float *w);
  * readable four words past its last row (kernels load up to four vectors' masks at
  * once), and its row 0 is the run row described at st_csr's x_cls (all zeros: none). */
 
+/* The shift under which a kernel tile over row-0 words xm[0 .. nv) may run a tap
+ * column's classes under one mask load: cls >> shift equal (0: classes one by one). */
+static inline int st_sparse_run_shift(const uint16_t *xm, int nv) {
+    unsigned f = 0xFFFF;
+    for (int v = 0; v < nv; v++) f &= xm[v];
+    return (int)f;
+}
+
 
 /* dval[e] += sum of part[e * 16 .. e * 16 + 15] for e < n (fixed order). */
 void st_sparse_reduce16(float *dval, const float *part, int n);
