@@ -1,7 +1,8 @@
 /* Inference epilogue kernels (act_kernels.h): every ISA's st_epi_rows against the
  * definitions, op by op and chained, on row lengths 0-40 (every vector tail) and past the
  * AVX-512 kernel's 8-vector blocks (127-299: a block, then vectors, then a tail), several
- * rows with distinct strides, in place and copying, with NaN, infinities and -0. */
+ * rows with distinct strides, in place and copying, with NaN, infinities, -0 and values
+ * outside exp's range. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -35,7 +36,10 @@ static int close_enough(float got, float want, int approx) {
     return fabsf(got - want) <= 2e-6f * fmaxf(1.0f, fabsf(want));
 }
 
-static const float specials[] = {NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 1e-40f, -1e-40f, 88.0f, -100.0f};
+/* Beyond the exp's range both ways, too: 1e30 and -89 (whose exp overflows) */
+static const float specials[] = {NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 1e-40f, -1e-40f, 88.0f, -100.0f,
+                                 1e30f, -1e30f, -89.0f, 100.5f};
+#define N_SPECIALS ((int)(sizeof specials / sizeof specials[0]))
 
 START_TEST(test_epi_rows_match_definitions) {
     static const st_epi_op chains[][ST_EPI_MAX_OPS] = {
@@ -72,8 +76,9 @@ START_TEST(test_epi_rows_match_definitions) {
                 for (int i = 0; i < rows * ldx; i++) {
                     s = s * 1664525u + 1013904223u;
                     x[i] = (float)((s >> 8) % 20001) / 1000.0f - 10.0f;
-                    if (s % 13 == 0) x[i] = specials[(s >> 4) % 9];
+                    if (s % 13 == 0) x[i] = specials[(s >> 4) % N_SPECIALS];
                 }
+                for (int i = 0; i < N_SPECIALS; i++) x[i] = specials[i]; /* each in every long row 0 */
                 for (int i = 0; i < rows * ldy; i++) {
                     s = s * 1664525u + 1013904223u;
                     res[i] = (float)((s >> 8) % 2001) / 1000.0f - 1.0f;

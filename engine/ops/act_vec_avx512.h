@@ -59,6 +59,31 @@ static inline __m512 sigmoid_epi_avx512(__m512 x) {
     return _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NGT_UQ), e, r);
 }
 
+/* SiLU for the inference epilogue: x / (1 + exp(-x)), in 12 vector ops against 16 for
+ * x * sigmoid_epi_avx512(x) (whose |x| split, compare and two multiplies guard sigmoid's
+ * own range). On a Zen 4 core, which issued about one 512-bit op per cycle in this
+ * code, that took 0.28 ns per output and this 0.21 (4096-float rows in L1, 8 vectors at
+ * once). exp(-x) by the same reduction and polynomial as sigmoid_epi_avx512, written in
+ * u = x + n ln2 = -t so that -x is never formed (odd coefficients negated); x is
+ * clamped at 100 for the exponent only (beyond ~17 the quotient is x). Below -88.7 the
+ * exponent overflows to inf and the result is -0 where the exact value is under 2e-37
+ * in magnitude. NaN stays NaN; SiLU(+inf) = +inf, SiLU(-inf) = NaN as -inf * 0. Against
+ * double precision over [-88, 120]: relative error <= 4e-7. */
+static inline __m512 silu_epi_avx512(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 xc = _mm512_min_ps(x, _mm512_set1_ps(100.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(-1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 u = _mm512_fmadd_ps(n, _mm512_set1_ps(0.693147180559945309f), xc);
+    __m512 p = _mm512_set1_ps(-ST_EXP5_C5);
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(ST_EXP5_C4));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-ST_EXP5_C3));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(ST_EXP5_C2));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-ST_EXP5_C1));
+    p = _mm512_fmadd_ps(p, u, one);
+    return _mm512_div_ps(x, _mm512_add_ps(one, _mm512_scalef_ps(p, n)));
+}
+
 /* The ops on nr x nv vectors at once, op by op: vector r*nv + v holds the 16 outputs at
  * off0 + r*ld + 16*v (ADD reads op->src there under lane mask mk[v]; rows r >= rvalid
  * are never read). Applying each op across all vectors
@@ -89,7 +114,7 @@ static inline __attribute__((always_inline)) void st_epi_block16(__m512 *a, cons
         case ST_EPI_OP_SILU:
 #pragma GCC unroll 32
             for (int i = 0; i < nr * nv; i++)
-                a[i] = _mm512_mul_ps(a[i], sigmoid_epi_avx512(a[i]));
+                a[i] = silu_epi_avx512(a[i]);
             break;
         case ST_EPI_OP_SIGMOID:
 #pragma GCC unroll 32
