@@ -127,6 +127,11 @@ static void make_geom(st_sparse_geom *g, const st_conv2d *c, int layout, int bat
     g->gd = (g->ds_max + 15) & ~15;
     const int vrows = c->C * g->PH;
     int L = ST_MAX(1, (ST_SPARSE_BAND_COLS + g->Wv - 1) / g->Wv);
+    /* An image stem's band rebuilds dr_max rows of tap planes (3x its input) that the
+     * band before built: at least 8 dr_max rows keep that under 1/8 (yolov5n's 6x6 stem,
+     * one thread: bands of 4 rows -> 16, 0.95-0.96x the time; ResNet-18's 7x7, bands of 5
+     * -> 14 as the budget allows, the same time) */
+    if (g->taps == 1 && c->C <= 4) L = ST_MAX(L, 8 * g->dr_max);
     while (L > 1 && band_thread_floats(g, L, L, c->K, vrows) > ST_SPARSE_BAND_BUDGET) L--;
     /* The weight gradient pays a horizontal sum per nonzero and band: give it at least
      * WGRAD_COLS columns when the memory cap allows (forward and backward-input keep the
