@@ -367,11 +367,12 @@ START_TEST(test_maxpool_infer_wide_kernel) {
 END_TEST
 
 /* The inference pool against the argmax one over kernels 1-5, strides 1-3, padding up to
- * half the kernel, ceil mode, odd sizes (1, 3, 7, 17, 40, 150 columns; 9 rows, 130 for
- * the two widest, so stride-1 pools span several of the flat path's row bands), NaNs at
- * some inputs. */
+ * half the kernel, ceil mode, odd sizes (1, 3, 7, 16, 17, 40, 150 columns: up to 16, one
+ * vector a row on AVX-512; 9 rows, 130 for 7 columns and the two widest, so stride-1
+ * pools span several of the narrow kernel's 32-row chunks and of the flat path's row
+ * bands), NaNs at some inputs. */
 START_TEST(test_maxpool_infer_sweep) {
-    static const int sizes[] = {1, 3, 7, 17, 40, 150};
+    static const int sizes[] = {1, 3, 7, 16, 17, 40, 150};
     st_rng r;
     st_rng_seed(&r, 11);
     int cases = 0;
@@ -379,8 +380,8 @@ START_TEST(test_maxpool_infer_sweep) {
         for (int s = 1; s <= 3; s++)
             for (int pad = 0; pad <= k / 2; pad++)
                 for (int ceil = 0; ceil <= 1; ceil++)
-                    for (int wi = 0; wi < 6; wi++) {
-                        const int H = wi >= 4 ? 130 : 9;
+                    for (int wi = 0; wi < 7; wi++) {
+                        const int H = wi >= 5 || wi == 2 ? 130 : 9;
                         st_pool p = {.N = 1, .C = 2, .H = H, .W = sizes[wi], .kh = k, .kw = k, .stride_h = s,
                                      .stride_w = s, .pad_h = pad, .pad_w = pad, .ceil_mode = ceil};
                         if (st_pool_init(&p) != 0) continue;

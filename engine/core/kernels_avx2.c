@@ -116,4 +116,5 @@ void st_kernels_avx2(st_kernels *k) {
     k->max_rows = max_rows_avx2;
     k->deint2 = deint2_avx2;
     k->max3s2 = NULL;
+    k->maxs1_narrow = NULL;
 }

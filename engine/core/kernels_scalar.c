@@ -69,4 +69,5 @@ void st_kernels_scalar(st_kernels *k) {
     k->max_rows = st_max_rows_scalar;
     k->deint2 = st_deint2_scalar;
     k->max3s2 = NULL;
+    k->maxs1_narrow = NULL;
 }

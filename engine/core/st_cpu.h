@@ -49,6 +49,13 @@ typedef struct st_kernels {
      * rows[r][2j + off + t], columns outside [0, W) left out, a NaN anywhere wins. NULL
      * where no variant beats max_rows + deint2 (the pool then takes those). */
     void (*max3s2)(float *y, const float *const *rows, int nr, int W, int off, size_t Q);
+    /* Max pooling stride 1 on one plane whose rows fit a vector (W, Q <= 16; kh, kw <=
+     * 16): output rows [r0, r1) of y (rows Q apart) from x (H rows of W), window (o, j)
+     * over rows o - ph .. o - ph + kh - 1 and columns j - pw .. j - pw + kw - 1 inside
+     * the plane, a NaN anywhere wins, -inf where none is inside. NULL: the pool takes
+     * its general paths. */
+    void (*maxs1_narrow)(float *y, const float *x, int H, int W, int Q, int kh, int kw, int ph, int pw,
+                         int r0, int r1);
 } st_kernels;
 
 /* Fills k with the variants for isa (falls back to lower ISAs the CPU supports). */

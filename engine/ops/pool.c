@@ -285,6 +285,12 @@ static void maxpool_plane_rows(const st_pool *p, float *y, const float *x, long 
     const int sep = sep_cols >= 16 && p->kh <= POOL_SEP_KMAX && p->kw <= POOL_SEP_KMAX;
     const int chunk = sep ? sep_cols : POOL_ROW_MAX;
     if (r0 >= r1) return;
+    if (k->maxs1_narrow && p->stride_h == 1 && p->stride_w == 1 && p->W <= 16 && p->Q <= 16 && p->kh <= 16 &&
+        p->kw <= 16) {
+        k->maxs1_narrow(y + (size_t)pl * PQ, x + (size_t)pl * HW, p->H, p->W, p->Q, p->kh, p->kw, p->pad_h,
+                        p->pad_w, r0, r1);
+        return;
+    }
     if (flat_ok(p)) {
         maxpool_plane_flat(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, k);
         return;
