@@ -30,8 +30,8 @@ static int cblk_count(const st_csr *m) {
     if (K < 1 || c->groups != 1 || m->nnz < 1) return 1;
     double per_ch; /* bytes one channel's input takes per tile */
     const int qt = !g->direct && m->k.spmm_rows ? st__sc_rows_tile(c->Q) : 0;
-    if (qt) { /* written row by row (spmm_rows): 8 / nv image rows of qt columns a call */
-        const int nr = 8 / ((qt + 15) / 16);
+    if (qt) { /* written row by row (spmm_rows): a call's image rows of qt columns */
+        const int nr = ST_SPARSE_ROWS_PER_CALL((qt + 15) / 16);
         per_ch = 4.0 * g->PH * ((nr + g->dr_max) * (qt + g->ds_max));
     } else if (g->direct) {
         const int cols = ST_MIN(128, g->L * c->W);

@@ -279,7 +279,7 @@ AI void spmm_rblock(const int NR, const int NV, int r0, int r1, const int32_t *p
 #define SPMM_ROWS_PASS r0, r1, ptr, idx, val, X, ldxr, rv, Y, ldy, ldyr, bias, accumulate, km, ops, n_ops, eo
 typedef void (*spmm_rows_fn)(SPMM_ROWS_ARGS);
 #define SPMM_RB(NV) \
-    static void spmm_rb##NV(SPMM_ROWS_ARGS) { spmm_rblock(8 / NV, NV, SPMM_ROWS_PASS); }
+    static void spmm_rb##NV(SPMM_ROWS_ARGS) { spmm_rblock(ST_SPARSE_ROWS_PER_CALL(NV), NV, SPMM_ROWS_PASS); }
 SPMM_RB(1)
 SPMM_RB(2)
 SPMM_RB(3)
@@ -296,7 +296,7 @@ static void spmm_rows_avx512(int r0, int r1, const int32_t *ptr, const int32_t *
                              float *Y, ptrdiff_t ldy, ptrdiff_t ldyr, const float *bias,
                              int accumulate, const st_epi_op *ops, int n_ops) {
     if (n < 1 || n > 128 || nrows < 1) return;
-    const int nv = (n + 15) / 16, nr = 8 / nv;
+    const int nv = (n + 15) / 16, nr = ST_SPARSE_ROWS_PER_CALL(nv);
     const __mmask16 km = tail_mask(n - 16 * (nv - 1));
     for (int j0 = 0; j0 < nrows; j0 += nr)
         spmm_rb_tab[nv](r0, r1, ptr, idx, val, X + (ptrdiff_t)j0 * ldxr, ldxr, ST_MIN(nr, nrows - j0),

@@ -96,6 +96,10 @@ typedef struct st_sparse_geom {
  * one mask register each (k1-k7). Planners that weigh passes over the nonzeros use it. */
 #define ST_SPARSE_DIRECT_TILE_COLS 112
 
+/* Image rows the AVX-512 row kernel (spmm_rows) takes per call when each row is nv
+ * vectors: its 8 accumulators. Planners that size a call's input use it. */
+#define ST_SPARSE_ROWS_PER_CALL(nv) (8 / (nv))
+
 /* The signatures of spmm and spmm_rows (and of their quad forms, spmm4 and spmm4_rows). */
 typedef void (*st_spmm_fn)(int r0, int r1, const int32_t *ptr, const int32_t *idx, const float *val,
                            const float *X, ptrdiff_t ldx, int n, float *Y, ptrdiff_t ldy,
