@@ -278,8 +278,10 @@ AI void spmm_rblock(const int NR, const int NV, int r0, int r1, const int32_t *p
         int accumulate, __mmask16 km, const st_epi_op *ops, int n_ops, size_t eo
 #define SPMM_ROWS_PASS r0, r1, ptr, idx, val, X, ldxr, rv, Y, ldy, ldyr, bias, accumulate, km, ops, n_ops, eo
 typedef void (*spmm_rows_fn)(SPMM_ROWS_ARGS);
-#define SPMM_RB(NV) \
-    static void spmm_rb##NV(SPMM_ROWS_ARGS) { spmm_rblock(ST_SPARSE_ROWS_PER_CALL(NV), NV, SPMM_ROWS_PASS); }
+#define SPMM_RB(NV)                                                                            \
+    static void spmm_rb##NV(SPMM_ROWS_ARGS) {                                                  \
+        spmm_rblock(ST_SPARSE_ROWS_PER_CALL(NV), NV, SPMM_ROWS_PASS);                          \
+    }
 SPMM_RB(1)
 SPMM_RB(2)
 SPMM_RB(3)
