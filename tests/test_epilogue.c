@@ -78,7 +78,8 @@ START_TEST(test_epi_rows_match_definitions) {
                     x[i] = (float)((s >> 8) % 20001) / 1000.0f - 10.0f;
                     if (s % 13 == 0) x[i] = specials[(s >> 4) % N_SPECIALS];
                 }
-                for (int i = 0; i < N_SPECIALS; i++) x[i] = specials[i]; /* each in every long row 0 */
+                /* each special at least once where row 0 is N_SPECIALS long or more */
+                for (int i = 0; i < N_SPECIALS; i++) x[i] = specials[i];
                 for (int i = 0; i < rows * ldy; i++) {
                     s = s * 1664525u + 1013904223u;
                     res[i] = (float)((s >> 8) % 2001) / 1000.0f - 1.0f;

@@ -42,7 +42,8 @@ static inline __m256 sigmoid_avx2(__m256 z) {
  * flushed to 0, as the exact value underflows anyway); 1/(1+e) for x > 0, else e/(1+e).
  * Against double over [-110, 110]: relative error <= 4e-7 where sigmoid(x) >= 1.7e-38, 0
  * below (0.47-0.56 -> 0.37-0.45 ns per SiLU output against the Cephes exp, 4096-float rows
- * in L1). A NaN x comes out a number: SiLU's multiply and Sigmoid's blend restore it. */
+ * in L1). A NaN x comes out a number: Sigmoid's blend restores it (SiLU has its own
+ * form, silu_epi_avx2). */
 static inline __m256 sigmoid_epi_avx2(__m256 x) {
     const __m256 one = _mm256_set1_ps(1.0f);
     const __m256 z = _mm256_or_ps(x, _mm256_set1_ps(-0.0f));

@@ -39,8 +39,8 @@ static inline __m512 sigmoid_train_avx512(__m512 z) {
  * Against double precision over [-110, 110]: relative error <= 3.9e-7. A Cephes-style
  * exp (two-step reduction, degree 6, both clamps) took 0.20 ns per SiLU output in the
  * epilogue, this 0.15 (4096-float rows in L1); 1/(1+e) by rcp14 and a Newton step took
- * 0.17. A NaN x comes out a number (the max picks -104): SiLU's final multiply and
- * Sigmoid's blend restore it. */
+ * 0.17. A NaN x comes out a number (the max picks -104): Sigmoid's blend restores it
+ * (SiLU has its own form, silu_epi_avx512). */
 static inline __m512 sigmoid_epi_avx512(__m512 x) {
     const __m512 one = _mm512_set1_ps(1.0f);
     __m512 z = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)));
