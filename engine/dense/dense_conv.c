@@ -147,6 +147,7 @@ static void make_plan(const st_conv2d *c, int threads, plan *p, int cvec) {
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 const char *st_dense_conv_mode(const st_conv2d *c, int threads) {
+    if (st__wino_ok(c)) return "Winograd F(4x4, 3x3) over the space-to-depth input";
     plan p;
     make_plan(c, threads, &p, -1);
     if (p.inplace) return p.shared ? "in-place, weight panels outer" : "in-place, column panels outer";
@@ -158,6 +159,7 @@ const char *st_dense_conv_mode(const st_conv2d *c, int threads) {
 }
 
 int st_dense_conv_chunks(const st_conv2d *c, int threads) {
+    if (st__wino_ok(c)) return 1;
     plan p;
     make_plan(c, threads, &p, -1);
     if (p.cvec) return st__dense_cvec_chunks(c);
@@ -176,6 +178,7 @@ st_status st_dense_conv_pack(st_dense_conv *d, const st_conv2d *c, const float *
     d->K = c->K;
     d->CRS = c->C * c->R * c->S;
     d->kpanels = (c->K + MR - 1) / MR;
+    if (st__wino_ok(c)) return st__wino_pack(d, c, w, err);
     plan pl;
     make_plan(c, 1, &pl, -1); /* cvec does not depend on the thread count */
     if (pl.cvec) {
@@ -202,6 +205,7 @@ void st_dense_conv_free(st_dense_conv *d) {
     if (!d) return;
     st_free(d->wp);
     st_free(d->wc);
+    st_free(d->wg);
     memset(d, 0, sizeof *d);
 }
 
@@ -211,6 +215,7 @@ static size_t plane_floats(const st_conv2d *c, const plan *pl) {
 }
 
 size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads) {
+    if (st__wino_ok(c)) return (size_t)(threads > 0 ? threads : 1) * pad16(st__wino_part_floats(c)) + 16;
     plan p; /* without channel vectors: the same planes, plus the grid where compacting, so
                enough for either way a packing runs this shape */
     make_plan(c, threads, &p, 0);
@@ -511,6 +516,7 @@ static void pick_ukr(st_dense_ukr ukr[3], st_dense_ukr ukr_off[3]) {
 }
 
 int st_dense_conv_parts_ok(const st_conv2d *c, int nparts) {
+    if (st__wino_ok(c)) return 1;
     plan pl;
     make_plan(c, nparts, &pl, -1);
     return pl.direct || pl.inplace;
@@ -527,6 +533,10 @@ static void run_part(const st_dense_conv *d, const st_conv2d *c, const plan *pl,
 void st_dense_conv_forward_part(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
                                 const float *bias, const st_epi_op *ops, int n_ops, float *scratch,
                                 int part, int nparts, void (*sync)(void *ctx), void *sync_ctx) {
+    if (d->wg) {
+        st__wino_part(d, c, y, x, bias, ops, n_ops, scratch, part, nparts);
+        return;
+    }
     plan pl;
     make_plan(c, nparts, &pl, d->wc != NULL);
     st_dense_ukr ukr[3], ukr_off[3];
@@ -536,6 +546,15 @@ void st_dense_conv_forward_part(const st_dense_conv *d, const st_conv2d *c, floa
 
 void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
                            const float *bias, const st_epi_op *ops, int n_ops, float *scratch) {
+    if (d->wg) { /* inside a parallel region (column bands) one part */
+        if (omp_in_parallel()) {
+            st__wino_part(d, c, y, x, bias, ops, n_ops, scratch, 0, 1);
+            return;
+        }
+#pragma omp parallel
+        st__wino_part(d, c, y, x, bias, ops, n_ops, scratch, omp_get_thread_num(), omp_get_num_threads());
+        return;
+    }
     plan pl; /* inside a parallel region (column bands) the nested regions run one thread */
     make_plan(c, omp_in_parallel() ? 1 : omp_get_max_threads(), &pl, d->wc != NULL);
     st_dense_ukr ukr[3], ukr_off[3];

@@ -27,7 +27,26 @@ typedef struct st_dense_conv {
     int kpanels;   /* ceil(K / ST_DENSE_MR) */
     float *wp;     /* [kpanels][CRS][MR], rows past K zero (st_alloc'ed); NULL with wc */
     float *wc;     /* channel vectors: [K / 64][CRS][64] (st_alloc'ed), else NULL */
+    float *wg;     /* Winograd stem: [36][wg_K4][4C] transformed weights (st_alloc'ed), else NULL */
+    int wg_K4;     /* K rounded up to a multiple of 4 */
 } st_dense_conv;
+
+/* Winograd stem: 6x6 stride-2 convolutions over 1-4 channels (yolov5's first layer; pads
+ * up to 5, groups 1, no dilation) on AVX-512, as F(4x4, 3x3) over the space-to-depth
+ * input (dense_wino.c says why). st_dense_conv_pack takes this form for them; the
+ * environment variable ST_DENSE_NO_WINO turns it off, for comparisons. Internal: */
+int st__wino_ok(const st_conv2d *c);
+st_status st__wino_pack(st_dense_conv *d, const st_conv2d *c, const float *w, st_error *err);
+size_t st__wino_rows_floats(int C, int Q);
+size_t st__wino_part_floats(const st_conv2d *c);
+/* Part p of np of st_dense_conv_forward (scratch: st_dense_conv_scratch_floats for np
+ * threads). */
+void st__wino_part(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x, const float *bias,
+                   const st_epi_op *ops, int n_ops, float *scratch, int p, int np);
+/* One image: pairs of tile rows (8 output rows) [tp0, tp1); the epilogue's ADD sources
+ * at y_index (this image's offset in the tensor). */
+void st__wino_rows_avx512(const st_conv2d *c, const float *U, int K4, const float *x, float *y, const float *bias,
+                          const st_epi_op *ops, int n_ops, size_t y_index, int tp0, int tp1, float *scratch);
 
 /* Channel vectors: convolutions the direct mode runs (below) with K a multiple of 64
  * compute tiles of 64 output channels (in the vector lanes) x ST_DENSE_CV_NP output
@@ -73,6 +92,9 @@ void st_dense_ukr_avx2(st_dense_ukr ukr[3], st_dense_ukr ukr_off[3]);
 /* 1 when st_dense_conv_forward runs this convolution on this CPU (groups == 1 and
  * AVX2 or AVX-512 selected; ST_ISA can lower it). */
 int st_dense_conv_supported(const st_conv2d *c);
+/* How much faster the packed form runs c than the plain packed kernels: > 1 where it is
+ * another algorithm (the Winograd stem), else 1. Cost models compare against it. */
+double st_dense_conv_gain(const st_conv2d *c);
 /* Packs w [K, C, R, S]; ST_ERR_NOMEM, or ST_ERR_INPUT when not supported. */
 st_status st_dense_conv_pack(st_dense_conv *d, const st_conv2d *c, const float *w, st_error *err);
 void st_dense_conv_free(st_dense_conv *d);

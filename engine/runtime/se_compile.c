@@ -122,7 +122,9 @@ static int choose_kernel(se_compiled *c, se_step *s, size_t *scratch, char *err,
     s->speedup = s->op == ST_OP_LINEAR ? st_sparse_expected_speedup_infer_linear(c->batch, s->in_f, s->out_f, s->sparsity)
                : packed             ? st_sparse_expected_speedup_infer_w(&d, s->w, s->sparsity)
                                     : st_sparse_expected_speedup_infer(&d, s->sparsity);
-    const char *dk = packed ? "dense packed" : "dense";
+    /* where the packed form is a faster algorithm (the Winograd stem), against that */
+    if (packed && s->op == ST_OP_CONV2D) s->speedup /= st_dense_conv_gain(&d);
+    const char *dk = !packed ? "dense" : st__wino_ok(&d) ? "dense Winograd" : "dense packed";
     const double min_speedup = packed ? st_sparse_infer_min_speedup(&d) : ST_SPARSE_MIN_SPEEDUP;
     int use_dense = 1;
     if (c->dense)
