@@ -152,6 +152,12 @@ double st_sparse_expected_speedup_infer_quads(const st_conv2d *conv, double qden
     const double d = density(1.0 - qdensity);
     if (c.R == 1 && c.S == 1 && c.stride_h == 1 && c.stride_w == 1 && c.groups == 1)
         return 1.0 / (1.1 * d + 0.15);
+    /* In the engine (input from memory, SiLU epilogue) yolov5n's stem in blocks at 50%
+     * ran 0.54 ms on quads against 1.05 packed on one thread, 0.29-0.31 against 0.525 on
+     * two: 1.8-1.9x, where the line below says 1.35 (its intercept is from
+     * tools/bench_dense, hot caches). The stems now weigh quads against the Winograd form
+     * (1.5x the packed speed, st_dense_conv_gain), which ran 0.54 and 0.34 ms there. */
+    if (is_image_stem(&c)) return 1.0 / (1.0 * d + 0.03);
     return 1.0 / (1.1 * d + 0.03 + 10.0 * traffic_per_mac(&c));
 }
 
