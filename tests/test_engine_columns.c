@@ -274,6 +274,13 @@ START_TEST(exported_models) {
         int size = _i ? 96 : 28;
         stt_engine_write_model(path, name, size, pruned ? 0.95 : 0.0, _i, 60 + pruned);
         for (int batch = 1; batch <= 3; batch += 2) check_same(path, tag, batch, 2);
+        if (_i && !pruned) { /* a Winograd stem (AVX-512) runs as a layer, even in 4-row bands */
+            se_compiled *c = compile_sched(path, 1, 1, SE_SCHEDULE_COLUMNS, 4);
+            ck_assert_int_eq(se_describe(c, desc, sizeof desc), 0);
+            ck_assert_msg(c->steps[0].op == ST_OP_CONV2D && (c->steps[0].dconv.wg ? c->steps[0].col_sec < 0 : c->n_secs > 0),
+                          "%s", desc);
+            se_compiled_free(c);
+        }
     }
     if (_i) { /* the benchmark's shape: yolov5n @320, 95% pruned, batch 1 */
         snprintf(path, sizeof path, "%s/%s-320.onnx", dir, name);
