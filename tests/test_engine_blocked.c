@@ -245,6 +245,9 @@ START_TEST(blocked_matches_nchw) {
         int blk_steps = 0;
         for (int i = 0; i < c->n_steps; i++) blk_steps += c->steps[i].blk;
         ck_assert_msg(blk_steps == 8, "threads %d: %d steps on blocks\n%s", threads, blk_steps, desc);
+        /* one per-thread scratch stride for the team's steps, the blocked ones included */
+        ck_assert_msg(c->team_stride > 0 && c->blk_scratch == c->team_stride, "stride %zu, blocked %zu",
+                      c->team_stride, c->blk_scratch);
         ck_assert_msg(strstr(desc, "k1x1/s2 g1 epilogue[add] kernel sparse (95% zeros") &&
                       strstr(desc, "maps[blocked -> nchw]\n"), "%s", desc);
         float *y = check_output(&f, c, threads == 2 ? "2 threads" : "3 threads");

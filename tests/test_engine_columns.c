@@ -280,6 +280,13 @@ START_TEST(exported_models) {
             ck_assert_msg(c->steps[0].op == ST_OP_CONV2D && (c->steps[0].dconv.wg ? c->steps[0].col_sec < 0 : c->n_secs > 0),
                           "%s", desc);
             se_compiled_free(c);
+            /* on two threads its parts work where the other team steps' threads do */
+            c = compile_sched(path, 1, 2, SE_SCHEDULE_LAYERS, 0);
+            if (c->steps[0].dconv.wg)
+                ck_assert_msg(c->team_stride >= st__wino_part_floats(&c->steps[0].conv) &&
+                                  (!c->blk_T || c->blk_scratch == c->team_stride),
+                              "stride %zu\n%s", c->team_stride, desc);
+            se_compiled_free(c);
         }
     }
     if (_i) { /* the benchmark's shape: yolov5n @320, 95% pruned, batch 1 */

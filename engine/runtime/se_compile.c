@@ -512,6 +512,7 @@ int se_compile(const se_model *mc, const se_options *o, se_compiled **out, char 
     }
     se__plan_teams(c);
     if ((rc = se__plan_blocks(c, &scratch, err, errcap))) goto done;
+    se__plan_team_scratch(c, &scratch);
     rc = plan_memory(c, scratch, err, errcap);
 done:
     free(vi.uses), free(vi.reader), free(vi.producer), free(vi.is_out);

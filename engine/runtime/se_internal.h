@@ -153,6 +153,8 @@ struct se_compiled {
     int64_t *blk_off;    /* [n_values] offset (floats) in each block arena, -1 none */
     size_t blk_stride;   /* floats per thread's block arena (whole pages, plus a gap) */
     size_t blk_scratch;  /* floats of scratch per thread for the blocked stride-2 layers */
+    size_t team_stride;  /* > 0: a team's thread t works in the scratch at t * team_stride,
+                          * in every step (se__plan_team_scratch) */
     se_section *secs;    /* columns schedule: sections (none with the layer schedule) */
     int n_secs;
     size_t l2_bytes;     /* per-core L2 the sections were chosen and their bands sized for */
@@ -210,6 +212,7 @@ void se__epilogue_band(const se_step *s, float *y, float *const *ptr, int n, int
  * or one block's); a blocked step's part `part` of nt (blocks part, part + nt, ...). */
 #define SE_BLK_HALO 1
 int se__plan_blocks(se_compiled *c, size_t *scratch, char *err, size_t errcap);
+void se__plan_team_scratch(se_compiled *c, size_t *scratch);
 void se__free_blocks(se_step *s);
 size_t se__value_floats(const se_compiled *c, int v);
 int se__blk_map(const se_compiled *c, int v); /* root value v is stored blocked */
