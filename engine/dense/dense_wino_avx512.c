@@ -206,7 +206,9 @@ void st__wino_rows_avx512(const st_conv2d *c, const float *U, int K4, const floa
     for (int tp = tp0; tp < tp1; tp++) {
         const int ty = 2 * tp;
         /* rows 8ty - pad_h + rr (rr < 20) of each channel, columns 64gb - pad_w + [0, 80)
-         * of every block gb, row by row (the input comes from memory: in order, prefetched) */
+         * of every block gb, row by row. The input comes from memory: this copy is ~10% of
+         * yolov5n's stem on one thread, and neither reading the blocks in place nor
+         * prefetching the next pair's rows took that off (README, session 29). */
         for (int rr = 0; rr < 20; rr++) {
             const int r = 8 * ty + rr - c->pad_h;
             for (int ch = 0; ch < C; ch++) {
@@ -221,15 +223,6 @@ void st__wino_rows_avx512(const st_conv2d *c, const float *U, int K4, const floa
                 }
             }
         }
-        /* the next pair's new rows, while this one computes: the copy above waited on
-         * memory for most of its time (yolov5n's stem: 0.16 of 0.69 ms) */
-        if (tp + 1 < tp1)
-            for (int rr = 20 - 16; rr < 20; rr++) {
-                const int r = 8 * (ty + 2) + rr - c->pad_h;
-                if (r < 0 || r >= H) continue;
-                for (int ch = 0; ch < C; ch++)
-                    for (int i = 0; i < W; i += 16) _mm_prefetch((const char *)(x + ((size_t)ch * H + r) * W + i), _MM_HINT_T1);
-            }
         for (int gb = 0; gb < NB; gb++) {
             for (int rr = 0; rr < 12; rr++)
                 for (int ch = 0; ch < C; ch++)
