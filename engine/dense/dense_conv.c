@@ -215,7 +215,7 @@ static size_t plane_floats(const st_conv2d *c, const plan *pl) {
 }
 
 size_t st_dense_conv_scratch_floats(const st_conv2d *c, int threads) {
-    if (st__wino_ok(c)) return (size_t)(threads > 0 ? threads : 1) * pad16(st__wino_part_floats(c)) + 16;
+    if (st__wino_ok(c)) return (size_t)(threads > 0 ? threads : 1) * st__wino_part_floats(c) + 16;
     plan p; /* without channel vectors: the same planes, plus the grid where compacting, so
                enough for either way a packing runs this shape */
     make_plan(c, threads, &p, 0);
@@ -546,13 +546,8 @@ void st_dense_conv_forward_part(const st_dense_conv *d, const st_conv2d *c, floa
 
 void st_dense_conv_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x,
                            const float *bias, const st_epi_op *ops, int n_ops, float *scratch) {
-    if (d->wg) { /* inside a parallel region (column bands) one part */
-        if (omp_in_parallel()) {
-            st__wino_part(d, c, y, x, bias, ops, n_ops, scratch, 0, 1);
-            return;
-        }
-#pragma omp parallel
-        st__wino_part(d, c, y, x, bias, ops, n_ops, scratch, omp_get_thread_num(), omp_get_num_threads());
+    if (d->wg) {
+        st__wino_forward(d, c, y, x, bias, ops, n_ops, scratch);
         return;
     }
     plan pl; /* inside a parallel region (column bands) the nested regions run one thread */

@@ -11,10 +11,6 @@
 
 #define MR ST_DENSE_MR
 
-static inline __mmask16 lane_mask(int n) {
-    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
-}
-
 /* Full vectors take a plain store: the epilogue reads the tile back at once, and a
  * masked store does not forward to that load (it waits for the store to retire). */
 static inline void st_dense_store16(float *p, __mmask16 k, __m512 v) {
@@ -32,7 +28,7 @@ static inline void st_dense_store16(float *p, __mmask16 k, __m512 v) {
                      const st_epi_op *ops, int n_ops) {                                        \
         __m512 acc[MR][NV];                                                                   \
         __mmask16 mk[NV];                                                                     \
-        _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) mk[v] = lane_mask(nr - 16 * v);  \
+        _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) mk[v] = st_lane_mask16(nr - 16 * v);  \
         _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) {                                \
             const __m512 b0 = _mm512_set1_ps(bias && m < mr ? bias[m] : 0.0f);                \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++)                              \

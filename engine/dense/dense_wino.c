@@ -10,6 +10,7 @@
  * 50% zeros: a quarter of dense, half of the sparse form, plus transforms. Against
  * double precision the outputs differ by ~3e-6 (inputs in [0, 1], 50%-pruned weights;
  * tests/test_dense_wino.c bounds it). */
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,8 @@ int st__wino_ok(const st_conv2d *c) {
  * threads (dense yolov5n) 0.525 against 0.352 ms (1.49x). */
 double st_dense_conv_gain(const st_conv2d *c) { return st__wino_ok(c) ? 1.5 : 1.0; }
 
-static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
-
-size_t st__wino_rows_floats(int C, int Q) { return pad16((size_t)20 * C * (((Q + 3) / 4 + 7) / 8) * 80); }
+/* 20 rows of 80-float blocks: multiples of 16 floats, as the vectors after them need */
+size_t st__wino_rows_floats(int C, int Q) { return (size_t)20 * C * st__wino_blocks(Q) * 80; }
 
 size_t st__wino_part_floats(const st_conv2d *c) {
     const size_t C = (size_t)c->C;
@@ -76,7 +76,7 @@ void st__wino_part(const st_dense_conv *d, const st_conv2d *c, float *y, const f
     const long units = (long)c->N * TP, u0 = units * p / np, u1 = units * (p + 1) / np;
     const size_t in_img = (size_t)c->C * c->H * c->W, out_img = (size_t)c->K * c->P * c->Q;
     /* the kernel's vectors are 64-byte aligned; the callers' scratch need not be */
-    float *scr = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63) + (size_t)p * pad16(st__wino_part_floats(c));
+    float *scr = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63) + (size_t)p * st__wino_part_floats(c);
     for (long u = u0; u < u1;) {
         const int n = (int)(u / TP), tp0 = (int)(u % TP);
         const int tp1 = u1 - (long)n * TP < TP ? (int)(u1 - (long)n * TP) : TP;
@@ -84,4 +84,14 @@ void st__wino_part(const st_dense_conv *d, const st_conv2d *c, float *y, const f
                              n * out_img, tp0, tp1, scr);
         u += tp1 - tp0;
     }
+}
+
+void st__wino_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x, const float *bias,
+                      const st_epi_op *ops, int n_ops, float *scratch) {
+    if (omp_in_parallel()) {
+        st__wino_part(d, c, y, x, bias, ops, n_ops, scratch, 0, 1);
+        return;
+    }
+#pragma omp parallel
+    st__wino_part(d, c, y, x, bias, ops, n_ops, scratch, omp_get_thread_num(), omp_get_num_threads());
 }

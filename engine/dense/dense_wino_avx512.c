@@ -21,10 +21,6 @@
 
 #define WG_KC 16 /* output channels per GEMM pass (M stays at 36 KiB) */
 
-static inline __mmask16 lane_mask(int n) {
-    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
-}
-
 /* vpermt2ps indices of the three transpose stages below */
 static const int PV_IX[6][16] __attribute__((aligned(64))) = {
     {0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27},
@@ -158,7 +154,7 @@ static void out_transform(const __m512 *M, const st_conv2d *c, float *y, const f
     const __m512i i2lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
     const __m512i i2hi = _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
     const int P = c->P, Q = c->Q, q0 = 32 * gb;
-    const __mmask16 mk[2] = {lane_mask(Q - q0), lane_mask(Q - q0 - 16)};
+    const __mmask16 mk[2] = {st_lane_mask16(Q - q0), st_lane_mask16(Q - q0 - 16)};
     const int rows = P - 4 * ty < 8 ? P - 4 * ty : 8;
     for (int k = k0; k < k1; k++) {
         const __m512 *m = M + (k - k0) * 36;
@@ -198,7 +194,7 @@ static void out_transform(const __m512 *M, const st_conv2d *c, float *y, const f
 void st__wino_rows_avx512(const st_conv2d *c, const float *U, int K4, const float *x, float *y, const float *bias,
                           const st_epi_op *ops, int n_ops, size_t y_index, int tp0, int tp1, float *scratch) {
     const int C = c->C, CC = 4 * C, H = c->H, W = c->W, K = c->K;
-    const int NB = ((c->Q + 3) / 4 + 7) / 8;
+    const int NB = st__wino_blocks(c->Q);
     float *rows = scratch;                                             /* [20][C][NB][80] */
     __m512 *PV = (__m512 *)(scratch + st__wino_rows_floats(C, c->Q));  /* [12][C][12] */
     __m512 *V = PV + 12 * C * 12;                                      /* [36][CC] */
@@ -217,8 +213,8 @@ void st__wino_rows_avx512(const st_conv2d *c, const float *U, int K4, const floa
                     float *dst = rows + ((rr * C + ch) * NB + gb) * 80;
                     for (int m = 0; m < 5; m++) {
                         const int b0 = 64 * gb - c->pad_w + 16 * m, lo = b0 < 0 ? -b0 : 0, hi = W - b0;
-                        __mmask16 k = r >= 0 && r < H && hi > lo ? lane_mask(hi) & (__mmask16)~lane_mask(lo) : 0;
-                        _mm512_storeu_ps(dst + 16 * m, k == 0xffff ? _mm512_loadu_ps(src + b0) : _mm512_maskz_loadu_ps(k, src + b0));
+                        __mmask16 k = r >= 0 && r < H && hi > lo ? st_lane_mask16(hi) & (__mmask16)~st_lane_mask16(lo) : 0;
+                        _mm512_storeu_ps(dst + 16 * m, _mm512_maskz_loadu_ps(k, src + b0));
                     }
                 }
             }

@@ -37,8 +37,16 @@ typedef struct st_dense_conv {
  * environment variable ST_DENSE_NO_WINO turns it off, for comparisons. Internal: */
 int st__wino_ok(const st_conv2d *c);
 st_status st__wino_pack(st_dense_conv *d, const st_conv2d *c, const float *w, st_error *err);
+/* Blocks of 8 tiles (32 output columns) across an output row of Q columns. */
+static inline int st__wino_blocks(int Q) { return ((Q + 3) / 4 + 7) / 8; }
+/* Floats of the kernel's row copies, and of one part's buffers in all (both multiples
+ * of 16). */
 size_t st__wino_rows_floats(int C, int Q);
 size_t st__wino_part_floats(const st_conv2d *c);
+/* st_dense_conv_forward of a Winograd-packed d: parts on OpenMP threads, or one part
+ * inside a parallel region (column bands). */
+void st__wino_forward(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x, const float *bias,
+                      const st_epi_op *ops, int n_ops, float *scratch);
 /* Part p of np of st_dense_conv_forward (scratch: st_dense_conv_scratch_floats for np
  * threads). */
 void st__wino_part(const st_dense_conv *d, const st_conv2d *c, float *y, const float *x, const float *bias,

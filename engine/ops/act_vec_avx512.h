@@ -84,6 +84,11 @@ static inline __m512 silu_epi_avx512(__m512 x) {
     return _mm512_div_ps(x, _mm512_add_ps(one, _mm512_scalef_ps(p, n)));
 }
 
+/* Lanes [0, n) of a 16-lane vector (none for n <= 0, all for n >= 16). */
+static inline __mmask16 st_lane_mask16(int n) {
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
 /* The ops on nr x nv vectors at once, op by op: vector r*nv + v holds the 16 outputs at
  * off0 + r*ld + 16*v (ADD reads op->src there under lane mask mk[v]; rows r >= rvalid
  * are never read). Applying each op across all vectors

@@ -268,8 +268,7 @@ void se__plan_team_scratch(se_compiled *c, size_t *scratch) {
 static float *team_scratch(const se_compiled *c, const se_step *s, float *scratch, int part) {
     const size_t own = team_floats(s);
     if (!c->team_stride || !own) return scratch;
-    const size_t stride = s->sparse ? own : (own + 15) & ~(size_t)15; /* st__wino_part pads its slices */
-    return scratch + (size_t)part * (c->team_stride - stride);
+    return scratch + (size_t)part * (c->team_stride - own);
 }
 
 void se__plan_teams(se_compiled *c) {
