@@ -8,6 +8,7 @@
 
 #include "se_cli.h"
 #include "sparseengine.h"
+#include "st_cpu.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -39,7 +40,11 @@ static int usage(FILE *f, int code) {
             "--profile: afterwards, a second timed pass prints every plan step's mean time\n"
             "per run and share, next to the step as `sparseengine info --plan` shows it,\n"
             "and on several threads how long each waited at the barriers between steps\n"
-            "(uneven work, or a core slower than the others).\n");
+            "(uneven work, or a core slower than the others).\n"
+            "On several threads it also prints how long two threads take to pass a cache\n"
+            "line back and forth, before and after timing (Thread Round Trip): a VM may\n"
+            "place its vCPUs on one core complex (tens of ns) or on two (hundreds), and\n"
+            "multi-threaded latencies follow it.\n");
     return code;
 }
 
@@ -128,6 +133,9 @@ int se_cmd_bench(int argc, char **argv) {
     if (!in || !outs || se_cli_alloc_outputs(c, outs)) { rc = 4; snprintf(err, sizeof err, "out of memory"); goto done; }
     unsigned s = 12345;
     for (size_t i = 0; i < n_in; i++) s = s * 1103515245u + 12345u, in[i] = (float)((s >> 8) & 0xffff) / 65536.0f;
+    /* where the threads sit now (see st_thread_roundtrip_ns), before and after timing */
+    const int probe = o.threads >= 2;
+    const double rt0 = probe ? st_thread_roundtrip_ns(2000) : 0.0;
     double t0 = omp_get_wtime();
     while (!rc && omp_get_wtime() - t0 < warm) rc = se_run(x, in, outs, err, sizeof err);
     int cap = 1024, n = 0;
@@ -147,6 +155,7 @@ int se_cmd_bench(int argc, char **argv) {
     }
     if (rc) goto done;
     double total = omp_get_wtime() - start, mean = 0, var = 0;
+    const double rt1 = probe ? st_thread_roundtrip_ns(2000) : 0.0;
     for (int i = 0; i < n; i++) mean += lat[i];
     mean /= n;
     for (int i = 0; i < n; i++) var += (lat[i] - mean) * (lat[i] - mean);
@@ -160,6 +169,7 @@ int se_cmd_bench(int argc, char **argv) {
     printf("Throughput (items/sec): %.4f\nLatency Mean (ms/batch): %.4f\nLatency Median (ms/batch): %.4f\n"
            "Latency Std (ms/batch): %.4f\nIterations: %d\n",
            thr, mean, pct(lat, n, 50), sd, n);
+    if (probe) printf("Thread Round Trip (ns): %.0f before, %.0f after\n", rt0, rt1);
     if (json) {
         FILE *f = fopen(json, "w");
         if (!f) { rc = 2; snprintf(err, sizeof err, "%s: cannot write", json); goto done; }
@@ -167,9 +177,9 @@ int se_cmd_bench(int argc, char **argv) {
                    "\"dense\": %s, \"sparse_fraction\": %.6f, \"throughput_items_per_sec\": %.6f, "
                    "\"latency_mean_ms\": %.6f, \"latency_median_ms\": %.6f, \"latency_std_ms\": %.6f, "
                    "\"iterations\": %d, \"latency_percentiles_ms\": {\"50\": %.6f, \"90\": %.6f, "
-                   "\"95\": %.6f, \"99\": %.6f}}\n",
+                   "\"95\": %.6f, \"99\": %.6f}, \"thread_roundtrip_ns\": {\"before\": %.1f, \"after\": %.1f}}\n",
                 path, o.batch, o.threads, o.schedule == SE_SCHEDULE_COLUMNS ? "columns" : "layers", o.dense ? "true" : "false", frac, thr, mean,
-                pct(lat, n, 50), sd, n, pct(lat, n, 50), pct(lat, n, 90), pct(lat, n, 95), pct(lat, n, 99));
+                pct(lat, n, 50), sd, n, pct(lat, n, 50), pct(lat, n, 90), pct(lat, n, 95), pct(lat, n, 99), rt0, rt1);
         if (fclose(f)) { rc = 1; snprintf(err, sizeof err, "%s: write failed", json); }
     }
     if (profile && !rc) rc = print_profile(c, x, in, outs, secs, err, sizeof err);

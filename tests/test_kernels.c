@@ -186,6 +186,15 @@ START_TEST(test_isa_env_only_lowers) {
 }
 END_TEST
 
+/* The probe measures real passes between two threads: a round trip through another
+ * core's cache takes tens of ns at least, one thread reading its own line ~1 ns. */
+START_TEST(test_thread_roundtrip_is_measured) {
+    ck_assert(st_thread_roundtrip_ns(0) == 0.0);
+    const double rt = st_thread_roundtrip_ns(500);
+    ck_assert_msg(rt > 10.0 && rt < 1e6, "round trip %g ns", rt);
+}
+END_TEST
+
 Suite *kernels_suite(void) {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("dispatch");
@@ -194,6 +203,7 @@ Suite *kernels_suite(void) {
     tcase_add_test(tc, test_isa_env_only_lowers);
     tcase_add_test(tc, test_max3s2_matches_definition);
     tcase_add_test(tc, test_max3s2_scalar_by_hand);
+    tcase_add_test(tc, test_thread_roundtrip_is_measured);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -87,14 +87,16 @@ START_TEST(train_export_import_resume) {
     snprintf(args, sizeof args, "bench %s/a/p90.onnx -b 2 -t 0.3 -w 0 -ncores 2 -x %s/b.json", data, data);
     ck_assert_msg(stt_run_tool("sparseengine", args, out, sizeof out) == 0, "%s", out);
     ck_assert_msg(strstr(out, "Throughput (items/sec): ") && strstr(out, "Latency Median (ms/batch): ") &&
-                  strstr(out, "Iterations: ") && strstr(out, "Batch Size: 2"), "%s", out);
+                  strstr(out, "Iterations: ") && strstr(out, "Batch Size: 2") &&
+                  strstr(out, "Thread Round Trip (ns): "), "%s", out);
     snprintf(path, sizeof path, "%s/b.json", data);
     FILE *jf = fopen(path, "r");
     ck_assert_ptr_nonnull(jf);
     char js[2048] = "";
     ck_assert_uint_gt(fread(js, 1, sizeof js - 1, jf), 0);
     fclose(jf);
-    ck_assert_msg(strstr(js, "\"latency_percentiles_ms\": {\"50\"") && strstr(js, "\"99\""), "%s", js);
+    ck_assert_msg(strstr(js, "\"latency_percentiles_ms\": {\"50\"") && strstr(js, "\"99\"") &&
+                  strstr(js, "\"thread_roundtrip_ns\": {\"before\": "), "%s", js);
     snprintf(args, sizeof args, "bench %s/a/p90.onnx -b 0", data);
     ck_assert_int_eq(stt_run_tool("sparseengine", args, out, sizeof out), 2);
     /* run --image on a classifier export: top classes from the compiled engine */

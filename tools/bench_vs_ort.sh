@@ -13,6 +13,10 @@
 # with the environment as given (OPENBLAS_CORETYPE etc. unchanged). --rounds R measures
 # the three R times in turn and reports each one's median over the rounds: on a VM
 # whose speed drifts by minutes, alternation keeps the ratios from one side's slow spell.
+# On several threads each round also shows the threads' cache-line round trip that our
+# runs measured (sparseengine bench: Thread Round Trip): this kind of VM flips between
+# vCPUs on one core complex (~60-80 ns) and on two (~330-380 ns), and multi-threaded
+# latencies with it, ORT's and ours, so a round's ratio belongs to one of the two.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 threads=2 secs=5 batch=1 rounds=1 models=()
@@ -55,16 +59,21 @@ for m in "${models[@]}"; do
   h=$(echo "$dims" | tr -d '[]' | awk -F', ' '{print $3}')
   w=$(echo "$dims" | tr -d '[]' | awk -F', ' '{print $4}')
   /usr/bin/python3 -c "import numpy as np; np.save('$dir/x.npy', np.random.RandomState(0).rand($batch, $c, $h, $w).astype(np.float32))"
-  o_all=() l_all=() c_all=()
+  o_all=() l_all=() c_all=() rt_all=()
   for ((r = 0; r < rounds; r++)); do
     o_all+=("$(node "$root/tools/ort_run.js" "$m" "$dir/x.npy" --bench "$secs" --threads "$threads" | \
                /usr/bin/python3 -c "import json,sys; print('%.3f' % json.load(sys.stdin)['median_ms'])")")
-    l_all+=("$("$bin/sparseengine" bench "$m" -b "$batch" -ncores "$threads" -t "$secs" -w 1 --schedule layers | awk -F': ' '/Latency Median/ {print $2}')")
-    c_all+=("$("$bin/sparseengine" bench "$m" -b "$batch" -ncores "$threads" -t "$secs" -w 1 --schedule columns | awk -F': ' '/Latency Median/ {print $2}')")
+    lo=$("$bin/sparseengine" bench "$m" -b "$batch" -ncores "$threads" -t "$secs" -w 1 --schedule layers)
+    co=$("$bin/sparseengine" bench "$m" -b "$batch" -ncores "$threads" -t "$secs" -w 1 --schedule columns)
+    l_all+=("$(echo "$lo" | awk -F': ' '/Latency Median/ {print $2}')")
+    c_all+=("$(echo "$co" | awk -F': ' '/Latency Median/ {print $2}')")
+    # the threads' round trip just after ORT's run, after ours by layers, after columns
+    rt_all+=("$(echo "$lo" | awk '/Thread Round Trip/ {print $5 "/" $7}')/$(echo "$co" | awk '/Thread Round Trip/ {print $7}')")
   done
   median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
   ort=$(median "${o_all[@]}") lay=$(median "${l_all[@]}") col=$(median "${c_all[@]}")
   [[ $rounds -gt 1 ]] && echo "  rounds (ORT / layers / columns ms): ${o_all[*]} / ${l_all[*]} / ${c_all[*]}"
+  [[ $threads -gt 1 && -n "${rt_all[0]}" ]] && echo "  thread round trips per round (ns, after ORT / after layers / after columns): ${rt_all[*]}"
   printf "%-44s %10.3f %12.3f %12.3f %8.2f %8.2f\n" "$(basename "$(dirname "$m")")/$(basename "$m")" \
     "$ort" "$lay" "$col" "$(echo "$ort / $lay" | bc -l)" "$(echo "$ort / $col" | bc -l)"
 done

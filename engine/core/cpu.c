@@ -1,5 +1,9 @@
 #include "st_cpu.h"
 
+#include <omp.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,4 +49,43 @@ void st_kernels_init(st_kernels *k, st_isa isa) {
     else if (isa == ST_ISA_AVX2) st_kernels_avx2(k);
     else st_kernels_scalar(k);
     k->isa = isa;
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double st_thread_roundtrip_ns(int rounds) {
+    enum { BATCHES = 9 };
+    /* the flag alone on its cache line: nothing else moves with it */
+    struct { alignas(64) atomic_int v; char pad[60]; } flag = {0};
+    double ns[BATCHES] = {0};
+    int two = 0;
+    if (rounds < 1) return 0.0;
+#pragma omp parallel num_threads(2)
+    {
+        const int me = omp_get_thread_num();
+        if (omp_get_num_threads() == 2) {
+            if (me == 0) two = 1;
+            int seq = 0;
+            for (int b = 0; b < BATCHES; b++) {
+#pragma omp barrier
+                const double t0 = omp_get_wtime();
+                for (int i = 0; i < rounds; i++, seq += 2) {
+                    /* wait for the other thread's number, yielding the core when kept
+                     * long (more threads than cores: a waiter would spin its time slice) */
+                    const int want = me == 0 ? seq + 2 : seq + 1;
+                    if (me == 0) atomic_store_explicit(&flag.v, seq + 1, memory_order_release);
+                    for (long spins = 0; atomic_load_explicit(&flag.v, memory_order_acquire) != want;)
+                        if (++spins > (1 << 14)) sched_yield();
+                    if (me == 1) atomic_store_explicit(&flag.v, seq + 2, memory_order_release);
+                }
+                if (me == 0) ns[b] = (omp_get_wtime() - t0) * 1e9 / rounds;
+            }
+        }
+    }
+    if (!two) return 0.0;
+    qsort(ns, BATCHES, sizeof ns[0], cmp_dbl);
+    return ns[BATCHES / 2];
 }

@@ -58,6 +58,14 @@ typedef struct st_kernels {
                          int r0, int r1);
 } st_kernels;
 
+/* Nanoseconds per round trip of a cache line between threads 0 and 1 of a two-thread
+ * OpenMP region (the median of 9 batches of `rounds`); 0 when no second thread runs.
+ * On a VM whose two vCPUs the host sometimes places on different core complexes, this
+ * flips between ~60-80 ns and ~330-380 ns, and every multi-threaded latency with it
+ * (yolov5n 95% on two threads: 1.19-1.23 ms near, 1.65-1.83 ms far; one thread: no
+ * change), so a benchmark that reports it says which of the two it measured. */
+double st_thread_roundtrip_ns(int rounds);
+
 /* Fills k with the variants for isa (falls back to lower ISAs the CPU supports). */
 void st_kernels_init(st_kernels *k, st_isa isa);
 
