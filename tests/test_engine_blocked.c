@@ -6,7 +6,8 @@
  * plan says which steps read and write blocks. Batch 2, the columns schedule and
  * nchw_maps keep every map NCHW. A stride-2 layer on tap-column planes (ST_CSR_TAPS)
  * in every schedule gives the dense training executor's output (1e-4), and so does the
- * C3-like chain pruned in blocks of 4 output channels, on quads (ST_CSR_QUADS). */
+ * C3-like chain pruned in blocks of 4 output channels, on quads (ST_CSR_QUADS). A max
+ * pool writes blocks, reading a blocked or an NCHW map. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -159,6 +160,31 @@ static void write_three(const char *path, int H, int W, int C1, int C2, int st, 
  * planes (ST_CSR_TAPS). */
 static void write_wide(const char *path) { write_three(path, 20, 84, 16, 32, 2, 0.9, 16); }
 
+/* x [8, 32, 22] -> c0 1x1 (relu) -> a [16, 32, 22]; max pool 3x3/2 pad 1 -> p [16, 16,
+ * 11]; m1 3x3 (relu) -> b; m2 3x3 + p -> s; c2 1x1 -> y [8, 16, 11] (ResNet's stem pool
+ * and first block). */
+static void write_pool(const char *path) {
+    st_rng r;
+    st_rng_seed(&r, 15);
+    stb *b = stb_new(13);
+    stb_input(b, "x", 4, (int64_t[]){-1, 8, 32, 22});
+    conv_w(b, "c0", 16, 8, 1, 0.9, &r);
+    conv_w(b, "m1", 16, 16, 3, 0.9, &r);
+    conv_w(b, "m2", 16, 16, 3, 0.9, &r);
+    conv_w(b, "c2", 8, 16, 1, 0.9, &r);
+    layer(b, "c0", "x", "a", 1, 1, 1);
+    Onnx__NodeProto *n = stb_node(b, "MaxPool", "pool", "a", "p");
+    stb_attr_ints(b, n, "kernel_shape", 2, (int64_t[]){3, 3});
+    stb_attr_ints(b, n, "strides", 2, (int64_t[]){2, 2});
+    stb_attr_ints(b, n, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    layer(b, "m1", "p", "b", 3, 1, 1);
+    layer(b, "m2", "b", "s0", 3, 1, 0);
+    stb_node(b, "Add", "add", "s0,p", "s");
+    layer(b, "c2", "s", "y", 1, 1, 0);
+    stb_output(b, "y");
+    ck_assert_int_eq(stb_save(b, path), 0);
+}
+
 /* Compiled with these options; its plan in desc. */
 static se_compiled *compile_rows(const char *path, int batch, int threads, int schedule, int nchw, int rows) {
     se_options o;
@@ -180,7 +206,7 @@ static float *run(const se_compiled *c, const float *x, size_t n_out) {
     se_context *xc = NULL;
     ck_assert_msg(se_context_new(c, &xc, err, sizeof err) == 0, "%s", err);
     for (size_t i = 0; i < c->arena_floats; i++) xc->arena[i] = 1e30f;
-    for (size_t i = 0; xc->blk_arena && i < (size_t)c->blk_T * c->blk_stride; i++) xc->blk_arena[i] = -1e30f;
+    for (size_t i = 0; xc->blk_arena && i < (size_t)c->blk_T * c->blk_stride; i++) xc->blk_arena[i] = 1e30f; /* max pooling would not see -1e30 */
     float *y = malloc(n_out * sizeof(float)), *y2 = malloc(n_out * sizeof(float));
     float *outs[1] = {y}, *outs2[1] = {y2};
     ck_assert_msg(se_run(xc, x, outs, err, sizeof err) == 0, "%s", err);
@@ -315,6 +341,28 @@ START_TEST(blocked_upsample) {
 }
 END_TEST
 
+/* A max pool on blocks: on 2 threads it reads its blocked input (block 1's first window
+ * row from the halo) and writes blocks for the 3x3 layers and the residual Add after
+ * it; on 3 threads block 2's window leaves its halo, so it reads the NCHW map and still
+ * writes blocks. The one-thread output either way. */
+START_TEST(blocked_maxpool) {
+    fixture f;
+    setup(&f, "engine-blocked-pool", write_pool, 8 * 32 * 22, 8 * 16 * 11, 8);
+    for (int threads = 2; threads <= 3; threads++) {
+        se_compiled *c = compile(f.path, 1, threads, SE_SCHEDULE_LAYERS, 0);
+        const char *want = threads == 2 ? "MaxPool2d     -                        -> 16x16x11 tile layer maps[blocked -> blocked]"
+                                        : "MaxPool2d     -                        -> 16x16x11 tile layer maps[nchw -> blocked]";
+        ck_assert_msg(strstr(desc, want), "threads %d\n%s", threads, desc);
+        int blk_steps = 0;
+        for (int i = 0; i < c->n_steps; i++) blk_steps += c->steps[i].blk;
+        ck_assert_msg(blk_steps == (threads == 2 ? 5 : 4), "threads %d: %d steps on blocks\n%s", threads, blk_steps, desc);
+        free(check_output(&f, c, threads == 2 ? "2 threads" : "3 threads"));
+        se_compiled_free(c);
+    }
+    teardown(&f);
+}
+END_TEST
+
 /* A layer whose weights outweigh its input runs on blocks (its maps blocked) only where
  * the split by output channels would run its nonzeros over as many column tiles in all:
  * 14x14 (two tiles whole, one a block on 2 threads) yes, 10x10 (one tile either way) no;
@@ -426,6 +474,7 @@ Suite *engine_blocked_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, blocked_matches_nchw);
     tcase_add_test(tc, blocked_upsample);
+    tcase_add_test(tc, blocked_maxpool);
     tcase_add_test(tc, blocked_s2_window_in_halo);
     tcase_add_test(tc, blocked_heavy_weights);
     tcase_add_test(tc, taps_match_reference);

@@ -276,10 +276,10 @@ static void maxpool_plane_3s2(const st_pool *p, float *yp, const float *xp, int 
     }
 }
 
-/* Output rows [r0, r1) of plane pl. */
-static void maxpool_plane_rows(const st_pool *p, float *y, const float *x, long pl, int r0, int r1,
+/* Output rows [r0, r1) of the plane whose input starts at xp (row h at xp + h*W) and
+ * output at yp (row o at yp + o*Q). */
+static void maxpool_plane_rows(const st_pool *p, float *yp, const float *xp, int r0, int r1,
                                const st_kernels *k) {
-    const size_t HW = (size_t)p->H * p->W, PQ = (size_t)p->P * p->Q;
     /* columns per chunk so the chunk's input columns (and their phases) fit the buffers */
     const int sep_cols = (POOL_ROW_MAX - p->kw - 2 * p->stride_w) / p->stride_w;
     const int sep = sep_cols >= 16 && p->kh <= POOL_SEP_KMAX && p->kw <= POOL_SEP_KMAX;
@@ -287,24 +287,24 @@ static void maxpool_plane_rows(const st_pool *p, float *y, const float *x, long 
     if (r0 >= r1) return;
     if (k->maxs1_narrow && p->stride_h == 1 && p->stride_w == 1 && p->W <= 16 && p->Q <= 16 && p->kh <= 16 &&
         p->kw <= 16) {
-        k->maxs1_narrow(y + (size_t)pl * PQ, x + (size_t)pl * HW, p->H, p->W, p->Q, p->kh, p->kw, p->pad_h,
+        k->maxs1_narrow(yp, xp, p->H, p->W, p->Q, p->kh, p->kw, p->pad_h,
                         p->pad_w, r0, r1);
         return;
     }
     if (flat_ok(p)) {
-        maxpool_plane_flat(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, k);
+        maxpool_plane_flat(p, yp, xp, r0, r1, k);
         return;
     }
     if (k->max3s2 && p->kw == 3 && p->stride_w == 2 && p->kh <= POOL_SEP_KMAX) {
-        maxpool_plane_3s2(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, k);
+        maxpool_plane_3s2(p, yp, xp, r0, r1, k);
         return;
     }
     for (int c0 = 0; c0 < p->Q; c0 += chunk) {
         const int c1 = ST_MIN(c0 + chunk, p->Q);
         if (sep)
-            maxpool_plane_sep(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, c0, c1, k);
+            maxpool_plane_sep(p, yp, xp, r0, r1, c0, c1, k);
         else /* windows too large for the row pointer arrays or the buffer */
-            maxpool_plane_cols(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, c0, c1);
+            maxpool_plane_cols(p, yp, xp, r0, r1, c0, c1);
     }
 }
 
@@ -321,7 +321,8 @@ void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x) {
 #pragma omp parallel for schedule(static) if (par)
     for (long it = 0; it < nb * planes; it++) {
         const int b = (int)(it / planes);
-        maxpool_plane_rows(p, y, x, it % planes, (int)((long)p->P * b / nb),
+        const long pl = it % planes;
+        maxpool_plane_rows(p, y + (size_t)pl * PQ, x + (size_t)pl * p->H * p->W, (int)((long)p->P * b / nb),
                            (int)((long)p->P * (b + 1) / nb), &k);
     }
 }
@@ -330,13 +331,24 @@ void st_maxpool_forward_infer_part(const st_pool *p, float *y, const float *x, i
     st_kernels k;
     st_kernels_init(&k, st_cpu_select_isa());
     const long planes = (long)p->N * p->C;
+    const size_t HW = (size_t)p->H * p->W, PQ = (size_t)p->P * p->Q;
     if ((size_t)p->P * p->Q < ST_POOL_PART_PLANE && planes >= nparts) {
         for (long pl = planes * part / nparts; pl < planes * (part + 1) / nparts; pl++)
-            maxpool_plane_rows(p, y, x, pl, 0, p->P, &k);
+            maxpool_plane_rows(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, 0, p->P, &k);
         return;
     }
     const int r0 = (int)((long)p->P * part / nparts), r1 = (int)((long)p->P * (part + 1) / nparts);
-    for (long pl = 0; r0 < r1 && pl < planes; pl++) maxpool_plane_rows(p, y, x, pl, r0, r1, &k);
+    for (long pl = 0; r0 < r1 && pl < planes; pl++)
+        maxpool_plane_rows(p, y + (size_t)pl * PQ, x + (size_t)pl * HW, r0, r1, &k);
+}
+
+void st_maxpool_forward_infer_rows(const st_pool *p, float *y, size_t ldy, const float *x, size_t ldx,
+                                   int xrow0, int r0, int r1) {
+    st_kernels k;
+    st_kernels_init(&k, st_cpu_select_isa());
+    for (int ch = 0; ch < p->C; ch++) /* planes placed so that row h of the map is at h * W */
+        maxpool_plane_rows(p, y + ch * ldy - (ptrdiff_t)r0 * p->Q, x + ch * ldx - (ptrdiff_t)xrow0 * p->W, r0,
+                           r1, &k);
 }
 
 void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax) {

@@ -81,6 +81,7 @@ static int step_ok(const se_compiled *c, const se_step *s, const unsigned char *
     const st_conv2d *k = &s->conv;
     if (!in_team[s - c->steps] || s->team != TEAM_SPLIT) return 0;
     if (s->op == ST_OP_UPSAMPLE) return s->n_epi == 0 && up_factor(c, s) >= 1 && c->g->values[s->out].h >= c->blk_T;
+    if (s->op == ST_OP_MAXPOOL) return s->n_epi == 0 && s->pool.P >= c->blk_T;
     if (s->op != ST_OP_CONV2D || !s->sparse || k->groups != 1 || k->P < c->blk_T) return 0;
     /* weights larger than the input (ResNet's layer3 and 4) go by output channels, each
      * thread streaming half of them (sparse_conv.c); blocks would stream all of them, and
@@ -97,14 +98,23 @@ static int step_ok(const se_compiled *c, const se_step *s, const unsigned char *
            k->Q == k->W && k->pad_h <= SE_BLK_HALO && 2 * k->pad_h == k->R - 1;
 }
 
-/* A stride-2 step or an upsampling reading a blocked map: block b's window of input
- * rows must lie in the block's rows and halos. */
+/* Input rows of a max pool's output rows [p0, p1): pool_first .. pool_last (clipped to
+ * the map: the rest is padding). */
+static int pool_first(const se_step *s, int p0) { return ST_MAX(0, p0 * s->pool.stride_h - s->pool.pad_h); }
+static int pool_last(const se_step *s, int p1) {
+    const st_pool *p = &s->pool;
+    return ST_MIN(p->H - 1, (p1 - 1) * p->stride_h - p->pad_h + p->kh - 1);
+}
+
+/* A stride-2 step, an upsampling or a max pool reading a blocked map: block b's window
+ * of input rows must lie in the block's rows and halos. */
 static int window_ok(const se_compiled *c, const se_step *s) {
     const int T = c->blk_T, H = c->g->values[s->in[0]].h, P = c->g->values[s->out].h;
-    const int up = s->op == ST_OP_UPSAMPLE, f = up ? up_factor(c, s) : 0;
+    const int up = s->op == ST_OP_UPSAMPLE, f = up ? up_factor(c, s) : 0, pool = s->op == ST_OP_MAXPOOL;
     for (int b = 0; b < T; b++) {
         const int r0 = H * b / T, r1 = H * (b + 1) / T, p0 = P * b / T, p1 = P * (b + 1) / T;
-        const int first = up ? p0 / f : s2_first(s, p0), last = up ? (p1 - 1) / f : s2_last(s, p1);
+        const int first = up ? p0 / f : pool ? pool_first(s, p0) : s2_first(s, p0);
+        const int last = up ? (p1 - 1) / f : pool ? pool_last(s, p1) : s2_last(s, p1);
         if ((b > 0 && first < r0 - SE_BLK_HALO) || (b + 1 < T && last > r1 - 1 + SE_BLK_HALO)) return 0;
     }
     return 1;
@@ -117,7 +127,7 @@ static int settle(const se_compiled *c, unsigned char *ok, unsigned char *blk) {
         const se_step *s = &c->steps[i];
         if (s->elided) continue;
         const int out = root_of(c, s->out);
-        const int in = root_of(c, s->in[0]), windowed = s->op == ST_OP_UPSAMPLE || is_s2(s);
+        const int in = root_of(c, s->in[0]), windowed = s->op == ST_OP_UPSAMPLE || s->op == ST_OP_MAXPOOL || is_s2(s);
         if (ok[i] && !windowed && s->conv.pad_h > 0 && !blk[in]) ok[i] = 0, changed++;
         if (ok[i] && windowed && blk[in] && !window_ok(c, s)) blk[in] = 0, changed++;
         for (int e = 0; e < s->n_epi; e++) {
@@ -312,10 +322,25 @@ static void upsample_block(const se_compiled *c, const se_step *s, float *const 
         }
 }
 
+/* Block b of a max pool: output rows [p0, p1) from input rows pool_first .. pool_last. */
+static void maxpool_block(const se_compiled *c, const se_step *s, float *const *ptr, float *blk_arena, int b) {
+    const int T = c->blk_T, in = s->in[0], H = s->pool.H, P = s->pool.P;
+    const int p0 = P * b / T, p1 = P * (b + 1) / T, r0 = H * b / T, r1 = H * (b + 1) / T;
+    if (c->blk[root_of(c, in)]) fill_halo(c, blk_arena, in, b, pool_first(s, p0) < r0, pool_last(s, p1) >= r1);
+    size_t ldx, ldy;
+    const float *x = rows_at(c, ptr, blk_arena, in, b, r0, &ldx);
+    float *y = rows_at(c, ptr, blk_arena, s->out, b, p0, &ldy);
+    st_maxpool_forward_infer_rows(&s->pool, y, ldy, x, ldx, r0, p0, p1);
+}
+
 int se__blk_part(const se_compiled *c, const se_step *s, float *const *ptr, float *blk_arena,
                  float *scratch, int part, int nt, st_error *e) {
     if (s->op == ST_OP_UPSAMPLE) {
         for (int b = part; b < c->blk_T; b += nt) upsample_block(c, s, ptr, blk_arena, b);
+        return 0;
+    }
+    if (s->op == ST_OP_MAXPOOL) {
+        for (int b = part; b < c->blk_T; b += nt) maxpool_block(c, s, ptr, blk_arena, b);
         return 0;
     }
     const int T = c->blk_T, in = s->in[0], s2 = is_s2(s);
