@@ -16,7 +16,8 @@
 # On several threads each round also shows the threads' cache-line round trip that our
 # runs measured (sparseengine bench: Thread Round Trip): this kind of VM flips between
 # vCPUs on one core complex (~60-80 ns) and on two (~330-380 ns), and multi-threaded
-# latencies with it, ORT's and ours, so a round's ratio belongs to one of the two.
+# latencies with it, ORT's and ours, so a round's ratio belongs to one of the two; with
+# several rounds it also prints the medians over the near rounds and over the far ones.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 threads=2 secs=5 batch=1 rounds=1 models=()
@@ -76,4 +77,18 @@ for m in "${models[@]}"; do
   [[ $threads -gt 1 && -n "${rt_all[0]}" ]] && echo "  thread round trips per round (ns, after ORT / after layers / after columns): ${rt_all[*]}"
   printf "%-44s %10.3f %12.3f %12.3f %8.2f %8.2f\n" "$(basename "$(dirname "$m")")/$(basename "$m")" \
     "$ort" "$lay" "$col" "$(echo "$ort / $lay" | bc -l)" "$(echo "$ort / $col" | bc -l)"
+  # the same medians over the rounds whose three round trips agree: near (< 150 ns) or far (> 250)
+  if [[ $threads -gt 1 && $rounds -gt 1 && -n "${rt_all[0]}" ]]; then
+    /usr/bin/python3 - "${o_all[*]}" "${l_all[*]}" "${c_all[*]}" "${rt_all[*]}" <<'PY'
+import statistics as st, sys
+o, l, c = ([float(v) for v in a.split()] for a in sys.argv[1:4])
+rt = [[float(v) for v in r.split('/') if v] for r in sys.argv[4].split()]
+for name, keep in (('near', lambda t: max(t) < 150), ('far', lambda t: min(t) > 250)):
+    i = [k for k, t in enumerate(rt) if len(t) == 3 and keep(t)]
+    if not i:
+        continue
+    mo, ml, mc = (st.median([v[k] for k in i]) for v in (o, l, c))
+    print('  %s rounds (%d): ORT %.3f, layers %.3f (x%.2f), columns %.3f (x%.2f)' % (name, len(i), mo, ml, mo / ml, mc, mo / mc))
+PY
+  fi
 done
