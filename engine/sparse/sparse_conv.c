@@ -138,9 +138,12 @@ static void build_xb_taps(const st_sparse_kernels *k, const st_conv2d *c, const 
     st__valid_range(Q, 2, se - pw, W, &lo_e, &hi_e);
     st__valid_range(Q, 2, se + 1 - pw, W, &lo_o, &hi_o);
     const int a2 = ST_MAX(lo_e, lo_o), b2 = ST_MAX(a2, ST_MIN(hi_e, hi_o));
-    for (int t = 0; t < nrow; t++) {
-        const int u = v0 + t, n = u / g->Hv, i = u - n * g->Hv;
-        for (int ch = ch0; ch < ch1; ch++)
+    /* channel by channel, so the rows read follow each other in memory (row by row across
+     * all channels, every read opened another page: yolov5n's model.1 alone, one thread,
+     * 0.148 -> 0.142 ms) */
+    for (int ch = ch0; ch < ch1; ch++)
+        for (int t = 0; t < nrow; t++) {
+            const int u = v0 + t, n = u / g->Hv, i = u - n * g->Hv;
             for (int a = 0; a < g->sh; a++) {
                 const int vc0 = ch * g->PH + a * S, h = i * g->sh + a - c->pad_h;
                 int used = 0;
