@@ -344,11 +344,17 @@ void st_maxpool_forward_infer_part(const st_pool *p, float *y, const float *x, i
 
 void st_maxpool_forward_infer_rows(const st_pool *p, float *y, size_t ldy, const float *x, size_t ldx,
                                    int xrow0, int r0, int r1) {
+    if (r0 >= r1) return;
     st_kernels k;
     st_kernels_init(&k, st_cpu_select_isa());
-    for (int ch = 0; ch < p->C; ch++) /* planes placed so that row h of the map is at h * W */
-        maxpool_plane_rows(p, y + ch * ldy - (ptrdiff_t)r0 * p->Q, x + ch * ldx - (ptrdiff_t)xrow0 * p->W, r0,
-                           r1, &k);
+    /* the rows as a pool of their own: input rows first .. last of the map, the padding
+     * above them what the map's padding leaves of the first window (0 inside the map) */
+    const int first = ST_MAX(0, r0 * p->stride_h - p->pad_h);
+    const int last = ST_MIN(p->H, (r1 - 1) * p->stride_h - p->pad_h + p->kh);
+    st_pool q = *p;
+    q.N = 1, q.H = last - first, q.P = r1 - r0, q.pad_h = first - (r0 * p->stride_h - p->pad_h);
+    const float *xs = x + (ptrdiff_t)(first - xrow0) * p->W;
+    for (int ch = 0; ch < p->C; ch++) maxpool_plane_rows(&q, y + ch * ldy, xs + ch * ldx, 0, q.P, &k);
 }
 
 void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax) {

@@ -135,10 +135,10 @@ void st_maxpool_forward_infer(const st_pool *p, float *y, const float *x);
  * and the sparse convolutions split such maps by channels). */
 #define ST_POOL_PART_PLANE 256
 void st_maxpool_forward_infer_part(const st_pool *p, float *y, const float *x, int part, int nparts);
-/* Output rows [r0, r1) of every channel of one image (p->N is not used): x holds input
- * rows from xrow0 on (row h of channel ch at x + ch*ldx + (h - xrow0)*W; the rows the
- * windows take must be there), y output row r0 on (output row o at y + ch*ldy +
- * (o - r0)*Q). For maps stored blocked by thread (the engine's). */
+/* Output rows [r0, r1) of every channel of one image (p->N is not used): row h of input
+ * channel ch at x + ch*ldx + (h - xrow0)*W (the rows the windows take must be there,
+ * above xrow0 too), output row o at y + ch*ldy + (o - r0)*Q. For maps stored blocked by
+ * thread (the engine's). */
 void st_maxpool_forward_infer_rows(const st_pool *p, float *y, size_t ldy, const float *x, size_t ldx,
                                    int xrow0, int r0, int r1);
 void st_avgpool_forward(const st_pool *p, float *y, const float *x);
