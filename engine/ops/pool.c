@@ -123,14 +123,6 @@ void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float
  * (kh*kw of them per output): SPPF's three 5x5 pools took 13% of yolov5n's inference. */
 #define POOL_ROW_MAX 2048
 
-/* Input rows [*hs, *he) of output row oh's window, clipped to the map (empty where the
- * window lies wholly in the padding). */
-static void window_rows(const st_pool *p, int oh, int *hs, int *he) {
-    const int h0 = oh * p->stride_h - p->pad_h;
-    *he = ST_MIN(h0 + p->kh, p->H);
-    *hs = h0 < 0 ? 0 : h0;
-}
-
 /* Columns [c0, c1) (at most POOL_ROW_MAX) of output rows [r0, r1) of one plane. */
 static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int r0, int r1, int c0,
                                int c1) {
@@ -140,7 +132,7 @@ static void maxpool_plane_cols(const st_pool *p, float *yp, const float *xp, int
         float *yr = yp + (size_t)oh * Q;
         for (int ow = c0; ow < c1; ow++) yr[ow] = -INFINITY;
         int hs, he;
-        window_rows(p, oh, &hs, &he);
+        st_pool_window_rows(p, oh, &hs, &he);
         for (int h = hs; h < he; h++) {
             const float *xr = xp + (size_t)h * W;
             for (int ow = c0; ow < c1; ow++) row[ow - c0] = -INFINITY;
@@ -199,7 +191,7 @@ static void maxpool_plane_sep(const st_pool *p, float *yp, const float *xp, int 
     for (int oh = r0; oh < r1; oh++) {
         float *yr = yp + (size_t)oh * Q + c0;
         int hs, he;
-        window_rows(p, oh, &hs, &he);
+        st_pool_window_rows(p, oh, &hs, &he);
         if (he <= hs || jb <= ja) {
             for (int t = 0; t < n_out; t++) yr[t] = -INFINITY;
             continue;
@@ -265,7 +257,7 @@ static void maxpool_plane_3s2(const st_pool *p, float *yp, const float *xp, int 
     const float *rows[POOL_SEP_KMAX];
     for (int oh = r0; oh < r1; oh++) {
         int hs, he;
-        window_rows(p, oh, &hs, &he);
+        st_pool_window_rows(p, oh, &hs, &he);
         float *yr = yp + (size_t)oh * p->Q;
         if (he <= hs) {
             for (int t = 0; t < p->Q; t++) yr[t] = -INFINITY;
@@ -349,10 +341,11 @@ void st_maxpool_forward_infer_rows(const st_pool *p, float *y, size_t ldy, const
     st_kernels_init(&k, st_cpu_select_isa());
     /* the rows as a pool of their own: input rows first .. last of the map, the padding
      * above them what the map's padding leaves of the first window (0 inside the map) */
-    const int first = ST_MAX(0, r0 * p->stride_h - p->pad_h);
-    const int last = ST_MIN(p->H, (r1 - 1) * p->stride_h - p->pad_h + p->kh);
+    int first, end, unused;
+    st_pool_window_rows(p, r0, &first, &unused);
+    st_pool_window_rows(p, r1 - 1, &unused, &end);
     st_pool q = *p;
-    q.N = 1, q.H = last - first, q.P = r1 - r0, q.pad_h = first - (r0 * p->stride_h - p->pad_h);
+    q.N = 1, q.H = end - first, q.P = r1 - r0, q.pad_h = first - (r0 * p->stride_h - p->pad_h);
     const float *xs = x + (ptrdiff_t)(first - xrow0) * p->W;
     for (int ch = 0; ch < p->C; ch++) maxpool_plane_rows(&q, y + ch * ldy, xs + ch * ldx, 0, q.P, &k);
 }

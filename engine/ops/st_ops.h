@@ -123,6 +123,13 @@ typedef struct {
     int P, Q;               /* filled by st_pool_init */
 } st_pool;
 int st_pool_init(st_pool *p);
+/* Input rows [*hs, *he) of output row oh's window, clipped to the map (empty where the
+ * window lies wholly in the padding). */
+static inline void st_pool_window_rows(const st_pool *p, int oh, int *hs, int *he) {
+    const int h0 = oh * p->stride_h - p->pad_h;
+    *he = h0 + p->kh < p->H ? h0 + p->kh : p->H;
+    *hs = h0 < 0 ? 0 : h0;
+}
 /* argmax[N*C*P*Q] receives the flat index (within the H*W plane) of each max. */
 void st_maxpool_forward(const st_pool *p, float *y, int32_t *argmax, const float *x);
 void st_maxpool_backward(const st_pool *p, float *dx, const float *dy, const int32_t *argmax);

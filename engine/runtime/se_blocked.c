@@ -100,10 +100,15 @@ static int step_ok(const se_compiled *c, const se_step *s, const unsigned char *
 
 /* Input rows of a max pool's output rows [p0, p1): pool_first .. pool_last (clipped to
  * the map: the rest is padding). */
-static int pool_first(const se_step *s, int p0) { return ST_MAX(0, p0 * s->pool.stride_h - s->pool.pad_h); }
+static int pool_first(const se_step *s, int p0) {
+    int hs, he;
+    st_pool_window_rows(&s->pool, p0, &hs, &he);
+    return hs;
+}
 static int pool_last(const se_step *s, int p1) {
-    const st_pool *p = &s->pool;
-    return ST_MIN(p->H - 1, (p1 - 1) * p->stride_h - p->pad_h + p->kh - 1);
+    int hs, he;
+    st_pool_window_rows(&s->pool, p1 - 1, &hs, &he);
+    return he - 1;
 }
 
 /* A stride-2 step, an upsampling or a max pool reading a blocked map: block b's window
